@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internals shared by pool.c, device.c and lib.c. Not part of the API.
+ */
+#ifndef BT_INTERNAL_H
+#define BT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bt_lock.h"
+#include "bt_ring.h"
+#include "bulktap.h"
+
+#define BT_LIKELY(x) __builtin_expect(!!(x), 1)
+#define BT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Frame states, kept in the frame's headroom (struct bt_frame_meta). */
+enum { BT_FREE = 0, BT_HELD = 1, BT_QUEUED = 2 };
+
+/*
+ * Thread slots. Statistics are "per CPU" in the sense that matters in user
+ * space: per thread. A thread leases one of BT_SLOTS exclusive slots on first
+ * use and gives it back when it exits, so counters in its slot are written by
+ * that thread only (plain load + store, no lock prefix, no shared line).
+ * Threads beyond BT_SLOTS share the last slot and use atomic adds there.
+ * (Per sched_getcpu() counters would need restartable sequences to be exact:
+ * a thread can be preempted between reading its CPU and writing the counter.)
+ */
+#define BT_SLOTS 64
+#define BT_SLOT_SHARED BT_SLOTS
+int bt_thread_slot(void);
+
+struct bt_counters {
+	alignas(BT_CACHE_LINE) _Atomic uint64_t c[8];
+};
+
+static inline void bt_count(struct bt_counters *s, int slot, int i, uint64_t v)
+{
+	if (BT_LIKELY(slot != BT_SLOT_SHARED))
+		atomic_store_explicit(&s->c[i],
+				      atomic_load_explicit(&s->c[i],
+							   memory_order_relaxed) +
+					      v,
+				      memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(&s->c[i], v, memory_order_relaxed);
+}
+
+/*
+ * Object lifetime for devices, in the spirit of sleepable RCU. Every call
+ * that uses a device "enters" it: it bumps the in-flight count of its thread
+ * slot, then checks that the device is still open and of the same
+ * generation as the handle. Close marks the device closed, then waits for
+ * every slot's count to fall to zero before it frees anything.
+ *
+ * Why this is safe: enter is (increment; load open) and close is
+ * (store closed; load counts), all sequentially consistent. Whatever the
+ * interleaving, either the caller sees "closed" and backs out, or close sees
+ * the caller's increment and waits for it. The device struct itself is never
+ * freed (a closed slot is reused by the next device), so even a stale
+ * handle only ever reads valid memory.
+ */
+struct bt_inflight {
+	alignas(BT_CACHE_LINE) _Atomic int64_t n;
+};
+
+struct bt_life {
+	_Atomic uint32_t gen;
+	_Atomic uint32_t open;
+	struct bt_inflight in[BT_SLOTS + 1];
+};
+
+static inline int bt_enter(struct bt_life *l, uint32_t gen, int slot)
+{
+	atomic_fetch_add_explicit(&l->in[slot].n, 1, memory_order_seq_cst);
+	if (BT_LIKELY(atomic_load_explicit(&l->open, memory_order_seq_cst) &&
+		      atomic_load_explicit(&l->gen, memory_order_relaxed) ==
+			      gen))
+		return 0;
+	atomic_fetch_sub_explicit(&l->in[slot].n, 1, memory_order_release);
+	return -ENXIO;
+}
+
+static inline void bt_leave(struct bt_life *l, int slot)
+{
+	/* Release: our last reads of the device happen before close can see
+	 * the count drop and free the rings. */
+	atomic_fetch_sub_explicit(&l->in[slot].n, 1, memory_order_release);
+}
+
+void bt_retire(struct bt_life *l);
+
+/*
+ * Pools. A pool's struct, frame region and free stack are never handed back
+ * to the allocator: destroy returns the physical pages (MADV_DONTNEED) and a
+ * later pool reuses the slot. A TypeScript view or a stale ref in another
+ * Worker can therefore never fault; it reads zeros and fails validation.
+ * Every pool operation runs under the pool's lock, once per bulk.
+ */
+struct bt_pool {
+	_Atomic uint32_t gen;
+	_Atomic uint32_t open;
+	uint32_t slot;
+	uint32_t nframes;
+	uint32_t frame_size;
+	uint32_t headroom;
+	uint8_t *base;
+	size_t region_bytes; /* in use */
+	size_t region_cap; /* mapped */
+	struct bt_lock lock;
+	uint32_t *free_stack;
+	uint32_t nfree;
+	uint32_t stack_cap;
+	uint32_t devices; /* devices whose home pool this is (table lock) */
+	_Atomic uint64_t alloc_failed;
+	_Atomic uint64_t double_return;
+	_Atomic uint64_t foreign_return;
+	_Atomic uint64_t invalid_ref;
+	_Atomic uint64_t corrupt;
+};
+
+extern struct bt_pool *_Atomic bt_pools[BT_MAX_POOLS + 1];
+extern pthread_mutex_t bt_table_lock;
+
+struct bt_pool *bt_pool_get(uint32_t handle);
+
+static inline struct bt_frame_meta *bt_frame_at(struct bt_pool *p,
+						uint32_t idx)
+{
+	return (struct bt_frame_meta *)(p->base + (size_t)idx * p->frame_size);
+}
+
+/* The meta of a ref's frame, or NULL if the ref names no frame of an open
+ * pool. Sets *pool. */
+static inline struct bt_frame_meta *bt_ref_meta(uint32_t ref,
+						struct bt_pool **pool)
+{
+	uint32_t slot = ref >> BT_REF_INDEX_BITS;
+	uint32_t idx = ref & BT_REF_INDEX_MASK;
+	struct bt_pool *p = bt_pools[slot];
+
+	if (BT_UNLIKELY(!p || !atomic_load_explicit(&p->open,
+						    memory_order_acquire) ||
+			idx >= p->nframes))
+		return NULL;
+	*pool = p;
+	return bt_frame_at(p, idx);
+}
+
+/* Is the frame's data window inside the frame? */
+static inline int bt_meta_len_ok(const struct bt_pool *p,
+				 const struct bt_frame_meta *m)
+{
+	return m->data_off >= sizeof(struct bt_frame_meta) &&
+	       (uint32_t)m->data_off + m->len <= p->frame_size;
+}
+
+/* Resolve a ring entry (frame address) to its meta and pool, trusting the
+ * ref in the headroom only after checking it against the address. */
+struct bt_frame_meta *bt_frame_from_ptr(uintptr_t ptr, struct bt_pool **pool);
+
+/* Return frames that the library owns (queued or dropped) to their pools,
+ * grouping runs of the same pool under one lock. */
+void bt_release_refs(const uint32_t *refs, uint32_t n);
+void bt_release_metas(struct bt_frame_meta *const *metas, uint32_t n);
+
+/* Take one frame of pool p for the library's own use (copied entries). */
+struct bt_frame_meta *bt_pool_take_one(struct bt_pool *p);
+
+/* Copied entries: bytes from outside any pool, tagged with BT_TAG_COPY. */
+struct bt_copy {
+	uint32_t len;
+	uint32_t pad;
+	uint64_t tstamp_ns;
+	uint8_t data[];
+};
+
+#endif /* BT_INTERNAL_H */

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bulktap: frame pools, multi-queue devices and bulk transmit.
+ *
+ * Conventions (liburing style):
+ *   - every call returns a non-negative value on success and a negative
+ *     errno on failure; nothing is reported through errno;
+ *   - objects are named by small integer handles, never raw pointers, so a
+ *     stale handle (closed object, other Worker) fails with -ENXIO instead of
+ *     touching freed memory;
+ *   - a frame is named by a 32-bit ref: pool slot in the top 8 bits, frame
+ *     index in the low 24. Refs are what TypeScript keeps in Uint32Arrays.
+ *
+ * Ownership: a frame is FREE (in its pool), HELD (by the caller) or QUEUED
+ * (in a device queue). bt_pool_alloc hands out HELD frames; bt_xmit takes
+ * them (every frame is either queued or returned to its pool and counted as
+ * dropped); bt_queue_read hands queued frames back as HELD; bt_pool_put
+ * returns HELD frames. Nothing else moves a frame.
+ */
+#ifndef BULKTAP_H
+#define BULKTAP_H
+
+#include <stdint.h>
+
+#define BT_API __attribute__((visibility("default")))
+
+#define BT_VERSION 1
+
+#define BT_MAX_POOLS 255 /* pool slots 1..255; slot 0 is never used */
+#define BT_MAX_DEVS 4096
+#define BT_MAX_QUEUES 256
+#define BT_MAX_RING 65536
+#define BT_MAX_BULK 256 /* largest bulk accepted by one xmit call */
+#define BT_REF_INDEX_BITS 24
+#define BT_REF_INDEX_MASK ((1u << BT_REF_INDEX_BITS) - 1)
+
+/* xmit flags */
+#define BT_XMIT_FLUSH 1u /* wake the queue's reader if it sleeps */
+#define BT_XMIT_FLAGS_MASK BT_XMIT_FLUSH
+
+/* cpu argument: use sched_getcpu() of the calling thread */
+#define BT_CPU_SELF (-1)
+
+/*
+ * Frame metadata, at the start of every frame, inside its headroom (32
+ * bytes). The library writes magic, ref, state and data_off at allocation;
+ * the caller writes len (and data_off, to push or pull headers) and may stamp
+ * tstamp_ns and mark. Because the caller can write here, the library
+ * re-validates every field it reads: a caller that scribbles on magic, ref or
+ * state can confuse its own accounting (the library counts what it notices)
+ * but never makes the library write outside a pool.
+ */
+struct bt_frame_meta {
+	uint32_t magic; /* BT_FRAME_MAGIC */
+	uint32_t ref; /* this frame's ref */
+	uint16_t data_off; /* offset of the data from the frame start */
+	uint16_t vnet_len; /* bytes of virtio-net header (TAP), else 0 */
+	uint32_t len; /* bytes of data */
+	uint64_t tstamp_ns; /* CLOCK_MONOTONIC creation/receive time */
+	uint32_t mark; /* free for programs */
+	uint16_t queue; /* queue the frame was read from */
+	uint8_t state; /* library-owned: free, held or queued */
+	uint8_t reserved;
+};
+#define BT_FRAME_MAGIC 0x62746672u /* "btfr" */
+
+/* Byte offsets of the metadata fields, for TypeScript views. */
+#define BT_META_OFF_MAGIC 0
+#define BT_META_OFF_REF 4
+#define BT_META_OFF_DATA_OFF 8
+#define BT_META_OFF_VNET_LEN 10
+#define BT_META_OFF_LEN 12
+#define BT_META_OFF_TSTAMP 16
+#define BT_META_OFF_MARK 24
+#define BT_META_OFF_QUEUE 28
+#define BT_META_OFF_STATE 30
+
+/* Pool statistics, in this order (bt_pool_stats). */
+enum bt_pool_stat {
+	BT_PS_FRAMES,
+	BT_PS_FREE,
+	BT_PS_HELD,
+	BT_PS_QUEUED,
+	BT_PS_ALLOC_FAILED, /* frames asked for but not available */
+	BT_PS_DOUBLE_RETURN, /* returns of frames that were not held */
+	BT_PS_FOREIGN_RETURN, /* returns of frames of another pool */
+	BT_PS_INVALID_REF, /* refs that name no frame of this pool */
+	BT_PS_COUNT
+};
+
+/* Pool geometry, in this order (bt_pool_info). */
+enum bt_pool_info_field {
+	BT_PI_SLOT,
+	BT_PI_FRAMES,
+	BT_PI_FRAME_SIZE,
+	BT_PI_HEADROOM,
+	BT_PI_REGION_BYTES,
+	BT_PI_COUNT
+};
+
+/* Device statistics, in this order (bt_dev_stats): transmit side summed
+ * over per-CPU slots, receive side summed over queues. */
+enum bt_dev_stat {
+	BT_DS_TX_PACKETS,
+	BT_DS_TX_BYTES,
+	BT_DS_TX_DROPPED, /* not accepted by a full ring: back in the pool */
+	BT_DS_XMIT_CALLS,
+	BT_DS_FLUSHES,
+	BT_DS_WAKEUPS_SENT,
+	BT_DS_WAKEUPS_AVOIDED,
+	BT_DS_LOCK_ACQUISITIONS,
+	BT_DS_RX_PACKETS,
+	BT_DS_RX_BYTES,
+	BT_DS_RX_BATCHES,
+	BT_DS_RX_SLEEPS, /* times a reader announced it sleeps */
+	BT_DS_RX_DROPPED, /* copied entries with no pool frame to land in */
+	BT_DS_QUEUED, /* entries in the queues right now */
+	BT_DS_COUNT
+};
+
+/* Device geometry (bt_dev_info). */
+enum bt_dev_info_field {
+	BT_DI_QUEUES,
+	BT_DI_RING_SIZE,
+	BT_DI_POOL, /* handle of the device's own pool */
+	BT_DI_COUNT
+};
+
+/* Why a ref was refused (bt_frame_check). */
+enum bt_frame_problem {
+	BT_FRAME_OK = 0,
+	BT_FRAME_NO_POOL = 1, /* the slot names no open pool */
+	BT_FRAME_BAD_INDEX = 2, /* index beyond the pool */
+	BT_FRAME_NOT_HELD = 3, /* free (double return) */
+	BT_FRAME_QUEUED = 4, /* still in a device queue */
+	BT_FRAME_BAD_LENGTH = 5, /* data_off + len beyond the frame */
+	BT_FRAME_BAD_OFFSET = 6, /* data_off inside the metadata */
+};
+
+/* Library */
+BT_API uint32_t bt_version(void);
+BT_API uint64_t bt_now_ns(void);
+BT_API int32_t bt_current_cpu(void);
+BT_API uint32_t bt_meta_size(void);
+
+/* Frame pools */
+BT_API int32_t bt_pool_create(uint32_t nframes, uint32_t frame_size,
+			      uint32_t headroom);
+BT_API int32_t bt_pool_destroy(uint32_t pool);
+BT_API void *bt_pool_base(uint32_t pool);
+BT_API int32_t bt_pool_info(uint32_t pool, uint64_t *out, uint32_t n);
+BT_API int32_t bt_pool_stats(uint32_t pool, uint64_t *out, uint32_t n);
+BT_API int32_t bt_pool_alloc(uint32_t pool, uint32_t *refs, uint32_t n);
+BT_API int32_t bt_pool_put(uint32_t pool, const uint32_t *refs, uint32_t n,
+			   uint32_t *bad, uint32_t bad_max);
+BT_API int32_t bt_frame_check(uint32_t ref);
+
+/* Devices */
+BT_API int32_t bt_dev_create(uint32_t pool, uint32_t nqueues,
+			     uint32_t ring_size);
+BT_API int32_t bt_dev_close(uint32_t dev);
+BT_API int32_t bt_dev_info(uint32_t dev, uint64_t *out, uint32_t n);
+BT_API int32_t bt_dev_stats(uint32_t dev, uint64_t *out, uint32_t n);
+BT_API int32_t bt_queue_for_cpu(uint32_t dev, int32_t cpu);
+
+/* Transmit */
+BT_API int32_t bt_xmit(uint32_t dev, const uint32_t *refs, uint32_t n,
+		       uint32_t flags, int32_t cpu);
+BT_API int32_t bt_xmit_copy(uint32_t dev, const uint8_t *data,
+			    const uint32_t *lens, uint32_t n, uint32_t flags,
+			    int32_t cpu);
+BT_API int32_t bt_flush(uint32_t dev, int32_t queue);
+
+/* Readers */
+BT_API int32_t bt_queue_read(uint32_t dev, uint32_t queue, uint32_t *refs,
+			     uint32_t max);
+BT_API int32_t bt_queue_wait(uint32_t dev, uint32_t queue, int32_t timeout_ms);
+BT_API int32_t bt_queue_unread(uint32_t dev, uint32_t queue,
+			       const uint32_t *refs, uint32_t n);
+BT_API int32_t bt_queue_count(uint32_t dev, uint32_t queue);
+
+#endif /* BULKTAP_H */

@@ -1,0 +1,725 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * In-memory multi-queue devices: a TAP device without the kernel. Each queue
+ * is a ring plus an eventfd that wakes its reader.
+ *
+ * Transmit (bt_xmit) follows the kernel's bulk ndo_xdp_xmit:
+ *   1. validate every frame (all or nothing: -EINVAL leaves them with the
+ *      caller);
+ *   2. pick the queue once, cpu % nqueues: several CPUs may share a queue,
+ *      so the ring stays multi-producer;
+ *   3. take that queue's producer lock once, enqueue until the ring is full,
+ *      release;
+ *   4. return the frames that did not fit to their pools, count them as
+ *      tx_dropped, and return how many were accepted (a prefix);
+ *   5. with BT_XMIT_FLUSH, ring the doorbell: wake the reader, but only if it
+ *      said it sleeps.
+ *
+ * The doorbell protocol (no lost wake-up, no syscall while the reader works):
+ *
+ *   reader                              producer
+ *   need_wakeup = 1                     publish entries (release)
+ *   full fence                          full fence
+ *   ring empty? -> poll(eventfd)        need_wakeup? -> xchg 0, write(eventfd)
+ *
+ * With a full fence on both sides, at least one side sees the other's store:
+ * either the reader finds the entries and does not sleep, or the producer
+ * finds the flag and wakes it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bt_internal.h"
+
+enum {
+	TX_PACKETS,
+	TX_BYTES,
+	TX_DROPPED,
+	TX_CALLS,
+	TX_FLUSHES,
+	TX_WAKEUPS_SENT,
+	TX_WAKEUPS_AVOIDED,
+	TX_LOCKS,
+};
+
+struct bt_queue {
+	struct bt_ring ring;
+	/* Written by the reader (set before sleeping) and producers (clear
+	 * when waking): its own line, touched once per flush, not per frame. */
+	alignas(BT_CACHE_LINE) _Atomic uint32_t need_wakeup;
+	int efd;
+	/* Reader-side counters, written under the consumer lock. */
+	alignas(BT_CACHE_LINE) _Atomic uint64_t rx_packets;
+	_Atomic uint64_t rx_bytes;
+	_Atomic uint64_t rx_batches;
+	_Atomic uint64_t rx_sleeps;
+	_Atomic uint64_t rx_dropped;
+};
+
+struct bt_dev {
+	struct bt_life life;
+	uint32_t slot;
+	uint32_t nqueues;
+	uint32_t ring_size;
+	uint32_t pool_handle;
+	struct bt_pool *pool;
+	struct bt_queue *queues;
+	_Atomic uintptr_t *slots;
+	struct bt_counters tx[BT_SLOTS + 1];
+};
+
+static struct bt_dev *_Atomic devs[BT_MAX_DEVS];
+
+#define DEV_SLOT_MASK (BT_MAX_DEVS - 1)
+#define DEV_GEN_SHIFT 12
+#define DEV_GEN_MASK ((1u << 19) - 1)
+
+static struct bt_dev *dev_enter(uint32_t h, int ts)
+{
+	struct bt_dev *d = devs[h & DEV_SLOT_MASK];
+
+	if (!d || bt_enter(&d->life, h >> DEV_GEN_SHIFT, ts))
+		return NULL;
+	return d;
+}
+
+static uint32_t queue_index(struct bt_dev *d, int32_t cpu)
+{
+	if (cpu < 0) {
+		cpu = sched_getcpu();
+		if (cpu < 0)
+			cpu = 0;
+	}
+	return (uint32_t)cpu % d->nqueues;
+}
+
+static void drop_entry(uintptr_t e, void *ctx)
+{
+	(void)ctx;
+	if (e & BT_TAG_COPY) {
+		free((void *)(e & ~BT_TAG_MASK));
+	} else {
+		struct bt_frame_meta *m = (struct bt_frame_meta *)e;
+		bt_release_metas(&m, 1);
+	}
+}
+
+/* Free every entry left in a ring; returns how many there were. Caller
+ * holds both locks or knows nobody else can touch the ring. */
+static uint32_t ring_drain(struct bt_ring *r)
+{
+	uintptr_t e[64];
+	struct bt_frame_meta *frames[64];
+	uint32_t k, total = 0;
+
+	while ((k = bt_ring_consume_batch(r, e, 64)) > 0) {
+		uint32_t nf = 0;
+		for (uint32_t i = 0; i < k; i++) {
+			if (e[i] & BT_TAG_COPY)
+				free((void *)(e[i] & ~BT_TAG_MASK));
+			else
+				frames[nf++] = (struct bt_frame_meta *)e[i];
+		}
+		bt_release_metas(frames, nf);
+		total += k;
+	}
+	return total;
+}
+
+static void dev_free_queues(struct bt_dev *d, uint32_t nq)
+{
+	for (uint32_t i = 0; i < nq; i++)
+		if (d->queues[i].efd >= 0)
+			close(d->queues[i].efd);
+	free(d->queues);
+	free(d->slots);
+	d->queues = NULL;
+	d->slots = NULL;
+}
+
+int32_t bt_dev_create(uint32_t pool_handle, uint32_t nqueues,
+		      uint32_t ring_size)
+{
+	struct bt_dev *d;
+	struct bt_pool *pool;
+	uint32_t slot;
+	int32_t ret;
+
+	if (nqueues < 1 || nqueues > BT_MAX_QUEUES)
+		return -EINVAL;
+	if (ring_size < 2 || ring_size > BT_MAX_RING)
+		return -EINVAL;
+
+	pthread_mutex_lock(&bt_table_lock);
+	pool = bt_pool_get(pool_handle);
+	if (!pool) {
+		ret = -ENXIO;
+		goto out;
+	}
+	for (slot = 1; slot < BT_MAX_DEVS; slot++)
+		if (!devs[slot] || !atomic_load(&devs[slot]->life.open))
+			break;
+	if (slot == BT_MAX_DEVS) {
+		ret = -EMFILE;
+		goto out;
+	}
+	d = devs[slot];
+	if (!d) {
+		d = aligned_alloc(BT_CACHE_LINE, sizeof(*d));
+		if (!d) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		memset(d, 0, sizeof(*d));
+		d->slot = slot;
+		devs[slot] = d;
+	}
+	d->queues = aligned_alloc(BT_CACHE_LINE,
+				  sizeof(struct bt_queue) * nqueues);
+	d->slots = calloc((size_t)nqueues * ring_size, sizeof(uintptr_t));
+	if (!d->queues || !d->slots) {
+		free(d->queues);
+		free(d->slots);
+		d->queues = NULL;
+		d->slots = NULL;
+		ret = -ENOMEM;
+		goto out;
+	}
+	memset(d->queues, 0, sizeof(struct bt_queue) * nqueues);
+	for (uint32_t i = 0; i < nqueues; i++) {
+		struct bt_queue *q = &d->queues[i];
+		bt_ring_init(&q->ring, d->slots + (size_t)i * ring_size,
+			     ring_size);
+		q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (q->efd < 0) {
+			ret = -errno;
+			dev_free_queues(d, i);
+			goto out;
+		}
+	}
+	memset(d->tx, 0, sizeof(d->tx));
+	d->nqueues = nqueues;
+	d->ring_size = ring_size;
+	d->pool = pool;
+	d->pool_handle = pool_handle;
+	pool->devices++;
+
+	uint32_t gen = (atomic_load(&d->life.gen) + 1) & DEV_GEN_MASK;
+	if (gen == 0)
+		gen = 1;
+	atomic_store(&d->life.gen, gen);
+	atomic_store_explicit(&d->life.open, 1, memory_order_seq_cst);
+	ret = (int32_t)(slot | (gen << DEV_GEN_SHIFT));
+out:
+	pthread_mutex_unlock(&bt_table_lock);
+	return ret;
+}
+
+/* Returns how many queued entries were returned to their pools. */
+int32_t bt_dev_close(uint32_t h)
+{
+	struct bt_dev *d;
+	uint32_t drained = 0;
+
+	pthread_mutex_lock(&bt_table_lock);
+	d = devs[h & DEV_SLOT_MASK];
+	if (!d || !atomic_load(&d->life.open) ||
+	    atomic_load(&d->life.gen) != (h >> DEV_GEN_SHIFT)) {
+		pthread_mutex_unlock(&bt_table_lock);
+		return -ENXIO;
+	}
+	/* Closed first, then wake sleeping readers so they notice and leave,
+	 * then wait until no call is inside the device. */
+	atomic_store_explicit(&d->life.open, 0, memory_order_seq_cst);
+	for (uint32_t i = 0; i < d->nqueues; i++)
+		eventfd_write(d->queues[i].efd, 1);
+	bt_retire(&d->life);
+	for (uint32_t i = 0; i < d->nqueues; i++)
+		drained += ring_drain(&d->queues[i].ring);
+	dev_free_queues(d, d->nqueues);
+	d->pool->devices--;
+	pthread_mutex_unlock(&bt_table_lock);
+	return (int32_t)drained;
+}
+
+int32_t bt_dev_info(uint32_t h, uint64_t *out, uint32_t n)
+{
+	int ts = bt_thread_slot();
+	struct bt_dev *d = dev_enter(h, ts);
+	uint64_t v[BT_DI_COUNT];
+
+	if (!d)
+		return -ENXIO;
+	v[BT_DI_QUEUES] = d->nqueues;
+	v[BT_DI_RING_SIZE] = d->ring_size;
+	v[BT_DI_POOL] = d->pool_handle;
+	bt_leave(&d->life, ts);
+	if (!out && n)
+		return -EFAULT;
+	if (n > BT_DI_COUNT)
+		n = BT_DI_COUNT;
+	memcpy(out, v, n * sizeof(*v));
+	return BT_DI_COUNT;
+}
+
+int32_t bt_queue_for_cpu(uint32_t h, int32_t cpu)
+{
+	int ts = bt_thread_slot();
+	struct bt_dev *d = dev_enter(h, ts);
+	int32_t q;
+
+	if (!d)
+		return -ENXIO;
+	q = (int32_t)queue_index(d, cpu);
+	bt_leave(&d->life, ts);
+	return q;
+}
+
+/* Ring the doorbell of one queue (see the protocol at the top). */
+static void queue_kick(struct bt_queue *q, struct bt_counters *c, int ts)
+{
+	bt_count(c, ts, TX_FLUSHES, 1);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&q->need_wakeup, memory_order_relaxed) &&
+	    atomic_exchange_explicit(&q->need_wakeup, 0,
+				     memory_order_relaxed)) {
+		eventfd_write(q->efd, 1);
+		bt_count(c, ts, TX_WAKEUPS_SENT, 1);
+	} else {
+		bt_count(c, ts, TX_WAKEUPS_AVOIDED, 1);
+	}
+}
+
+/* Frames handed to a closed device go home, so nothing is lost. */
+static void give_back_held(const uint32_t *refs, uint32_t n)
+{
+	struct bt_frame_meta *metas[BT_MAX_BULK];
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct bt_pool *p;
+		struct bt_frame_meta *m = bt_ref_meta(refs[i], &p);
+		if (m && m->state == BT_HELD)
+			metas[k++] = m;
+	}
+	bt_release_metas(metas, k);
+}
+
+int32_t bt_xmit(uint32_t h, const uint32_t *refs, uint32_t n, uint32_t flags,
+		int32_t cpu)
+{
+	struct bt_frame_meta *metas[BT_MAX_BULK];
+	struct bt_dev *d;
+	struct bt_queue *q;
+	struct bt_counters *c;
+	uint64_t bytes = 0;
+	uint32_t sent;
+	int ts;
+
+	if (flags & ~BT_XMIT_FLAGS_MASK)
+		return -EINVAL;
+	if (n > BT_MAX_BULK)
+		return -E2BIG;
+	if (!refs && n)
+		return -EFAULT;
+	ts = bt_thread_slot();
+	d = dev_enter(h, ts);
+	if (!d) {
+		give_back_held(refs, n);
+		return -ENXIO;
+	}
+
+	/* 1. Validate all before touching any: -EINVAL takes nothing. */
+	for (uint32_t i = 0; i < n; i++) {
+		struct bt_pool *p;
+		struct bt_frame_meta *m = bt_ref_meta(refs[i], &p);
+
+		if (BT_UNLIKELY(!m || m->state != BT_HELD ||
+				!bt_meta_len_ok(p, m))) {
+			bt_leave(&d->life, ts);
+			return -EINVAL;
+		}
+		metas[i] = m;
+	}
+
+	/* 2-3. One queue, one lock, as many as fit. */
+	q = &d->queues[queue_index(d, cpu)];
+	bt_lock_acquire(&q->ring.producer_lock);
+	for (sent = 0; sent < n; sent++) {
+		struct bt_frame_meta *m = metas[sent];
+		/* QUEUED before the release store that publishes it: the
+		 * reader may take it the moment it is in the slot. */
+		m->state = BT_QUEUED;
+		if (bt_ring_produce(&q->ring, (uintptr_t)m)) {
+			m->state = BT_HELD;
+			break;
+		}
+		bytes += m->len;
+	}
+	bt_lock_release(&q->ring.producer_lock);
+
+	/* 4. The rest goes home, counted. */
+	c = &d->tx[ts];
+	if (sent < n) {
+		bt_release_metas(metas + sent, n - sent);
+		bt_count(c, ts, TX_DROPPED, n - sent);
+	}
+	bt_count(c, ts, TX_PACKETS, sent);
+	bt_count(c, ts, TX_BYTES, bytes);
+	bt_count(c, ts, TX_CALLS, 1);
+	bt_count(c, ts, TX_LOCKS, 1);
+
+	/* 5. Doorbell. */
+	if (flags & BT_XMIT_FLUSH)
+		queue_kick(q, c, ts);
+	bt_leave(&d->life, ts);
+	return (int32_t)sent;
+}
+
+int32_t bt_xmit_copy(uint32_t h, const uint8_t *data, const uint32_t *lens,
+		     uint32_t n, uint32_t flags, int32_t cpu)
+{
+	uintptr_t copies[BT_MAX_BULK];
+	struct bt_dev *d;
+	struct bt_queue *q;
+	struct bt_counters *c;
+	uint64_t bytes = 0, off = 0;
+	uint32_t sent, maxlen;
+	int ts;
+
+	if (flags & ~BT_XMIT_FLAGS_MASK)
+		return -EINVAL;
+	if (n > BT_MAX_BULK)
+		return -E2BIG;
+	if ((!lens || !data) && n)
+		return -EFAULT;
+	ts = bt_thread_slot();
+	d = dev_enter(h, ts);
+	if (!d)
+		return -ENXIO;
+	/* A copy must fit a frame of the device's pool when it is read. */
+	maxlen = d->pool->frame_size - d->pool->headroom;
+	for (uint32_t i = 0; i < n; i++) {
+		if (lens[i] > maxlen) {
+			bt_leave(&d->life, ts);
+			return -EINVAL;
+		}
+	}
+	uint64_t now = bt_now_ns();
+	for (uint32_t i = 0; i < n; i++) {
+		struct bt_copy *cp = malloc(sizeof(*cp) + lens[i]);
+		if (!cp) {
+			for (uint32_t j = 0; j < i; j++)
+				free((void *)(copies[j] & ~BT_TAG_MASK));
+			bt_leave(&d->life, ts);
+			return -ENOMEM;
+		}
+		cp->len = lens[i];
+		cp->tstamp_ns = now;
+		memcpy(cp->data, data + off, lens[i]);
+		off += lens[i];
+		copies[i] = (uintptr_t)cp | BT_TAG_COPY;
+	}
+	q = &d->queues[queue_index(d, cpu)];
+	bt_lock_acquire(&q->ring.producer_lock);
+	for (sent = 0; sent < n; sent++) {
+		if (bt_ring_produce(&q->ring, copies[sent]))
+			break;
+		bytes += lens[sent];
+	}
+	bt_lock_release(&q->ring.producer_lock);
+	c = &d->tx[ts];
+	for (uint32_t i = sent; i < n; i++)
+		free((void *)(copies[i] & ~BT_TAG_MASK));
+	if (sent < n)
+		bt_count(c, ts, TX_DROPPED, n - sent);
+	bt_count(c, ts, TX_PACKETS, sent);
+	bt_count(c, ts, TX_BYTES, bytes);
+	bt_count(c, ts, TX_CALLS, 1);
+	bt_count(c, ts, TX_LOCKS, 1);
+	if (flags & BT_XMIT_FLUSH)
+		queue_kick(q, c, ts);
+	bt_leave(&d->life, ts);
+	return (int32_t)sent;
+}
+
+int32_t bt_flush(uint32_t h, int32_t queue)
+{
+	int ts = bt_thread_slot();
+	struct bt_dev *d = dev_enter(h, ts);
+
+	if (!d)
+		return -ENXIO;
+	if (queue >= (int32_t)d->nqueues) {
+		bt_leave(&d->life, ts);
+		return -EINVAL;
+	}
+	if (queue >= 0) {
+		queue_kick(&d->queues[queue], &d->tx[ts], ts);
+	} else {
+		for (uint32_t i = 0; i < d->nqueues; i++)
+			queue_kick(&d->queues[i], &d->tx[ts], ts);
+	}
+	bt_leave(&d->life, ts);
+	return 0;
+}
+
+/* Land a copied entry in a frame of the device's pool, so TypeScript readers
+ * only ever see pool frames. NULL (counted) when the pool is empty. */
+static struct bt_frame_meta *copy_to_frame(struct bt_dev *d, uintptr_t e)
+{
+	struct bt_copy *cp = (struct bt_copy *)(e & ~BT_TAG_MASK);
+	struct bt_frame_meta *m = bt_pool_take_one(d->pool);
+
+	if (m) {
+		memcpy((uint8_t *)m + m->data_off, cp->data, cp->len);
+		m->len = cp->len;
+		m->tstamp_ns = cp->tstamp_ns;
+	}
+	free(cp);
+	return m;
+}
+
+int32_t bt_queue_read(uint32_t h, uint32_t qi, uint32_t *refs, uint32_t max)
+{
+	uintptr_t e[64];
+	struct bt_dev *d;
+	struct bt_queue *q;
+	uint64_t bytes = 0;
+	uint32_t got = 0, k, dropped = 0;
+	int ts;
+
+	if (!refs && max)
+		return -EFAULT;
+	ts = bt_thread_slot();
+	d = dev_enter(h, ts);
+	if (!d)
+		return -ENXIO;
+	if (qi >= d->nqueues) {
+		bt_leave(&d->life, ts);
+		return -EINVAL;
+	}
+	q = &d->queues[qi];
+	bt_lock_acquire(&q->ring.consumer_lock);
+	while (got < max) {
+		uint32_t want = max - got < 64 ? max - got : 64;
+		k = bt_ring_consume_batch(&q->ring, e, want);
+		for (uint32_t i = 0; i < k; i++) {
+			struct bt_frame_meta *m;
+			struct bt_pool *p;
+
+			if (e[i] & BT_TAG_COPY) {
+				m = copy_to_frame(d, e[i]);
+				if (!m) {
+					dropped++;
+					continue;
+				}
+			} else {
+				m = bt_frame_from_ptr(e[i], &p);
+				if (!m)
+					continue; /* counted by the lookup */
+			}
+			m->state = BT_HELD;
+			m->queue = (uint16_t)qi;
+			bytes += m->len;
+			refs[got++] = m->ref;
+		}
+		if (k < want)
+			break;
+	}
+	/* Single reader per queue in practice, but the counters are read
+	 * concurrently by stats: relaxed atomics, no RMW needed under lock. */
+	atomic_store_explicit(&q->rx_packets, q->rx_packets + got,
+			      memory_order_relaxed);
+	atomic_store_explicit(&q->rx_bytes, q->rx_bytes + bytes,
+			      memory_order_relaxed);
+	if (got)
+		atomic_store_explicit(&q->rx_batches, q->rx_batches + 1,
+				      memory_order_relaxed);
+	if (dropped)
+		atomic_store_explicit(&q->rx_dropped, q->rx_dropped + dropped,
+				      memory_order_relaxed);
+	bt_lock_release(&q->ring.consumer_lock);
+	bt_leave(&d->life, ts);
+	return (int32_t)got;
+}
+
+static int queue_nonempty(struct bt_queue *q)
+{
+	int r;
+
+	bt_lock_acquire(&q->ring.consumer_lock);
+	r = !bt_ring_empty(&q->ring);
+	bt_lock_release(&q->ring.consumer_lock);
+	return r;
+}
+
+/* Block until the queue has entries, the timeout passes (0) or the device
+ * closes (-ENXIO). Meant to be called from a thread that may sleep: Deno
+ * calls it as a nonblocking FFI symbol on its blocking pool. */
+int32_t bt_queue_wait(uint32_t h, uint32_t qi, int32_t timeout_ms)
+{
+	struct bt_dev *d;
+	struct bt_queue *q;
+	struct pollfd pfd;
+	eventfd_t v;
+	int ts, ret;
+	uint64_t deadline;
+
+	ts = bt_thread_slot();
+	d = dev_enter(h, ts);
+	if (!d)
+		return -ENXIO;
+	if (qi >= d->nqueues) {
+		bt_leave(&d->life, ts);
+		return -EINVAL;
+	}
+	q = &d->queues[qi];
+	if (queue_nonempty(q)) {
+		bt_leave(&d->life, ts);
+		return 1;
+	}
+	/* Announce the sleep, then look once more (see the protocol). */
+	atomic_store_explicit(&q->need_wakeup, 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (queue_nonempty(q)) {
+		atomic_store_explicit(&q->need_wakeup, 0,
+				      memory_order_relaxed);
+		bt_leave(&d->life, ts);
+		return 1;
+	}
+	atomic_fetch_add_explicit(&q->rx_sleeps, 1, memory_order_relaxed);
+	deadline = timeout_ms < 0 ? 0 : bt_now_ns() +
+						(uint64_t)timeout_ms * 1000000ull;
+	pfd.fd = q->efd;
+	pfd.events = POLLIN;
+	for (;;) {
+		int wait_ms = -1;
+		if (timeout_ms >= 0) {
+			uint64_t now = bt_now_ns();
+			wait_ms = now >= deadline ?
+					  0 :
+					  (int)((deadline - now + 999999) /
+						1000000);
+		}
+		ret = poll(&pfd, 1, wait_ms);
+		if (ret >= 0 || errno != EINTR)
+			break;
+	}
+	eventfd_read(q->efd, &v); /* reset; nonblocking */
+	atomic_store_explicit(&q->need_wakeup, 0, memory_order_relaxed);
+	if (!atomic_load_explicit(&d->life.open, memory_order_seq_cst)) {
+		bt_leave(&d->life, ts);
+		return -ENXIO;
+	}
+	ret = queue_nonempty(q);
+	bt_leave(&d->life, ts);
+	return ret;
+}
+
+/* Hand frames a reader took but could not use back to the head of their
+ * queue, in order, so they are read again first (ptr_ring's unconsume).
+ * Frames that no longer fit (producers filled the ring meanwhile) go back
+ * to their pool and are counted as rx_dropped. Returns how many went back
+ * to the queue. -EINVAL (taking nothing) if any ref is not a held frame. */
+int32_t bt_queue_unread(uint32_t h, uint32_t qi, const uint32_t *refs,
+			uint32_t n)
+{
+	uintptr_t e[BT_MAX_BULK];
+	struct bt_dev *d;
+	struct bt_queue *q;
+	uint32_t dropped;
+	int ts;
+
+	if (n > BT_MAX_BULK)
+		return -E2BIG;
+	if (!refs && n)
+		return -EFAULT;
+	ts = bt_thread_slot();
+	d = dev_enter(h, ts);
+	if (!d)
+		return -ENXIO;
+	if (qi >= d->nqueues) {
+		bt_leave(&d->life, ts);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		struct bt_pool *p;
+		struct bt_frame_meta *m = bt_ref_meta(refs[i], &p);
+		if (!m || m->state != BT_HELD || !bt_meta_len_ok(p, m)) {
+			bt_leave(&d->life, ts);
+			return -EINVAL;
+		}
+		e[i] = (uintptr_t)m;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		((struct bt_frame_meta *)e[i])->state = BT_QUEUED;
+	q = &d->queues[qi];
+	/* Both locks: unconsume writes slots a producer may test next. */
+	bt_lock_acquire(&q->ring.consumer_lock);
+	bt_lock_acquire(&q->ring.producer_lock);
+	dropped = bt_ring_unconsume(&q->ring, e, n, drop_entry, NULL);
+	bt_lock_release(&q->ring.producer_lock);
+	if (dropped)
+		atomic_store_explicit(&q->rx_dropped, q->rx_dropped + dropped,
+				      memory_order_relaxed);
+	bt_lock_release(&q->ring.consumer_lock);
+	bt_leave(&d->life, ts);
+	return (int32_t)(n - dropped);
+}
+
+int32_t bt_queue_count(uint32_t h, uint32_t qi)
+{
+	int ts = bt_thread_slot();
+	struct bt_dev *d = dev_enter(h, ts);
+	int32_t n;
+
+	if (!d)
+		return -ENXIO;
+	if (qi >= d->nqueues) {
+		bt_leave(&d->life, ts);
+		return -EINVAL;
+	}
+	n = (int32_t)bt_ring_count(&d->queues[qi].ring);
+	bt_leave(&d->life, ts);
+	return n;
+}
+
+int32_t bt_dev_stats(uint32_t h, uint64_t *out, uint32_t n)
+{
+	int ts = bt_thread_slot();
+	struct bt_dev *d;
+	uint64_t v[BT_DS_COUNT] = { 0 };
+
+	if (!out && n)
+		return -EFAULT;
+	d = dev_enter(h, ts);
+	if (!d)
+		return -ENXIO;
+	for (int s = 0; s <= BT_SLOTS; s++) {
+		for (int i = 0; i < 8; i++)
+			v[BT_DS_TX_PACKETS + i] += atomic_load_explicit(
+				&d->tx[s].c[i], memory_order_relaxed);
+	}
+	for (uint32_t i = 0; i < d->nqueues; i++) {
+		struct bt_queue *q = &d->queues[i];
+		v[BT_DS_RX_PACKETS] += atomic_load(&q->rx_packets);
+		v[BT_DS_RX_BYTES] += atomic_load(&q->rx_bytes);
+		v[BT_DS_RX_BATCHES] += atomic_load(&q->rx_batches);
+		v[BT_DS_RX_SLEEPS] += atomic_load(&q->rx_sleeps);
+		v[BT_DS_RX_DROPPED] += atomic_load(&q->rx_dropped);
+		v[BT_DS_QUEUED] += bt_ring_count(&q->ring);
+	}
+	bt_leave(&d->life, ts);
+	if (n > BT_DS_COUNT)
+		n = BT_DS_COUNT;
+	memcpy(out, v, n * sizeof(*v));
+	return BT_DS_COUNT;
+}

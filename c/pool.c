@@ -1,0 +1,468 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Frame pools: one mmap'd region of fixed-size frames and a stack of free
+ * frame indexes. Allocation and return take the pool lock once per bulk;
+ * there is no malloc and no reference count per frame. Each frame's state
+ * (free, held, queued) lives in its own headroom, so checking it touches the
+ * cache line the caller is about to use anyway and no line is shared
+ * between frames.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "bt_internal.h"
+
+struct bt_pool *_Atomic bt_pools[BT_MAX_POOLS + 1];
+pthread_mutex_t bt_table_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define POOL_GEN_SHIFT 8
+#define POOL_GEN_MASK ((1u << 23) - 1)
+
+struct bt_pool *bt_pool_get(uint32_t handle)
+{
+	uint32_t slot = handle & 0xff;
+	struct bt_pool *p;
+
+	if (slot == 0 || slot > BT_MAX_POOLS)
+		return NULL;
+	p = bt_pools[slot];
+	if (!p || !atomic_load_explicit(&p->open, memory_order_acquire) ||
+	    atomic_load_explicit(&p->gen, memory_order_relaxed) !=
+		    (handle >> POOL_GEN_SHIFT))
+		return NULL;
+	return p;
+}
+
+static void meta_init(struct bt_pool *p, uint32_t idx, uint8_t state)
+{
+	struct bt_frame_meta *m = bt_frame_at(p, idx);
+
+	m->magic = BT_FRAME_MAGIC;
+	m->ref = (p->slot << BT_REF_INDEX_BITS) | idx;
+	m->data_off = (uint16_t)p->headroom;
+	m->vnet_len = 0;
+	m->len = 0;
+	m->tstamp_ns = 0;
+	m->mark = 0;
+	m->queue = 0;
+	m->state = state;
+	m->reserved = 0;
+}
+
+/* Make p's memory fit nframes x frame_size, reusing what the slot had.
+ * Old regions are kept mapped (see bt_internal.h); only their pages go. */
+static int pool_memory(struct bt_pool *p, uint32_t nframes,
+		       uint32_t frame_size)
+{
+	size_t bytes = (size_t)nframes * frame_size;
+	size_t page = 4096;
+
+	bytes = (bytes + page - 1) & ~(page - 1);
+	if (bytes > p->region_cap) {
+		void *r = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (r == MAP_FAILED)
+			return -ENOMEM;
+		p->base = r;
+		p->region_cap = bytes;
+	}
+	if (nframes > p->stack_cap) {
+		uint32_t *s = malloc(sizeof(*s) * nframes);
+		if (!s)
+			return -ENOMEM;
+		/* The old stack is kept for the same reason as the region:
+		 * a racing stale call may still read it. */
+		p->free_stack = s;
+		p->stack_cap = nframes;
+	}
+	p->region_bytes = bytes;
+	return 0;
+}
+
+int32_t bt_pool_create(uint32_t nframes, uint32_t frame_size, uint32_t headroom)
+{
+	struct bt_pool *p;
+	uint32_t slot;
+	int err;
+
+	if (headroom < sizeof(struct bt_frame_meta))
+		return -ENOSPC;
+	if (nframes == 0 || nframes > BT_REF_INDEX_MASK + 1u)
+		return -EINVAL;
+	if (frame_size < 128 || frame_size > 65536 ||
+	    frame_size % BT_CACHE_LINE)
+		return -EINVAL;
+	if (headroom > 65535 || headroom + 64 > frame_size)
+		return -EINVAL;
+
+	pthread_mutex_lock(&bt_table_lock);
+	for (slot = 1; slot <= BT_MAX_POOLS; slot++)
+		if (!bt_pools[slot] || !atomic_load(&bt_pools[slot]->open))
+			break;
+	if (slot > BT_MAX_POOLS) {
+		pthread_mutex_unlock(&bt_table_lock);
+		return -EMFILE;
+	}
+	p = bt_pools[slot];
+	if (!p) {
+		p = calloc(1, sizeof(*p));
+		if (!p) {
+			pthread_mutex_unlock(&bt_table_lock);
+			return -ENOMEM;
+		}
+		p->slot = slot;
+		bt_lock_init(&p->lock);
+		bt_pools[slot] = p;
+	}
+	err = pool_memory(p, nframes, frame_size);
+	if (err) {
+		pthread_mutex_unlock(&bt_table_lock);
+		return err;
+	}
+	p->nframes = nframes;
+	p->frame_size = frame_size;
+	p->headroom = headroom;
+	p->devices = 0;
+	atomic_store(&p->alloc_failed, 0);
+	atomic_store(&p->double_return, 0);
+	atomic_store(&p->foreign_return, 0);
+	atomic_store(&p->invalid_ref, 0);
+	atomic_store(&p->corrupt, 0);
+	/* Highest index at the bottom: allocation hands out 0, 1, 2, ... */
+	for (uint32_t i = 0; i < nframes; i++) {
+		p->free_stack[i] = nframes - 1 - i;
+		meta_init(p, i, BT_FREE);
+	}
+	p->nfree = nframes;
+
+	uint32_t gen = (atomic_load(&p->gen) + 1) & POOL_GEN_MASK;
+	if (gen == 0)
+		gen = 1;
+	atomic_store(&p->gen, gen);
+	/* Release: a thread that sees open=1 sees the initialised pool. */
+	atomic_store_explicit(&p->open, 1, memory_order_release);
+	pthread_mutex_unlock(&bt_table_lock);
+	return (int32_t)(slot | (gen << POOL_GEN_SHIFT));
+}
+
+int32_t bt_pool_destroy(uint32_t handle)
+{
+	struct bt_pool *p;
+	int32_t ret = 0;
+
+	pthread_mutex_lock(&bt_table_lock);
+	p = bt_pool_get(handle);
+	if (!p) {
+		ret = -ENXIO;
+	} else if (p->devices) {
+		ret = -EBUSY;
+	} else {
+		bt_lock_acquire(&p->lock);
+		if (p->nfree != p->nframes)
+			ret = -EBUSY;
+		else
+			atomic_store_explicit(&p->open, 0,
+					      memory_order_release);
+		bt_lock_release(&p->lock);
+		if (ret == 0)
+			madvise(p->base, p->region_cap, MADV_DONTNEED);
+	}
+	pthread_mutex_unlock(&bt_table_lock);
+	return ret;
+}
+
+void *bt_pool_base(uint32_t handle)
+{
+	struct bt_pool *p = bt_pool_get(handle);
+
+	return p ? p->base : NULL;
+}
+
+int32_t bt_pool_info(uint32_t handle, uint64_t *out, uint32_t n)
+{
+	struct bt_pool *p = bt_pool_get(handle);
+	uint64_t v[BT_PI_COUNT];
+
+	if (!p)
+		return -ENXIO;
+	if (!out && n)
+		return -EFAULT;
+	v[BT_PI_SLOT] = p->slot;
+	v[BT_PI_FRAMES] = p->nframes;
+	v[BT_PI_FRAME_SIZE] = p->frame_size;
+	v[BT_PI_HEADROOM] = p->headroom;
+	v[BT_PI_REGION_BYTES] = p->region_bytes;
+	if (n > BT_PI_COUNT)
+		n = BT_PI_COUNT;
+	memcpy(out, v, n * sizeof(*v));
+	return BT_PI_COUNT;
+}
+
+int32_t bt_pool_stats(uint32_t handle, uint64_t *out, uint32_t n)
+{
+	struct bt_pool *p = bt_pool_get(handle);
+	uint64_t v[BT_PS_COUNT] = { 0 };
+
+	if (!p)
+		return -ENXIO;
+	if (!out && n)
+		return -EFAULT;
+	/* Held and queued are summed on read by walking the frames: nothing
+	 * is counted per frame on the hot path. */
+	for (uint32_t i = 0; i < p->nframes; i++) {
+		uint8_t s = bt_frame_at(p, i)->state;
+		if (s == BT_HELD)
+			v[BT_PS_HELD]++;
+		else if (s == BT_QUEUED)
+			v[BT_PS_QUEUED]++;
+	}
+	bt_lock_acquire(&p->lock);
+	v[BT_PS_FREE] = p->nfree;
+	bt_lock_release(&p->lock);
+	v[BT_PS_FRAMES] = p->nframes;
+	v[BT_PS_ALLOC_FAILED] = atomic_load(&p->alloc_failed);
+	v[BT_PS_DOUBLE_RETURN] = atomic_load(&p->double_return);
+	v[BT_PS_FOREIGN_RETURN] = atomic_load(&p->foreign_return);
+	v[BT_PS_INVALID_REF] = atomic_load(&p->invalid_ref);
+	if (n > BT_PS_COUNT)
+		n = BT_PS_COUNT;
+	memcpy(out, v, n * sizeof(*v));
+	return BT_PS_COUNT;
+}
+
+/* Pop up to n indexes under the lock; initialise their metadata outside it
+ * (the frames are ours once popped). Frames whose state says they are not
+ * free (a caller scribbled on the headroom) are counted and skipped. */
+int32_t bt_pool_alloc(uint32_t handle, uint32_t *refs, uint32_t n)
+{
+	struct bt_pool *p = bt_pool_get(handle);
+	uint32_t k, got = 0;
+
+	if (!p)
+		return -ENXIO;
+	if (!refs && n)
+		return -EFAULT;
+	bt_lock_acquire(&p->lock);
+	if (!atomic_load_explicit(&p->open, memory_order_relaxed)) {
+		bt_lock_release(&p->lock);
+		return -ENXIO;
+	}
+	k = n < p->nfree ? n : p->nfree;
+	p->nfree -= k;
+	memcpy(refs, &p->free_stack[p->nfree], k * sizeof(*refs));
+	bt_lock_release(&p->lock);
+
+	for (uint32_t i = 0; i < k; i++) {
+		uint32_t idx = refs[i];
+		if (BT_UNLIKELY(bt_frame_at(p, idx)->state != BT_FREE)) {
+			atomic_fetch_add(&p->corrupt, 1);
+			continue;
+		}
+		meta_init(p, idx, BT_HELD);
+		refs[got++] = (p->slot << BT_REF_INDEX_BITS) | idx;
+	}
+	if (k < n)
+		atomic_fetch_add_explicit(&p->alloc_failed, n - k,
+					  memory_order_relaxed);
+	return (int32_t)got;
+}
+
+struct bt_frame_meta *bt_pool_take_one(struct bt_pool *p)
+{
+	uint32_t idx;
+
+	bt_lock_acquire(&p->lock);
+	if (!p->nfree) {
+		bt_lock_release(&p->lock);
+		atomic_fetch_add_explicit(&p->alloc_failed, 1,
+					  memory_order_relaxed);
+		return NULL;
+	}
+	idx = p->free_stack[--p->nfree];
+	bt_lock_release(&p->lock);
+	meta_init(p, idx, BT_HELD);
+	return bt_frame_at(p, idx);
+}
+
+/* Push indexes whose frames the caller has already marked FREE. */
+static void pool_push(struct bt_pool *p, const uint32_t *idx, uint32_t n)
+{
+	bt_lock_acquire(&p->lock);
+	for (uint32_t i = 0; i < n; i++) {
+		/* Cannot overflow unless a caller forged frame states; then
+		 * the extra entries are dropped rather than written out of
+		 * bounds, and counted. */
+		if (BT_UNLIKELY(p->nfree >= p->nframes)) {
+			atomic_fetch_add(&p->corrupt, n - i);
+			break;
+		}
+		p->free_stack[p->nfree++] = idx[i];
+	}
+	bt_lock_release(&p->lock);
+}
+
+#define PUT_CHUNK 256
+
+int32_t bt_pool_put(uint32_t handle, const uint32_t *refs, uint32_t n,
+		    uint32_t *bad, uint32_t bad_max)
+{
+	struct bt_pool *p = bt_pool_get(handle);
+	uint32_t idx[PUT_CHUNK];
+	uint32_t k = 0, done = 0, nbad = 0;
+
+	if (!p)
+		return -ENXIO;
+	if (!refs && n)
+		return -EFAULT;
+	if (!bad)
+		bad_max = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t ref = refs[i];
+		uint32_t slot = ref >> BT_REF_INDEX_BITS;
+		uint32_t ix = ref & BT_REF_INDEX_MASK;
+		struct bt_frame_meta *m;
+
+		if (slot != p->slot) {
+			atomic_fetch_add(slot && slot <= BT_MAX_POOLS &&
+							 bt_pools[slot] &&
+							 atomic_load(&bt_pools[slot]->open) ?
+						 &p->foreign_return :
+						 &p->invalid_ref,
+					 1);
+			goto reject;
+		}
+		if (ix >= p->nframes) {
+			atomic_fetch_add(&p->invalid_ref, 1);
+			goto reject;
+		}
+		m = bt_frame_at(p, ix);
+		if (m->state != BT_HELD) {
+			atomic_fetch_add(&p->double_return, 1);
+			goto reject;
+		}
+		m->state = BT_FREE;
+		idx[k++] = ix;
+		done++;
+		if (k == PUT_CHUNK) {
+			pool_push(p, idx, k);
+			k = 0;
+		}
+		continue;
+reject:
+		if (nbad < bad_max)
+			bad[nbad] = i;
+		nbad++;
+	}
+	if (k)
+		pool_push(p, idx, k);
+	return (int32_t)done;
+}
+
+int32_t bt_frame_check(uint32_t ref)
+{
+	struct bt_pool *p;
+	struct bt_frame_meta *m;
+	uint32_t slot = ref >> BT_REF_INDEX_BITS;
+
+	if (slot == 0 || slot > BT_MAX_POOLS || !bt_pools[slot] ||
+	    !atomic_load(&bt_pools[slot]->open))
+		return BT_FRAME_NO_POOL;
+	m = bt_ref_meta(ref, &p);
+	if (!m)
+		return BT_FRAME_BAD_INDEX;
+	if (m->state == BT_FREE)
+		return BT_FRAME_NOT_HELD;
+	if (m->state == BT_QUEUED)
+		return BT_FRAME_QUEUED;
+	if (m->data_off < sizeof(struct bt_frame_meta))
+		return BT_FRAME_BAD_OFFSET;
+	if (!bt_meta_len_ok(p, m))
+		return BT_FRAME_BAD_LENGTH;
+	return BT_FRAME_OK;
+}
+
+/* Library-internal return: the frames are ours (dropped or drained), so
+ * they go back whatever their state; runs of one pool share a lock. */
+void bt_release_metas(struct bt_frame_meta *const *metas, uint32_t n)
+{
+	uint32_t idx[PUT_CHUNK];
+	struct bt_pool *cur = NULL;
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct bt_pool *p;
+		struct bt_frame_meta *m =
+			bt_frame_from_ptr((uintptr_t)metas[i], &p);
+
+		if (!m)
+			continue; /* not ours: counted by bt_frame_from_ptr */
+		if (p != cur || k == PUT_CHUNK) {
+			if (k)
+				pool_push(cur, idx, k);
+			cur = p;
+			k = 0;
+		}
+		m->state = BT_FREE;
+		idx[k++] = (uint32_t)(((uint8_t *)m - p->base) / p->frame_size);
+	}
+	if (k)
+		pool_push(cur, idx, k);
+}
+
+void bt_release_refs(const uint32_t *refs, uint32_t n)
+{
+	struct bt_frame_meta *metas[PUT_CHUNK];
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct bt_pool *p;
+		struct bt_frame_meta *m = bt_ref_meta(refs[i], &p);
+
+		if (!m)
+			continue;
+		metas[k++] = m;
+		if (k == PUT_CHUNK) {
+			bt_release_metas(metas, k);
+			k = 0;
+		}
+	}
+	if (k)
+		bt_release_metas(metas, k);
+}
+
+struct bt_frame_meta *bt_frame_from_ptr(uintptr_t ptr, struct bt_pool **pool)
+{
+	struct bt_frame_meta *m = (struct bt_frame_meta *)ptr;
+	uint32_t ref = m->ref;
+	uint32_t slot = ref >> BT_REF_INDEX_BITS;
+	struct bt_pool *p = slot <= BT_MAX_POOLS ? bt_pools[slot] : NULL;
+
+	/* Fast path: the ref in the headroom names this very address. */
+	if (BT_LIKELY(p && (ref & BT_REF_INDEX_MASK) < p->nframes &&
+		      (uintptr_t)bt_frame_at(p, ref & BT_REF_INDEX_MASK) ==
+			      ptr)) {
+		*pool = p;
+		return m;
+	}
+	/* Slow path: the headroom was overwritten. Find the owner by
+	 * address and repair the ref. */
+	for (slot = 1; slot <= BT_MAX_POOLS; slot++) {
+		p = bt_pools[slot];
+		if (!p || !atomic_load(&p->open))
+			continue;
+		if (ptr >= (uintptr_t)p->base &&
+		    ptr < (uintptr_t)p->base + (size_t)p->nframes * p->frame_size &&
+		    (ptr - (uintptr_t)p->base) % p->frame_size == 0) {
+			atomic_fetch_add(&p->corrupt, 1);
+			m->ref = (slot << BT_REF_INDEX_BITS) |
+				 (uint32_t)((ptr - (uintptr_t)p->base) /
+					    p->frame_size);
+			*pool = p;
+			return m;
+		}
+	}
+	return NULL;
+}
