@@ -153,6 +153,9 @@ BT_API int32_t bt_pool_stats(uint32_t pool, uint64_t *out, uint32_t n);
 BT_API int32_t bt_pool_alloc(uint32_t pool, uint32_t *refs, uint32_t n);
 BT_API int32_t bt_pool_put(uint32_t pool, const uint32_t *refs, uint32_t n,
 			   uint32_t *bad, uint32_t bad_max);
+BT_API int32_t bt_pool_lookup(uint32_t slot);
+BT_API int32_t bt_frames_put(const uint32_t *refs, uint32_t n, uint32_t *bad,
+			     uint32_t bad_max);
 BT_API int32_t bt_frame_check(uint32_t ref);
 
 /* Devices */

@@ -38,43 +38,6 @@
 
 #include "bt_internal.h"
 
-enum {
-	TX_PACKETS,
-	TX_BYTES,
-	TX_DROPPED,
-	TX_CALLS,
-	TX_FLUSHES,
-	TX_WAKEUPS_SENT,
-	TX_WAKEUPS_AVOIDED,
-	TX_LOCKS,
-};
-
-struct bt_queue {
-	struct bt_ring ring;
-	/* Written by the reader (set before sleeping) and producers (clear
-	 * when waking): its own line, touched once per flush, not per frame. */
-	alignas(BT_CACHE_LINE) _Atomic uint32_t need_wakeup;
-	int efd;
-	/* Reader-side counters, written under the consumer lock. */
-	alignas(BT_CACHE_LINE) _Atomic uint64_t rx_packets;
-	_Atomic uint64_t rx_bytes;
-	_Atomic uint64_t rx_batches;
-	_Atomic uint64_t rx_sleeps;
-	_Atomic uint64_t rx_dropped;
-};
-
-struct bt_dev {
-	struct bt_life life;
-	uint32_t slot;
-	uint32_t nqueues;
-	uint32_t ring_size;
-	uint32_t pool_handle;
-	struct bt_pool *pool;
-	struct bt_queue *queues;
-	_Atomic uintptr_t *slots;
-	struct bt_counters tx[BT_SLOTS + 1];
-};
-
 static struct bt_dev *_Atomic devs[BT_MAX_DEVS];
 
 #define DEV_SLOT_MASK (BT_MAX_DEVS - 1)

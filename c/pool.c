@@ -466,3 +466,60 @@ struct bt_frame_meta *bt_frame_from_ptr(uintptr_t ptr, struct bt_pool **pool)
 	}
 	return NULL;
 }
+
+int32_t bt_pool_lookup(uint32_t slot)
+{
+	struct bt_pool *p;
+
+	if (slot == 0 || slot > BT_MAX_POOLS)
+		return -EINVAL;
+	p = bt_pools[slot];
+	if (!p || !atomic_load_explicit(&p->open, memory_order_acquire))
+		return -ENXIO;
+	return (int32_t)(slot | (atomic_load(&p->gen) << POOL_GEN_SHIFT));
+}
+
+/* Return held frames of any pools: runs of one pool go through bt_pool_put
+ * (one lock per run). bad[] gets the positions of refused refs. */
+int32_t bt_frames_put(const uint32_t *refs, uint32_t n, uint32_t *bad,
+		      uint32_t bad_max)
+{
+	uint32_t done = 0, nbad = 0, i = 0;
+
+	if (!refs && n)
+		return -EFAULT;
+	if (!bad)
+		bad_max = 0;
+	while (i < n) {
+		uint32_t slot = refs[i] >> BT_REF_INDEX_BITS;
+		uint32_t j = i + 1;
+		int32_t h, r;
+
+		while (j < n && refs[j] >> BT_REF_INDEX_BITS == slot)
+			j++;
+		h = bt_pool_lookup(slot);
+		if (h < 0) {
+			for (uint32_t k = i; k < j; k++, nbad++)
+				if (nbad < bad_max)
+					bad[nbad] = k;
+			i = j;
+			continue;
+		}
+		uint32_t run_bad[BT_MAX_BULK];
+		uint32_t run = j - i < BT_MAX_BULK ? j - i : BT_MAX_BULK;
+		j = i + run;
+		r = bt_pool_put((uint32_t)h, refs + i, run, run_bad,
+				BT_MAX_BULK);
+		if (r < 0) {
+			r = 0;
+			for (uint32_t k = 0; k < run; k++)
+				run_bad[k] = k;
+		}
+		done += (uint32_t)r;
+		for (uint32_t k = 0; k < run - (uint32_t)r; k++, nbad++)
+			if (nbad < bad_max)
+				bad[nbad] = i + run_bad[k];
+		i = j;
+	}
+	return (int32_t)done;
+}

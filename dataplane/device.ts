@@ -1,0 +1,385 @@
+/**
+ * Multi-queue devices and bulk transmit. A device has 1..256 queues; `xmit`
+ * picks one queue per call (`cpu % queues`), takes its lock once, enqueues
+ * as many frames as fit, returns the rest to their pool counted as dropped,
+ * and returns how many it accepted.
+ *
+ * @module
+ */
+import { library } from "../ffi/lib.ts";
+import { BulktapError, checkErrno, codeForErrno } from "./errors.ts";
+import { describeRef, FramePool } from "./pool.ts";
+import { DeviceQueue } from "./queue.ts";
+
+/** The library's flag for "wake the reader" (`BT_XMIT_FLUSH`). */
+export const XMIT_FLUSH = 1;
+/** Largest bulk one `xmit` call accepts. */
+export const MAX_BULK = 256;
+
+/** Options for a new in-memory {@linkcode Device}. */
+export interface DeviceOptions {
+  /** The device's pool; copied frames land here. Default: a new pool of 4096 frames. */
+  pool?: FramePool;
+  /** Number of queues, 1..256 (default 1). */
+  queues?: number;
+  /** Slots per queue ring, 2..65536 (default 1024). */
+  ringSize?: number;
+  /**
+   * Default CPU number for queue choice: `cpu % queues`. Default: the
+   * calling thread's CPU (`sched_getcpu()`), as the kernel does. Give each
+   * Worker its own number to make it one "CPU".
+   */
+  cpu?: number;
+}
+
+/** Per-call transmit options. Hoist the object out of hot loops. */
+export interface XmitOptions {
+  /** Frames to send from the start of the array (default: all of it). */
+  count?: number;
+  /** Ring the doorbell: wake the queue's reader if it sleeps. */
+  flush?: boolean;
+  /** CPU for queue choice, overriding the device's default. */
+  cpu?: number;
+}
+
+/** A snapshot of a device's counters (summed over threads and queues). */
+export interface DeviceStats {
+  /** Frames accepted into queues. */
+  txPackets: number;
+  /** Bytes of data accepted. */
+  txBytes: number;
+  /** Frames not accepted (ring full) and returned to their pool. */
+  txDropped: number;
+  /** Calls to xmit (bulks). */
+  xmitCalls: number;
+  /** Doorbells rung. */
+  flushes: number;
+  /** Doorbells that woke a sleeping reader (one syscall each). */
+  wakeupsSent: number;
+  /** Doorbells that found the reader busy (no syscall). */
+  wakeupsAvoided: number;
+  /** Producer lock acquisitions (one per xmit call). */
+  lockAcquisitions: number;
+  /** Frames read by readers. */
+  rxPackets: number;
+  /** Bytes read by readers. */
+  rxBytes: number;
+  /** Non-empty reads. */
+  rxBatches: number;
+  /** Times a reader announced it would sleep. */
+  rxSleeps: number;
+  /** Frames lost on the reader side (copies with no free frame, unread overflow). */
+  rxDropped: number;
+  /** Frames sitting in the queues now. */
+  queued: number;
+}
+
+const STAT_KEYS: (keyof DeviceStats)[] = [
+  "txPackets",
+  "txBytes",
+  "txDropped",
+  "xmitCalls",
+  "flushes",
+  "wakeupsSent",
+  "wakeupsAvoided",
+  "lockAcquisitions",
+  "rxPackets",
+  "rxBytes",
+  "rxBatches",
+  "rxSleeps",
+  "rxDropped",
+  "queued",
+];
+
+/** Module-private: marks the constructor call made by {@linkcode Device.attach}. */
+class AttachToken {
+  constructor(readonly handle: number, readonly cpu: number) {}
+}
+
+/**
+ * An in-memory multi-queue device: a TAP device without the kernel.
+ *
+ * @example
+ * ```ts
+ * import { Device, FramePool } from "./mod.ts";
+ * using pool = new FramePool({ frames: 256 });
+ * using dev = new Device({ pool, queues: 2 });
+ * const refs = new Uint32Array(16);
+ * const n = pool.alloc(refs);
+ * for (let i = 0; i < n; i++) pool.setLength(refs[i], 64);
+ * const sent = dev.xmit(refs, { count: n, flush: true, cpu: 0 });
+ * console.log(sent, dev.stats().txPackets); // 16 16
+ * ```
+ */
+export class Device implements Disposable {
+  /** Library handle; pass it to a Worker and {@linkcode Device.attach}. */
+  readonly handle: number;
+  /** Number of queues. */
+  readonly queues: number;
+  /** Slots per queue ring. */
+  readonly ringSize: number;
+  /** The device's own pool. */
+  readonly pool: FramePool;
+  /** Default CPU for queue choice (-1: the calling thread's CPU). */
+  cpu: number;
+  #owner: boolean;
+  #ownsPool: boolean;
+  #closed = false;
+  #queues: DeviceQueue[] = [];
+  #one = new Uint32Array(1);
+
+  /** Create an in-memory device. */
+  constructor(options?: DeviceOptions);
+  /** @internal Attach to an existing device; use {@linkcode Device.attach}. */
+  constructor(options: DeviceOptions | undefined, attach: AttachToken);
+  constructor(options: DeviceOptions = {}, attach?: AttachToken) {
+    let h: number;
+    if (attach) {
+      h = attach.handle;
+      this.#owner = false;
+      this.#ownsPool = false;
+      this.cpu = attach.cpu;
+    } else {
+      const queues = options.queues ?? 1;
+      const ringSize = options.ringSize ?? 1024;
+      if (!Number.isInteger(queues) || queues < 1 || queues > 256) {
+        throw new BulktapError("EINVAL", `queues=${queues} is not in 1..256`);
+      }
+      if (!Number.isInteger(ringSize) || ringSize < 2 || ringSize > 65536) {
+        throw new BulktapError("EINVAL", `ringSize=${ringSize} is not in 2..65536`);
+      }
+      this.#ownsPool = options.pool === undefined;
+      const pool = options.pool ?? new FramePool();
+      if (pool.closed) throw new BulktapError("ECLOSED", `pool ${pool.handle} was closed`);
+      h = library().bt_dev_create(pool.handle, queues, ringSize);
+      if (h < 0) {
+        if (this.#ownsPool) pool.close();
+        checkErrno(h, `creating a device with ${queues} queues of ${ringSize} slots`);
+      }
+      this.#owner = true;
+      this.cpu = Device.#checkCpu(options.cpu ?? -1);
+    }
+    const info = new BigUint64Array(3);
+    checkErrno(library().bt_dev_info(h, info, 3), `device ${h}`);
+    this.handle = h;
+    this.queues = Number(info[0]);
+    this.ringSize = Number(info[1]);
+    this.pool = attach
+      ? FramePool.attach(Number(info[2]))
+      : (options.pool ?? FramePool.attach(Number(info[2])));
+    for (let i = 0; i < this.queues; i++) this.#queues.push(new DeviceQueue(this, i));
+  }
+
+  static #checkCpu(cpu: number): number {
+    if (!Number.isInteger(cpu) || cpu < -1 || cpu > 0x7fffffff) {
+      throw new BulktapError("EINVAL", `cpu=${cpu} is not -1 (this thread's CPU) or a CPU number`);
+    }
+    return cpu;
+  }
+
+  /**
+   * Use a device created elsewhere (e.g. in the main thread) from a Worker,
+   * by handle. `cpu` makes this Worker one "CPU" for queue choice.
+   *
+   * @example
+   * ```ts
+   * import { Device } from "./mod.ts";
+   * using dev = new Device({ queues: 2 });
+   * const inWorker = Device.attach(dev.handle, 1);
+   * console.log(inWorker.queueForCpu()); // 1
+   * ```
+   */
+  static attach(handle: number, cpu = -1): Device {
+    return new Device(undefined, new AttachToken(handle, Device.#checkCpu(cpu)));
+  }
+
+  /** @internal Throws `ECLOSED` after {@linkcode Device.close}. */
+  assertOpen(): void {
+    if (this.#closed) {
+      throw new BulktapError("ECLOSED", `device ${this.handle} was closed`);
+    }
+  }
+
+  /** Queue `i`'s reader side. */
+  queue(i: number): DeviceQueue {
+    this.assertOpen();
+    const q = this.#queues[i];
+    if (q === undefined) {
+      throw new BulktapError("EINVAL", `queue ${i} does not exist: the device has ${this.queues}`);
+    }
+    return q;
+  }
+
+  /** The queue `xmit` picks for `cpu` (default: this device's cpu). */
+  queueForCpu(cpu: number = this.cpu): number {
+    this.assertOpen();
+    return checkErrno(library().bt_queue_for_cpu(this.handle, cpu), "queueForCpu");
+  }
+
+  /**
+   * Transmit a bulk of frames: one FFI call, one queue, one lock. Returns
+   * how many were accepted: always the first ones. The library has already
+   * returned the rest to their pool and counted them in `txDropped`; the
+   * caller must not touch them. Throws `EINVAL` (taking no frame) if any
+   * frame is not held or its length runs past its frame, `ENXIO` if the
+   * device was closed elsewhere (the frames went back to their pool).
+   */
+  xmit(frames: Uint32Array, options?: XmitOptions): number {
+    this.assertOpen();
+    const count = options?.count ?? frames.length;
+    const flags = options?.flush ? XMIT_FLUSH : 0;
+    const cpu = options?.cpu ?? this.cpu;
+    if (count > frames.length || count < 0) {
+      throw new BulktapError("EINVAL", `count=${count} does not fit an array of ${frames.length}`);
+    }
+    const r = library().bt_xmit(this.handle, frames, count, flags, cpu);
+    if (r < 0) this.#xmitError(r, frames, count);
+    return r;
+  }
+
+  /**
+   * Single-packet mode: transmit one frame (one call and one lock per
+   * frame). Returns true if it was accepted; false if the ring was full (the
+   * frame went back to its pool, counted as dropped).
+   */
+  xmitOne(ref: number, options?: XmitOptions): boolean {
+    this.assertOpen();
+    const one = this.#one;
+    one[0] = ref;
+    const flags = options?.flush ? XMIT_FLUSH : 0;
+    const r = library().bt_xmit(this.handle, one, 1, flags, options?.cpu ?? this.cpu);
+    if (r < 0) this.#xmitError(r, one, 1);
+    return r === 1;
+  }
+
+  /**
+   * Transmit bytes that are not in a pool: `data` holds the frames back to
+   * back, `lengths` their sizes. Each is copied into a library buffer (the
+   * slow path the kernel takes for socket buffers) and queued as a tagged
+   * entry; the reader receives it in a frame of this device's pool.
+   */
+  xmitCopy(data: Uint8Array, lengths: Uint32Array, options?: XmitOptions): number {
+    this.assertOpen();
+    const count = options?.count ?? lengths.length;
+    if (count > lengths.length || count < 0) {
+      throw new BulktapError("EINVAL", `count=${count} does not fit ${lengths.length} lengths`);
+    }
+    let total = 0;
+    for (let i = 0; i < count; i++) total += lengths[i];
+    if (total > data.length) {
+      throw new BulktapError(
+        "EINVAL",
+        `lengths add up to ${total} bytes but data has ${data.length}`,
+      );
+    }
+    const flags = options?.flush ? XMIT_FLUSH : 0;
+    const r = library().bt_xmit_copy(
+      this.handle,
+      data,
+      lengths,
+      count,
+      flags,
+      options?.cpu ?? this.cpu,
+    );
+    if (r >= 0) return r;
+    if (r === -22) {
+      const max = this.pool.frameSize - this.pool.headroom;
+      for (let i = 0; i < count; i++) {
+        if (lengths[i] > max) {
+          throw new BulktapError(
+            "EINVAL",
+            `lengths[${i}] = ${
+              lengths[i]
+            } exceeds the ${max} bytes a frame of the device's pool holds`,
+            r,
+          );
+        }
+      }
+    }
+    return this.#xmitError(r, undefined, count);
+  }
+
+  #xmitError(r: number, frames: Uint32Array | undefined, count: number): never {
+    const code = codeForErrno(r);
+    if (code === "EINVAL" && frames) {
+      for (let i = 0; i < count; i++) {
+        if (library().bt_frame_check(frames[i]) !== 0) {
+          throw new BulktapError(
+            "EINVAL",
+            `frames[${i}]: ${describeRef(frames[i])}; no frame was sent`,
+            r,
+          );
+        }
+      }
+    }
+    if (code === "E2BIG") {
+      throw new BulktapError(
+        "E2BIG",
+        `a bulk of ${count} frames exceeds the maximum of ${MAX_BULK}`,
+        r,
+      );
+    }
+    if (code === "ENXIO") {
+      throw new BulktapError(
+        "ENXIO",
+        `device ${this.handle} is closed; the ${count} frames were returned to their pool`,
+        r,
+      );
+    }
+    throw new BulktapError(code, `xmit of ${count} frames failed`, r);
+  }
+
+  /** Ring the doorbell of one queue, or of all queues if none is named. */
+  flush(queue = -1): void {
+    this.assertOpen();
+    if (queue !== -1 && !(Number.isInteger(queue) && queue >= 0 && queue < this.queues)) {
+      throw new BulktapError(
+        "EINVAL",
+        `queue ${queue} does not exist: the device has ${this.queues}`,
+      );
+    }
+    checkErrno(library().bt_flush(this.handle, queue), "flush");
+  }
+
+  /** Counters, summed now over every thread and queue. */
+  stats(): DeviceStats {
+    this.assertOpen();
+    const out = new BigUint64Array(STAT_KEYS.length);
+    checkErrno(library().bt_dev_stats(this.handle, out, out.length), `device ${this.handle} stats`);
+    const s = {} as DeviceStats;
+    STAT_KEYS.forEach((k, i) => (s[k] = Number(out[i])));
+    return s;
+  }
+
+  /** Whether {@linkcode Device.close} was called on this object. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Close the device: wake and stop its readers, return every queued frame
+   * to its pool, and free the queues. Returns how many queued frames were
+   * returned. Calls on this device from other Workers then fail with
+   * `ENXIO`. On an attached device this only forgets it here (returns 0).
+   */
+  close(): number {
+    if (this.#closed) return 0;
+    this.#closed = true;
+    if (!this.#owner) return 0;
+    const r = library().bt_dev_close(this.handle);
+    if (this.#ownsPool) {
+      try {
+        this.pool.close();
+      } catch {
+        // frames still held by the caller keep the pool alive
+      }
+    }
+    if (r < 0 && codeForErrno(r) === "ENXIO") return 0;
+    return checkErrno(r, "device close");
+  }
+
+  /** Same as {@linkcode Device.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

@@ -1,0 +1,475 @@
+/**
+ * Frame pools: fixed-size frames in one region of memory owned by the C
+ * library, seen from TypeScript through zero-copy views. A frame is named by
+ * a 32-bit ref (pool slot in the top 8 bits, frame index in the low 24), so
+ * frames travel between Workers and through the library as plain numbers in
+ * `Uint32Array`s.
+ *
+ * @module
+ */
+import { library } from "../ffi/lib.ts";
+import { BulktapError, checkErrno, codeForErrno } from "./errors.ts";
+
+/** Byte offsets of the metadata at the start of each frame (its headroom). */
+export const META = {
+  magic: 0,
+  ref: 4,
+  dataOff: 8,
+  vnetLen: 10,
+  len: 12,
+  tstamp: 16,
+  mark: 24,
+  queue: 28,
+  state: 30,
+  size: 32,
+} as const;
+
+/** Frame states as the library keeps them in the headroom. */
+export const FrameState = { FREE: 0, HELD: 1, QUEUED: 2 } as const;
+
+const INDEX_BITS = 24;
+const INDEX_MASK = (1 << INDEX_BITS) - 1;
+
+/** Options for a new {@linkcode FramePool}. */
+export interface FramePoolOptions {
+  /** Number of frames (default 4096, at most 16,777,216). */
+  frames?: number;
+  /** Bytes per frame including headroom, a multiple of 64 (default 2048). */
+  frameSize?: number;
+  /** Bytes before the data; holds the 32-byte metadata (default 256). */
+  headroom?: number;
+}
+
+/** A snapshot of a pool's counters. */
+export interface PoolStats {
+  /** Frames in the pool. */
+  frames: number;
+  /** Frames in the pool's free stack. */
+  free: number;
+  /** Frames held by callers (allocated, or read from a queue). */
+  held: number;
+  /** Frames sitting in device queues. */
+  queued: number;
+  /** Frames asked for when none were free. */
+  allocFailed: number;
+  /** Returns of frames that were not held (returned twice, or queued). */
+  doubleReturns: number;
+  /** Returns of frames that belong to another pool. */
+  foreignReturns: number;
+  /** Refs that named no frame of this pool. */
+  invalidRefs: number;
+}
+
+const PROBLEMS: Record<number, string> = {
+  1: "names no open pool",
+  2: "has an index beyond its pool",
+  3: "is free, not held (returned twice?)",
+  4: "is still in a device queue",
+  5: "has a length that runs past the end of its frame",
+  6: "has a data offset inside the 32-byte metadata",
+};
+
+/** Describe why the library refused a ref, for error messages. */
+export function describeRef(ref: number): string {
+  const why = library().bt_frame_check(ref >>> 0);
+  return `frame ref 0x${(ref >>> 0).toString(16)} ${PROBLEMS[why] ?? "is valid"}`;
+}
+
+/** Module-private: marks the constructor call made by {@linkcode FramePool.attach}. */
+class AttachToken {
+  constructor(readonly handle: number) {}
+}
+
+/** Pools seen by this Worker, by slot, so any ref can find its views. */
+const bySlot: (FramePool | undefined)[] = new Array(256);
+
+/**
+ * A pool of fixed-size frames. Allocate and return in bulk; reach frame
+ * bytes through {@linkcode FramePool.bytes} at {@linkcode FramePool.dataOffset}.
+ *
+ * @example
+ * ```ts
+ * import { FramePool } from "./mod.ts";
+ * using pool = new FramePool({ frames: 1024 });
+ * const refs = new Uint32Array(16);
+ * const n = pool.alloc(refs);
+ * pool.write(refs[0], new TextEncoder().encode("hello"));
+ * console.log(n, pool.length(refs[0])); // 16 5
+ * pool.free(refs, n);
+ * ```
+ */
+export class FramePool implements Disposable {
+  /** Library handle; pass it to a Worker and {@linkcode FramePool.attach}. */
+  readonly handle: number;
+  /** Slot in the top 8 bits of this pool's refs. */
+  readonly slot: number;
+  /** Number of frames. */
+  readonly frames: number;
+  /** Bytes per frame, headroom included. */
+  readonly frameSize: number;
+  /** Bytes of headroom before the data by default. */
+  readonly headroom: number;
+  /** The whole frame region, zero-copy. */
+  readonly bytes: Uint8Array;
+  /** The same region as a DataView. */
+  readonly view: DataView;
+  #u32: Uint32Array;
+  #u16: Uint16Array;
+  #owner: boolean;
+  #closed = false;
+  #bad = new Uint32Array(8);
+
+  /** Create a pool. Throws `ENOSPC` if the headroom cannot hold the metadata. */
+  constructor(options?: FramePoolOptions);
+  /** @internal Attach to an existing pool; use {@linkcode FramePool.attach}. */
+  constructor(options: FramePoolOptions | undefined, attachHandle: AttachToken);
+  constructor(options: FramePoolOptions = {}, attachHandle?: AttachToken) {
+    let h: number;
+    if (attachHandle !== undefined) {
+      h = attachHandle.handle;
+      this.#owner = false;
+    } else {
+      h = FramePool.#create(options);
+      this.#owner = true;
+    }
+    const base = library().bt_pool_base(h);
+    if (!base) throw new BulktapError("ENXIO", `pool handle ${h} names no open pool`);
+    const info = FramePool.#info(h);
+    this.handle = h;
+    this.slot = info.slot;
+    this.frames = info.frames;
+    this.frameSize = info.frameSize;
+    this.headroom = info.headroom;
+    const ab = Deno.UnsafePointerView.getArrayBuffer(base, info.regionBytes);
+    this.bytes = new Uint8Array(ab);
+    this.view = new DataView(ab);
+    this.#u32 = new Uint32Array(ab);
+    this.#u16 = new Uint16Array(ab);
+    bySlot[this.slot] = this;
+  }
+
+  static #create(options: FramePoolOptions): number {
+    const frames = options.frames ?? 4096;
+    const frameSize = options.frameSize ?? 2048;
+    const headroom = options.headroom ?? 256;
+    for (const [k, v] of Object.entries({ frames, frameSize, headroom })) {
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+        throw new BulktapError("EINVAL", `pool option ${k}=${v} is not a non-negative integer`);
+      }
+    }
+    const h = library().bt_pool_create(frames, frameSize, headroom);
+    if (h >= 0) return h;
+    const code = codeForErrno(h);
+    const why = code === "ENOSPC"
+      ? `headroom=${headroom} cannot hold the ${META.size}-byte frame metadata`
+      : code === "EINVAL"
+      ? `frames=${frames}, frameSize=${frameSize}, headroom=${headroom}: frames must ` +
+        `be 1..16777216, frameSize a multiple of 64 in 128..65536, and headroom + 64 <= frameSize`
+      : `cannot create a pool of ${frames} x ${frameSize} bytes`;
+    throw new BulktapError(code, why, h);
+  }
+
+  static #info(h: number) {
+    const out = new BigUint64Array(5);
+    checkErrno(library().bt_pool_info(h, out, 5), `pool ${h}`);
+    return {
+      slot: Number(out[0]),
+      frames: Number(out[1]),
+      frameSize: Number(out[2]),
+      headroom: Number(out[3]),
+      regionBytes: Number(out[4]),
+    };
+  }
+
+  /**
+   * Use a pool created elsewhere (another Worker) by its handle. Closing an
+   * attached pool only forgets it here; the creator destroys it.
+   *
+   * @example
+   * ```ts
+   * import { FramePool } from "./mod.ts";
+   * using pool = new FramePool({ frames: 64 });
+   * const same = FramePool.attach(pool.handle); // e.g. inside a Worker
+   * console.log(same.frames); // 64
+   * ```
+   */
+  static attach(handle: number): FramePool {
+    return new FramePool(undefined, new AttachToken(handle));
+  }
+
+  /**
+   * The pool that owns `ref`, attaching to it if this Worker has not seen it.
+   *
+   * @example
+   * ```ts
+   * import { FramePool } from "./mod.ts";
+   * using pool = new FramePool({ frames: 8 });
+   * const refs = new Uint32Array(1);
+   * pool.alloc(refs);
+   * console.log(FramePool.of(refs[0]) === pool); // true
+   * pool.free(refs);
+   * ```
+   */
+  static of(ref: number): FramePool {
+    const slot = ref >>> INDEX_BITS;
+    const p = bySlot[slot];
+    if (p !== undefined && !p.#closed) return p;
+    const h = library().bt_pool_lookup(slot);
+    if (h < 0) throw new BulktapError("ENXIO", describeRef(ref));
+    return FramePool.attach(h);
+  }
+
+  #check(): void {
+    if (this.#closed) {
+      throw new BulktapError("ECLOSED", `pool ${this.handle} was closed`);
+    }
+  }
+
+  /**
+   * Take up to `count` free frames; their refs go into `refs`. Returns how
+   * many were taken (fewer when the pool runs low). Each frame starts with
+   * its data at the headroom and length 0.
+   */
+  alloc(refs: Uint32Array, count: number = refs.length): number {
+    this.#check();
+    if (count > refs.length || count < 0) {
+      throw new BulktapError(
+        "EINVAL",
+        `count=${count} does not fit an array of ${refs.length}`,
+      );
+    }
+    return checkErrno(library().bt_pool_alloc(this.handle, refs, count), "alloc");
+  }
+
+  /**
+   * Return `count` held frames. Frames returned twice, frames of another
+   * pool and bad refs are refused (and counted); the rest are returned, then
+   * a `BulktapError` (`EALREADY`, `EXDEV` or `EINVAL`) names the first bad one.
+   */
+  free(refs: Uint32Array, count: number = refs.length): void {
+    this.#check();
+    if (count > refs.length || count < 0) {
+      throw new BulktapError(
+        "EINVAL",
+        `count=${count} does not fit an array of ${refs.length}`,
+      );
+    }
+    const done = checkErrno(
+      library().bt_pool_put(this.handle, refs, count, this.#bad, this.#bad.length),
+      "free",
+    );
+    if (done === count) return;
+    const pos = this.#bad[0];
+    const ref = refs[pos];
+    const why = library().bt_frame_check(ref);
+    const nbad = count - done;
+    if (ref >>> INDEX_BITS !== this.slot && why !== 1) {
+      throw new BulktapError(
+        "EXDEV",
+        `refs[${pos}] = 0x${ref.toString(16)} belongs to pool slot ${
+          ref >>> INDEX_BITS
+        }, not this pool (slot ${this.slot}); ${nbad} of ${count} refused, the rest returned`,
+      );
+    }
+    throw new BulktapError(
+      why === 3 || why === 4 ? "EALREADY" : "EINVAL",
+      `refs[${pos}]: ${describeRef(ref)}; ${nbad} of ${count} refused, the rest returned`,
+    );
+  }
+
+  /** Frame index of a ref of this pool. */
+  index(ref: number): number {
+    return ref & INDEX_MASK;
+  }
+
+  /** Byte offset in {@linkcode FramePool.bytes} where the frame starts. */
+  frameOffset(ref: number): number {
+    return (ref & INDEX_MASK) * this.frameSize;
+  }
+
+  /** Byte offset in {@linkcode FramePool.bytes} where the frame's data starts. */
+  dataOffset(ref: number): number {
+    const f = (ref & INDEX_MASK) * this.frameSize;
+    return f + this.#u16[(f + META.dataOff) >>> 1];
+  }
+
+  /** Length of the frame's data. */
+  length(ref: number): number {
+    return this.#u32[((ref & INDEX_MASK) * this.frameSize + META.len) >>> 2];
+  }
+
+  /** Largest data length the frame can hold at its current data offset. */
+  capacity(ref: number): number {
+    const f = (ref & INDEX_MASK) * this.frameSize;
+    return this.frameSize - this.#u16[(f + META.dataOff) >>> 1];
+  }
+
+  /** Set the data length. Throws `EINVAL` if it runs past the frame. */
+  setLength(ref: number, len: number): void {
+    const f = (ref & INDEX_MASK) * this.frameSize;
+    const off = this.#u16[(f + META.dataOff) >>> 1];
+    if (!(len >= 0 && off + len <= this.frameSize)) {
+      throw new BulktapError(
+        "EINVAL",
+        `length ${len} does not fit frame 0x${(ref >>> 0).toString(16)}: ${
+          this.frameSize - off
+        } bytes after its data offset`,
+      );
+    }
+    this.#u32[(f + META.len) >>> 2] = len;
+  }
+
+  /**
+   * Move the start of the data by `delta` bytes (negative grows it into the
+   * headroom, like `bpf_xdp_adjust_head`), keeping the end in place. Throws
+   * `ENOSPC` if the data would overlap the metadata, `EINVAL` if it would
+   * pass the end.
+   */
+  adjustHead(ref: number, delta: number): void {
+    const f = (ref & INDEX_MASK) * this.frameSize;
+    const off = this.#u16[(f + META.dataOff) >>> 1];
+    const len = this.#u32[(f + META.len) >>> 2];
+    const nOff = off + delta;
+    if (nOff < META.size) {
+      throw new BulktapError(
+        "ENOSPC",
+        `adjustHead(${delta}) needs ${META.size - nOff} bytes more headroom than ` +
+          `the ${off - META.size} left after the metadata`,
+      );
+    }
+    if (delta > len) {
+      throw new BulktapError("EINVAL", `adjustHead(${delta}) is past the ${len}-byte data`);
+    }
+    this.#u16[(f + META.dataOff) >>> 1] = nOff;
+    this.#u32[(f + META.len) >>> 2] = len - delta;
+  }
+
+  /** CLOCK_MONOTONIC nanoseconds stamped on the frame (0 if never). */
+  timestamp(ref: number): number {
+    const w = ((ref & INDEX_MASK) * this.frameSize + META.tstamp) >>> 2;
+    return this.#u32[w + 1] * 4294967296 + this.#u32[w];
+  }
+
+  /** Stamp the frame with a CLOCK_MONOTONIC time in nanoseconds. */
+  setTimestamp(ref: number, ns: number): void {
+    const w = ((ref & INDEX_MASK) * this.frameSize + META.tstamp) >>> 2;
+    this.#u32[w] = ns >>> 0;
+    this.#u32[w + 1] = Math.floor(ns / 4294967296);
+  }
+
+  /** The 32-bit mark programs may use freely. */
+  mark(ref: number): number {
+    return this.#u32[((ref & INDEX_MASK) * this.frameSize + META.mark) >>> 2];
+  }
+
+  /** Set the 32-bit mark. */
+  setMark(ref: number, mark: number): void {
+    this.#u32[((ref & INDEX_MASK) * this.frameSize + META.mark) >>> 2] = mark;
+  }
+
+  /** Queue the frame was last read from. */
+  queueOf(ref: number): number {
+    return this.#u16[((ref & INDEX_MASK) * this.frameSize + META.queue) >>> 1];
+  }
+
+  /** A view of the frame's data (allocates a view: not for the per-frame hot path). */
+  data(ref: number): Uint8Array {
+    const off = this.dataOffset(ref);
+    return this.bytes.subarray(off, off + this.length(ref));
+  }
+
+  /** Copy `src` into the frame's data and set its length. */
+  write(ref: number, src: Uint8Array): void {
+    const off = this.dataOffset(ref);
+    if (src.length > this.capacity(ref)) {
+      throw new BulktapError(
+        "EINVAL",
+        `${src.length} bytes do not fit frame 0x${(ref >>> 0).toString(16)} (capacity ${
+          this.capacity(ref)
+        })`,
+      );
+    }
+    this.bytes.set(src, off);
+    this.#u32[((ref & INDEX_MASK) * this.frameSize + META.len) >>> 2] = src.length;
+  }
+
+  /** Counters, summed now. */
+  stats(): PoolStats {
+    this.#check();
+    const out = new BigUint64Array(8);
+    checkErrno(library().bt_pool_stats(this.handle, out, 8), `pool ${this.handle} stats`);
+    return {
+      frames: Number(out[0]),
+      free: Number(out[1]),
+      held: Number(out[2]),
+      queued: Number(out[3]),
+      allocFailed: Number(out[4]),
+      doubleReturns: Number(out[5]),
+      foreignReturns: Number(out[6]),
+      invalidRefs: Number(out[7]),
+    };
+  }
+
+  /** Whether {@linkcode FramePool.close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Destroy the pool (or, for an attached pool, just forget it here).
+   * Throws `EBUSY`, naming what is outstanding, if frames are still held or
+   * queued or a device still uses the pool; the pool stays usable then.
+   */
+  close(): void {
+    if (this.#closed) return;
+    if (this.#owner) {
+      const r = library().bt_pool_destroy(this.handle);
+      if (r < 0 && codeForErrno(r) === "EBUSY") {
+        const s = this.stats();
+        throw new BulktapError(
+          "EBUSY",
+          `pool ${this.handle} still has ${s.held} held and ${s.queued} queued ` +
+            `frames, or a device that uses it; return them or close the device first`,
+          r,
+        );
+      }
+      if (r < 0 && codeForErrno(r) !== "ENXIO") checkErrno(r, "pool close");
+    }
+    this.#closed = true;
+    if (bySlot[this.slot] === this) bySlot[this.slot] = undefined;
+  }
+
+  /** Same as {@linkcode FramePool.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/**
+ * Return frames of any pools (e.g. a batch read from a device fed by several
+ * pools). Throws like {@linkcode FramePool.free} if any ref is refused.
+ *
+ * @example
+ * ```ts
+ * import { FramePool, freeFrames } from "./mod.ts";
+ * using pool = new FramePool({ frames: 8 });
+ * const refs = new Uint32Array(4);
+ * pool.alloc(refs);
+ * freeFrames(refs);
+ * ```
+ */
+export function freeFrames(refs: Uint32Array, count: number = refs.length): void {
+  if (count > refs.length || count < 0) {
+    throw new BulktapError("EINVAL", `count=${count} does not fit an array of ${refs.length}`);
+  }
+  const bad = new Uint32Array(1);
+  const done = checkErrno(library().bt_frames_put(refs, count, bad, 1), "freeFrames");
+  if (done === count) return;
+  const pos = bad[0];
+  throw new BulktapError(
+    "EALREADY",
+    `refs[${pos}]: ${describeRef(refs[pos])}; ${
+      count - done
+    } of ${count} refused, the rest returned`,
+  );
+}

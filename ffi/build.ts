@@ -1,0 +1,205 @@
+/**
+ * Builds the C library on first use. The output is cached under a name that
+ * hashes the C sources, the compiler and the flags, so editing a C file
+ * rebuilds it and a second run does not. Builds write to a temporary file and
+ * rename it into place, so two processes (or Workers) building at once never
+ * load a half-written library.
+ *
+ * Environment:
+ * - `BULKTAP_FLAVOUR`: `release` (default), `debug` (-O0 -g3) or `asan`
+ *   (AddressSanitizer + UBSan; run Deno with
+ *   `LD_PRELOAD=$(cc -print-file-name=libasan.so)`).
+ * - `BULKTAP_CACHE_DIR`: where libraries go (default
+ *   `$XDG_CACHE_HOME/bulktap` or `~/.cache/bulktap`).
+ * - `CC`: the compiler (default: the first of `cc`, `gcc`, `clang` found).
+ *
+ * Run directly (`deno task build`) to build and print the library's path.
+ *
+ * @module
+ */
+import { BulktapError } from "../dataplane/errors.ts";
+
+/** How the library is compiled. */
+export type Flavour = "release" | "debug" | "asan";
+
+const FLAGS: Record<Flavour, string[]> = {
+  release: ["-O2", "-g"],
+  debug: ["-O0", "-g3"],
+  asan: ["-O1", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"],
+};
+
+const COMMON = [
+  "-std=gnu11",
+  "-Wall",
+  "-Wextra",
+  "-Werror",
+  "-fPIC",
+  "-shared",
+  "-fvisibility=hidden",
+  "-pthread",
+];
+
+/** Where the C sources live. */
+export const C_DIR = new URL("../c/", import.meta.url);
+
+/** Options for {@linkcode buildLibrary}. */
+export interface BuildOptions {
+  /** Compile flavour; default from `BULKTAP_FLAVOUR`, else `release`. */
+  flavour?: Flavour;
+  /** Compiler; default from `CC`, else the first of cc, gcc, clang found. */
+  cc?: string;
+  /** Cache directory; default from `BULKTAP_CACHE_DIR`. */
+  cacheDir?: string;
+  /** Print what is being built to stderr. */
+  verbose?: boolean;
+}
+
+function env(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined; // no --allow-env: use defaults
+  }
+}
+
+/** The cache directory libraries are built into. */
+export function cacheDir(): string {
+  const explicit = env("BULKTAP_CACHE_DIR");
+  if (explicit) return explicit;
+  const xdg = env("XDG_CACHE_HOME");
+  if (xdg) return `${xdg}/bulktap`;
+  const home = env("HOME");
+  if (home) return `${home}/.cache/bulktap`;
+  return new URL("../.cache/", import.meta.url).pathname;
+}
+
+function fnv1a64(chunks: Uint8Array[]): string {
+  let h = 0xcbf29ce484222325n;
+  const prime = 0x100000001b3n;
+  const mask = 0xffffffffffffffffn;
+  // Fold 32 bits at a time through a 32-bit FNV for speed, then mix into 64.
+  let h32 = 0x811c9dc5;
+  for (const c of chunks) {
+    for (let i = 0; i < c.length; i++) {
+      h32 ^= c[i];
+      h32 = Math.imul(h32, 0x01000193) >>> 0;
+    }
+    h = ((h ^ BigInt(h32)) * prime) & mask;
+  }
+  return h.toString(16).padStart(16, "0");
+}
+
+function sources(): { name: string; bytes: Uint8Array }[] {
+  const out: { name: string; bytes: Uint8Array }[] = [];
+  for (const e of Deno.readDirSync(C_DIR)) {
+    if (e.isFile && /\.(c|h)$/.test(e.name)) {
+      out.push({
+        name: e.name,
+        bytes: Deno.readFileSync(new URL(e.name, C_DIR)),
+      });
+    }
+  }
+  out.sort((a, b) => (a.name < b.name ? -1 : 1));
+  return out;
+}
+
+function pickCompiler(explicit?: string): string {
+  const wanted = explicit ?? env("CC");
+  const candidates = wanted ? [wanted] : ["cc", "gcc", "clang"];
+  for (const cc of candidates) {
+    try {
+      const r = new Deno.Command(cc, { args: ["--version"], stdout: "null", stderr: "null" })
+        .outputSync();
+      if (r.success) return cc;
+    } catch {
+      // not found: try the next
+    }
+  }
+  throw new BulktapError(
+    "ENOCC",
+    `no C compiler found (tried ${candidates.join(", ")}). bulktap builds its ` +
+      "C library on first use: install one, e.g. `apt-get install gcc` " +
+      "(Debian/Ubuntu) or `dnf install gcc`, or set CC to its path.",
+  );
+}
+
+/** Optional system libraries the build links when their headers exist. */
+function optionalFeatures(): { defines: string[]; libs: string[] } {
+  const defines: string[] = [];
+  const libs: string[] = [];
+  for (const dir of ["/usr/include", "/usr/local/include"]) {
+    try {
+      Deno.statSync(`${dir}/liburing.h`);
+      defines.push("-DBT_HAVE_LIBURING=1");
+      libs.push("-luring");
+      break;
+    } catch {
+      // absent
+    }
+  }
+  return { defines, libs };
+}
+
+/**
+ * Build the library if the cache does not hold this exact build, and
+ * return its path.
+ *
+ * @example
+ * ```ts
+ * import { buildLibrary } from "./ffi/build.ts";
+ * const path = buildLibrary({ flavour: "release" });
+ * console.log(path);
+ * ```
+ */
+export function buildLibrary(options: BuildOptions = {}): string {
+  const flavour = options.flavour ?? (env("BULKTAP_FLAVOUR") as Flavour | undefined) ??
+    "release";
+  if (!(flavour in FLAGS)) {
+    throw new BulktapError(
+      "EINVAL",
+      `BULKTAP_FLAVOUR=${flavour} is not one of ${Object.keys(FLAGS).join(", ")}`,
+    );
+  }
+  const srcs = sources();
+  const features = optionalFeatures();
+  const cc = options.cc ?? env("CC") ?? "cc";
+  const flags = [...COMMON, ...FLAGS[flavour], ...features.defines];
+  const enc = new TextEncoder();
+  const hash = fnv1a64([
+    enc.encode([cc, ...flags, ...features.libs].join(" ")),
+    ...srcs.flatMap((s) => [enc.encode(s.name), s.bytes]),
+  ]);
+  const dir = options.cacheDir ?? cacheDir();
+  const lib = `${dir}/libbulktap-${flavour}-${hash}.so`;
+  try {
+    Deno.statSync(lib);
+    return lib; // cached
+  } catch {
+    // build below
+  }
+  const compiler = pickCompiler(options.cc);
+  Deno.mkdirSync(dir, { recursive: true });
+  const tmp = `${lib}.${Deno.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  const cfiles = srcs.filter((s) => s.name.endsWith(".c")).map((s) =>
+    new URL(s.name, C_DIR).pathname
+  );
+  const args = [...flags, "-o", tmp, ...cfiles, ...features.libs];
+  if (options.verbose) console.error(`bulktap: ${compiler} ${args.join(" ")}`);
+  const r = new Deno.Command(compiler, { args, stdout: "piped", stderr: "piped" }).outputSync();
+  if (!r.success) {
+    try {
+      Deno.removeSync(tmp);
+    } catch {
+      // nothing written
+    }
+    const msg = new TextDecoder().decode(r.stderr).trim();
+    throw new BulktapError("EBUILD", `compiling the C library failed:\n${msg}`);
+  }
+  Deno.renameSync(tmp, lib);
+  return lib;
+}
+
+if (import.meta.main) {
+  const flavour = Deno.args[0] as Flavour | undefined;
+  console.log(buildLibrary({ flavour, verbose: true }));
+}

@@ -1,0 +1,67 @@
+/**
+ * The dlopen table: every C entry point bulktap binds, with its FFI types.
+ * Arrays of frames cross as `buffer` (a typed array), scalars as 32-bit
+ * integers, so every call is a V8 fast call. Calls that may sleep are bound
+ * twice: once plain, once `nonblocking` (run on Deno's blocking thread pool
+ * and returning a Promise), so a waiting reader never blocks the event loop.
+ *
+ * @module
+ */
+
+/** The FFI signature of every symbol in `c/bulktap.h`. */
+export const symbols = {
+  bt_version: { parameters: [], result: "u32" },
+  bt_now_ns: { parameters: [], result: "u64" },
+  bt_current_cpu: { parameters: [], result: "i32" },
+  bt_meta_size: { parameters: [], result: "u32" },
+
+  bt_pool_create: { parameters: ["u32", "u32", "u32"], result: "i32" },
+  bt_pool_destroy: { parameters: ["u32"], result: "i32" },
+  bt_pool_base: { parameters: ["u32"], result: "pointer" },
+  bt_pool_info: { parameters: ["u32", "buffer", "u32"], result: "i32" },
+  bt_pool_stats: { parameters: ["u32", "buffer", "u32"], result: "i32" },
+  bt_pool_alloc: { parameters: ["u32", "buffer", "u32"], result: "i32" },
+  bt_pool_put: {
+    parameters: ["u32", "buffer", "u32", "buffer", "u32"],
+    result: "i32",
+  },
+  bt_pool_lookup: { parameters: ["u32"], result: "i32" },
+  bt_frames_put: {
+    parameters: ["buffer", "u32", "buffer", "u32"],
+    result: "i32",
+  },
+  bt_frame_check: { parameters: ["u32"], result: "i32" },
+
+  bt_dev_create: { parameters: ["u32", "u32", "u32"], result: "i32" },
+  bt_dev_close: { parameters: ["u32"], result: "i32" },
+  bt_dev_info: { parameters: ["u32", "buffer", "u32"], result: "i32" },
+  bt_dev_stats: { parameters: ["u32", "buffer", "u32"], result: "i32" },
+  bt_queue_for_cpu: { parameters: ["u32", "i32"], result: "i32" },
+
+  bt_xmit: {
+    parameters: ["u32", "buffer", "u32", "u32", "i32"],
+    result: "i32",
+  },
+  bt_xmit_copy: {
+    parameters: ["u32", "buffer", "buffer", "u32", "u32", "i32"],
+    result: "i32",
+  },
+  bt_flush: { parameters: ["u32", "i32"], result: "i32" },
+
+  bt_queue_read: { parameters: ["u32", "u32", "buffer", "u32"], result: "i32" },
+  bt_queue_unread: {
+    parameters: ["u32", "u32", "buffer", "u32"],
+    result: "i32",
+  },
+  bt_queue_count: { parameters: ["u32", "u32"], result: "i32" },
+  bt_queue_wait: { parameters: ["u32", "u32", "i32"], result: "i32" },
+  bt_queue_wait_async: {
+    name: "bt_queue_wait",
+    parameters: ["u32", "u32", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The bound library: `symbols` as Deno sees them. */
+export type BulktapSymbols = Deno.DynamicLibrary<typeof symbols>["symbols"];

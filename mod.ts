@@ -1,0 +1,46 @@
+/**
+ * bulktap: a user-space packet dataplane for Deno. Frame pools, multi-queue
+ * devices with bulk transmit (one lock per bulk), readers woken only when
+ * they sleep, and typed errors.
+ *
+ * Run `deno run -A mod.ts --help` for the command line.
+ *
+ * @example
+ * ```ts
+ * import { Device, FramePool } from "./mod.ts";
+ * using pool = new FramePool({ frames: 1024 });
+ * using dev = new Device({ pool, queues: 2 });
+ * const refs = new Uint32Array(16);
+ * const n = pool.alloc(refs);
+ * for (let i = 0; i < n; i++) pool.setLength(refs[i], 64);
+ * console.log(dev.xmit(refs, { count: n, flush: true })); // 16
+ * ```
+ *
+ * @module
+ */
+export { BulktapError, type BulktapErrorCode } from "./dataplane/errors.ts";
+export {
+  describeRef,
+  FramePool,
+  type FramePoolOptions,
+  FrameState,
+  freeFrames,
+  META,
+  type PoolStats,
+} from "./dataplane/pool.ts";
+export { Batch } from "./dataplane/batch.ts";
+export { DeviceQueue, type FramesOptions } from "./dataplane/queue.ts";
+export {
+  Device,
+  type DeviceOptions,
+  type DeviceStats,
+  MAX_BULK,
+  XMIT_FLUSH,
+  type XmitOptions,
+} from "./dataplane/device.ts";
+export { nowNs } from "./dataplane/clock.ts";
+
+if (import.meta.main) {
+  const { main } = await import("./dataplane/cli.ts");
+  Deno.exit(await main(Deno.args));
+}
