@@ -151,12 +151,13 @@ static inline struct bt_frame_meta *bt_ref_meta(uint32_t ref,
 	return bt_frame_at(p, idx);
 }
 
-/* Is the frame's data window inside the frame? */
+/* Is the frame's data window inside the frame? Summed in 64 bits: len is
+ * caller-written, and a 32-bit sum would wrap for len near 2^32. */
 static inline int bt_meta_len_ok(const struct bt_pool *p,
 				 const struct bt_frame_meta *m)
 {
 	return m->data_off >= sizeof(struct bt_frame_meta) &&
-	       (uint32_t)m->data_off + m->len <= p->frame_size;
+	       (uint64_t)m->data_off + m->len <= p->frame_size;
 }
 
 /* Resolve a ring entry (frame address) to its meta and pool, trusting the

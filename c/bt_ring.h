@@ -190,16 +190,17 @@ static inline uint32_t bt_ring_unconsume(struct bt_ring *r, uintptr_t *entries,
 	uint32_t head;
 	uint32_t dropped = 0;
 
-	/* Finish the pending batch first so the slots between tail and head
-	 * are empty and usable again. */
+	/* Zero the pending batch first, so every slot behind the head is
+	 * empty unless a producer has wrapped around and refilled it. */
 	head = r->consumer_head;
 	while (head > r->consumer_tail)
 		atomic_store_explicit(&r->queue[--head], 0,
 				      memory_order_relaxed);
-	r->consumer_head = r->consumer_tail;
+	r->consumer_tail = r->consumer_head;
 
 	/* Walk backwards from the head, last entry first, while slots are
-	 * empty. */
+	 * empty. The entries end up directly before the unread ones: no hole
+	 * the reader could stop at. */
 	while (n) {
 		head = r->consumer_head ? r->consumer_head - 1 : r->size - 1;
 		if (atomic_load_explicit(&r->queue[head], memory_order_relaxed))

@@ -299,16 +299,22 @@ int32_t bt_xmit(uint32_t h, const uint32_t *refs, uint32_t n, uint32_t flags,
 		return -ENXIO;
 	}
 
-	/* 1. Validate all before touching any: -EINVAL takes nothing. */
+	/* 1. Validate all before touching any: -EINVAL takes nothing. Each
+	 * frame is claimed (QUEUED) as it passes, so the same ref twice in
+	 * one bulk fails the HELD test instead of entering the ring twice;
+	 * on failure the claims are undone. */
 	for (uint32_t i = 0; i < n; i++) {
 		struct bt_pool *p;
 		struct bt_frame_meta *m = bt_ref_meta(refs[i], &p);
 
 		if (BT_UNLIKELY(!m || m->state != BT_HELD ||
 				!bt_meta_len_ok(p, m))) {
+			for (uint32_t j = 0; j < i; j++)
+				metas[j]->state = BT_HELD;
 			bt_leave(&d->life, ts);
 			return -EINVAL;
 		}
+		m->state = BT_QUEUED;
 		metas[i] = m;
 	}
 
@@ -613,17 +619,19 @@ int32_t bt_queue_unread(uint32_t h, uint32_t qi, const uint32_t *refs,
 		bt_leave(&d->life, ts);
 		return -EINVAL;
 	}
+	/* Claim as we validate (see bt_xmit): a duplicate ref fails. */
 	for (uint32_t i = 0; i < n; i++) {
 		struct bt_pool *p;
 		struct bt_frame_meta *m = bt_ref_meta(refs[i], &p);
 		if (!m || m->state != BT_HELD || !bt_meta_len_ok(p, m)) {
+			for (uint32_t j = 0; j < i; j++)
+				((struct bt_frame_meta *)e[j])->state = BT_HELD;
 			bt_leave(&d->life, ts);
 			return -EINVAL;
 		}
+		m->state = BT_QUEUED;
 		e[i] = (uintptr_t)m;
 	}
-	for (uint32_t i = 0; i < n; i++)
-		((struct bt_frame_meta *)e[i])->state = BT_QUEUED;
 	q = &d->queues[qi];
 	/* Both locks: unconsume writes slots a producer may test next. */
 	bt_lock_acquire(&q->ring.consumer_lock);

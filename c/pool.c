@@ -52,6 +52,12 @@ static void meta_init(struct bt_pool *p, uint32_t idx, uint8_t state)
 	m->reserved = 0;
 }
 
+/* A free stack and the smaller one it replaced in the same slot. */
+struct stack_block {
+	struct stack_block *older;
+	uint32_t idx[];
+};
+
 /* Make p's memory fit nframes x frame_size, reusing what the slot had.
  * Old regions are kept mapped (see bt_internal.h); only their pages go. */
 static int pool_memory(struct bt_pool *p, uint32_t nframes,
@@ -70,12 +76,19 @@ static int pool_memory(struct bt_pool *p, uint32_t nframes,
 		p->region_cap = bytes;
 	}
 	if (nframes > p->stack_cap) {
-		uint32_t *s = malloc(sizeof(*s) * nframes);
+		struct stack_block *s =
+			malloc(sizeof(*s) + sizeof(uint32_t) * nframes);
 		if (!s)
 			return -ENOMEM;
 		/* The old stack is kept for the same reason as the region:
-		 * a racing stale call may still read it. */
-		p->free_stack = s;
+		 * a racing stale call may still read it. It stays linked from
+		 * the new block, so it is kept, not lost (leak checkers). */
+		s->older = p->free_stack ?
+				   (struct stack_block *)((uint8_t *)p->free_stack -
+							  offsetof(struct stack_block,
+								   idx)) :
+				   NULL;
+		p->free_stack = s->idx;
 		p->stack_cap = nframes;
 	}
 	p->region_bytes = bytes;
@@ -251,8 +264,11 @@ int32_t bt_pool_alloc(uint32_t handle, uint32_t *refs, uint32_t n)
 		return -ENXIO;
 	}
 	k = n < p->nfree ? n : p->nfree;
+	/* Top of the stack first: the most recently returned frames are the
+	 * ones most likely still in cache. */
+	for (uint32_t i = 0; i < k; i++)
+		refs[i] = p->free_stack[p->nfree - 1 - i];
 	p->nfree -= k;
-	memcpy(refs, &p->free_stack[p->nfree], k * sizeof(*refs));
 	bt_lock_release(&p->lock);
 
 	for (uint32_t i = 0; i < k; i++) {

@@ -37,6 +37,10 @@ const COMMON = [
   "-shared",
   "-fvisibility=hidden",
   "-pthread",
+  // Never unmap on dlclose: threads that used the library run its
+  // thread-exit destructor (giving back their counter slot) after Deno
+  // closes it at shutdown.
+  "-Wl,-z,nodelete",
 ];
 
 /** Where the C sources live. */

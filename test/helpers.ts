@@ -1,0 +1,107 @@
+/**
+ * Test fixtures. Every spec test runs inside {@linkcode withDevice}, which
+ * checks the accounting invariant when the test body ends:
+ *
+ *   frames free + frames in queues + frames held by the caller == frames in the pool
+ *
+ * and then that closing the device and the pool leaves nothing behind.
+ */
+import assert from "assert";
+import { Device, type DeviceOptions, FramePool, type FramePoolOptions } from "../mod.ts";
+
+/** What a spec test gets. */
+export interface Fixture {
+  pool: FramePool;
+  dev: Device;
+  /** Allocate `n` frames with `len` bytes of data each (data byte i = i & 255). */
+  frames(n: number, len?: number): Uint32Array;
+}
+
+/** Assert the invariant; `held` is how many frames the caller holds. */
+export function assertAccounted(pool: FramePool, held: number, devices: Device[] = []): void {
+  const s = pool.stats();
+  assert.equal(
+    s.free + s.queued + s.held,
+    s.frames,
+    `free ${s.free} + queued ${s.queued} + held ${s.held} != ${s.frames} frames`,
+  );
+  assert.equal(s.held, held, `the caller should hold ${held} frames, the pool says ${s.held}`);
+  if (devices.length > 0) {
+    const inQueues = devices.reduce((a, d) => a + d.stats().queued, 0);
+    assert.equal(s.queued, inQueues, `pool says ${s.queued} queued, devices hold ${inQueues}`);
+  }
+}
+
+/**
+ * Run `body` with a fresh pool and device. `body` returns how many frames it
+ * still holds (default 0); the invariant is checked with that number, then
+ * the device is closed (its queued frames must come back) and the held
+ * frames are freed, and the pool must close whole.
+ */
+export async function withDevice(
+  options: { pool?: FramePoolOptions; device?: Omit<DeviceOptions, "pool"> },
+  body: (fx: Fixture) => Promise<Uint32Array | void> | Uint32Array | void,
+): Promise<void> {
+  const pool = new FramePool({ frames: 256, ...options.pool });
+  const dev = new Device({ pool, queues: 1, ringSize: 64, ...options.device });
+  const fx: Fixture = {
+    pool,
+    dev,
+    frames(n, len = 64) {
+      const refs = new Uint32Array(n);
+      assert.equal(pool.alloc(refs), n, `pool should have ${n} free frames`);
+      for (let i = 0; i < n; i++) {
+        const off = pool.dataOffset(refs[i]);
+        for (let b = 0; b < len; b++) pool.bytes[off + b] = b & 255;
+        pool.setLength(refs[i], len);
+      }
+      return refs;
+    },
+  };
+  let held: Uint32Array | void = undefined;
+  let bodyOk = false;
+  try {
+    held = await body(fx);
+    bodyOk = true;
+    assertAccounted(pool, held?.length ?? 0, dev.closed ? [] : [dev]);
+    const queued = dev.closed ? 0 : dev.stats().queued;
+    assert.equal(dev.close(), queued, "close returns every queued frame");
+    if (held && held.length) pool.free(held);
+    const s = pool.stats();
+    assert.equal(s.free, s.frames, "pool whole after the test");
+  } finally {
+    if (!dev.closed) dev.close();
+    try {
+      pool.close();
+    } catch (e) {
+      if (bodyOk) throw e; // a failing body has already reported its error
+    }
+  }
+}
+
+/** Poll `cond` every ms until it holds or `ms` pass. */
+export async function eventually(
+  cond: () => boolean,
+  ms = 5000,
+  what = "condition",
+): Promise<void> {
+  const end = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+/** Assert `fn` throws a BulktapError with `code`; returns it. */
+export function assertCode(fn: () => unknown, code: string, msgIncludes?: string): Error {
+  let err: unknown;
+  try {
+    fn();
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof Error, `expected a BulktapError ${code}, nothing was thrown`);
+  assert.equal((err as { code?: string }).code, code, `wrong code: ${(err as Error).message}`);
+  if (msgIncludes) assert.ok((err as Error).message.includes(msgIncludes), (err as Error).message);
+  return err as Error;
+}
