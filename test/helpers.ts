@@ -59,24 +59,23 @@ export async function withDevice(
     },
   };
   let held: Uint32Array | void = undefined;
-  let bodyOk = false;
   try {
     held = await body(fx);
-    bodyOk = true;
-    assertAccounted(pool, held?.length ?? 0, dev.closed ? [] : [dev]);
-    const queued = dev.closed ? 0 : dev.stats().queued;
-    assert.equal(dev.close(), queued, "close returns every queued frame");
-    if (held && held.length) pool.free(held);
-    const s = pool.stats();
-    assert.equal(s.free, s.frames, "pool whole after the test");
-  } finally {
+  } catch (e) {
+    // Clean up what we can, then report the body's own failure.
     if (!dev.closed) dev.close();
     try {
       pool.close();
-    } catch (e) {
-      if (bodyOk) throw e; // a failing body has already reported its error
-    }
+    } catch { /* frames the failed body held keep the pool open */ }
+    throw e;
   }
+  assertAccounted(pool, held?.length ?? 0, dev.closed ? [] : [dev]);
+  const queued = dev.closed ? 0 : dev.stats().queued;
+  assert.equal(dev.close(), queued, "close returns every queued frame");
+  if (held && held.length) pool.free(held);
+  const s = pool.stats();
+  assert.equal(s.free, s.frames, "pool whole after the test");
+  pool.close();
 }
 
 /** Poll `cond` every ms until it holds or `ms` pass. */
