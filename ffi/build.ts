@@ -56,6 +56,8 @@ export interface BuildOptions {
   cacheDir?: string;
   /** Print what is being built to stderr. */
   verbose?: boolean;
+  /** Directory of the C sources (default: the repository's `c/`). */
+  sourceDir?: URL;
 }
 
 function env(name: string): string | undefined {
@@ -93,13 +95,13 @@ function fnv1a64(chunks: Uint8Array[]): string {
   return h.toString(16).padStart(16, "0");
 }
 
-function sources(): { name: string; bytes: Uint8Array }[] {
+function sources(dir: URL): { name: string; bytes: Uint8Array }[] {
   const out: { name: string; bytes: Uint8Array }[] = [];
-  for (const e of Deno.readDirSync(C_DIR)) {
+  for (const e of Deno.readDirSync(dir)) {
     if (e.isFile && /\.(c|h)$/.test(e.name)) {
       out.push({
         name: e.name,
-        bytes: Deno.readFileSync(new URL(e.name, C_DIR)),
+        bytes: Deno.readFileSync(new URL(e.name, dir)),
       });
     }
   }
@@ -164,7 +166,8 @@ export function buildLibrary(options: BuildOptions = {}): string {
       `BULKTAP_FLAVOUR=${flavour} is not one of ${Object.keys(FLAGS).join(", ")}`,
     );
   }
-  const srcs = sources();
+  const srcDir = options.sourceDir ?? C_DIR;
+  const srcs = sources(srcDir);
   const features = optionalFeatures();
   const cc = options.cc ?? env("CC") ?? "cc";
   const flags = [...COMMON, ...FLAGS[flavour], ...features.defines];
@@ -185,7 +188,7 @@ export function buildLibrary(options: BuildOptions = {}): string {
   Deno.mkdirSync(dir, { recursive: true });
   const tmp = `${lib}.${Deno.pid}.${Math.random().toString(36).slice(2)}.tmp`;
   const cfiles = srcs.filter((s) => s.name.endsWith(".c")).map((s) =>
-    new URL(s.name, C_DIR).pathname
+    new URL(s.name, srcDir).pathname
   );
   const args = [...flags, "-o", tmp, ...cfiles, ...features.libs];
   if (options.verbose) console.error(`bulktap: ${compiler} ${args.join(" ")}`);
