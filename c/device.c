@@ -323,6 +323,11 @@ int32_t bt_xmit(uint32_t h, const uint32_t *refs, uint32_t n, uint32_t flags,
 	bt_lock_acquire(&q->ring.producer_lock);
 	for (sent = 0; sent < n; sent++) {
 		struct bt_frame_meta *m = metas[sent];
+		/* Read len before the release store that publishes the
+		 * frame: after it the reader may take the frame, return it,
+		 * and another thread may allocate and rewrite it. */
+		uint32_t len = m->len;
+
 		/* QUEUED before the release store that publishes it: the
 		 * reader may take it the moment it is in the slot. */
 		m->state = BT_QUEUED;
@@ -330,7 +335,7 @@ int32_t bt_xmit(uint32_t h, const uint32_t *refs, uint32_t n, uint32_t flags,
 			m->state = BT_HELD;
 			break;
 		}
-		bytes += m->len;
+		bytes += len;
 	}
 	bt_lock_release(&q->ring.producer_lock);
 
@@ -582,12 +587,14 @@ int32_t bt_queue_wait(uint32_t h, uint32_t qi, int32_t timeout_ms)
 		if (ret >= 0 || errno != EINTR)
 			break;
 	}
-	eventfd_read(q->efd, &v); /* reset; nonblocking */
 	atomic_store_explicit(&q->need_wakeup, 0, memory_order_relaxed);
 	if (!atomic_load_explicit(&d->life.open, memory_order_seq_cst)) {
+		/* Leave close's signal in the eventfd: another waiter on this
+		 * queue must see it too, or close would wait for it forever. */
 		bt_leave(&d->life, ts);
 		return -ENXIO;
 	}
+	eventfd_read(q->efd, &v); /* reset; nonblocking */
 	ret = queue_nonempty(q);
 	bt_leave(&d->life, ts);
 	return ret;
@@ -646,6 +653,20 @@ int32_t bt_queue_unread(uint32_t h, uint32_t qi, const uint32_t *refs,
 	return (int32_t)(n - dropped);
 }
 
+/* bt_ring_count reads the consumer's indexes, which the reader changes
+ * under consumer_lock: take it, so a stats call from another thread while
+ * traffic flows is not a data race (stats calls are rare; the reader
+ * waits at most one count). */
+static uint32_t queue_depth(struct bt_queue *q)
+{
+	uint32_t n;
+
+	bt_lock_acquire(&q->ring.consumer_lock);
+	n = bt_ring_count(&q->ring);
+	bt_lock_release(&q->ring.consumer_lock);
+	return n;
+}
+
 int32_t bt_queue_count(uint32_t h, uint32_t qi)
 {
 	int ts = bt_thread_slot();
@@ -658,7 +679,7 @@ int32_t bt_queue_count(uint32_t h, uint32_t qi)
 		bt_leave(&d->life, ts);
 		return -EINVAL;
 	}
-	n = (int32_t)bt_ring_count(&d->queues[qi].ring);
+	n = (int32_t)queue_depth(&d->queues[qi]);
 	bt_leave(&d->life, ts);
 	return n;
 }
@@ -686,7 +707,7 @@ int32_t bt_dev_stats(uint32_t h, uint64_t *out, uint32_t n)
 		v[BT_DS_RX_BATCHES] += atomic_load(&q->rx_batches);
 		v[BT_DS_RX_SLEEPS] += atomic_load(&q->rx_sleeps);
 		v[BT_DS_RX_DROPPED] += atomic_load(&q->rx_dropped);
-		v[BT_DS_QUEUED] += bt_ring_count(&q->ring);
+		v[BT_DS_QUEUED] += queue_depth(q);
 	}
 	bt_leave(&d->life, ts);
 	if (n > BT_DS_COUNT)

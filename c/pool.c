@@ -112,10 +112,16 @@ int32_t bt_pool_create(uint32_t nframes, uint32_t frame_size, uint32_t headroom)
 		return -EINVAL;
 
 	pthread_mutex_lock(&bt_table_lock);
-	for (slot = 1; slot <= BT_MAX_POOLS; slot++)
+	/* Next fit: a slot just freed is reused last, so a stale ref kept by
+	 * a buggy caller is unlikely to name a frame of the next pool. */
+	static uint32_t last_slot;
+	uint32_t tried;
+	for (tried = 0, slot = last_slot; tried < BT_MAX_POOLS; tried++) {
+		slot = slot % BT_MAX_POOLS + 1;
 		if (!bt_pools[slot] || !atomic_load(&bt_pools[slot]->open))
 			break;
-	if (slot > BT_MAX_POOLS) {
+	}
+	if (tried == BT_MAX_POOLS) {
 		pthread_mutex_unlock(&bt_table_lock);
 		return -EMFILE;
 	}
@@ -130,6 +136,7 @@ int32_t bt_pool_create(uint32_t nframes, uint32_t frame_size, uint32_t headroom)
 		bt_lock_init(&p->lock);
 		bt_pools[slot] = p;
 	}
+	last_slot = slot;
 	err = pool_memory(p, nframes, frame_size);
 	if (err) {
 		pthread_mutex_unlock(&bt_table_lock);

@@ -140,3 +140,13 @@ Deno.test("reader: a copy larger than a frame fails with EINVAL naming it", () =
       "lengths[0] = 4000",
     );
   }));
+
+Deno.test("reader: close wakes every waiter on a queue, even ones waiting forever", () =>
+  withDevice({}, async ({ dev }) => {
+    const waiters = [dev.queue(0).wait(-1), dev.queue(0).wait(-1)];
+    await eventually(() => dev.stats().rxSleeps === 2, 5000, "both waiters to sleep");
+    dev.close();
+    for (const w of waiters) {
+      await assert.rejects(w, (e: Error & { code?: string }) => e.code === "ENXIO");
+    }
+  }));
