@@ -328,9 +328,8 @@ int32_t bt_xmit(uint32_t h, const uint32_t *refs, uint32_t n, uint32_t flags,
 		 * and another thread may allocate and rewrite it. */
 		uint32_t len = m->len;
 
-		/* QUEUED before the release store that publishes it: the
-		 * reader may take it the moment it is in the slot. */
-		m->state = BT_QUEUED;
+		/* The frame is already QUEUED (step 1), before the release
+		 * store that publishes it: the reader may take it at once. */
 		if (bt_ring_produce(&q->ring, (uintptr_t)m)) {
 			m->state = BT_HELD;
 			break;
