@@ -126,7 +126,12 @@ function badName(name: string): string | undefined {
   const bytes = ENCODER.encode(name).length;
   if (bytes > 15) return `is ${bytes} bytes; at most 15 fit IFNAMSIZ (16 with the NUL)`;
   if (name === "." || name === "..") return "is . or ..";
-  if (/[\/:\s\x00-\x20\x7f]/.test(name)) return "contains '/', ':', whitespace or a control byte";
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c <= 0x20 || c === 0x7f || c === 0x2f || c === 0x3a || /\s/.test(name[i])) {
+      return "contains '/', ':', whitespace or a control byte";
+    }
+  }
   return undefined;
 }
 
