@@ -45,8 +45,10 @@ export {
   TapDevice,
   type TapDeviceOptions,
   type TapFramesOptions,
+  tapNameProblem,
   type TapStats,
 } from "./dataplane/tap.ts";
+export { type ForwardCounts, forwardMain } from "./dataplane/forward.ts";
 
 if (import.meta.main) {
   const { main } = await import("./dataplane/cli.ts");

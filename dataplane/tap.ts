@@ -120,8 +120,17 @@ export interface TapFramesOptions {
 
 const ENCODER = new TextEncoder();
 
-/** Why a name is not a valid interface name, or undefined if it is. */
-function badName(name: string): string | undefined {
+/**
+ * Why `name` is not a valid interface name (as a phrase), or undefined if
+ * it is one.
+ *
+ * @example
+ * ```ts
+ * import { tapNameProblem } from "./mod.ts";
+ * console.log(tapNameProblem("a/b")); // "contains '/', ':', whitespace or a control byte"
+ * ```
+ */
+export function tapNameProblem(name: string): string | undefined {
   if (typeof name !== "string" || name.length === 0) return "is empty";
   const bytes = ENCODER.encode(name).length;
   if (bytes > 15) return `is ${bytes} bytes; at most 15 fit IFNAMSIZ (16 with the NUL)`;
@@ -238,7 +247,7 @@ export class TapDevice extends Device {
   }
 
   static #open(o: TapDeviceOptions): AttachToken {
-    const why = badName(o.name);
+    const why = tapNameProblem(o.name);
     if (why) throw new BulktapError("EINVAL", `TAP name ${JSON.stringify(o.name)} ${why}`);
     const queues = intIn("queues", o.queues ?? 1, 1, TAP_MAX_QUEUES);
     const ringSize = intIn("ringSize", o.ringSize ?? 1024, 2, 65536);
