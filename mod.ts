@@ -48,7 +48,6 @@ export {
   tapNameProblem,
   type TapStats,
 } from "./dataplane/tap.ts";
-export { type ForwardCounts, forwardMain } from "./dataplane/forward.ts";
 
 if (import.meta.main) {
   const { main } = await import("./dataplane/cli.ts");

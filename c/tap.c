@@ -22,7 +22,7 @@
  * in meta->vnet_len.
  *
  * A device deleted under us (ip link del) makes the fd fail with EBADFD
- * (or EIO/ENODEV). The first such error is kept in the device (sticky);
+ * (or ENODEV). The first such error is kept in the device (sticky);
  * threads stop using the fd, writers keep draining their ring so frames go
  * home, and every later rx/stats call returns the error.
  */
@@ -97,11 +97,13 @@ struct tap {
 	struct tap_queue q[];
 };
 
-/* Errors that mean the device is gone, not that one frame was bad. */
+/* Errors that mean the device is gone (the fd lost its device: EBADFD),
+ * not that one frame was bad. EIO is not one: the kernel refuses writes
+ * with it while the link is down (e.g. while it moves to another netns),
+ * and the link may come back up. */
 static int fatal_fd_error(int err)
 {
-	return err == EBADFD || err == EIO || err == ENODEV || err == ENXIO ||
-	       err == EBADF;
+	return err == EBADFD || err == ENODEV || err == ENXIO || err == EBADF;
 }
 
 static void tap_fail(struct tap *t, int err)
