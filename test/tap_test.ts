@@ -224,7 +224,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "tap: in-process forwarder in single mode passes ping between namespaces",
+  name: "tap: in-process forwarder in single mode with vnet headers passes ping between namespaces",
   ...tapTest,
   async fn() {
     const id = uid();
@@ -233,7 +233,11 @@ Deno.test({
     const devs: TapDevice[] = [];
     try {
       must(`ip netns add ${nsA} && ip netns add ${nsB}`);
-      devs.push(new TapDevice({ name: a, pool, queues: 1 }), new TapDevice({ name: b, pool }));
+      // With 12-byte vnet headers on both sides: read with, written with.
+      devs.push(
+        new TapDevice({ name: a, pool, queues: 1, vnetHdr: 12 }),
+        new TapDevice({ name: b, pool, vnetHdr: 12 }),
+      );
       devs[0].forwardTo(devs[1], { mode: "single", bulk: 8 });
       devs[1].forwardTo(devs[0], { mode: "single", bulk: 8 });
       assert.throws(() => devs[0].rx(new Batch(4), 0), (e: BulktapError) => e.code === "EBUSY");
@@ -471,4 +475,23 @@ Deno.test({
       pool.close();
     }
   },
+});
+
+Deno.test("tap: forward command: unknown flags and bad values exit 2 naming them", async () => {
+  const mod = new URL("../mod.ts", import.meta.url).pathname;
+  const cases: [string[], string][] = [
+    [["btx1", "btx2", "--bogus"], "--bogus"],
+    [["btx1", "btx2", "--mode", "fast"], "--mode=fast"],
+    [["btx1", "btx2", "--queues", "65"], "--queues=65"],
+    [["btx1", "btx2", "--bulk", "0"], "--bulk=0"],
+    [["btx1", "btx2", "--stats-interval=-1"], "--stats-interval=-1"],
+    [["btx1"], "two device names"],
+    [["a/b", "btx2"], "a/b"],
+  ];
+  for (const [args, names] of cases) {
+    const p = new Proc("deno", ["run", "-A", mod, "forward", ...args]);
+    const st = await p.finish();
+    assert.equal(st.code, 2, `${args.join(" ")}: ${p.errLines.join("\n")}`);
+    assert.ok(p.errLines.join("\n").includes(names), `${args.join(" ")}: ${p.errLines[0]}`);
+  }
 });
