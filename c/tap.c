@@ -154,8 +154,12 @@ static int tx_prepare(struct tap *t, uintptr_t e, struct tx_slot *s)
 		s->niov++;
 		return 0;
 	}
-	struct bt_frame_meta *m = (struct bt_frame_meta *)e;
-	if (m->data_off < sizeof(*m) + t->vnet_len) {
+	struct bt_pool *pool;
+	struct bt_frame_meta *m = bt_frame_from_ptr(e, &pool);
+	/* Re-validate what a program could have scribbled on after xmit
+	 * checked it: never write from outside the frame. */
+	if (!m || !bt_meta_len_ok(pool, m) ||
+	    m->data_off < sizeof(*m) + t->vnet_len) {
 		s->niov = 0;
 		return -EINVAL;
 	}
@@ -203,12 +207,11 @@ static int wait_writable(struct tap_queue *q)
 }
 
 /* Account for one write result; returns -1 if the fd is dead. */
-static int tx_result(struct tap_queue *q, struct tx_slot *s, ssize_t r)
+static int tx_result(struct tap_queue *q, ssize_t r)
 {
 	if (r >= 0) {
 		add(&q->tx_written, 1);
 		add(&q->tx_bytes, (uint64_t)r - q->t->vnet_len);
-		(void)s;
 		return 0;
 	}
 	add(&q->tx_errors, 1);
@@ -249,7 +252,7 @@ static void tx_write_batch(struct tap_queue *q, struct tx_slot *s, uint32_t n)
 		if (!s[i].niov)
 			continue;
 		add(&q->tx_submits, 1);
-		tx_result(q, &s[i], write_one(q, &s[i]));
+		tx_result(q, write_one(q, &s[i]));
 	}
 }
 
@@ -312,7 +315,7 @@ static void tx_uring_batch(struct tap_queue *q, struct io_uring *ring,
 			continue;
 		if (rr == -EAGAIN)
 			rr = write_one(q, &s[i]);
-		tx_result(q, &s[i], rr);
+		tx_result(q, rr);
 	}
 }
 #endif
