@@ -39,6 +39,15 @@ export {
   type XmitOptions,
 } from "./dataplane/device.ts";
 export { nowNs } from "./dataplane/clock.ts";
+export {
+  type ForwardOptions,
+  TAP_MAX_QUEUES,
+  TapDevice,
+  type TapDeviceOptions,
+  type TapFramesOptions,
+  tapNameProblem,
+  type TapStats,
+} from "./dataplane/tap.ts";
 
 if (import.meta.main) {
   const { main } = await import("./dataplane/cli.ts");

@@ -206,6 +206,20 @@ struct bt_queue {
 	_Atomic uint64_t rx_dropped;
 };
 
+/*
+ * A device backend (tap.c): the kernel end of a device's queues. stop runs
+ * in bt_dev_close after the device is marked closed and its doorbells rung,
+ * BEFORE the in-flight calls are waited for and the rings drained: it wakes
+ * callers sleeping in backend waits and joins the backend's threads, so the
+ * rings have no reader left when they are drained. release runs last, after
+ * the drain, and frees what the backend owns (fds, memory).
+ */
+struct bt_dev;
+struct bt_backend_ops {
+	void (*stop)(struct bt_dev *d);
+	void (*release)(struct bt_dev *d);
+};
+
 struct bt_dev {
 	struct bt_life life;
 	uint32_t slot;
@@ -216,6 +230,12 @@ struct bt_dev {
 	struct bt_queue *queues;
 	_Atomic uintptr_t *slots;
 	struct bt_counters tx[BT_SLOTS + 1];
+	const struct bt_backend_ops *ops; /* NULL: in-memory device */
+	void *backend;
 };
+
+/* Enter device h (see struct bt_life); NULL if it is not open. Pair with
+ * bt_leave(&d->life, ts). */
+struct bt_dev *bt_dev_enter(uint32_t h, int ts);
 
 #endif /* BT_INTERNAL_H */

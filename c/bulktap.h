@@ -182,4 +182,49 @@ BT_API int32_t bt_queue_unread(uint32_t dev, uint32_t queue,
 			       const uint32_t *refs, uint32_t n);
 BT_API int32_t bt_queue_count(uint32_t dev, uint32_t queue);
 
+/*
+ * TAP devices (tap.c). A TAP device is a device like any other (same
+ * handle, xmit, flush, stats, close); its queues end in the kernel: a writer
+ * thread per queue writes what the ring holds to the queue's fd, and
+ * bt_tap_rx reads what the kernel sends into pool frames.
+ */
+#define BT_TAP_CREATE 1u /* create the device if it does not exist */
+#define BT_TAP_WRITE 2u /* write() per frame instead of io_uring batches */
+
+/* Forwarding modes (bt_forward_start). */
+#define BT_FWD_BULK 0u /* one xmit per batch read */
+#define BT_FWD_SINGLE 1u /* one xmit per frame */
+
+/* TAP statistics, in this order (bt_tap_stats). */
+enum bt_tap_stat {
+	BT_TS_TX_WRITTEN, /* frames written into the kernel */
+	BT_TS_TX_BYTES, /* their data bytes (without vnet header) */
+	BT_TS_TX_ERRORS, /* frames whose write failed: back in the pool */
+	BT_TS_TX_SUBMITS, /* write syscalls or io_uring submits */
+	BT_TS_TX_POLLOUTS, /* waits for writability after EAGAIN */
+	BT_TS_RX_PACKETS, /* frames read from the kernel */
+	BT_TS_RX_BYTES,
+	BT_TS_RX_BATCHES,
+	BT_TS_RX_NOFRAME, /* reads skipped: the pool had no free frame */
+	BT_TS_FWD_PACKETS, /* frames a forwarder handed to its target */
+	BT_TS_FWD_DROPPED, /* frames the target did not accept */
+	BT_TS_ERROR, /* errno that stopped the device (deleted), else 0 */
+	BT_TS_IO_URING, /* 1 if writers use io_uring */
+	BT_TS_VNET_LEN,
+	BT_TS_COUNT
+};
+
+BT_API int32_t bt_tap_open(uint32_t pool, const char *name, uint32_t nqueues,
+			   uint32_t ring_size, uint32_t mtu, uint32_t vnet_len,
+			   uint32_t flags, uint32_t batch);
+BT_API int32_t bt_tap_name_check(const char *name);
+BT_API int32_t bt_tap_rx(uint32_t dev, uint32_t queue, uint32_t *refs,
+			 uint32_t max);
+BT_API int32_t bt_tap_rx_wait(uint32_t dev, uint32_t queue,
+			      int32_t timeout_ms);
+BT_API int32_t bt_tap_stats(uint32_t dev, uint64_t *out, uint32_t n);
+BT_API int32_t bt_forward_start(uint32_t src, uint32_t dst, uint32_t bulk,
+				uint32_t mode);
+BT_API int32_t bt_forward_stop(uint32_t src);
+
 #endif /* BULKTAP_H */

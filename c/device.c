@@ -53,6 +53,11 @@ static struct bt_dev *dev_enter(uint32_t h, int ts)
 	return d;
 }
 
+struct bt_dev *bt_dev_enter(uint32_t h, int ts)
+{
+	return dev_enter(h, ts);
+}
+
 static uint32_t queue_index(struct bt_dev *d, int32_t cpu)
 {
 	if (cpu < 0) {
@@ -168,6 +173,8 @@ int32_t bt_dev_create(uint32_t pool_handle, uint32_t nqueues,
 		}
 	}
 	memset(d->tx, 0, sizeof(d->tx));
+	d->ops = NULL;
+	d->backend = NULL;
 	d->nqueues = nqueues;
 	d->ring_size = ring_size;
 	d->pool = pool;
@@ -203,9 +210,17 @@ int32_t bt_dev_close(uint32_t h)
 	atomic_store_explicit(&d->life.open, 0, memory_order_seq_cst);
 	for (uint32_t i = 0; i < d->nqueues; i++)
 		eventfd_write(d->queues[i].efd, 1);
+	/* The backend's threads read the rings without entering the device:
+	 * join them before the drain, or they would race it. */
+	if (d->ops)
+		d->ops->stop(d);
 	bt_retire(&d->life);
 	for (uint32_t i = 0; i < d->nqueues; i++)
 		drained += ring_drain(&d->queues[i].ring);
+	if (d->ops)
+		d->ops->release(d);
+	d->ops = NULL;
+	d->backend = NULL;
 	dev_free_queues(d, d->nqueues);
 	d->pool->devices--;
 	pthread_mutex_unlock(&bt_table_lock);

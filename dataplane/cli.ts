@@ -13,6 +13,7 @@ const HELP = `bulktap: a user-space packet dataplane for Deno
 usage:
   deno run -A mod.ts [flags]         demo: bulk transmit into an in-memory device
   deno run -A mod.ts bench [flags]   benchmarks: bulk vs single, side by side
+  deno run -A mod.ts forward A B     forward between TAP devices A and B (--help)
 
 flags (demo):
   --frames N        frames to transmit (default 1000000)
@@ -24,6 +25,7 @@ flags (demo):
 
 /** Run the command line; returns the exit status. */
 export async function main(args: string[]): Promise<number> {
+  if (args[0] === "forward") return await (await import("./forward.ts")).forwardMain(args.slice(1));
   if (args[0] === "bench") {
     const { benchMain } = await import("../bench/main.ts");
     return await benchMain(args.slice(1));

@@ -91,9 +91,19 @@ const STAT_KEYS: (keyof DeviceStats)[] = [
   "queued",
 ];
 
-/** Module-private: marks the constructor call made by {@linkcode Device.attach}. */
-class AttachToken {
-  constructor(readonly handle: number, readonly cpu: number) {}
+/**
+ * @internal Marks the constructor call made by {@linkcode Device.attach}, or
+ * by a subclass that opened the device itself (`owner`: close it on close;
+ * `pool`: the pool object to use, `ownsPool`: close that pool too).
+ */
+export class AttachToken {
+  constructor(
+    readonly handle: number,
+    readonly cpu: number,
+    readonly owner = false,
+    readonly pool?: FramePool,
+    readonly ownsPool = false,
+  ) {}
 }
 
 /**
@@ -136,8 +146,8 @@ export class Device implements Disposable {
     let h: number;
     if (attach) {
       h = attach.handle;
-      this.#owner = false;
-      this.#ownsPool = false;
+      this.#owner = attach.owner;
+      this.#ownsPool = attach.ownsPool;
       this.cpu = attach.cpu;
     } else {
       const queues = options.queues ?? 1;
@@ -165,7 +175,7 @@ export class Device implements Disposable {
     this.queues = Number(info[0]);
     this.ringSize = Number(info[1]);
     this.pool = attach
-      ? FramePool.attach(Number(info[2]))
+      ? (attach.pool ?? FramePool.attach(Number(info[2])))
       : (options.pool ?? FramePool.attach(Number(info[2])));
     for (let i = 0; i < this.queues; i++) this.#queues.push(new DeviceQueue(this, i));
   }

@@ -22,6 +22,8 @@ export type BulktapErrorCode =
   | "EPERM" // missing privilege (CAP_NET_ADMIN)
   | "ENOENT" // something named does not exist
   | "EEXIST" // exists with incompatible settings
+  | "ENODEV" // a TAP device was deleted while in use
+  | "ENOTSUP" // not supported here (e.g. no /dev/net/tun)
   | "ENOCC" // no C compiler to build the library with
   | "EBUILD" // the C library failed to compile
   | "EIO"; // anything else the kernel reported
@@ -42,6 +44,9 @@ const ERRNO_NAMES: Record<number, BulktapErrorCode> = {
   28: "ENOSPC",
   114: "EALREADY",
   18: "EXDEV",
+  19: "ENODEV",
+  77: "ENODEV", // EBADFD: the TAP fd lost its device
+  95: "ENOTSUP",
 };
 
 /**

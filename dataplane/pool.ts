@@ -367,6 +367,14 @@ export class FramePool implements Disposable {
     this.#u32[((ref & INDEX_MASK) * this.frameSize + META.mark) >>> 2] = mark;
   }
 
+  /**
+   * Bytes of virtio-net header a TAP read placed right before the data
+   * (0 if none): `bytes.subarray(dataOffset(ref) - vnetLength(ref), dataOffset(ref))`.
+   */
+  vnetLength(ref: number): number {
+    return this.#u16[((ref & INDEX_MASK) * this.frameSize + META.vnetLen) >>> 1];
+  }
+
   /** Queue the frame was last read from. */
   queueOf(ref: number): number {
     return this.#u16[((ref & INDEX_MASK) * this.frameSize + META.queue) >>> 1];

@@ -61,6 +61,28 @@ export const symbols = {
     result: "i32",
     nonblocking: true,
   },
+
+  bt_tap_open: {
+    parameters: ["u32", "buffer", "u32", "u32", "u32", "u32", "u32", "u32"],
+    result: "i32",
+  },
+  bt_tap_name_check: { parameters: ["buffer"], result: "i32" },
+  bt_tap_rx: { parameters: ["u32", "u32", "buffer", "u32"], result: "i32" },
+  bt_tap_rx_wait_async: {
+    name: "bt_tap_rx_wait",
+    parameters: ["u32", "u32", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  bt_tap_stats: { parameters: ["u32", "buffer", "u32"], result: "i32" },
+  bt_forward_start: { parameters: ["u32", "u32", "u32", "u32"], result: "i32" },
+  // Joins the forwarder threads: may wait for a batch in flight.
+  bt_forward_stop_async: {
+    name: "bt_forward_stop",
+    parameters: ["u32"],
+    result: "i32",
+    nonblocking: true,
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The bound library: `symbols` as Deno sees them. */

@@ -1,0 +1,247 @@
+/**
+ * `deno run -A mod.ts forward A B [flags]`: a user-space forwarder between
+ * two TAP devices. Every frame the kernel sends into A is transmitted into
+ * B and vice versa, by C threads (one per queue and direction) through the
+ * bulk transmit path, until SIGINT or SIGTERM; then the per-device counts
+ * are printed and the exit status is 0.
+ *
+ * @module
+ */
+import { parseArgs } from "parse-args";
+import { BulktapError } from "./errors.ts";
+import { FramePool } from "./pool.ts";
+import { TapDevice, tapNameProblem, type TapStats } from "./tap.ts";
+
+const HELP = `usage: deno run -A mod.ts forward A B [flags]
+
+Forward frames between TAP devices A and B (created, or attached to when
+they exist) until SIGINT/SIGTERM, then print per-device counts.
+
+flags:
+  --queues N           queues per device, 1..64 (default 1)
+  --bulk N             frames per read batch and xmit call, 1..256 (default 64)
+  --mode bulk|single   one xmit per batch (default) or one per frame
+  --vnet-hdr           use a 12-byte virtio-net header on both devices
+  --io uring|write     how frames are written into the kernel (default uring)
+  --mtu N              set both links' MTU (default: leave as is)
+  --stats-interval S   print counts every S seconds (default 0: never)
+  --json               print the final counts as one JSON object
+  --help               this text
+`;
+
+/** Final counts of one device, as printed. */
+export interface ForwardCounts {
+  /** Interface name. */
+  name: string;
+  /** Frames read from the kernel (the kernel's TX packets on this TAP). */
+  rx: number;
+  /** Frames written into the kernel (the kernel's RX packets on this TAP). */
+  tx: number;
+  /** Frames meant for this device that were not written: full ring or failed write. */
+  dropped: number;
+  /** Frames read here and handed to the other device. */
+  forwarded: number;
+}
+
+class UsageError extends Error {}
+
+function intFlag(name: string, raw: string | undefined, def: number, min: number, max: number) {
+  if (raw === undefined) return def;
+  const v = Number(raw);
+  if (raw.trim() === "" || !Number.isInteger(v) || v < min || v > max) {
+    throw new UsageError(`--${name}=${raw} is not an integer in ${min}..${max}`);
+  }
+  return v;
+}
+
+function counts(dev: TapDevice): ForwardCounts {
+  const s: TapStats = dev.statsUnchecked();
+  return {
+    name: dev.name,
+    rx: s.received,
+    tx: s.written,
+    dropped: s.txDropped + s.writeErrors,
+    forwarded: s.forwarded,
+  };
+}
+
+function line(c: ForwardCounts): string {
+  return `${c.name}: rx ${c.rx} tx ${c.tx} dropped ${c.dropped}`;
+}
+
+/**
+ * Run the forwarder with command-line `args` (after `forward`). Resolves
+ * with the exit status: 0 after a signal, 1 on a runtime error, 2 on bad
+ * usage.
+ *
+ * @example
+ * ```ts ignore
+ * import { forwardMain } from "./dataplane/forward.ts";
+ * Deno.exit(await forwardMain(["btA", "btB", "--queues", "2", "--json"]));
+ * ```
+ */
+export async function forwardMain(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: {
+        queues: { type: "string" },
+        bulk: { type: "string" },
+        mode: { type: "string" },
+        "vnet-hdr": { type: "boolean" },
+        io: { type: "string" },
+        mtu: { type: "string" },
+        "stats-interval": { type: "string" },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (e) {
+    console.error(`bulktap forward: ${(e as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  let opts;
+  try {
+    if (positionals.length !== 2) {
+      throw new UsageError(`expected two device names, got ${positionals.length}`);
+    }
+    for (const n of positionals) {
+      const why = tapNameProblem(n);
+      if (why) throw new UsageError(`device name ${JSON.stringify(n)} ${why}`);
+    }
+    if (positionals[0] === positionals[1]) {
+      throw new UsageError(`A and B are both ${JSON.stringify(positionals[0])}`);
+    }
+    const mode = values.mode ?? "bulk";
+    if (mode !== "bulk" && mode !== "single") {
+      throw new UsageError(`--mode=${mode} is not bulk or single`);
+    }
+    const io = values.io ?? "uring";
+    if (io !== "uring" && io !== "write") throw new UsageError(`--io=${io} is not uring or write`);
+    const interval = values["stats-interval"];
+    const statsInterval = interval === undefined ? 0 : Number(interval);
+    if (interval !== undefined && (!(statsInterval >= 0) || interval.trim() === "")) {
+      throw new UsageError(`--stats-interval=${interval} is not a number of seconds >= 0`);
+    }
+    opts = {
+      a: positionals[0],
+      b: positionals[1],
+      queues: intFlag("queues", values.queues, 1, 1, 64),
+      bulk: intFlag("bulk", values.bulk, 64, 1, 256),
+      mtu: values.mtu === undefined ? undefined : intFlag("mtu", values.mtu, 0, 68, 65535),
+      mode: mode as "bulk" | "single",
+      io: io as "uring" | "write",
+      vnet: values["vnet-hdr"] ? 12 as const : 0 as const,
+      statsInterval,
+      json: values.json ?? false,
+    };
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`bulktap forward: ${e.message}\n\n${HELP}`);
+      return 2;
+    }
+    throw e;
+  }
+  try {
+    return await run(opts);
+  } catch (e) {
+    if (e instanceof BulktapError) {
+      console.error(`bulktap forward: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+interface RunOptions {
+  a: string;
+  b: string;
+  queues: number;
+  bulk: number;
+  mtu?: number;
+  mode: "bulk" | "single";
+  io: "uring" | "write";
+  vnet: 0 | 12;
+  statsInterval: number;
+  json: boolean;
+}
+
+async function run(o: RunOptions): Promise<number> {
+  // Enough frames for every ring of both devices plus batches in flight.
+  using pool = new FramePool({ frames: Math.max(8192, 2 * o.queues * 1024 + 4096) });
+  const common = {
+    queues: o.queues,
+    pool,
+    vnetHdr: o.vnet,
+    io: o.io,
+    mtu: o.mtu,
+    ringSize: 1024,
+    ioBatch: Math.min(o.bulk, 256),
+  };
+  using a = new TapDevice({ ...common, name: o.a });
+  using b = new TapDevice({ ...common, name: o.b });
+  a.forwardTo(b, { bulk: o.bulk, mode: o.mode });
+  b.forwardTo(a, { bulk: o.bulk, mode: o.mode });
+  const t0 = performance.now();
+  console.error(
+    `bulktap forward: ${o.a} <-> ${o.b} (${o.queues} queues, bulk ${o.bulk}, ` +
+      `mode ${o.mode}, io ${a.stats().ioUring ? "uring" : "write"}, vnet ${o.vnet}); ` +
+      "ready, SIGINT/SIGTERM to stop",
+  );
+
+  let failed: BulktapError | undefined;
+  let resolveStop!: (why: string) => void;
+  const stopped = new Promise<string>((resolve) => (resolveStop = resolve));
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((sig) => {
+    const h = () => resolveStop(sig);
+    Deno.addSignalListener(sig, h);
+    return [sig, h] as const;
+  });
+  // A deleted device ends the run with its error.
+  const watch = setInterval(() => {
+    failed = a.error ?? b.error;
+    if (failed) resolveStop("error");
+  }, 200);
+  const tick = o.statsInterval > 0
+    ? setInterval(() => {
+      const secs = ((performance.now() - t0) / 1000).toFixed(1);
+      console.error(`[${secs} s] ${line(counts(a))}; ${line(counts(b))}`);
+    }, o.statsInterval * 1000)
+    : undefined;
+  const why = await stopped;
+  for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
+  clearInterval(watch);
+  if (tick !== undefined) clearInterval(tick);
+  await a.stopForwarding();
+  await b.stopForwarding();
+  await a.drained(2000);
+  await b.drained(2000);
+  const ca = counts(a), cb = counts(b);
+  const seconds = (performance.now() - t0) / 1000;
+  if (o.json) {
+    console.log(JSON.stringify({
+      devices: { [ca.name]: ca, [cb.name]: cb },
+      mode: o.mode,
+      bulk: o.bulk,
+      queues: o.queues,
+      seconds: Number(seconds.toFixed(3)),
+      stoppedBy: why,
+    }));
+  } else {
+    console.log(line(ca));
+    console.log(line(cb));
+  }
+  if (failed) {
+    console.error(`bulktap forward: ${failed.message}`);
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,546 @@
+/**
+ * Real Linux TAP devices behind the {@linkcode Device} API. Frames a program
+ * transmits (`xmit`) are written into the kernel by one C writer thread per
+ * queue (io_uring batches, or one `write()` per frame); frames the kernel
+ * sends into the TAP are read into pool frames in batches (`rx`, `frames`),
+ * or forwarded to another device without leaving C (`forwardTo`).
+ *
+ * Without root, attach to a persistent TAP an administrator created once:
+ *
+ * ```sh
+ * sudo ip tuntap add dev bt0 mode tap multi_queue user $USER
+ * sudo ip link set bt0 up
+ * ```
+ *
+ * then `new TapDevice({ name: "bt0", queues: 2, create: false })`.
+ *
+ * @module
+ */
+import { library } from "../ffi/lib.ts";
+import { Batch } from "./batch.ts";
+import { AttachToken, Device, type DeviceStats } from "./device.ts";
+import { BulktapError, checkErrno, codeForErrno } from "./errors.ts";
+import { FramePool } from "./pool.ts";
+
+/** Largest number of queues of a TAP device. */
+export const TAP_MAX_QUEUES = 64;
+
+const CREATE = 1;
+const WRITE = 2;
+
+/** Options for {@linkcode TapDevice}. */
+export interface TapDeviceOptions {
+  /** Interface name: 1..15 bytes, no `/`, `:` or whitespace. */
+  name: string;
+  /** Queues (file descriptors), 1..64 (default 1). */
+  queues?: number;
+  /** Set the link MTU (68..65535); default: leave it as it is. */
+  mtu?: number;
+  /** Virtio-net header size: 0 (none, default), 10 or 12. */
+  vnetHdr?: 0 | 10 | 12;
+  /** How writer threads write: `"uring"` batches (default) or `"write"` per frame. */
+  io?: "uring" | "write";
+  /** Create the device if it does not exist (default true; needs CAP_NET_ADMIN). */
+  create?: boolean;
+  /** Pool that received frames land in. Default: a new pool of 4096 frames. */
+  pool?: FramePool;
+  /** Slots per queue ring, 2..65536 (default 1024). */
+  ringSize?: number;
+  /** Frames per writer batch (one io_uring submit each), 1..256 (default 64). */
+  ioBatch?: number;
+  /** Default CPU for queue choice on xmit (see {@linkcode DeviceOptions}). */
+  cpu?: number;
+}
+
+/** {@linkcode DeviceStats} plus what the TAP's kernel side did. */
+export interface TapStats extends DeviceStats {
+  /** Frames written into the kernel (the kernel's RX packets). */
+  written: number;
+  /** Data bytes written (without the vnet header). */
+  writtenBytes: number;
+  /** Frames whose write failed (returned to their pool). */
+  writeErrors: number;
+  /** Write syscalls, or io_uring submits (one per batch). */
+  writeSubmits: number;
+  /** Waits for writability after `EAGAIN`. */
+  writePollouts: number;
+  /** Frames read from the kernel (the kernel's TX packets). */
+  received: number;
+  /** Data bytes read (without the vnet header). */
+  receivedBytes: number;
+  /** Non-empty reads. */
+  receiveBatches: number;
+  /** Reads skipped because the pool had no free frame. */
+  receiveNoFrame: number;
+  /** Frames a forwarder handed to its target device. */
+  forwarded: number;
+  /** Frames the target did not accept (full ring or closed). */
+  forwardDropped: number;
+  /** Whether writers use io_uring. */
+  ioUring: boolean;
+  /** Virtio-net header size. */
+  vnetLen: number;
+}
+
+const TAP_KEYS: (keyof TapStats)[] = [
+  "written",
+  "writtenBytes",
+  "writeErrors",
+  "writeSubmits",
+  "writePollouts",
+  "received",
+  "receivedBytes",
+  "receiveBatches",
+  "receiveNoFrame",
+  "forwarded",
+  "forwardDropped",
+];
+const TS_ERROR = 11;
+const TS_IO_URING = 12;
+const TS_VNET_LEN = 13;
+const TS_COUNT = 14;
+
+/** Options for {@linkcode TapDevice.forwardTo}. */
+export interface ForwardOptions {
+  /** Frames read per batch, 1..256 (default 64). */
+  bulk?: number;
+  /** `"bulk"`: one xmit per batch (default); `"single"`: one xmit per frame. */
+  mode?: "bulk" | "single";
+}
+
+/** Options for {@linkcode TapDevice.frames}. */
+export interface TapFramesOptions {
+  /** Frames per batch, 1..256 (default 64). */
+  batchSize?: number;
+  /** Stop iterating when this signal aborts. */
+  signal?: AbortSignal;
+  /** Longest single sleep in the library, in ms (default 250). */
+  sleepMs?: number;
+}
+
+const ENCODER = new TextEncoder();
+
+/**
+ * Why `name` is not a valid interface name (as a phrase), or undefined if
+ * it is one.
+ *
+ * @example
+ * ```ts
+ * import { tapNameProblem } from "./mod.ts";
+ * console.log(tapNameProblem("a/b")); // "contains '/', ':', whitespace or a control byte"
+ * ```
+ */
+export function tapNameProblem(name: string): string | undefined {
+  if (typeof name !== "string" || name.length === 0) return "is empty";
+  const bytes = ENCODER.encode(name).length;
+  if (bytes > 15) return `is ${bytes} bytes; at most 15 fit IFNAMSIZ (16 with the NUL)`;
+  if (name === "." || name === "..") return "is . or ..";
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c <= 0x20 || c === 0x7f || c === 0x2f || c === 0x3a || /\s/.test(name[i])) {
+      return "contains '/', ':', whitespace or a control byte";
+    }
+  }
+  return undefined;
+}
+
+function user(): string {
+  try {
+    return Deno.env.get("USER") ?? "$USER";
+  } catch {
+    return "$USER";
+  }
+}
+
+function openError(r: number, o: TapDeviceOptions, queues: number): BulktapError {
+  const code = codeForErrno(r);
+  const n = JSON.stringify(o.name);
+  switch (code) {
+    case "EPERM":
+      return new BulktapError(
+        "EPERM",
+        `opening TAP ${n} needs CAP_NET_ADMIN. Either run as root, grant it once ` +
+          "(`sudo setcap cap_net_admin+ep $(command -v deno)`), or have an administrator " +
+          `create a persistent device you own: \`sudo ip tuntap add dev ${o.name} mode tap ` +
+          `multi_queue user ${user()} && sudo ip link set ${o.name} up\` and open it with ` +
+          "create: false",
+        r,
+      );
+    case "ENOENT":
+      return new BulktapError(
+        "ENOENT",
+        `TAP ${n} does not exist and create is false: create it with \`sudo ip tuntap add ` +
+          `dev ${o.name} mode tap multi_queue user ${user()}\``,
+        r,
+      );
+    case "EEXIST":
+      return new BulktapError(
+        "EEXIST",
+        `${n} exists but is not a multi-queue TAP with these flags (vnetHdr ${
+          o.vnetHdr ?? 0
+        }): delete it (\`ip link del ${o.name}\`) or recreate it with \`ip tuntap add dev ${o.name} ` +
+          "mode tap multi_queue`",
+        r,
+      );
+    case "ENOSPC":
+      return new BulktapError(
+        "ENOSPC",
+        `the pool's headroom cannot hold the metadata plus a ${o.vnetHdr}-byte vnet header`,
+        r,
+      );
+    case "EINVAL":
+      return new BulktapError(
+        "EINVAL",
+        `TAP ${n}: the kernel refused ${queues} queues, mtu ${o.mtu ?? "unchanged"} ` +
+          "or the pool's frames are too small for the MTU",
+        r,
+      );
+    default:
+      return new BulktapError(
+        code,
+        `opening TAP ${n} with ${queues} queues failed (errno ${-r})`,
+        r,
+      );
+  }
+}
+
+function intIn(what: string, v: number, min: number, max: number): number {
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new BulktapError("EINVAL", `${what}=${v} is not an integer in ${min}..${max}`);
+  }
+  return v;
+}
+
+/**
+ * A multi-queue Linux TAP device. `xmit`, `xmitOne`, `flush`, `stats` and
+ * `close` work as on any {@linkcode Device}; frames from the kernel arrive
+ * through {@linkcode TapDevice.rx} or {@linkcode TapDevice.frames}.
+ *
+ * @example
+ * ```ts ignore
+ * import { FramePool, TapDevice } from "./mod.ts";
+ * using pool = new FramePool({ frames: 1024 });
+ * using tap = new TapDevice({ name: "bt0", queues: 2, pool, mtu: 1500 });
+ * const refs = new Uint32Array(1);
+ * pool.alloc(refs);
+ * pool.write(refs[0], new Uint8Array(60)); // an Ethernet frame
+ * tap.xmit(refs, { flush: true }); // written into the kernel
+ * for await (const batch of tap.frames(0)) {
+ *   console.log(batch.count, "frames from the kernel");
+ *   break;
+ * }
+ * ```
+ */
+export class TapDevice extends Device {
+  /** Interface name. */
+  readonly name: string;
+  /** Virtio-net header size (0, 10 or 12). */
+  readonly vnetHdr: number;
+  #tapOut = new BigUint64Array(TS_COUNT);
+  #forwarding = false;
+
+  /** Create or attach to the TAP device `options.name`. */
+  constructor(options: TapDeviceOptions) {
+    super(undefined, TapDevice.#open(options));
+    this.name = options.name;
+    this.vnetHdr = options.vnetHdr ?? 0;
+  }
+
+  static #open(o: TapDeviceOptions): AttachToken {
+    const why = tapNameProblem(o.name);
+    if (why) throw new BulktapError("EINVAL", `TAP name ${JSON.stringify(o.name)} ${why}`);
+    const queues = intIn("queues", o.queues ?? 1, 1, TAP_MAX_QUEUES);
+    const ringSize = intIn("ringSize", o.ringSize ?? 1024, 2, 65536);
+    const batch = intIn("ioBatch", o.ioBatch ?? 64, 1, 256);
+    const mtu = o.mtu === undefined ? 0 : intIn("mtu", o.mtu, 68, 65535);
+    const vnet = o.vnetHdr ?? 0;
+    if (vnet !== 0 && vnet !== 10 && vnet !== 12) {
+      throw new BulktapError("EINVAL", `vnetHdr=${vnet} is not 0, 10 or 12`);
+    }
+    const io = o.io ?? "uring";
+    if (io !== "uring" && io !== "write") {
+      throw new BulktapError("EINVAL", `io=${JSON.stringify(io)} is not "uring" or "write"`);
+    }
+    const cpu = o.cpu ?? -1;
+    if (!Number.isInteger(cpu) || cpu < -1) {
+      throw new BulktapError("EINVAL", `cpu=${cpu} is not -1 or a CPU number`);
+    }
+    try {
+      Deno.statSync("/dev/net/tun");
+    } catch {
+      throw new BulktapError(
+        "ENOTSUP",
+        "/dev/net/tun does not exist: this kernel or container has no TUN/TAP support " +
+          "(modprobe tun, or run the container with --device /dev/net/tun)",
+      );
+    }
+    const ownsPool = o.pool === undefined;
+    const pool = o.pool ?? new FramePool();
+    if (pool.closed) throw new BulktapError("ECLOSED", `pool ${pool.handle} was closed`);
+    const flags = (o.create ?? true ? CREATE : 0) | (io === "write" ? WRITE : 0);
+    const name = ENCODER.encode(o.name + "\0");
+    const h = library().bt_tap_open(pool.handle, name, queues, ringSize, mtu, vnet, flags, batch);
+    if (h < 0) {
+      if (ownsPool) pool.close();
+      throw openError(h, o, queues);
+    }
+    return new AttachToken(h, cpu, true, pool, ownsPool);
+  }
+
+  /**
+   * Read up to `batch.capacity` frames that the kernel sent into queue
+   * `queue`, without waiting (one FFI call). Frames still in the batch are
+   * returned to their pools first. Each frame is stamped with its receive
+   * time; with a vnet header its bytes sit just before the data. Throws
+   * `ENODEV` if the device was deleted, `EBUSY` if a forwarder reads this
+   * queue.
+   *
+   * @example
+   * ```ts ignore
+   * import { Batch, TapDevice } from "./mod.ts";
+   * using tap = new TapDevice({ name: "bt0" });
+   * const batch = new Batch(64);
+   * const n = tap.rx(batch, 0);
+   * console.log(n, "frames");
+   * batch.release();
+   * ```
+   */
+  rx(batch: Batch, queue = 0): number {
+    this.assertOpen();
+    batch.release();
+    const r = library().bt_tap_rx(this.handle, queue, batch.refs, batch.refs.length);
+    if (r < 0) throw this.#rxError(r, queue);
+    batch.count = r;
+    return r;
+  }
+
+  #rxError(r: number, queue: number): BulktapError {
+    const code = codeForErrno(r);
+    if (code === "ENODEV" || code === "EIO") {
+      return new BulktapError(
+        "ENODEV",
+        `TAP ${JSON.stringify(this.name)} is gone (deleted while in use?): errno ${-r}`,
+        r,
+      );
+    }
+    if (code === "EBUSY") {
+      return new BulktapError("EBUSY", `queue ${queue} is read by a forwarder`, r);
+    }
+    if (code === "EINVAL") {
+      return new BulktapError("EINVAL", `queue ${queue} does not exist: ${this.queues} queues`, r);
+    }
+    return new BulktapError(code, `reading queue ${queue} failed (errno ${-r})`, r);
+  }
+
+  /**
+   * Wait until queue `queue` has frames to read (true) or the timeout
+   * passes (false); off the event loop. Throws `ENXIO` when the device
+   * closes and `ENODEV` when it was deleted.
+   *
+   * @example
+   * ```ts ignore
+   * import { TapDevice } from "./mod.ts";
+   * using tap = new TapDevice({ name: "bt0" });
+   * console.log(await tap.wait(0, 100));
+   * ```
+   */
+  async wait(queue = 0, timeoutMs = -1): Promise<boolean> {
+    this.assertOpen();
+    const t = Math.max(-1, Math.min(0x7fffffff, Math.trunc(timeoutMs)));
+    const r = await library().bt_tap_rx_wait_async(this.handle, queue, t);
+    if (r < 0) {
+      if (codeForErrno(r) === "ENXIO") checkErrno(r, `waiting on queue ${queue}`);
+      throw this.#rxError(r, queue);
+    }
+    return r > 0;
+  }
+
+  /**
+   * Batches of frames from the kernel on queue `queue`, until the device
+   * closes or `signal` aborts; throws `ENODEV` if the device is deleted.
+   * The batch object is reused and its frames are returned when the loop
+   * asks for the next one (`batch.detach()` keeps them).
+   *
+   * @example
+   * ```ts ignore
+   * import { TapDevice } from "./mod.ts";
+   * using tap = new TapDevice({ name: "bt0" });
+   * for await (const batch of tap.frames(0)) {
+   *   console.log(batch.count);
+   *   break;
+   * }
+   * ```
+   */
+  async *frames(queue = 0, options: TapFramesOptions = {}): AsyncGenerator<Batch, void, undefined> {
+    const batch = new Batch(intIn("batchSize", options.batchSize ?? 64, 1, 256));
+    const sleepMs = options.sleepMs ?? 250;
+    try {
+      while (!options.signal?.aborted) {
+        if (this.closed) return;
+        let n: number;
+        try {
+          n = this.rx(batch, queue);
+        } catch (e) {
+          if (e instanceof BulktapError && (e.code === "ENXIO" || e.code === "ECLOSED")) return;
+          throw e;
+        }
+        if (n > 0) {
+          yield batch;
+          continue;
+        }
+        const r = await library().bt_tap_rx_wait_async(this.handle, queue, sleepMs);
+        if (r < 0) {
+          if (codeForErrno(r) === "ENXIO") return;
+          throw this.#rxError(r, queue);
+        }
+      }
+    } finally {
+      try {
+        batch.release();
+      } catch {
+        // pool already closed
+      }
+    }
+  }
+
+  /**
+   * Forward every frame the kernel sends into this TAP to `target`, in C:
+   * one thread per queue reads a batch and hands it to `target`'s bulk
+   * transmit (queue `i` feeds the target's queue `i % queues`). Frames the
+   * target does not accept go back to the pool, counted in
+   * `forwardDropped`. While forwarding, `rx` on this device throws `EBUSY`.
+   *
+   * @example
+   * ```ts ignore
+   * import { TapDevice } from "./mod.ts";
+   * using a = new TapDevice({ name: "btA" });
+   * using b = new TapDevice({ name: "btB" });
+   * a.forwardTo(b);
+   * b.forwardTo(a);
+   * ```
+   */
+  forwardTo(target: Device, options: ForwardOptions = {}): void {
+    this.assertOpen();
+    target.assertOpen();
+    const bulk = intIn("bulk", options.bulk ?? 64, 1, 256);
+    const mode = options.mode ?? "bulk";
+    if (mode !== "bulk" && mode !== "single") {
+      throw new BulktapError("EINVAL", `mode=${JSON.stringify(mode)} is not "bulk" or "single"`);
+    }
+    const r = library().bt_forward_start(this.handle, target.handle, bulk, mode === "bulk" ? 0 : 1);
+    if (r < 0) {
+      const code = codeForErrno(r);
+      if (code === "EBUSY") {
+        throw new BulktapError("EBUSY", `${this.name} already forwards or is being read`, r);
+      }
+      if (code === "ENODEV" || code === "EIO") throw this.#rxError(r, 0);
+      checkErrno(r, `forwarding ${this.name}`);
+    }
+    this.#forwarding = true;
+  }
+
+  /**
+   * Stop forwarding (waits for the batch in flight). Returns whether it was
+   * forwarding.
+   *
+   * @example
+   * ```ts ignore
+   * import { TapDevice } from "./mod.ts";
+   * using a = new TapDevice({ name: "btA" });
+   * a.forwardTo(a);
+   * await a.stopForwarding();
+   * ```
+   */
+  async stopForwarding(): Promise<boolean> {
+    if (this.closed || !this.#forwarding) return false;
+    this.#forwarding = false;
+    const r = await library().bt_forward_stop_async(this.handle);
+    if (r < 0 && codeForErrno(r) === "ENXIO") return false;
+    return checkErrno(r, `stopping the forwarder of ${this.name}`) > 0;
+  }
+
+  /**
+   * The error that stopped the device (it was deleted while in use), or
+   * undefined while it works.
+   *
+   * @example
+   * ```ts ignore
+   * import { TapDevice } from "./mod.ts";
+   * using tap = new TapDevice({ name: "bt0" });
+   * console.log(tap.error); // undefined
+   * ```
+   */
+  get error(): BulktapError | undefined {
+    if (this.closed) return undefined;
+    const out = this.#tapOut;
+    const r = library().bt_tap_stats(this.handle, out, TS_COUNT);
+    if (r < 0) return undefined;
+    const e = Number(out[TS_ERROR]);
+    return e ? this.#rxError(-e, 0) : undefined;
+  }
+
+  /**
+   * Counters of the device and of its kernel side. Throws `ENODEV` (with
+   * the counts gathered so far in the message) once the device was deleted.
+   */
+  override stats(): TapStats {
+    const s = super.stats() as TapStats;
+    const out = this.#tapOut;
+    checkErrno(library().bt_tap_stats(this.handle, out, TS_COUNT), `TAP ${this.name} stats`);
+    TAP_KEYS.forEach((k, i) => ((s as unknown as Record<string, number>)[k] = Number(out[i])));
+    s.ioUring = out[TS_IO_URING] === 1n;
+    s.vnetLen = Number(out[TS_VNET_LEN]);
+    const e = Number(out[TS_ERROR]);
+    if (e) {
+      const err = this.#rxError(-e, 0);
+      throw new BulktapError(
+        err.code,
+        `${err.message.replace(/^\w+: /, "")}; counts so far: written ${s.written}, ` +
+          `received ${s.received}`,
+        -e,
+      );
+    }
+    return s;
+  }
+
+  /**
+   * Counters without the error check, for a final report after the device
+   * was deleted.
+   */
+  statsUnchecked(): TapStats {
+    try {
+      return this.stats();
+    } catch (e) {
+      if (!(e instanceof BulktapError) || e.code !== "ENODEV") throw e;
+      const s = super.stats() as TapStats;
+      TAP_KEYS.forEach((
+        k,
+        i,
+      ) => ((s as unknown as Record<string, number>)[k] = Number(this.#tapOut[i])));
+      s.ioUring = this.#tapOut[TS_IO_URING] === 1n;
+      s.vnetLen = Number(this.#tapOut[TS_VNET_LEN]);
+      return s;
+    }
+  }
+
+  /**
+   * Wait until every frame queued for the kernel has been written (or
+   * `timeoutMs` passes). Returns whether the queues drained.
+   *
+   * @example
+   * ```ts ignore
+   * import { TapDevice } from "./mod.ts";
+   * using tap = new TapDevice({ name: "bt0" });
+   * await tap.drained();
+   * ```
+   */
+  async drained(timeoutMs = 5000): Promise<boolean> {
+    const end = performance.now() + timeoutMs;
+    for (;;) {
+      const s = this.statsUnchecked();
+      if (s.queued === 0 && s.written + s.writeErrors >= s.txPackets) return true;
+      if (performance.now() > end) return false;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * Fixtures for the TAP tests: a loud skip when the machine cannot run them,
+ * shell helpers, unique names, and line-reading subprocesses. Every test
+ * creates its own devices and namespaces under unique names and removes
+ * them in `finally`.
+ */
+
+const TOOLS = new URL("./tap_tools.py", import.meta.url).pathname;
+const dec = new TextDecoder();
+
+function probe(): string | undefined {
+  if (Deno.build.os !== "linux") return "not Linux";
+  try {
+    Deno.statSync("/dev/net/tun");
+  } catch {
+    return "/dev/net/tun is missing";
+  }
+  try {
+    const r = new Deno.Command("id", { args: ["-u"], stdout: "piped" }).outputSync();
+    if (dec.decode(r.stdout).trim() !== "0") return "not running as root";
+    for (const tool of ["ip", "python3"]) {
+      const w = new Deno.Command("sh", { args: ["-c", `command -v ${tool}`], stdout: "null" })
+        .outputSync();
+      if (!w.success) return `${tool} is not installed`;
+    }
+    // CAP_NET_ADMIN and netns: can we create and delete a namespace?
+    const name = `btprobe${Deno.pid}`;
+    const ns = new Deno.Command("ip", { args: ["netns", "add", name], stderr: "piped" })
+      .outputSync();
+    if (!ns.success) return `cannot create a network namespace: ${dec.decode(ns.stderr).trim()}`;
+    new Deno.Command("ip", { args: ["netns", "del", name] }).outputSync();
+  } catch (e) {
+    return `probe failed: ${(e as Error).message}`;
+  }
+  return undefined;
+}
+
+/** Why the TAP tests cannot run here, or undefined if they can. */
+export const skipReason: string | undefined = probe();
+
+if (skipReason) {
+  const bar = "!".repeat(78);
+  console.error(
+    `\n${bar}\n!!! TAP TESTS IGNORED: ${skipReason}.\n` +
+      "!!! They need root (CAP_NET_ADMIN), /dev/net/tun, iproute2, python3 and netns.\n" +
+      `!!! Nothing about real TAP devices was tested in this run.\n${bar}\n`,
+  );
+}
+
+/** Options for TAP tests: ignored (loudly, above) when unsupported. */
+export const tapTest = { ignore: skipReason !== undefined, sanitizeResources: false };
+
+/** A short unique suffix for names (interface names hold 15 bytes). */
+export function uid(): string {
+  return ((Deno.pid % 0xfff) * 0x1000 + Math.floor(Math.random() * 0x1000)).toString(36)
+    .slice(-6);
+}
+
+/** Run a shell command; returns its status and output. */
+export function sh(cmd: string): { code: number; stdout: string; stderr: string } {
+  const r = new Deno.Command("sh", { args: ["-c", cmd], stdout: "piped", stderr: "piped" })
+    .outputSync();
+  return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
+}
+
+/** Run a shell command that must succeed. */
+export function must(cmd: string): string {
+  const r = sh(cmd);
+  if (r.code !== 0) throw new Error(`\`${cmd}\` failed (${r.code}): ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** Best-effort cleanup: never throws. */
+export function tryRun(cmd: string): void {
+  try {
+    sh(`${cmd} 2>/dev/null`);
+  } catch {
+    // cleanup is best effort
+  }
+}
+
+/** A subprocess whose stdout lines can be awaited. */
+export class Proc {
+  readonly child: Deno.ChildProcess;
+  readonly lines: string[] = [];
+  readonly errLines: string[] = [];
+  readonly done: Promise<Deno.CommandStatus>;
+  #pumps: Promise<void>[];
+
+  constructor(cmd: string, args: string[], stdin = false) {
+    this.child = new Deno.Command(cmd, {
+      args,
+      stdin: stdin ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#pumps = [
+      this.#pump(this.child.stdout, this.lines),
+      this.#pump(this.child.stderr, this.errLines),
+    ];
+    this.done = this.child.status;
+  }
+
+  async #pump(s: ReadableStream<Uint8Array>, into: string[]): Promise<void> {
+    let buf = "";
+    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      let i;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        into.push(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    }
+    if (buf) into.push(buf);
+  }
+
+  /** Wait until some line (stdout or stderr) contains `text`. */
+  async waitFor(text: string, ms = 20_000): Promise<void> {
+    const end = performance.now() + ms;
+    while (![...this.lines, ...this.errLines].some((l) => l.includes(text))) {
+      if (performance.now() > end) {
+        throw new Error(
+          `timed out waiting for "${text}"; stdout: ${this.lines.join("\n")}\nstderr: ${
+            this.errLines.join("\n")
+          }`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  /** Wait for exit and every output line. */
+  async finish(): Promise<Deno.CommandStatus> {
+    const st = await this.done;
+    await Promise.all(this.#pumps);
+    return st;
+  }
+
+  /** Kill if still running (cleanup; never throws). */
+  kill(sig: Deno.Signal = "SIGKILL"): void {
+    try {
+      this.child.kill(sig);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Run the python helper `tap_tools.py cmd args`, optionally in a netns. */
+export function tool(args: string[], netns?: string, stdin = false): Proc {
+  return netns
+    ? new Proc("ip", ["netns", "exec", netns, "python3", TOOLS, ...args], stdin)
+    : new Proc("python3", [TOOLS, ...args], stdin);
+}
+
+/** Kernel packet counters of a link (optionally in a netns). */
+export function linkCounts(dev: string, netns?: string): { rx: number; tx: number } {
+  const out = must(`ip ${netns ? `-n ${netns} ` : ""}-s -j link show dev ${dev}`);
+  const j = JSON.parse(out)[0].stats64;
+  return { rx: j.rx.packets, tx: j.tx.packets };
+}
+
+/** Poll `cond` until it holds or `ms` pass. */
+export async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

@@ -1,0 +1,501 @@
+/**
+ * Real TAP devices. These tests need root (CAP_NET_ADMIN), /dev/net/tun,
+ * iproute2, python3 and network namespaces; without them they are ignored
+ * with a loud banner (see tap_helpers.ts), never silently passed. Every
+ * device and namespace is created here under a unique name and removed in
+ * `finally`.
+ */
+import assert from "assert";
+import { Batch, BulktapError, FramePool, TapDevice } from "../mod.ts";
+import { linkCounts, must, Proc, tapTest, tool, tryRun, uid, until } from "./tap_helpers.ts";
+
+const ETHERTYPE = 0x88b5; // IEEE local experimental: the kernel ignores it
+
+/** An Ethernet frame of `len` bytes whose payload encodes `i`. */
+function frame(i: number, len: number): Uint8Array {
+  const f = new Uint8Array(len);
+  f.set([0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, ETHERTYPE >> 8, ETHERTYPE & 0xff]);
+  for (let b = 14; b < len; b++) f[b] = (i * 7 + b) & 0xff;
+  f[14] = i & 0xff;
+  f[15] = i >> 8;
+  return f;
+}
+
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+
+function assertPoolWhole(pool: FramePool): void {
+  const s = pool.stats();
+  assert.equal(s.free, s.frames, `pool whole: ${s.free} free of ${s.frames} (held ${s.held})`);
+}
+
+for (const io of ["uring", "write"] as const) {
+  for (const vnetHdr of [0, 10, 12] as const) {
+    Deno.test({
+      name: `tap: transmit (io=${io}, vnetHdr=${vnetHdr}) reaches a packet socket byte for byte`,
+      ...tapTest,
+      async fn() {
+        const name = `btt${uid()}`;
+        const pool = new FramePool({ frames: 512 });
+        let tap: TapDevice | undefined;
+        let sniffer: Proc | undefined;
+        try {
+          tap = new TapDevice({ name, queues: 2, pool, vnetHdr, io, mtu: 1500, ioBatch: 16 });
+          if (io === "uring" && !tap.stats().ioUring) {
+            console.error("!!! io_uring unavailable here (no liburing or disabled): write() used");
+          } else {
+            assert.equal(tap.stats().ioUring, io === "uring");
+          }
+          const N = 64, COPIES = 4;
+          sniffer = tool(["sniff", name, ETHERTYPE.toString(16), String(N + COPIES), "15"]);
+          await sniffer.waitFor("ready");
+          const want: string[] = [];
+          const refs = new Uint32Array(N);
+          assert.equal(pool.alloc(refs), N);
+          for (let i = 0; i < N; i++) {
+            const f = frame(i, 60 + ((i * 37) % 1455));
+            pool.write(refs[i], f);
+            want.push(hex(f));
+          }
+          // Two bulks on two queues, then copied (non-pool) frames.
+          assert.equal(tap.xmit(refs.subarray(0, 32), { flush: true, cpu: 0 }), 32);
+          assert.equal(tap.xmit(refs.subarray(32), { flush: true, cpu: 1 }), 32);
+          const copies = [frame(1000, 60), frame(1001, 1514), frame(1002, 99), frame(1003, 200)];
+          const data = new Uint8Array(copies.reduce((a, c) => a + c.length, 0));
+          let off = 0;
+          for (const c of copies) {
+            data.set(c, off);
+            off += c.length;
+            want.push(hex(c));
+          }
+          const lens = new Uint32Array(copies.map((c) => c.length));
+          assert.equal(tap.xmitCopy(data, lens, { flush: true, cpu: 0 }), COPIES);
+          assert.ok(await tap.drained(10_000), "writers drained their rings");
+          const st = await sniffer.finish();
+          assert.ok(st.success, sniffer.errLines.join("\n"));
+          const s = tap.stats();
+          assert.equal(s.written, N + COPIES);
+          assert.equal(s.writeErrors, 0);
+          const seen = sniffer.lines.filter((l) => l !== "ready");
+          assert.deepEqual(seen.sort(), [...want].sort());
+          if (s.ioUring) assert.ok(s.writeSubmits < N + COPIES, "batched submits");
+          assert.equal(tap.close(), 0);
+          assertPoolWhole(pool);
+        } finally {
+          sniffer?.kill();
+          if (tap && !tap.closed) tap.close();
+          tryRun(`ip link del ${name}`);
+          try {
+            pool.close();
+          } catch { /* reported by the assertions above */ }
+        }
+      },
+    });
+  }
+}
+
+for (const vnetHdr of [0, 12] as const) {
+  Deno.test({
+    name: `tap: frames the kernel sends in arrive byte for byte, stamped (vnetHdr=${vnetHdr})`,
+    ...tapTest,
+    async fn() {
+      const name = `btr${uid()}`;
+      const pool = new FramePool({ frames: 512 });
+      let tap: TapDevice | undefined;
+      try {
+        tap = new TapDevice({ name, queues: 2, pool, vnetHdr, mtu: 1500 });
+        const want = Array.from({ length: 40 }, (_, i) => hex(frame(i, 60 + i * 30)));
+        const t0 = Number(tap.stats().txPackets); // touch: device works
+        assert.equal(t0, 0);
+        const inj = tool(["inject", name], undefined, true);
+        const w = inj.child.stdin.getWriter();
+        await w.write(new TextEncoder().encode(want.join("\n") + "\n"));
+        await w.close();
+        assert.ok((await inj.finish()).success, inj.errLines.join("\n"));
+        const got: string[] = [];
+        const batch = new Batch(16);
+        const readers = [0, 1].map(async (q) => {
+          const ac = new AbortController();
+          const stop = setTimeout(() => ac.abort(), 3000);
+          for await (const b of tap!.frames(q, { batchSize: 16, signal: ac.signal, sleepMs: 50 })) {
+            for (let i = 0; i < b.count; i++) {
+              const ref = b.refs[i];
+              const bytes = pool.data(ref);
+              if (bytes[12] * 256 + bytes[13] !== ETHERTYPE) continue; // kernel chatter
+              got.push(hex(bytes));
+              assert.ok(pool.timestamp(ref) > 0, "stamped");
+              assert.equal(pool.queueOf(ref), q);
+              assert.equal(pool.vnetLength(ref), vnetHdr);
+              const h = pool.bytes.subarray(pool.dataOffset(ref) - vnetHdr, pool.dataOffset(ref));
+              assert.ok(h.every((x) => x === 0), "no offloads: all-zero header");
+            }
+            if (got.length >= want.length) ac.abort();
+          }
+          clearTimeout(stop);
+        });
+        await Promise.all(readers);
+        batch.release();
+        assert.deepEqual(got.sort(), [...want].sort());
+        assert.ok(tap.stats().received >= want.length);
+        tap.close();
+        assertPoolWhole(pool);
+      } finally {
+        if (tap && !tap.closed) tap.close();
+        tryRun(`ip link del ${name}`);
+        try {
+          pool.close();
+        } catch { /* reported above */ }
+      }
+    },
+  });
+}
+
+Deno.test({
+  name:
+    "tap: forwarder between two namespaces: ping, 10,000 UDP datagrams, counts match ip -s link",
+  ...tapTest,
+  async fn() {
+    const id = uid();
+    const [a, b, nsA, nsB] = [`btfa${id}`, `btfb${id}`, `btnsa-${id}`, `btnsb-${id}`];
+    const [ipA, ipB] = ["10.213.77.1", "10.213.77.2"];
+    let fwd: Proc | undefined;
+    let recv: Proc | undefined;
+    try {
+      must(`ip netns add ${nsA} && ip netns add ${nsB}`);
+      for (const ns of [nsA, nsB]) {
+        // No IPv6 chatter on the test links; a big receive buffer.
+        must(
+          `ip netns exec ${ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 ` +
+            `net.ipv6.conf.default.disable_ipv6=1 net.core.rmem_max=16777216`,
+        );
+        must(`ip -n ${ns} link set lo up`);
+      }
+      must(
+        `ip tuntap add dev ${a} mode tap multi_queue && ip tuntap add dev ${b} mode tap multi_queue`,
+      );
+      fwd = new Proc("deno", [
+        "run",
+        "-A",
+        new URL("../mod.ts", import.meta.url).pathname,
+        "forward",
+        a,
+        b,
+        "--queues",
+        "2",
+        "--bulk",
+        "32",
+        "--json",
+      ]);
+      await fwd.waitFor("ready", 60_000);
+      // Move each TAP into its namespace (its fds stay attached) and address it.
+      must(`ip link set ${a} netns ${nsA} && ip link set ${b} netns ${nsB}`);
+      must(`ip -n ${nsA} link set ${a} up && ip -n ${nsA} addr add ${ipA}/24 dev ${a}`);
+      must(`ip -n ${nsB} link set ${b} up && ip -n ${nsB} addr add ${ipB}/24 dev ${b}`);
+
+      must(`ip netns exec ${nsA} ping -c 5 -i 0.2 -W 2 ${ipB}`);
+
+      const N = 10_000;
+      recv = tool(["udp_recv", ipB, "9999", String(N), "5"], nsB);
+      await recv.waitFor("ready");
+      const send = tool(["udp_send", ipB, "9999", String(N)], nsA);
+      assert.ok((await send.finish()).success, send.errLines.join("\n"));
+      assert.ok((await recv.finish()).success, recv.errLines.join("\n"));
+      assert.equal(Number(recv.lines.at(-1)), N, "every datagram arrived");
+
+      fwd.child.kill("SIGINT");
+      const st = await fwd.finish();
+      assert.equal(st.code, 0, fwd.errLines.join("\n"));
+      const out = JSON.parse(fwd.lines.at(-1)!);
+      const ka = linkCounts(a, nsA), kb = linkCounts(b, nsB);
+      const fa = out.devices[a], fb = out.devices[b];
+      // What the forwarder read from a TAP is what the kernel transmitted
+      // into it, and what it wrote is what the kernel received.
+      assert.deepEqual({ rx: fa.rx, tx: fa.tx }, { rx: ka.tx, tx: ka.rx }, `${a} vs kernel`);
+      assert.deepEqual({ rx: fb.rx, tx: fb.tx }, { rx: kb.tx, tx: kb.rx }, `${b} vs kernel`);
+      assert.ok(fa.forwarded >= N && fb.tx >= N, `A->B carried the stream: ${JSON.stringify(out)}`);
+      // Frames forwarded while a link was down (moving netns) fail with
+      // EIO and count as dropped; they are in neither count above.
+    } finally {
+      fwd?.kill();
+      recv?.kill();
+      await fwd?.finish().catch(() => {});
+      for (const [dev, ns] of [[a, nsA], [b, nsB]]) {
+        tryRun(`ip -n ${ns} link del ${dev}`);
+        tryRun(`ip link del ${dev}`);
+        tryRun(`ip netns del ${ns}`);
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "tap: in-process forwarder in single mode with vnet headers passes ping between namespaces",
+  ...tapTest,
+  async fn() {
+    const id = uid();
+    const [a, b, nsA, nsB] = [`btsa${id}`, `btsb${id}`, `btnsc-${id}`, `btnsd-${id}`];
+    const pool = new FramePool({ frames: 4096 });
+    const devs: TapDevice[] = [];
+    try {
+      must(`ip netns add ${nsA} && ip netns add ${nsB}`);
+      // With 12-byte vnet headers on both sides: read with, written with.
+      devs.push(
+        new TapDevice({ name: a, pool, queues: 1, vnetHdr: 12 }),
+        new TapDevice({ name: b, pool, vnetHdr: 12 }),
+      );
+      devs[0].forwardTo(devs[1], { mode: "single", bulk: 8 });
+      devs[1].forwardTo(devs[0], { mode: "single", bulk: 8 });
+      assert.throws(() => devs[0].rx(new Batch(4), 0), (e: BulktapError) => e.code === "EBUSY");
+      must(`ip link set ${a} netns ${nsA} && ip link set ${b} netns ${nsB}`);
+      must(`ip -n ${nsA} link set ${a} up && ip -n ${nsA} addr add 10.213.78.1/24 dev ${a}`);
+      must(`ip -n ${nsB} link set ${b} up && ip -n ${nsB} addr add 10.213.78.2/24 dev ${b}`);
+      // ping blocks: run it as a child so the event loop stays free.
+      const ping = new Proc("ip", [
+        "netns",
+        "exec",
+        nsA,
+        "ping",
+        "-c",
+        "3",
+        "-i",
+        "0.2",
+        "-W",
+        "2",
+        "10.213.78.2",
+      ]);
+      assert.ok((await ping.finish()).success, ping.lines.join("\n"));
+      assert.ok(devs[0].stats().forwarded >= 3);
+      assert.equal(await devs[0].stopForwarding(), true);
+      await devs[1].stopForwarding();
+      for (const d of devs) d.close();
+      assertPoolWhole(pool);
+    } finally {
+      for (const d of devs) if (!d.closed) d.close();
+      for (const [dev, ns] of [[a, nsA], [b, nsB]]) {
+        tryRun(`ip -n ${ns} link del ${dev}`);
+        tryRun(`ip link del ${dev}`);
+        tryRun(`ip netns del ${ns}`);
+      }
+      try {
+        pool.close();
+      } catch { /* reported above */ }
+    }
+  },
+});
+
+function assertOpenFails(
+  pool: FramePool,
+  opts: Parameters<typeof newTap>[1],
+  code: string,
+  msg?: string,
+): void {
+  let err: unknown;
+  try {
+    newTap(pool, opts).close();
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof BulktapError, `expected ${code}, got ${err}`);
+  assert.equal(err.code, code, err.message);
+  if (msg) assert.ok(err.message.includes(msg), err.message);
+  assertPoolWhole(pool);
+}
+
+function newTap(pool: FramePool, o: Omit<ConstructorParameters<typeof TapDevice>[0], "pool">) {
+  return new TapDevice({ ...o, pool });
+}
+
+Deno.test({
+  name: "tap: invalid names, queue counts and header sizes fail with EINVAL",
+  ...tapTest,
+  fn() {
+    using pool = new FramePool({ frames: 64 });
+    assertOpenFails(pool, { name: "x".repeat(16) }, "EINVAL", "15");
+    assertOpenFails(pool, { name: "" }, "EINVAL");
+    assertOpenFails(pool, { name: "a/b" }, "EINVAL");
+    assertOpenFails(pool, { name: "a b" }, "EINVAL");
+    assertOpenFails(pool, { name: `btq${uid()}`, queues: 0 }, "EINVAL");
+    assertOpenFails(pool, { name: `btq${uid()}`, queues: 65 }, "EINVAL");
+    assertOpenFails(pool, { name: `btq${uid()}`, vnetHdr: 11 as 10 }, "EINVAL");
+    assertOpenFails(pool, { name: `btq${uid()}`, mtu: 9000 }, "EINVAL"); // 2 KiB frames
+  },
+});
+
+Deno.test({
+  name: "tap: a device that exists with other flags fails with EEXIST, a missing one with ENOENT",
+  ...tapTest,
+  fn() {
+    using pool = new FramePool({ frames: 64 });
+    const id = uid();
+    const [single, tun] = [`bte1${id}`, `bte2${id}`];
+    try {
+      must(`ip tuntap add dev ${single} mode tap`); // not multi_queue
+      must(`ip tuntap add dev ${tun} mode tun multi_queue`);
+      assertOpenFails(pool, { name: single }, "EEXIST", "multi_queue");
+      assertOpenFails(pool, { name: tun }, "EEXIST");
+      assertOpenFails(pool, { name: `bten${id}`, create: false }, "ENOENT", "ip tuntap add");
+    } finally {
+      for (const d of [single, tun]) tryRun(`ip link del ${d}`);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "tap: without CAP_NET_ADMIN, creating fails with EPERM naming the fix; an owned persistent TAP attaches",
+  ...tapTest,
+  async fn() {
+    const id = uid();
+    const [fresh, owned] = [`btp1${id}`, `btp2${id}`];
+    const script = (name: string, create: boolean) =>
+      `import { FramePool, TapDevice } from ${
+        JSON.stringify(new URL("../mod.ts", import.meta.url).href)
+      };
+       const pool = new FramePool({ frames: 64 });
+       try {
+         const t = new TapDevice({ name: ${
+        JSON.stringify(name)
+      }, pool, queues: 2, create: ${create} });
+         const r = new Uint32Array(1); pool.alloc(r); pool.write(r[0], new Uint8Array(60));
+         t.xmit(r, { flush: true });
+         await t.drained();
+         console.log("OK", t.stats().written); t.close();
+       } catch (e) { console.log(e.code, e.message); }
+       const s = pool.stats(); console.log("POOL", s.free === s.frames); pool.close();`;
+    const noNetAdmin = (src: string) =>
+      new Proc("setpriv", [
+        "--inh-caps=-net_admin",
+        "--ambient-caps=-net_admin",
+        "--bounding-set=-net_admin",
+        "--",
+        "deno",
+        "eval",
+        src,
+      ]);
+    try {
+      const p1 = noNetAdmin(script(fresh, true));
+      assert.ok((await p1.finish()).success, p1.errLines.join("\n"));
+      const out1 = p1.lines.join("\n");
+      assert.ok(out1.startsWith("EPERM"), out1);
+      assert.ok(out1.includes(`ip tuntap add dev ${fresh} mode tap multi_queue user`), out1);
+      assert.ok(out1.includes("POOL true"), out1);
+
+      // Created once by an administrator, owned by uid 0 and up: no
+      // CAP_NET_ADMIN needed to attach and transmit.
+      must(`ip tuntap add dev ${owned} mode tap multi_queue user 0 && ip link set ${owned} up`);
+      const p2 = noNetAdmin(script(owned, false));
+      assert.ok((await p2.finish()).success, p2.errLines.join("\n"));
+      const out2 = p2.lines.join("\n");
+      assert.ok(out2.startsWith("OK 1"), out2);
+      assert.ok(out2.includes("POOL true"), out2);
+    } finally {
+      tryRun(`ip link del ${fresh}`);
+      tryRun(`ip link del ${owned}`);
+    }
+  },
+});
+
+Deno.test({
+  name: "tap: a device deleted while in use: reader ends with ENODEV, stats throw, frames go home",
+  ...tapTest,
+  async fn() {
+    const name = `btd${uid()}`;
+    const pool = new FramePool({ frames: 256 });
+    let tap: TapDevice | undefined;
+    try {
+      tap = new TapDevice({ name, queues: 2, pool });
+      const reader = (async () => {
+        for await (const _ of tap!.frames(0, { sleepMs: 50 })) { /* chatter */ }
+      })();
+      const refs = new Uint32Array(32);
+      let stop = false;
+      const sender = (async () => {
+        while (!stop) {
+          const n = pool.alloc(refs);
+          for (let i = 0; i < n; i++) pool.write(refs[i], frame(i, 60));
+          tap!.xmit(refs, { count: n, flush: true, cpu: 1 });
+          await new Promise((r) => setTimeout(r, 1));
+        }
+      })();
+      await until(() => tap!.stats().written > 100, 5000, "frames to flow");
+      must(`ip link del ${name}`);
+      await assert.rejects(reader, (e: BulktapError) => e.code === "ENODEV");
+      await until(() => tap!.error !== undefined, 5000, "the writers to notice");
+      stop = true;
+      await sender;
+      assert.throws(() => tap!.stats(), (e: BulktapError) => e.code === "ENODEV");
+      assert.throws(() => tap!.rx(new Batch(4), 1), (e: BulktapError) => e.code === "ENODEV");
+      await tap.drained(5000);
+      tap.close();
+      assertPoolWhole(pool);
+    } finally {
+      if (tap && !tap.closed) tap.close();
+      tryRun(`ip link del ${name}`);
+      try {
+        pool.close();
+      } catch { /* reported above */ }
+    }
+  },
+});
+
+Deno.test({
+  name: "tap: close wakes a waiting reader and stops a forwarder; nothing hangs",
+  ...tapTest,
+  async fn() {
+    const id = uid();
+    const pool = new FramePool({ frames: 256 });
+    const a = new TapDevice({ name: `btc1${id}`, pool, queues: 2 });
+    const b = new TapDevice({ name: `btc2${id}`, pool });
+    try {
+      // The kernel may send into the TAP (IPv6 chatter): read that and wait
+      // again, until close ends the wait.
+      const waiting = (async () => {
+        const batch = new Batch(64);
+        try {
+          for (;;) if (await a.wait(1, 30_000)) a.rx(batch, 1);
+        } finally {
+          batch.release();
+        }
+      })();
+      const ended = (async () => {
+        for await (const _ of a.frames(0, { sleepMs: 30_000 })) { /* nothing */ }
+      })();
+      b.forwardTo(a);
+      await new Promise((r) => setTimeout(r, 100));
+      const t0 = performance.now();
+      a.close();
+      b.close();
+      await assert.rejects(
+        waiting,
+        (e: BulktapError) => e.code === "ENXIO" || e.code === "ECLOSED",
+      );
+      await ended;
+      assert.ok(performance.now() - t0 < 5000, "woken, not timed out");
+      assertPoolWhole(pool);
+    } finally {
+      if (!a.closed) a.close();
+      if (!b.closed) b.close();
+      tryRun(`ip link del btc1${id}`);
+      tryRun(`ip link del btc2${id}`);
+      pool.close();
+    }
+  },
+});
+
+Deno.test("tap: forward command: unknown flags and bad values exit 2 naming them", async () => {
+  const mod = new URL("../mod.ts", import.meta.url).pathname;
+  const cases: [string[], string][] = [
+    [["btx1", "btx2", "--bogus"], "--bogus"],
+    [["btx1", "btx2", "--mode", "fast"], "--mode=fast"],
+    [["btx1", "btx2", "--queues", "65"], "--queues=65"],
+    [["btx1", "btx2", "--bulk", "0"], "--bulk=0"],
+    [["btx1", "btx2", "--stats-interval=-1"], "--stats-interval=-1"],
+    [["btx1"], "two device names"],
+    [["a/b", "btx2"], "a/b"],
+  ];
+  for (const [args, names] of cases) {
+    const p = new Proc("deno", ["run", "-A", mod, "forward", ...args]);
+    const st = await p.finish();
+    assert.equal(st.code, 2, `${args.join(" ")}: ${p.errLines.join("\n")}`);
+    assert.ok(p.errLines.join("\n").includes(names), `${args.join(" ")}: ${p.errLines[0]}`);
+  }
+});
