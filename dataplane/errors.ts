@@ -24,6 +24,8 @@ export type BulktapErrorCode =
   | "EEXIST" // exists with incompatible settings
   | "ENOCC" // no C compiler to build the library with
   | "EBUILD" // the C library failed to compile
+  | "ENOTSUP" // a feature this build does not have (e.g. TAP devices)
+  | "EPROTO" // a malformed or truncated packet header
   | "EIO"; // anything else the kernel reported
 
 const ERRNO_NAMES: Record<number, BulktapErrorCode> = {
@@ -42,6 +44,8 @@ const ERRNO_NAMES: Record<number, BulktapErrorCode> = {
   28: "ENOSPC",
   114: "EALREADY",
   18: "EXDEV",
+  71: "EPROTO",
+  95: "ENOTSUP",
 };
 
 /**

@@ -61,6 +61,12 @@ export const symbols = {
     result: "i32",
     nonblocking: true,
   },
+
+  bt_devmap_xmit: {
+    parameters: ["buffer", "u32", "buffer", "buffer", "u32", "u32", "u32", "i32", "buffer"],
+    result: "i32",
+  },
+  bt_pin_thread: { parameters: ["i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The bound library: `symbols` as Deno sees them. */
