@@ -345,6 +345,11 @@ export class PollLoop {
     return total;
   }
 
+  /** Only the readers' part of a cycle (used while stopping). Returns frames consumed. */
+  readOnly(): number {
+    return this.#read();
+  }
+
   /** Readers' queue pairs (device, queue) this loop consumes, for sleeping on. */
   get readerQueues(): readonly { device: number; queue: number }[] {
     return this.#readers;
