@@ -10,7 +10,7 @@
  */
 import { library } from "../ffi/lib.ts";
 import { BulktapError, checkErrno } from "./errors.ts";
-import { FramePool, freeFrames } from "./pool.ts";
+import { FramePool } from "./pool.ts";
 
 /** A source of frames for a poll loop. */
 export interface Source {
@@ -306,8 +306,3 @@ export class QueueSource implements Source {
 
 registerSourceKind("generator", (spec) => new GeneratorSource(spec as GeneratorSpec));
 registerSourceKind("queue", (spec) => new QueueSource(spec as QueueSourceSpec));
-
-/** Return frames a loop took from a source but could not finish (shutdown). */
-export function returnFrames(refs: Uint32Array, count: number): void {
-  if (count > 0) freeFrames(refs, count);
-}
