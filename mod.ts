@@ -89,8 +89,8 @@ export {
   type XmitTarget,
 } from "./dataplane/devmap.ts";
 export {
-  type GeneratorSpec,
   GeneratorSource,
+  type GeneratorSpec,
   QueueSource,
   type QueueSourceSpec,
   registerSourceKind,

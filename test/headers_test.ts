@@ -1,9 +1,9 @@
 import assert from "assert";
 import {
   arpOperation,
+  EtherType,
   ethPayloadOffset,
   ethProtocol,
-  EtherType,
   ethSrc,
   FiveTuple,
   HeaderError,

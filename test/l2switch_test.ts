@@ -1,11 +1,25 @@
 import assert from "assert";
-import { Batch, Device, FramePool, L2Switch, PollLoop, redirect, Verdict, writeMac } from "../mod.ts";
+import {
+  Batch,
+  Device,
+  FramePool,
+  L2Switch,
+  PollLoop,
+  redirect,
+  Verdict,
+  writeMac,
+} from "../mod.ts";
 import { ArraySource } from "./sched_helpers.ts";
 import { assertAccounted } from "./helpers.ts";
 
 const A = 0x020000000001, B = 0x020000000002;
 
-function batchOf(pool: FramePool, frames: [dst: number, src: number][], ingress: number, nowNs: number) {
+function batchOf(
+  pool: FramePool,
+  frames: [dst: number, src: number][],
+  ingress: number,
+  nowNs: number,
+) {
   const refs = new Uint32Array(frames.length);
   assert.equal(pool.alloc(refs), frames.length);
   frames.forEach(([dst, src], i) => {

@@ -25,7 +25,12 @@ Deno.test("generator: at a fixed rate it has made floor(elapsed * rate) + 1 fram
 
 Deno.test("generator: frames carry the configured size, a valid UDP header and one stamp per batch", () => {
   using pool = new FramePool({ frames: 64 });
-  const gen = new GeneratorSource({ kind: "generator", pool: pool.handle, frameSize: 128, flows: 4 });
+  const gen = new GeneratorSource({
+    kind: "generator",
+    pool: pool.handle,
+    frameSize: 128,
+    flows: 4,
+  });
   const refs = new Uint32Array(8);
   assert.equal(gen.poll(refs, 8, 0), 8);
   const ports = new Set<number>();

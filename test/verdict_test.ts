@@ -32,7 +32,11 @@ Deno.test("verdict DROP returns the frame to its pool and counts a program drop"
   const { pool, devs, frames, done } = setup();
   const src = new ArraySource();
   src.push(frames(4));
-  const loop = new PollLoop({ sources: [src], program: fixedVerdicts([Verdict.DROP]), targets: devs });
+  const loop = new PollLoop({
+    sources: [src],
+    program: fixedVerdicts([Verdict.DROP]),
+    targets: devs,
+  });
   loop.cycle();
   assert.equal(loop.counters[LoopCounter.DROP], 4);
   assert.equal(pool.stats().free, pool.frames);
@@ -47,7 +51,11 @@ Deno.test("verdict PASS hands the frame to the local reader, records its latency
   const refs = frames(3);
   for (const r of refs) pool.setTimestamp(r, 1);
   src.push(refs);
-  const loop = new PollLoop({ sources: [src], program: fixedVerdicts([Verdict.PASS]), targets: devs });
+  const loop = new PollLoop({
+    sources: [src],
+    program: fixedVerdicts([Verdict.PASS]),
+    targets: devs,
+  });
   loop.cycle();
   assert.equal(loop.counters[LoopCounter.PASS], 3);
   assert.equal(loop.latency.get("pass")!.summary().count, 3);
@@ -61,7 +69,11 @@ Deno.test("verdict TX sends the frame back out of its source's ingress device", 
   const src = new ArraySource(1);
   const refs = frames(2);
   src.push(refs);
-  const loop = new PollLoop({ sources: [src], program: fixedVerdicts([Verdict.TX]), targets: devs });
+  const loop = new PollLoop({
+    sources: [src],
+    program: fixedVerdicts([Verdict.TX]),
+    targets: devs,
+  });
   loop.cycle();
   assert.deepEqual(read(devs[1]), [...refs]);
   assert.equal(devs[0].stats().txPackets, 0);
@@ -73,7 +85,11 @@ Deno.test("verdict TX from a source without an ingress device drops the frame as
   const { pool, devs, frames, done } = setup();
   const src = new ArraySource(-1);
   src.push(frames(2));
-  const loop = new PollLoop({ sources: [src], program: fixedVerdicts([Verdict.TX]), targets: devs });
+  const loop = new PollLoop({
+    sources: [src],
+    program: fixedVerdicts([Verdict.TX]),
+    targets: devs,
+  });
   loop.cycle();
   assert.equal(loop.counters[LoopCounter.INVALID], 2);
   assert.equal(pool.stats().free, pool.frames);
@@ -121,7 +137,11 @@ Deno.test("verdict BROADCAST sends the frame and copies to every target but the 
   const [ref] = frames(1);
   pool.bytes.set([1, 2, 3, 4], pool.dataOffset(ref));
   src.push([ref]);
-  const loop = new PollLoop({ sources: [src], program: fixedVerdicts([Verdict.BROADCAST]), targets: devs });
+  const loop = new PollLoop({
+    sources: [src],
+    program: fixedVerdicts([Verdict.BROADCAST]),
+    targets: devs,
+  });
   loop.cycle();
   const a = read(devs[0]), b = read(devs[1]), c = read(devs[2]);
   assert.equal(b.length, 0, "not back out of the ingress");
