@@ -197,6 +197,11 @@ BT_API int32_t bt_devmap_xmit(const uint32_t *devs, uint32_t ntargets,
 			      uint32_t n, uint32_t bulk, uint32_t flags,
 			      int32_t cpu, uint32_t *counts);
 
+/* Latency of a batch as runs of equal timestamps (latency.c). */
+BT_API int32_t bt_frames_latency(const uint32_t *refs, uint32_t n,
+				 double *vals, uint32_t *counts,
+				 uint32_t max_runs, uint32_t *skipped);
+
 /* Pin the calling thread to one CPU (affinity.c). */
 BT_API int32_t bt_pin_thread(int32_t cpu);
 

@@ -3,15 +3,17 @@
  * or received) to the moment its reader consumes it, recorded in
  * `hdr-histogram-js` histograms (3 significant digits, 1 ns to 1 hour).
  *
- * Recording cost is kept per batch, not per frame: the reader reads the
- * clock once per batch, and consecutive frames with the same timestamp (a
- * generator stamps once per batch) are folded into one
- * `recordValueWithCount`. The result is exact; `bench/sched_bench.ts`
- * reports the cost against a run with recording off.
+ * Recording cost is kept per batch, not per frame: one FFI call per batch
+ * (`bt_frames_latency`) reads the clock once and every frame's timestamp in
+ * C, and returns runs of equal timestamps (a generator stamps a batch with
+ * one clock reading), each recorded with one `recordValueWithCount`. The
+ * result is exact; `bench/sched_bench.ts` reports the cost against a run
+ * with recording off.
  *
  * @module
  */
 import * as hdr from "hdr-histogram-js";
+import { library } from "../ffi/lib.ts";
 import { FramePool } from "./pool.ts";
 
 /** Percentiles of a latency distribution, in nanoseconds. */
@@ -69,7 +71,7 @@ export function newLatencyHistogram(): LatencyHistogram {
  * const t = nowNs();
  * for (const r of refs) pool.setTimestamp(r, t);
  * const rec = new LatencyRecorder();
- * rec.recordBatch(refs, 4, t + 1000);
+ * rec.recordBatchAt(refs, 4, t + 1000);
  * console.log(rec.summary().p50); // 1000
  * pool.free(refs);
  * ```
@@ -85,8 +87,36 @@ export class LatencyRecorder {
     this.histogram = newLatencyHistogram();
   }
 
-  /** Record `count` frames of `refs`, all consumed at `nowNs`. */
-  recordBatch(refs: Uint32Array, count: number, nowNs: number): void {
+  /**
+   * Record `count` frames of `refs`, consumed now. The C library reads the
+   * clock once and each frame's timestamp, and returns runs of equal
+   * timestamps: one FFI call and one histogram entry per run, exact.
+   */
+  recordBatch(refs: Uint32Array, count: number): void {
+    if (count === 0) return;
+    if (this.#vals.length < count) {
+      this.#vals = new Float64Array(count);
+      this.#counts = new Uint32Array(count);
+    }
+    const vals = this.#vals, counts = this.#counts;
+    const skipped = this.#skipped;
+    skipped[0] = 0;
+    const runs = this.#lib.bt_frames_latency(refs, count, vals, counts, count, skipped);
+    this.unstamped += skipped[0];
+    const h = this.histogram;
+    for (let k = 0; k < runs; k++) h.recordValueWithCount(vals[k], counts[k]);
+  }
+
+  #lib = library();
+  #vals = new Float64Array(256);
+  #counts = new Uint32Array(256);
+  #skipped = new Uint32Array(1);
+
+  /**
+   * Record `count` frames of `refs`, consumed at `nowNs`, in TypeScript
+   * (for callers with their own clock; same result as `recordBatch`).
+   */
+  recordBatchAt(refs: Uint32Array, count: number, nowNs: number): void {
     const h = this.histogram;
     let runLo = -1, runHi = -1;
     let run = 0;

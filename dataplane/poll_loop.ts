@@ -7,8 +7,9 @@
  * Worker; tests and single-threaded users can run one directly.
  *
  * Hot path rules: per frame only typed-array reads and writes; per batch
- * one FFI call to take frames, one clock reading, one to return drops; per
- * cycle one FFI call for all targets (or one per stage in `"target"` mode).
+ * one FFI call to take frames, one clock reading, one to return drops; one
+ * transmit call per stage of up to `bulk` frames (or, in `"cycle"` mode, one
+ * per cycle for all targets).
  *
  * @module
  */
@@ -77,7 +78,7 @@ export interface PollLoopOptions {
   cpu?: number;
   /** Frames per stage, 1..256 (default 16). */
   bulk?: number;
-  /** How stages cross into C (default `"cycle"`). */
+  /** How stages cross into C (default `"target"`: one call per stage). */
   stageMode?: StageMode;
   /** Frames per source per cycle (default 64). */
   budget?: number;
@@ -289,7 +290,7 @@ export class PollLoop {
     if (nd > 0) this.#lib.bt_frames_put(drops, nd, null, 0);
     if (np > 0) {
       // The Worker's local reader consumes PASS frames here.
-      this.#pass?.recordBatch(passed, np, this.#now());
+      this.#pass?.recordBatch(passed, np);
       this.#lib.bt_frames_put(passed, np, null, 0);
     }
   }
@@ -337,7 +338,7 @@ export class PollLoop {
     for (const r of this.#readers) {
       const n = this.#lib.bt_queue_read(r.device, r.queue, refs, refs.length);
       if (n <= 0) continue;
-      r.rec?.recordBatch(refs, n, this.#now());
+      r.rec?.recordBatch(refs, n);
       this.#lib.bt_frames_put(refs, n, null, 0);
       total += n;
     }

@@ -41,7 +41,7 @@ export interface SchedulerOptions {
   readers?: (ReaderSpec & { cpu?: number })[];
   /** Frames per stage, 1..256 (default 16). */
   bulk?: number;
-  /** How stages cross into C (default `"cycle"`). */
+  /** How stages cross into C (default `"target"`: one call per stage). */
   stageMode?: StageMode;
   /** Frames per source per cycle (default 64). */
   budget?: number;
@@ -173,7 +173,7 @@ export class Scheduler implements AsyncDisposable {
       targets: o.targets.map((t) => t.handle),
       readers: mine(o.readers ?? []).map(({ device, queue, label }) => ({ device, queue, label })),
       bulk: o.bulk ?? 16,
-      stageMode: o.stageMode ?? "cycle",
+      stageMode: o.stageMode ?? "target",
       budget: o.budget ?? 64,
       deadlineNs: (o.deadlineUs ?? 50) * 1000,
       busyPollNs: (o.busyPollUs ?? 200) * 1000,

@@ -66,6 +66,10 @@ export const symbols = {
     parameters: ["buffer", "u32", "buffer", "buffer", "u32", "u32", "u32", "i32", "buffer"],
     result: "i32",
   },
+  bt_frames_latency: {
+    parameters: ["buffer", "u32", "buffer", "buffer", "u32", "buffer"],
+    result: "i32",
+  },
   bt_pin_thread: { parameters: ["i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Latency of a batch of frames, for the readers' histograms.
+ *
+ * Reading each frame's 64-bit timestamp from TypeScript costs a pool lookup
+ * and two typed-array reads per frame; here it is one load per frame from a
+ * line bt_queue_read has just touched. Consecutive frames with the same
+ * timestamp (a generator stamps a whole batch with one clock reading) are
+ * folded into runs, so TypeScript records one histogram entry per run, not
+ * per frame, and the result stays exact.
+ *
+ * Latencies are returned as doubles: exact below 2^53 ns (104 days), and a
+ * Float64Array read allocates nothing in V8, where a BigUint64Array read
+ * would allocate a BigInt.
+ */
+#include <errno.h>
+
+#include "bt_internal.h"
+
+/*
+ * For refs[0..n): latency = now - tstamp_ns, as runs of equal timestamps.
+ * vals[k] / counts[k] get run k (at most max_runs; a batch with more
+ * distinct runs records the first max_runs - 1 runs and folds the rest
+ * into the last slot's count with the last value: callers size max_runs
+ * to n to stay exact). now is read here once. Frames with no timestamp
+ * (0) or an invalid ref are skipped and counted in *skipped. Returns the
+ * number of runs.
+ */
+int32_t bt_frames_latency(const uint32_t *refs, uint32_t n, double *vals,
+			  uint32_t *counts, uint32_t max_runs,
+			  uint32_t *skipped)
+{
+	uint64_t now, run_ts = 0;
+	uint32_t runs = 0, skip = 0;
+
+	if ((n && !refs) || !vals || !counts || !skipped || max_runs == 0)
+		return -EFAULT;
+	now = bt_now_ns();
+	for (uint32_t i = 0; i < n; i++) {
+		struct bt_pool *p;
+		struct bt_frame_meta *m = bt_ref_meta(refs[i], &p);
+		uint64_t ts;
+
+		if (BT_UNLIKELY(!m || m->tstamp_ns == 0)) {
+			skip++;
+			continue;
+		}
+		ts = m->tstamp_ns;
+		if (runs && ts == run_ts) {
+			counts[runs - 1]++;
+			continue;
+		}
+		if (runs == max_runs) {
+			counts[runs - 1]++;
+			continue;
+		}
+		run_ts = ts;
+		/* A clock read before the stamp (another CPU's clock skew) is
+		 * recorded as 1 ns, the histogram's floor. */
+		vals[runs] = now > ts ? (double)(now - ts) : 1.0;
+		counts[runs] = 1;
+		runs++;
+	}
+	*skipped += skip;
+	return (int32_t)runs;
+}
