@@ -31,23 +31,35 @@ int32_t bt_frames_latency(const uint32_t *refs, uint32_t n, double *vals,
 			  uint32_t *skipped)
 {
 	uint64_t now, run_ts = 0;
-	uint32_t runs = 0, skip = 0;
+	uint32_t runs = 0, skip = 0, slot = UINT32_MAX;
+	struct bt_pool *p = NULL;
 
 	if ((n && !refs) || !vals || !counts || !skipped || max_runs == 0)
 		return -EFAULT;
 	now = bt_now_ns();
 	for (uint32_t i = 0; i < n; i++) {
-		struct bt_pool *p;
-		struct bt_frame_meta *m = bt_ref_meta(refs[i], &p);
+		uint32_t ref = refs[i];
+		uint32_t idx = ref & BT_REF_INDEX_MASK;
 		uint64_t ts;
 
-		if (BT_UNLIKELY(!m || m->tstamp_ns == 0)) {
+		/* Frames of a batch are nearly always of one pool: look the
+		 * pool up once per run of its slot, not per frame. */
+		if (BT_UNLIKELY(ref >> BT_REF_INDEX_BITS != slot)) {
+			struct bt_pool *q;
+			slot = ref >> BT_REF_INDEX_BITS;
+			p = bt_ref_meta(ref, &q) ? q : NULL;
+		}
+		if (BT_UNLIKELY(!p || idx >= p->nframes)) {
 			skip++;
 			continue;
 		}
-		ts = m->tstamp_ns;
-		if (runs && ts == run_ts) {
+		ts = bt_frame_at(p, idx)->tstamp_ns;
+		if (BT_LIKELY(runs && ts == run_ts)) {
 			counts[runs - 1]++;
+			continue;
+		}
+		if (BT_UNLIKELY(ts == 0)) {
+			skip++;
 			continue;
 		}
 		if (runs == max_runs) {
