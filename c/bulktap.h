@@ -202,6 +202,13 @@ BT_API int32_t bt_frames_latency(const uint32_t *refs, uint32_t n,
 				 double *vals, uint32_t *counts,
 				 uint32_t max_runs, uint32_t *skipped);
 
+/* Read, measure (runs into vals/counts, *runs_out of them) and return up
+ * to max frames of a queue in one call (latency.c). */
+BT_API int32_t bt_queue_consume(uint32_t dev, uint32_t queue, uint32_t *refs,
+				uint32_t max, double *vals, uint32_t *counts,
+				uint32_t max_runs, uint32_t *runs_out,
+				uint32_t *skipped);
+
 /* Pin the calling thread to one CPU (affinity.c). */
 BT_API int32_t bt_pin_thread(int32_t cpu);
 

@@ -76,3 +76,34 @@ int32_t bt_frames_latency(const uint32_t *refs, uint32_t n, double *vals,
 	*skipped += skip;
 	return (int32_t)runs;
 }
+
+/*
+ * A reader's whole step in one call: read up to max frames from a queue,
+ * measure their latency as runs (when max_runs > 0), and return them to
+ * their pools. Three crossings (read, latency, return) become one, which
+ * is most of what recording costs a reader. Returns frames consumed, or a
+ * negative errno from the read.
+ */
+int32_t bt_queue_consume(uint32_t dev, uint32_t queue, uint32_t *refs,
+			 uint32_t max, double *vals, uint32_t *counts,
+			 uint32_t max_runs, uint32_t *runs_out,
+			 uint32_t *skipped)
+{
+	int32_t n, runs = 0;
+
+	if (!runs_out || !skipped)
+		return -EFAULT;
+	*runs_out = 0;
+	n = bt_queue_read(dev, queue, refs, max);
+	if (n <= 0)
+		return n;
+	if (max_runs > 0) {
+		runs = bt_frames_latency(refs, (uint32_t)n, vals, counts,
+					 max_runs, skipped);
+		if (runs < 0)
+			runs = 0;
+	}
+	*runs_out = (uint32_t)runs;
+	bt_frames_put(refs, (uint32_t)n, NULL, 0);
+	return n;
+}

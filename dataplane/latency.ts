@@ -107,6 +107,16 @@ export class LatencyRecorder {
     for (let k = 0; k < runs; k++) h.recordValueWithCount(vals[k], counts[k]);
   }
 
+  /**
+   * Record runs as `bt_frames_latency` / `bt_queue_consume` return them:
+   * `vals[k]` ns, `counts[k]` frames, for k < runs.
+   */
+  recordRuns(vals: Float64Array, counts: Uint32Array, runs: number, skipped = 0): void {
+    this.unstamped += skipped;
+    const h = this.histogram;
+    for (let k = 0; k < runs; k++) h.recordValueWithCount(vals[k], counts[k]);
+  }
+
   #lib = library();
   #vals = new Float64Array(256);
   #counts = new Uint32Array(256);

@@ -130,6 +130,10 @@ export class PollLoop {
   readonly #passed: Uint32Array;
   readonly #copies: Uint32Array;
   readonly #readRefs: Uint32Array;
+  readonly #runVals: Float64Array;
+  readonly #runCounts: Uint32Array;
+  readonly #runOut = new Uint32Array(1);
+  readonly #skipped = new Uint32Array(1);
   #next = 0;
   #closed = false;
   #lib = library();
@@ -182,6 +186,8 @@ export class PollLoop {
     this.#passed = new Uint32Array(budget);
     this.#copies = new Uint32Array(Math.max(1, this.#ntargets));
     this.#readRefs = new Uint32Array(Math.max(budget, 256));
+    this.#runVals = new Float64Array(this.#readRefs.length);
+    this.#runCounts = new Uint32Array(this.#readRefs.length);
   }
 
   #now(): number {
@@ -332,14 +338,26 @@ export class PollLoop {
     return true;
   }
 
+  // A reader's step is one FFI call: read, measure as runs, return frames.
   #read(): number {
     let total = 0;
-    const refs = this.#readRefs;
+    const refs = this.#readRefs, vals = this.#runVals, counts = this.#runCounts;
+    const out = this.#runOut, skipped = this.#skipped;
     for (const r of this.#readers) {
-      const n = this.#lib.bt_queue_read(r.device, r.queue, refs, refs.length);
+      skipped[0] = 0;
+      const n = this.#lib.bt_queue_consume(
+        r.device,
+        r.queue,
+        refs,
+        refs.length,
+        vals,
+        counts,
+        r.rec ? refs.length : 0,
+        out,
+        skipped,
+      );
       if (n <= 0) continue;
-      r.rec?.recordBatch(refs, n);
-      this.#lib.bt_frames_put(refs, n, null, 0);
+      r.rec?.recordRuns(vals, counts, out[0], skipped[0]);
       total += n;
     }
     this.counters[LoopCounter.READ] += total;

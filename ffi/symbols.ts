@@ -70,6 +70,10 @@ export const symbols = {
     parameters: ["buffer", "u32", "buffer", "buffer", "u32", "buffer"],
     result: "i32",
   },
+  bt_queue_consume: {
+    parameters: ["u32", "u32", "buffer", "u32", "buffer", "buffer", "u32", "buffer", "buffer"],
+    result: "i32",
+  },
   bt_pin_thread: { parameters: ["i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
