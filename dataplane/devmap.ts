@@ -29,7 +29,15 @@ import { library } from "../ffi/lib.ts";
 import { BulktapError } from "./errors.ts";
 import { XMIT_FLUSH } from "./device.ts";
 
-/** Most targets a device map holds (`BT_DEVMAP_MAX_TARGETS`). */
+/**
+ * Most targets a device map holds (`BT_DEVMAP_MAX_TARGETS`).
+ *
+ * @example
+ * ```ts
+ * import { MAX_TARGETS } from "./mod.ts";
+ * console.log(MAX_TARGETS); // 64
+ * ```
+ */
 export const MAX_TARGETS = 64;
 
 /** Anything frames can be transmitted to: a library device handle. */
@@ -53,7 +61,15 @@ export interface BulkQueuesOptions {
   cycleCapacity?: number;
 }
 
-/** Per-target counters, 4 numbers per target in {@linkcode BulkQueues.counters}. */
+/**
+ * Per-target counters, 4 numbers per target in {@linkcode BulkQueues.counters}.
+ *
+ * @example
+ * ```ts
+ * import { TargetCounter } from "./mod.ts";
+ * console.log(TargetCounter.DROPPED); // 1
+ * ```
+ */
 export const TargetCounter = { SENT: 0, DROPPED: 1, FAILED_CALLS: 2, XMIT_CALLS: 3 } as const;
 
 /**

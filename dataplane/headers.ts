@@ -10,7 +10,15 @@
  * @module
  */
 
-/** Negative return codes of the header helpers. */
+/**
+ * Negative return codes of the header helpers.
+ *
+ * @example
+ * ```ts
+ * import { HeaderError, swapMacs } from "./mod.ts";
+ * console.log(swapMacs(new Uint8Array(4), 0, 4) === HeaderError.TRUNCATED); // true
+ * ```
+ */
 export const HeaderError = {
   /** The frame ends before the header (or a length field) does. */
   TRUNCATED: -1,
@@ -22,7 +30,15 @@ export const HeaderError = {
   TTL_EXPIRED: -4,
 } as const;
 
-/** EtherTypes the helpers know. */
+/**
+ * EtherTypes the helpers know.
+ *
+ * @example
+ * ```ts
+ * import { EtherType } from "./mod.ts";
+ * console.log(EtherType.IPV6.toString(16)); // 86dd
+ * ```
+ */
 export const EtherType = {
   IPV4: 0x0800,
   ARP: 0x0806,
@@ -31,10 +47,26 @@ export const EtherType = {
   IPV6: 0x86dd,
 } as const;
 
-/** IP protocol numbers the helpers know. */
+/**
+ * IP protocol numbers the helpers know.
+ *
+ * @example
+ * ```ts
+ * import { IpProto } from "./mod.ts";
+ * console.log(IpProto.UDP); // 17
+ * ```
+ */
 export const IpProto = { ICMP: 1, TCP: 6, UDP: 17, ICMPV6: 58 } as const;
 
-/** Bytes in an Ethernet header without VLAN tags. */
+/**
+ * Bytes in an Ethernet header without VLAN tags.
+ *
+ * @example
+ * ```ts
+ * import { ETH_HLEN } from "./mod.ts";
+ * console.log(ETH_HLEN); // 14
+ * ```
+ */
 export const ETH_HLEN = 14;
 
 /**

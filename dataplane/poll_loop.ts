@@ -32,7 +32,15 @@ export interface ReaderSpec {
   label?: string;
 }
 
-/** Indexes into {@linkcode PollLoop.counters}. */
+/**
+ * Indexes into {@linkcode PollLoop.counters}.
+ *
+ * @example
+ * ```ts
+ * import { LoopCounter } from "./mod.ts";
+ * console.log(LoopCounter.READ); // 7
+ * ```
+ */
 export const LoopCounter = {
   /** Frames taken from sources. */
   RX: 0,

@@ -12,7 +12,15 @@ import { type LatencySummary, percentileDistribution } from "./latency.ts";
 import { FramePool } from "./pool.ts";
 import { Scheduler, type SchedulerReport } from "./scheduler.ts";
 
-/** Help text of the main job. */
+/**
+ * Help text of the main job.
+ *
+ * @example
+ * ```ts
+ * import { RUN_HELP } from "./mod.ts";
+ * console.log(RUN_HELP.includes("--json")); // true
+ * ```
+ */
 export const RUN_HELP = `bulktap: a user-space packet dataplane for Deno
 
 usage:
@@ -89,7 +97,19 @@ export interface RunResult {
   distribution: [number, number][];
 }
 
-/** A bad flag or value: exit status 2. */
+/**
+ * A bad flag or value: exit status 2.
+ *
+ * @example
+ * ```ts
+ * import { parseRunArgs, UsageError } from "./mod.ts";
+ * try {
+ *   parseRunArgs(["--cpus", "0"]);
+ * } catch (e) {
+ *   console.log(e instanceof UsageError); // true
+ * }
+ * ```
+ */
 export class UsageError extends Error {}
 
 function intFlag(name: string, raw: string | undefined, def: number, min: number, max: number) {

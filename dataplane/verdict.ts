@@ -6,7 +6,15 @@
  * @module
  */
 
-/** The actions a program can give a frame. */
+/**
+ * The actions a program can give a frame.
+ *
+ * @example
+ * ```ts
+ * import { Verdict } from "./mod.ts";
+ * console.log(Verdict.PASS); // 1
+ * ```
+ */
 export const Verdict = {
   /** Return the frame to its pool, counted as a program drop. */
   DROP: 0,
@@ -23,7 +31,15 @@ export const Verdict = {
 /** One of the {@linkcode Verdict} actions. */
 export type VerdictAction = (typeof Verdict)[keyof typeof Verdict];
 
-/** Largest device-map index a verdict can carry. */
+/**
+ * Largest device-map index a verdict can carry.
+ *
+ * @example
+ * ```ts
+ * import { MAX_REDIRECT_INDEX } from "./mod.ts";
+ * console.log(MAX_REDIRECT_INDEX); // 16777215
+ * ```
+ */
 export const MAX_REDIRECT_INDEX = 0xffffff;
 
 /**
