@@ -207,7 +207,7 @@ export class Scheduler implements AsyncDisposable {
             } else if (m.type === "error") {
               const err = new BulktapError(
                 m.code as BulktapError["code"],
-                `Worker ${m.cpu}: ${m.message}`,
+                `Worker ${m.cpu}: ${m.message.replace(/^E[A-Z0-9]+: /, "")}`,
               );
               this.#failure ??= err;
               this.#failed(slot, m.cpu);
