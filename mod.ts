@@ -105,6 +105,7 @@ export {
   type LatencyHistogram,
   LatencyRecorder,
   type LatencySummary,
+  MAX_LATENCY_NS,
   mergeHistograms,
   newLatencyHistogram,
   percentileDistribution,

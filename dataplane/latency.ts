@@ -34,6 +34,19 @@ export interface LatencySummary {
   mean: number;
 }
 
+/**
+ * Largest latency a histogram tracks: 1 hour. Longer latencies (a frame
+ * stamped long ago, or stamped by hand) are recorded as this value, so a
+ * bogus timestamp never makes recording throw inside a Worker.
+ *
+ * @example
+ * ```ts
+ * import { MAX_LATENCY_NS } from "./mod.ts";
+ * console.log(MAX_LATENCY_NS / 1e9); // 3600
+ * ```
+ */
+export const MAX_LATENCY_NS = 3_600_000_000_000;
+
 /** A histogram of latencies in ns. */
 export type LatencyHistogram = hdr.Histogram;
 
@@ -53,7 +66,7 @@ export function newLatencyHistogram(): LatencyHistogram {
     bitBucketSize: 64,
     autoResize: false,
     lowestDiscernibleValue: 1,
-    highestTrackableValue: 3_600_000_000_000,
+    highestTrackableValue: MAX_LATENCY_NS,
     numberOfSignificantValueDigits: 3,
     useWebAssembly: false,
   });
@@ -102,9 +115,7 @@ export class LatencyRecorder {
     const skipped = this.#skipped;
     skipped[0] = 0;
     const runs = this.#lib.bt_frames_latency(refs, count, vals, counts, count, skipped);
-    this.unstamped += skipped[0];
-    const h = this.histogram;
-    for (let k = 0; k < runs; k++) h.recordValueWithCount(vals[k], counts[k]);
+    this.recordRuns(vals, counts, runs, skipped[0]);
   }
 
   /**
@@ -114,7 +125,10 @@ export class LatencyRecorder {
   recordRuns(vals: Float64Array, counts: Uint32Array, runs: number, skipped = 0): void {
     this.unstamped += skipped;
     const h = this.histogram;
-    for (let k = 0; k < runs; k++) h.recordValueWithCount(vals[k], counts[k]);
+    for (let k = 0; k < runs; k++) {
+      const v = vals[k];
+      h.recordValueWithCount(v < MAX_LATENCY_NS ? v : MAX_LATENCY_NS, counts[k]);
+    }
   }
 
   #lib = library();
@@ -162,7 +176,8 @@ export class LatencyRecorder {
   }
 
   #record(h: LatencyHistogram, nowNs: number, ts: number, n: number): void {
-    h.recordValueWithCount(nowNs > ts ? nowNs - ts : 1, n);
+    const v = nowNs > ts ? nowNs - ts : 1;
+    h.recordValueWithCount(v < MAX_LATENCY_NS ? v : MAX_LATENCY_NS, n);
   }
 
   // A Uint32Array over each pool's region, made once per pool.

@@ -1,5 +1,14 @@
 import assert from "assert";
-import { Batch, Device, FramePool, LoopCounter, PollLoop, redirect, Verdict } from "../mod.ts";
+import {
+  Batch,
+  Device,
+  FramePool,
+  LoopCounter,
+  nowNs,
+  PollLoop,
+  redirect,
+  Verdict,
+} from "../mod.ts";
 import { ArraySource, fixedVerdicts } from "./sched_helpers.ts";
 import { assertAccounted } from "./helpers.ts";
 
@@ -49,7 +58,7 @@ Deno.test("verdict PASS hands the frame to the local reader, records its latency
   const { pool, devs, frames, done } = setup();
   const src = new ArraySource();
   const refs = frames(3);
-  for (const r of refs) pool.setTimestamp(r, 1);
+  for (const r of refs) pool.setTimestamp(r, nowNs() - 1000);
   src.push(refs);
   const loop = new PollLoop({
     sources: [src],
@@ -147,6 +156,25 @@ Deno.test("verdict BROADCAST sends the frame and copies to every target but the 
   assert.equal(b.length, 0, "not back out of the ingress");
   assert.equal(a.length + c.length, 2);
   assert.equal(loop.counters[LoopCounter.BROADCAST_COPIES], 1);
+  loop.close();
+  done();
+});
+
+Deno.test("latency: a timestamp older than the histogram's range is recorded as its maximum", () => {
+  const { pool, devs, frames, done } = setup();
+  const src = new ArraySource();
+  const refs = frames(2);
+  for (const r of refs) pool.setTimestamp(r, 1); // boot time: possibly > 1 hour ago
+  src.push(refs);
+  const loop = new PollLoop({
+    sources: [src],
+    program: fixedVerdicts([Verdict.PASS]),
+    targets: devs,
+  });
+  loop.cycle();
+  const s = loop.latency.get("pass")!.summary();
+  assert.equal(s.count, 2);
+  assert.ok(s.max > 0);
   loop.close();
   done();
 });
