@@ -258,7 +258,14 @@ export class PollLoop {
     b.nowNs = now;
     verdicts.fill(Verdict.DROP, 0, n);
     c[LoopCounter.RX] += n;
-    this.#program(b);
+    try {
+      this.#program(b);
+    } catch (e) {
+      // A program that throws loses no frame: the batch goes home, counted.
+      this.#lib.bt_frames_put(refs, n, null, 0);
+      c[LoopCounter.INVALID] += n;
+      throw e;
+    }
     let nd = 0, np = 0;
     const drops = this.#drops, passed = this.#passed;
     for (let i = 0; i < n; i++) {

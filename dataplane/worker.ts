@@ -123,60 +123,70 @@ async function run(cfg: WorkerConfig): Promise<void> {
   let lastStatus = lastWork;
   const statusNs = cfg.statusIntervalMs * 1e6;
   let stopping = false;
-  for (;;) {
-    if (!stopping && Atomics.load(ctrl, Ctrl.STOP) !== 0) {
-      // Phase 1: no more frames from sources; staged frames out.
-      stopping = true;
-      for (const s of sources) s.close();
-      Atomics.add(ctrl, Ctrl.FLUSHED, 1);
-    }
-    let work: number;
-    if (stopping) {
-      // Phase 2: keep consuming until every Worker has flushed.
-      work = loop.readOnly();
-      if (Atomics.load(ctrl, Ctrl.FLUSHED) >= cfg.cpus) break;
-    } else {
-      work = loop.cycle();
-    }
-    const t = now();
-    if (t - lastStatus >= statusNs) {
-      lastStatus = t;
-      if (cfg.latency) {
-        self.postMessage(
-          { type: "histograms", cpu: cfg.cpu, histograms: snapshot(loop) } satisfies WorkerMessage,
-        );
+  try {
+    for (;;) {
+      if (!stopping && Atomics.load(ctrl, Ctrl.STOP) !== 0) {
+        // Phase 1: no more frames from sources; staged frames out.
+        stopping = true;
+        for (const s of sources) s.close();
+        Atomics.add(ctrl, Ctrl.FLUSHED, 1);
       }
-      // Let the event loop breathe (resolve finished waits).
-      await new Promise((r) => setTimeout(r, 0));
-    }
-    if (work > 0) {
-      lastWork = t;
-      continue;
-    }
-    if (t - lastWork < cfg.busyPollNs) continue;
-    // Idle: sleep until a queue signals or a generator is due.
-    let sleepNs = MAX_SLEEP_MS * 1e6;
-    if (!stopping) {
-      for (const s of sources) {
-        const at = s.readyAtNs(t);
-        if (at === 0) sleepNs = 0;
-        else if (at !== Infinity) sleepNs = Math.min(sleepNs, at - t);
+      let work: number;
+      if (stopping) {
+        // Phase 2: keep consuming until every Worker has flushed.
+        work = loop.readOnly();
+        if (Atomics.load(ctrl, Ctrl.FLUSHED) >= cfg.cpus) break;
+      } else {
+        work = loop.cycle();
       }
-    } else {
-      sleepNs = 1e6;
+      const t = now();
+      if (t - lastStatus >= statusNs) {
+        lastStatus = t;
+        if (cfg.latency) {
+          self.postMessage(
+            {
+              type: "histograms",
+              cpu: cfg.cpu,
+              histograms: snapshot(loop),
+            } satisfies WorkerMessage,
+          );
+        }
+        // Let the event loop breathe (resolve finished waits).
+        await new Promise((r) => setTimeout(r, 0));
+      }
+      if (work > 0) {
+        lastWork = t;
+        continue;
+      }
+      if (t - lastWork < cfg.busyPollNs) continue;
+      // Idle: sleep until a queue signals or a generator is due.
+      let sleepNs = MAX_SLEEP_MS * 1e6;
+      if (!stopping) {
+        for (const s of sources) {
+          const at = s.readyAtNs(t);
+          if (at === 0) sleepNs = 0;
+          else if (at !== Infinity) sleepNs = Math.min(sleepNs, at - t);
+        }
+      } else {
+        sleepNs = 1e6;
+      }
+      if (sleepNs <= 0) continue;
+      const ms = Math.max(1, Math.ceil(sleepNs / 1e6));
+      const waits: Promise<unknown>[] = [];
+      if (!stopping) { for (const s of sources) if (s.wait) waits.push(s.wait(ms)); }
+      for (const w of readerWaits) waits.push(w.wait(ms));
+      counters[LoopCounter.SLEEPS]++;
+      if (waits.length === 0 || sleepNs < 1e6) {
+        await new Promise((r) => setTimeout(r, Math.floor(sleepNs / 1e6)));
+      } else {
+        await Promise.race(waits);
+      }
+      lastWork = now() - cfg.busyPollNs; // poll once, then sleep again if still idle
     }
-    if (sleepNs <= 0) continue;
-    const ms = Math.max(1, Math.ceil(sleepNs / 1e6));
-    const waits: Promise<unknown>[] = [];
-    if (!stopping) { for (const s of sources) if (s.wait) waits.push(s.wait(ms)); }
-    for (const w of readerWaits) waits.push(w.wait(ms));
-    counters[LoopCounter.SLEEPS]++;
-    if (waits.length === 0 || sleepNs < 1e6) {
-      await new Promise((r) => setTimeout(r, Math.floor(sleepNs / 1e6)));
-    } else {
-      await Promise.race(waits);
-    }
-    lastWork = now() - cfg.busyPollNs; // poll once, then sleep again if still idle
+  } catch (e) {
+    // Flush what is staged and close the sources, then report the error.
+    loop.close();
+    throw e;
   }
   loop.close();
   self.postMessage(

@@ -158,3 +158,23 @@ Deno.test("scheduler: a program that does not exist fails start with ENOENT nami
   });
   await assert.rejects(() => sched.start(), /ENOENT.*nosuch/);
 });
+
+Deno.test("scheduler: a program that throws stops with its error and loses no frame", async () => {
+  const pool = new FramePool({ frames: 1024 });
+  const dev = new Device({ pool, queues: 1, ringSize: 64 });
+  const sched = new Scheduler({
+    sources: [{ kind: "generator", pool: pool.handle, rate: 1000 }],
+    program: {
+      name: "throwing",
+      module: new URL("./throwing_program.ts", import.meta.url).href,
+      options: { message: "program bug 42" },
+    },
+    targets: [dev],
+  });
+  await sched.start();
+  await sleep(100);
+  await assert.rejects(() => sched.close(), /program bug 42/);
+  dev.close();
+  assertAccounted(pool, 0);
+  pool.close();
+});
