@@ -81,7 +81,7 @@ export interface RunResult {
   generated: number;
   /** Frames consumed by the readers. */
   frames: number;
-  /** Readers' frames per second, in millions. */
+  /** Readers' frames per second over the run's window (start to stop), in millions. */
   mpps: number;
   /** Frames the device refused (ring full) plus program drops. */
   dropped: number;
@@ -255,6 +255,7 @@ export async function runJob(
   });
   await sched.start();
   const t0 = performance.now();
+  const read0 = sched.counters().read;
   let last = { t: t0, read: 0 };
   const status = () => {
     const c = sched.counters();
@@ -280,6 +281,8 @@ export async function runJob(
     clearInterval(timer);
   }
   const measured = (performance.now() - t0) / 1000;
+  // Rate over the measured window only (Workers start and drain outside it).
+  const readInWindow = sched.counters().read - read0;
   const report: SchedulerReport = await sched.close();
   const ds = dev.stats();
   const leftInQueues = dev.close();
@@ -295,7 +298,7 @@ export async function runJob(
     seconds: measured,
     generated: c.rx,
     frames: c.read,
-    mpps: c.read / measured / 1e6,
+    mpps: readInWindow / measured / 1e6,
     dropped: c.txDropped + c.programDrops + c.invalid,
     leftInQueues,
     latencyNs: { p50: l.p50, p90: l.p90, p99: l.p99, p999: l.p999, max: l.max, mean: l.mean },
