@@ -48,6 +48,99 @@ export {
   tapNameProblem,
   type TapStats,
 } from "./dataplane/tap.ts";
+export {
+  MAX_REDIRECT_INDEX,
+  redirect,
+  Verdict,
+  type VerdictAction,
+  verdictAction,
+  verdictTarget,
+} from "./dataplane/verdict.ts";
+export type { PacketBatch, Program, ProgramSpec } from "./dataplane/program.ts";
+export {
+  drop,
+  forward,
+  L2Switch,
+  type L2SwitchOptions,
+  programFromSpec,
+  reflect,
+} from "./dataplane/programs.ts";
+export {
+  arpOperation,
+  ETH_HLEN,
+  ethDst,
+  EtherType,
+  ethPayloadOffset,
+  ethProtocol,
+  ethSrc,
+  FiveTuple,
+  HeaderError,
+  internetChecksum,
+  IpProto,
+  ipv4DecrementTtl,
+  ipv4HeaderLength,
+  ipv4UpdateChecksum,
+  ipv6DecrementHopLimit,
+  ipv6HeaderLength,
+  isGroupMac,
+  l4Ports,
+  readMac,
+  swapMacs,
+  vlanId,
+  writeMac,
+} from "./dataplane/headers.ts";
+export {
+  BulkQueues,
+  type BulkQueuesOptions,
+  MAX_TARGETS,
+  type StageMode,
+  TargetCounter,
+  type XmitTarget,
+} from "./dataplane/devmap.ts";
+export {
+  GeneratorSource,
+  type GeneratorSpec,
+  QueueSource,
+  type QueueSourceSpec,
+  registerSourceKind,
+  type Source,
+  type SourceFactory,
+  sourceFromSpec,
+  type SourceSpec,
+} from "./dataplane/source.ts";
+export {
+  decodeHistogram,
+  encodeHistogram,
+  type LatencyHistogram,
+  LatencyRecorder,
+  type LatencySummary,
+  MAX_LATENCY_NS,
+  mergeHistograms,
+  newLatencyHistogram,
+  percentileDistribution,
+  summarize,
+} from "./dataplane/latency.ts";
+export {
+  LoopCounter,
+  PollLoop,
+  type PollLoopOptions,
+  type ReaderSpec,
+} from "./dataplane/poll_loop.ts";
+export {
+  Scheduler,
+  type SchedulerCounters,
+  type SchedulerOptions,
+  type SchedulerReport,
+} from "./dataplane/scheduler.ts";
+export {
+  parseRunArgs,
+  RUN_HELP,
+  runJob,
+  runMain,
+  type RunOptions,
+  type RunResult,
+  UsageError,
+} from "./dataplane/run.ts";
 
 if (import.meta.main) {
   const { main } = await import("./dataplane/cli.ts");

@@ -227,4 +227,34 @@ BT_API int32_t bt_forward_start(uint32_t src, uint32_t dst, uint32_t bulk,
 				uint32_t mode);
 BT_API int32_t bt_forward_stop(uint32_t src);
 
+/*
+ * Device map transmit (devmap.c): one call per poll cycle for every target.
+ * Frame refs[i] goes to target targets[i], i.e. device devs[targets[i]].
+ * Frames are staged per target in stages of `bulk` (1..BT_MAX_BULK); a full
+ * stage is sent without flush, and each target's last stage with `flags`.
+ * counts holds 3 words per target, added to: sent, dropped (not accepted,
+ * back in the pool), failed xmit calls. Frames naming a target >= ntargets
+ * are returned to their pool. Returns the number of frames sent.
+ */
+#define BT_DEVMAP_MAX_TARGETS 64
+BT_API int32_t bt_devmap_xmit(const uint32_t *devs, uint32_t ntargets,
+			      const uint32_t *refs, const uint32_t *targets,
+			      uint32_t n, uint32_t bulk, uint32_t flags,
+			      int32_t cpu, uint32_t *counts);
+
+/* Latency of a batch as runs of equal timestamps (latency.c). */
+BT_API int32_t bt_frames_latency(const uint32_t *refs, uint32_t n,
+				 double *vals, uint32_t *counts,
+				 uint32_t max_runs, uint32_t *skipped);
+
+/* Read, measure (runs into vals/counts, *runs_out of them) and return up
+ * to max frames of a queue in one call (latency.c). */
+BT_API int32_t bt_queue_consume(uint32_t dev, uint32_t queue, uint32_t *refs,
+				uint32_t max, double *vals, uint32_t *counts,
+				uint32_t max_runs, uint32_t *runs_out,
+				uint32_t *skipped);
+
+/* Pin the calling thread to one CPU (affinity.c). */
+BT_API int32_t bt_pin_thread(int32_t cpu);
+
 #endif /* BULKTAP_H */

@@ -26,6 +26,8 @@ export type BulktapErrorCode =
   | "ENOTSUP" // not supported here (e.g. no /dev/net/tun)
   | "ENOCC" // no C compiler to build the library with
   | "EBUILD" // the C library failed to compile
+  | "ENOTSUP" // a feature this build does not have (e.g. TAP devices)
+  | "EPROTO" // a malformed or truncated packet header
   | "EIO"; // anything else the kernel reported
 
 const ERRNO_NAMES: Record<number, BulktapErrorCode> = {
@@ -46,6 +48,7 @@ const ERRNO_NAMES: Record<number, BulktapErrorCode> = {
   18: "EXDEV",
   19: "ENODEV",
   77: "ENODEV", // EBADFD: the TAP fd lost its device
+  71: "EPROTO",
   95: "ENOTSUP",
 };
 

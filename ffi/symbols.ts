@@ -83,6 +83,19 @@ export const symbols = {
     result: "i32",
     nonblocking: true,
   },
+  bt_devmap_xmit: {
+    parameters: ["buffer", "u32", "buffer", "buffer", "u32", "u32", "u32", "i32", "buffer"],
+    result: "i32",
+  },
+  bt_frames_latency: {
+    parameters: ["buffer", "u32", "buffer", "buffer", "u32", "buffer"],
+    result: "i32",
+  },
+  bt_queue_consume: {
+    parameters: ["u32", "u32", "buffer", "u32", "buffer", "buffer", "u32", "buffer", "buffer"],
+    result: "i32",
+  },
+  bt_pin_thread: { parameters: ["i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The bound library: `symbols` as Deno sees them. */

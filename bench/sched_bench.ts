@@ -1,0 +1,333 @@
+/**
+ * Scheduler benchmarks: generator -> program -> in-memory device(s) ->
+ * readers, on 1 or 2 Workers. Reports, per case, the median and min-max
+ * over repeats of Mpps (frames consumed by readers per second) and p99
+ * latency (frame creation to reader), next to the baseline:
+ *
+ * - bulk-16 vs single mode (one frame per xmit call), 1/2 CPUs x 1/2 queues;
+ * - the device map's two ways into C: one FFI call per cycle for all
+ *   targets (`bt_devmap_xmit`) vs one per stage (`bt_xmit`), 1 and 4 targets;
+ * - the latency histogram's cost: recording on vs off, plus ns per frame of
+ *   `LatencyRecorder.recordBatch` alone;
+ * - idle CPU: a dataplane with no traffic, as a share of one CPU.
+ *
+ * Run: `deno run -A bench/sched_bench.ts [--repeats N] [--seconds S] [--json]`
+ *
+ * @module
+ */
+import { parseArgs } from "parse-args";
+import process from "node:process";
+import {
+  Device,
+  FramePool,
+  LatencyRecorder,
+  Scheduler,
+  type SchedulerOptions,
+  type StageMode,
+} from "../mod.ts";
+
+/** One benchmark case. */
+export interface BenchCase {
+  /** Label. */
+  name: string;
+  /** Frames per stage (1 = single mode). */
+  bulk: number;
+  /** How stages cross into C. */
+  stageMode: StageMode;
+  /** Workers. */
+  cpus: number;
+  /** Queues per device. */
+  queues: number;
+  /** Devices in the map (the program spreads frames over them). */
+  targets?: number;
+  /** Record latency (default true). */
+  latency?: boolean;
+}
+
+/** Median and range of a case over its repeats. */
+export interface BenchResult {
+  case: BenchCase;
+  mpps: { median: number; min: number; max: number; runs: number[] };
+  p99Ns: { median: number; min: number; max: number; runs: number[] };
+}
+
+/** Everything {@linkcode schedBench} measured. */
+export interface SchedBenchReport {
+  machine: { cpu: string; cores: number; deno: string; v8: string };
+  frameSize: number;
+  seconds: number;
+  repeats: number;
+  results: BenchResult[];
+  recordNsPerFrame: { sameTimestamp: number; distinctTimestamps: number };
+  idleCpuShare: number;
+}
+
+const stat = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  const median = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+  return { median, min: s[0], max: s[s.length - 1], runs: xs };
+};
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function once(c: BenchCase, seconds: number, frameSize: number) {
+  const targets = c.targets ?? 1;
+  const ring = 1024;
+  using pool = new FramePool({
+    frames: targets * c.queues * ring + c.cpus * 8192,
+    frameSize: 2048,
+  });
+  const devs = Array.from(
+    { length: targets },
+    () => new Device({ pool, queues: c.queues, ringSize: ring }),
+  );
+  const opts: SchedulerOptions = {
+    cpus: c.cpus,
+    sources: Array.from({ length: c.cpus }, (_, cpu) => ({
+      kind: "generator",
+      cpu,
+      pool: pool.handle,
+      frameSize,
+      flows: 64,
+    })),
+    program: targets === 1 ? { name: "forward", options: { target: 0 } } : {
+      name: "spread",
+      module: new URL("./programs.ts", import.meta.url).href,
+      options: { targets },
+    },
+    targets: devs,
+    readers: devs.flatMap((d) =>
+      Array.from({ length: c.queues }, (_, q) => ({ device: d.handle, queue: q }))
+    ),
+    bulk: c.bulk,
+    stageMode: c.stageMode,
+    latency: c.latency ?? true,
+  };
+  const sched = new Scheduler(opts);
+  await sched.start();
+  await sleep(200); // warm up the JIT
+  const r0 = sched.counters().read;
+  const t0 = performance.now();
+  await sleep(seconds * 1000);
+  const r1 = sched.counters().read;
+  const t1 = performance.now();
+  const report = await sched.close();
+  for (const d of devs) d.close();
+  return { mpps: (r1 - r0) / (t1 - t0) / 1000, p99: report.latency.p99 };
+}
+
+function recordCost(): { sameTimestamp: number; distinctTimestamps: number } {
+  using pool = new FramePool({ frames: 256 });
+  const refs = new Uint32Array(64);
+  pool.alloc(refs);
+  const out = { sameTimestamp: 0, distinctTimestamps: 0 };
+  for (const distinct of [false, true]) {
+    refs.forEach((r, i) => pool.setTimestamp(r, 1e12 + (distinct ? i * 7 : 0)));
+    const rec = new LatencyRecorder();
+    const n = 100_000;
+    for (let i = 0; i < 1000; i++) rec.recordBatch(refs, 64); // warm up
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) rec.recordBatch(refs, 64);
+    const ns = (performance.now() - t0) * 1e6 / (n * 64);
+    if (distinct) out.distinctTimestamps = ns;
+    else out.sameTimestamp = ns;
+  }
+  pool.free(refs);
+  return out;
+}
+
+async function idleShare(): Promise<number> {
+  using pool = new FramePool({ frames: 256 });
+  const dev = new Device({ pool, queues: 2, ringSize: 64 });
+  const sched = new Scheduler({
+    cpus: 2,
+    sources: [0, 1].map((q) => ({ kind: "queue", device: dev.handle, queue: q })),
+    program: { name: "drop" },
+    targets: [],
+  });
+  await sched.start();
+  await sleep(200);
+  const u0 = process.cpuUsage();
+  const t0 = performance.now();
+  await sleep(1000);
+  const u = process.cpuUsage(u0);
+  const share = (u.user + u.system) / ((performance.now() - t0) * 1000);
+  await sched.close();
+  dev.close();
+  return share;
+}
+
+function machine() {
+  let cpu = "unknown";
+  try {
+    cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.*)/)?.[1] ?? cpu;
+  } catch { /* not Linux */ }
+  return {
+    cpu,
+    cores: navigator.hardwareConcurrency,
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+  };
+}
+
+/** The cases the closing note reports. */
+export const CASES: BenchCase[] = [
+  ...[1, 2].flatMap((cpus) =>
+    [1, 2].flatMap((queues) => [
+      {
+        name: `single  cpus=${cpus} queues=${queues}`,
+        bulk: 1,
+        stageMode: "target" as const,
+        cpus,
+        queues,
+      },
+      {
+        name: `bulk-16 cpus=${cpus} queues=${queues}`,
+        bulk: 16,
+        stageMode: "target" as const,
+        cpus,
+        queues,
+      },
+    ])
+  ),
+  { name: "bulk-16 per-stage FFI, 1 target", bulk: 16, stageMode: "target", cpus: 1, queues: 1 },
+  { name: "bulk-16 per-cycle FFI, 1 target", bulk: 16, stageMode: "cycle", cpus: 1, queues: 1 },
+  {
+    name: "bulk-16 per-stage FFI, 4 targets",
+    bulk: 16,
+    stageMode: "target",
+    cpus: 1,
+    queues: 1,
+    targets: 4,
+  },
+  {
+    name: "bulk-16 per-cycle FFI, 4 targets",
+    bulk: 16,
+    stageMode: "cycle",
+    cpus: 1,
+    queues: 1,
+    targets: 4,
+  },
+  {
+    name: "bulk-16 latency recording off",
+    bulk: 16,
+    stageMode: "target",
+    cpus: 1,
+    queues: 1,
+    latency: false,
+  },
+];
+
+/**
+ * Run the benchmark cases; each case `repeats` times (interleaved, so slow
+ * drift of the machine spreads over all cases) for `seconds` each.
+ *
+ * @example
+ * ```ts
+ * import { schedBench } from "./bench/sched_bench.ts";
+ * const r = await schedBench({ repeats: 1, seconds: 0.2 });
+ * console.log(r.results.length > 0);
+ * ```
+ */
+export async function schedBench(
+  options: {
+    repeats?: number;
+    seconds?: number;
+    frameSize?: number;
+    cases?: BenchCase[];
+    log?: (s: string) => void;
+  } = {},
+): Promise<SchedBenchReport> {
+  const repeats = options.repeats ?? 5;
+  const seconds = options.seconds ?? 1;
+  const frameSize = options.frameSize ?? 64;
+  const cases = options.cases ?? CASES;
+  const runs = cases.map(() => ({ mpps: [] as number[], p99: [] as number[] }));
+  for (let r = 0; r < repeats; r++) {
+    for (let i = 0; i < cases.length; i++) {
+      const x = await once(cases[i], seconds, frameSize);
+      runs[i].mpps.push(x.mpps);
+      runs[i].p99.push(x.p99);
+      options.log?.(
+        `repeat ${r + 1}/${repeats} ${cases[i].name}: ${x.mpps.toFixed(2)} Mpps, p99 ${x.p99} ns`,
+      );
+    }
+  }
+  return {
+    machine: machine(),
+    frameSize,
+    seconds,
+    repeats,
+    results: cases.map((c, i) => ({ case: c, mpps: stat(runs[i].mpps), p99Ns: stat(runs[i].p99) })),
+    recordNsPerFrame: recordCost(),
+    idleCpuShare: await idleShare(),
+  };
+}
+
+function print(r: SchedBenchReport): void {
+  const m = r.machine;
+  console.log(
+    `machine: ${m.cpu}, ${m.cores} cores; deno ${m.deno}, V8 ${m.v8}\n` +
+      `frames: ${r.frameSize} B; ${r.repeats} repeats x ${r.seconds} s per case; median [min-max]\n` +
+      `baseline: single mode (one frame per xmit call, one lock per frame) with the same CPUs/queues`,
+  );
+  const single = new Map<string, number>();
+  for (const x of r.results) {
+    if (x.case.bulk === 1) single.set(`${x.case.cpus}/${x.case.queues}`, x.mpps.median);
+  }
+  const rows: Record<string, Record<string, string>> = {};
+  for (const x of r.results) {
+    const base = single.get(`${x.case.cpus}/${x.case.queues}`);
+    rows[x.case.name] = {
+      "Mpps": `${x.mpps.median.toFixed(2)} [${x.mpps.min.toFixed(2)}-${x.mpps.max.toFixed(2)}]`,
+      "p99 us": `${(x.p99Ns.median / 1e3).toFixed(1)} [${(x.p99Ns.min / 1e3).toFixed(1)}-${
+        (x.p99Ns.max / 1e3).toFixed(1)
+      }]`,
+      "vs single": x.case.bulk > 1 && base && !x.case.targets && x.case.latency !== false
+        ? `${(x.mpps.median / base).toFixed(2)}x`
+        : "",
+    };
+  }
+  console.table(rows);
+  const on = r.results.find((x) => x.case.name === "bulk-16 per-stage FFI, 1 target");
+  const off = r.results.find((x) => x.case.latency === false);
+  if (on && off) {
+    console.log(
+      `histogram cost: ${
+        (100 * (1 - on.mpps.median / off.mpps.median)).toFixed(1)
+      }% of throughput ` +
+        `(recording on ${on.mpps.median.toFixed(2)} vs off ${
+          off.mpps.median.toFixed(2)
+        } Mpps, 1 CPU)`,
+    );
+  }
+  console.log(
+    `recordBatch alone: ${
+      r.recordNsPerFrame.sameTimestamp.toFixed(2)
+    } ns/frame (frames of one batch), ` +
+      `${r.recordNsPerFrame.distinctTimestamps.toFixed(2)} ns/frame (every timestamp distinct)`,
+  );
+  console.log(
+    `idle dataplane (2 Workers, no traffic): ${(r.idleCpuShare * 100).toFixed(1)}% of one CPU`,
+  );
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      repeats: { type: "string" },
+      seconds: { type: "string" },
+      json: { type: "boolean" },
+    },
+    strict: true,
+  });
+  const report = await schedBench({
+    repeats: values.repeats ? Number(values.repeats) : 5,
+    seconds: values.seconds ? Number(values.seconds) : 1,
+    log: values.json ? undefined : (s) => console.error(s),
+  });
+  if (values.json) console.log(JSON.stringify(report));
+  else print(report);
+}

@@ -1,0 +1,519 @@
+/**
+ * Allocation-free packet header helpers. Every function takes the frame's
+ * bytes (usually `pool.bytes`), the offset of the header it reads, and the
+ * number of bytes the frame has from that offset (`end - off`), so it can
+ * never read past the frame. Functions return a non-negative result, or one
+ * of the negative {@linkcode HeaderError} codes; none throws, none allocates.
+ *
+ * All multi-byte fields are in network byte order, as on the wire.
+ *
+ * @module
+ */
+
+/**
+ * Negative return codes of the header helpers.
+ *
+ * @example
+ * ```ts
+ * import { HeaderError, swapMacs } from "./mod.ts";
+ * console.log(swapMacs(new Uint8Array(4), 0, 4) === HeaderError.TRUNCATED); // true
+ * ```
+ */
+export const HeaderError = {
+  /** The frame ends before the header (or a length field) does. */
+  TRUNCATED: -1,
+  /** A field has an impossible value (version, header length, total length, ARP sizes). */
+  MALFORMED: -2,
+  /** Not the protocol the helper handles (e.g. ipv4Header on an IPv6 packet). */
+  UNSUPPORTED: -3,
+  /** TTL / hop limit is 0 or 1: the packet must not be forwarded (not modified). */
+  TTL_EXPIRED: -4,
+} as const;
+
+/**
+ * EtherTypes the helpers know.
+ *
+ * @example
+ * ```ts
+ * import { EtherType } from "./mod.ts";
+ * console.log(EtherType.IPV6.toString(16)); // 86dd
+ * ```
+ */
+export const EtherType = {
+  IPV4: 0x0800,
+  ARP: 0x0806,
+  VLAN: 0x8100,
+  QINQ: 0x88a8,
+  IPV6: 0x86dd,
+} as const;
+
+/**
+ * IP protocol numbers the helpers know.
+ *
+ * @example
+ * ```ts
+ * import { IpProto } from "./mod.ts";
+ * console.log(IpProto.UDP); // 17
+ * ```
+ */
+export const IpProto = { ICMP: 1, TCP: 6, UDP: 17, ICMPV6: 58 } as const;
+
+/**
+ * Bytes in an Ethernet header without VLAN tags.
+ *
+ * @example
+ * ```ts
+ * import { ETH_HLEN } from "./mod.ts";
+ * console.log(ETH_HLEN); // 14
+ * ```
+ */
+export const ETH_HLEN = 14;
+
+/**
+ * Read a 48-bit MAC address as a number (exact: below 2^53).
+ *
+ * @example
+ * ```ts
+ * import { readMac } from "./mod.ts";
+ * console.log(readMac(Uint8Array.of(0, 0, 0, 0, 0, 1), 0, 6)); // 1
+ * ```
+ */
+export function readMac(b: Uint8Array, off: number, len: number): number {
+  if (len < 6) return HeaderError.TRUNCATED;
+  return (b[off] * 0x10000000000) + (b[off + 1] * 0x100000000) +
+    ((b[off + 2] << 24 | b[off + 3] << 16 | b[off + 4] << 8 | b[off + 5]) >>> 0);
+}
+
+/**
+ * Write a 48-bit MAC address given as a number.
+ *
+ * @example
+ * ```ts
+ * import { readMac, writeMac } from "./mod.ts";
+ * const b = new Uint8Array(6);
+ * writeMac(b, 0, 6, 0x020000000001);
+ * console.log(readMac(b, 0, 6) === 0x020000000001); // true
+ * ```
+ */
+export function writeMac(b: Uint8Array, off: number, len: number, mac: number): number {
+  if (len < 6) return HeaderError.TRUNCATED;
+  const hi = Math.floor(mac / 0x100000000);
+  const lo = mac >>> 0;
+  b[off] = hi >>> 8;
+  b[off + 1] = hi;
+  b[off + 2] = lo >>> 24;
+  b[off + 3] = lo >>> 16;
+  b[off + 4] = lo >>> 8;
+  b[off + 5] = lo;
+  return 0;
+}
+
+/**
+ * Whether a MAC (as a number) is group (broadcast or multicast): the I/G bit.
+ *
+ * @example
+ * ```ts
+ * import { isGroupMac } from "./mod.ts";
+ * console.log(isGroupMac(0xffffffffffff), isGroupMac(0x020000000001)); // true false
+ * ```
+ */
+export function isGroupMac(mac: number): boolean {
+  return (Math.floor(mac / 0x10000000000) & 1) === 1;
+}
+
+/**
+ * Destination MAC of an Ethernet frame starting at `off`.
+ *
+ * @example
+ * ```ts
+ * import { ethDst } from "./mod.ts";
+ * console.log(ethDst(new Uint8Array(14).fill(255), 0, 14) === 0xffffffffffff); // true
+ * ```
+ */
+export function ethDst(b: Uint8Array, off: number, len: number): number {
+  if (len < ETH_HLEN) return HeaderError.TRUNCATED;
+  return readMac(b, off, 6);
+}
+
+/**
+ * Source MAC of an Ethernet frame starting at `off`.
+ *
+ * @example
+ * ```ts
+ * import { ethSrc } from "./mod.ts";
+ * console.log(ethSrc(new Uint8Array(14), 0, 14)); // 0
+ * ```
+ */
+export function ethSrc(b: Uint8Array, off: number, len: number): number {
+  if (len < ETH_HLEN) return HeaderError.TRUNCATED;
+  return readMac(b, off + 6, 6);
+}
+
+/**
+ * Swap source and destination MAC in place (reflecting a frame).
+ * Returns 0, or `TRUNCATED` if the frame is shorter than an Ethernet header.
+ *
+ * @example
+ * ```ts
+ * import { ethSrc, swapMacs } from "./mod.ts";
+ * const f = new Uint8Array(14);
+ * f[5] = 1; // destination ...:01
+ * swapMacs(f, 0, 14);
+ * console.log(ethSrc(f, 0, 14)); // 1
+ * ```
+ */
+export function swapMacs(b: Uint8Array, off: number, len: number): number {
+  if (len < ETH_HLEN) return HeaderError.TRUNCATED;
+  for (let i = 0; i < 6; i++) {
+    const t = b[off + i];
+    b[off + i] = b[off + 6 + i];
+    b[off + 6 + i] = t;
+  }
+  return 0;
+}
+
+/**
+ * Offset (from `off`) of the Ethernet payload, skipping up to two VLAN tags
+ * (802.1Q and 802.1ad). Returns 14, 18 or 22, or `TRUNCATED`, or `MALFORMED`
+ * for more than two tags.
+ *
+ * @example
+ * ```ts
+ * import { ethPayloadOffset } from "./mod.ts";
+ * const f = new Uint8Array(60);
+ * f[12] = 0x08; // IPv4
+ * console.log(ethPayloadOffset(f, 0, 60)); // 14
+ * ```
+ */
+export function ethPayloadOffset(b: Uint8Array, off: number, len: number): number {
+  let p = 12;
+  for (let tags = 0; tags <= 2; tags++) {
+    if (len < p + 2) return HeaderError.TRUNCATED;
+    const t = b[off + p] << 8 | b[off + p + 1];
+    if (t !== EtherType.VLAN && t !== EtherType.QINQ) return p + 2;
+    p += 4;
+  }
+  return HeaderError.MALFORMED;
+}
+
+/**
+ * The EtherType of the payload (after any VLAN tags), or a negative code.
+ *
+ * @example
+ * ```ts
+ * import { EtherType, ethProtocol } from "./mod.ts";
+ * const f = new Uint8Array(60);
+ * f.set([0x81, 0x00, 0x00, 0x05, 0x86, 0xdd], 12); // VLAN 5, IPv6
+ * console.log(ethProtocol(f, 0, 60) === EtherType.IPV6); // true
+ * ```
+ */
+export function ethProtocol(b: Uint8Array, off: number, len: number): number {
+  const p = ethPayloadOffset(b, off, len);
+  if (p < 0) return p;
+  return b[off + p - 2] << 8 | b[off + p - 1];
+}
+
+/**
+ * VLAN ID (12 bits) of the outer tag, or `UNSUPPORTED` if the frame is untagged.
+ *
+ * @example
+ * ```ts
+ * import { vlanId } from "./mod.ts";
+ * const f = new Uint8Array(60);
+ * f.set([0x81, 0x00, 0x20, 0x0a, 0x08, 0x00], 12);
+ * console.log(vlanId(f, 0, 60)); // 10
+ * ```
+ */
+export function vlanId(b: Uint8Array, off: number, len: number): number {
+  if (len < 18) return len < 14 ? HeaderError.TRUNCATED : HeaderError.UNSUPPORTED;
+  const t = b[off + 12] << 8 | b[off + 13];
+  if (t !== EtherType.VLAN && t !== EtherType.QINQ) return HeaderError.UNSUPPORTED;
+  return (b[off + 14] << 8 | b[off + 15]) & 0xfff;
+}
+
+/**
+ * ARP operation (1 request, 2 reply) of an Ethernet/IPv4 ARP packet at `off`
+ * (the L3 offset), or a negative code (`MALFORMED` for other hardware or
+ * protocol types or sizes).
+ *
+ * @example
+ * ```ts
+ * import { arpOperation } from "./mod.ts";
+ * const a = Uint8Array.of(0, 1, 8, 0, 6, 4, 0, 1, ...new Array(20).fill(0));
+ * console.log(arpOperation(a, 0, a.length)); // 1
+ * ```
+ */
+export function arpOperation(b: Uint8Array, off: number, len: number): number {
+  if (len < 28) return HeaderError.TRUNCATED;
+  if ((b[off] << 8 | b[off + 1]) !== 1 || (b[off + 2] << 8 | b[off + 3]) !== EtherType.IPV4) {
+    return HeaderError.MALFORMED;
+  }
+  if (b[off + 4] !== 6 || b[off + 5] !== 4) return HeaderError.MALFORMED;
+  return b[off + 6] << 8 | b[off + 7];
+}
+
+/**
+ * Validate an IPv4 header at `off`: returns its length in bytes (20..60),
+ * `UNSUPPORTED` if the version is not 4, `MALFORMED` if IHL < 5 or the total
+ * length is smaller than the header, `TRUNCATED` if the header or the total
+ * length runs past the frame.
+ *
+ * @example
+ * ```ts
+ * import { ipv4HeaderLength } from "./mod.ts";
+ * const ip = new Uint8Array(20);
+ * ip[0] = 0x45;
+ * ip[3] = 20; // total length
+ * console.log(ipv4HeaderLength(ip, 0, 20)); // 20
+ * ```
+ */
+export function ipv4HeaderLength(b: Uint8Array, off: number, len: number): number {
+  if (len < 20) return HeaderError.TRUNCATED;
+  if (b[off] >>> 4 !== 4) return HeaderError.UNSUPPORTED;
+  const ihl = (b[off] & 0xf) * 4;
+  if (ihl < 20) return HeaderError.MALFORMED;
+  if (ihl > len) return HeaderError.TRUNCATED;
+  const total = b[off + 2] << 8 | b[off + 3];
+  if (total < ihl) return HeaderError.MALFORMED;
+  if (total > len) return HeaderError.TRUNCATED;
+  return ihl;
+}
+
+/**
+ * The Internet checksum (RFC 1071) of `count` bytes at `off`, as stored
+ * (one's complement of the one's-complement sum). Over a header whose
+ * checksum field is correct, this returns 0.
+ *
+ * @example
+ * ```ts
+ * import { internetChecksum } from "./mod.ts";
+ * console.log(internetChecksum(new Uint8Array(20), 0, 20)); // 65535
+ * ```
+ */
+export function internetChecksum(b: Uint8Array, off: number, count: number): number {
+  let sum = 0;
+  let i = 0;
+  for (; i + 1 < count; i += 2) sum += b[off + i] << 8 | b[off + i + 1];
+  if (i < count) sum += b[off + i] << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+/**
+ * Recompute and store the IPv4 header checksum. Returns the header length
+ * or a negative code (see {@linkcode ipv4HeaderLength}).
+ *
+ * @example
+ * ```ts
+ * import { internetChecksum, ipv4UpdateChecksum } from "./mod.ts";
+ * const ip = new Uint8Array(20);
+ * ip[0] = 0x45; ip[3] = 20; ip[8] = 64; ip[9] = 17;
+ * ipv4UpdateChecksum(ip, 0, 20);
+ * console.log(internetChecksum(ip, 0, 20)); // 0
+ * ```
+ */
+export function ipv4UpdateChecksum(b: Uint8Array, off: number, len: number): number {
+  const ihl = ipv4HeaderLength(b, off, len);
+  if (ihl < 0) return ihl;
+  b[off + 10] = 0;
+  b[off + 11] = 0;
+  const c = internetChecksum(b, off, ihl);
+  b[off + 10] = c >>> 8;
+  b[off + 11] = c;
+  return ihl;
+}
+
+/**
+ * Decrement the IPv4 TTL and patch the header checksum incrementally
+ * (RFC 1624: HC' = ~(~HC + ~m + m')), without summing the header again.
+ * Returns the new TTL, `TTL_EXPIRED` (frame unchanged) if the TTL is 0 or
+ * 1, or a negative code from {@linkcode ipv4HeaderLength}.
+ *
+ * @example
+ * ```ts
+ * import { internetChecksum, ipv4DecrementTtl, ipv4UpdateChecksum } from "./mod.ts";
+ * const ip = new Uint8Array(20);
+ * ip[0] = 0x45; ip[3] = 20; ip[8] = 64; ip[9] = 17;
+ * ipv4UpdateChecksum(ip, 0, 20);
+ * console.log(ipv4DecrementTtl(ip, 0, 20), internetChecksum(ip, 0, 20)); // 63 0
+ * ```
+ */
+export function ipv4DecrementTtl(b: Uint8Array, off: number, len: number): number {
+  const ihl = ipv4HeaderLength(b, off, len);
+  if (ihl < 0) return ihl;
+  const ttl = b[off + 8];
+  if (ttl <= 1) return HeaderError.TTL_EXPIRED;
+  // The 16-bit word holding TTL is (TTL << 8 | protocol).
+  const m = ttl << 8 | b[off + 9];
+  const m2 = m - 0x100;
+  let sum = (~(b[off + 10] << 8 | b[off + 11]) & 0xffff) + (~m & 0xffff) + m2;
+  sum = (sum & 0xffff) + (sum >>> 16);
+  sum = (sum & 0xffff) + (sum >>> 16);
+  const hc = ~sum & 0xffff;
+  b[off + 8] = ttl - 1;
+  b[off + 10] = hc >>> 8;
+  b[off + 11] = hc;
+  return ttl - 1;
+}
+
+/**
+ * Validate an IPv6 fixed header at `off`: returns 40, `UNSUPPORTED` if the
+ * version is not 6, `TRUNCATED` if the header or its payload length runs
+ * past the frame.
+ *
+ * @example
+ * ```ts
+ * import { ipv6HeaderLength } from "./mod.ts";
+ * const ip = new Uint8Array(40);
+ * ip[0] = 0x60;
+ * console.log(ipv6HeaderLength(ip, 0, 40)); // 40
+ * ```
+ */
+export function ipv6HeaderLength(b: Uint8Array, off: number, len: number): number {
+  if (len < 40) return HeaderError.TRUNCATED;
+  if (b[off] >>> 4 !== 6) return HeaderError.UNSUPPORTED;
+  const payload = b[off + 4] << 8 | b[off + 5];
+  if (40 + payload > len) return HeaderError.TRUNCATED;
+  return 40;
+}
+
+/**
+ * Decrement the IPv6 hop limit (IPv6 has no header checksum). Returns the
+ * new hop limit, `TTL_EXPIRED` (unchanged) at 0 or 1, or a negative code.
+ *
+ * @example
+ * ```ts
+ * import { ipv6DecrementHopLimit } from "./mod.ts";
+ * const ip = new Uint8Array(40);
+ * ip[0] = 0x60; ip[7] = 64;
+ * console.log(ipv6DecrementHopLimit(ip, 0, 40)); // 63
+ * ```
+ */
+export function ipv6DecrementHopLimit(b: Uint8Array, off: number, len: number): number {
+  const h = ipv6HeaderLength(b, off, len);
+  if (h < 0) return h;
+  const hl = b[off + 7];
+  if (hl <= 1) return HeaderError.TTL_EXPIRED;
+  b[off + 7] = hl - 1;
+  return hl - 1;
+}
+
+/**
+ * Source and destination port of a UDP or TCP header at `off`, packed as
+ * `src * 65536 + dst`, or `TRUNCATED` (UDP needs 8 bytes, TCP 20 and its
+ * data offset), or `MALFORMED` (TCP data offset < 5, UDP length < 8).
+ *
+ * @example
+ * ```ts
+ * import { IpProto, l4Ports } from "./mod.ts";
+ * const udp = Uint8Array.of(0, 53, 0x30, 0x39, 0, 8, 0, 0);
+ * const p = l4Ports(udp, 0, 8, IpProto.UDP);
+ * console.log(Math.floor(p / 65536), p % 65536); // 53 12345
+ * ```
+ */
+export function l4Ports(b: Uint8Array, off: number, len: number, proto: number): number {
+  if (proto === IpProto.UDP) {
+    if (len < 8) return HeaderError.TRUNCATED;
+    const ulen = b[off + 4] << 8 | b[off + 5];
+    if (ulen < 8) return HeaderError.MALFORMED;
+    if (ulen > len) return HeaderError.TRUNCATED;
+  } else if (proto === IpProto.TCP) {
+    if (len < 20) return HeaderError.TRUNCATED;
+    const doff = (b[off + 12] >>> 4) * 4;
+    if (doff < 20) return HeaderError.MALFORMED;
+    if (doff > len) return HeaderError.TRUNCATED;
+  } else {
+    return HeaderError.UNSUPPORTED;
+  }
+  return (b[off] << 8 | b[off + 1]) * 65536 + (b[off + 2] << 8 | b[off + 3]);
+}
+
+/**
+ * A 5-tuple, parsed into preallocated fields (reuse one per Worker).
+ * Addresses are 16 bytes; IPv4 uses the first 4.
+ *
+ * @example
+ * ```ts
+ * import { FiveTuple } from "./mod.ts";
+ * const t = new FiveTuple();
+ * console.log(t.parse(new Uint8Array(10), 0, 10)); // -1 (TRUNCATED)
+ * ```
+ */
+export class FiveTuple {
+  /** 4 or 6. */
+  family = 0;
+  /** IP protocol number. */
+  proto = 0;
+  /** Source port. */
+  srcPort = 0;
+  /** Destination port. */
+  dstPort = 0;
+  /** Source address (first 4 bytes for IPv4). */
+  readonly src: Uint8Array = new Uint8Array(16);
+  /** Destination address (first 4 bytes for IPv4). */
+  readonly dst: Uint8Array = new Uint8Array(16);
+
+  /**
+   * Parse the 5-tuple of an Ethernet frame at `off` (VLAN tags skipped).
+   * Returns the offset of the L4 payload from `off`, or a negative
+   * {@linkcode HeaderError} code (`UNSUPPORTED` for non-IP or non-UDP/TCP).
+   */
+  parse(b: Uint8Array, off: number, len: number): number {
+    const l3 = ethPayloadOffset(b, off, len);
+    if (l3 < 0) return l3;
+    const et = b[off + l3 - 2] << 8 | b[off + l3 - 1];
+    let l4: number;
+    if (et === EtherType.IPV4) {
+      const h = ipv4HeaderLength(b, off + l3, len - l3);
+      if (h < 0) return h;
+      this.family = 4;
+      this.proto = b[off + l3 + 9];
+      for (let i = 0; i < 4; i++) {
+        this.src[i] = b[off + l3 + 12 + i];
+        this.dst[i] = b[off + l3 + 16 + i];
+      }
+      l4 = l3 + h;
+    } else if (et === EtherType.IPV6) {
+      const h = ipv6HeaderLength(b, off + l3, len - l3);
+      if (h < 0) return h;
+      this.family = 6;
+      this.proto = b[off + l3 + 6];
+      for (let i = 0; i < 16; i++) {
+        this.src[i] = b[off + l3 + 8 + i];
+        this.dst[i] = b[off + l3 + 24 + i];
+      }
+      l4 = l3 + h;
+    } else {
+      return HeaderError.UNSUPPORTED;
+    }
+    const ports = l4Ports(b, off + l4, len - l4, this.proto);
+    if (ports < 0) return ports;
+    this.srcPort = Math.floor(ports / 65536);
+    this.dstPort = ports % 65536;
+    return l4 + (this.proto === IpProto.UDP ? 8 : (b[off + l4 + 12] >>> 4) * 4);
+  }
+
+  /** Whether this tuple equals `o` (same family, protocol, addresses and ports). */
+  equals(o: FiveTuple): boolean {
+    if (
+      this.family !== o.family || this.proto !== o.proto || this.srcPort !== o.srcPort ||
+      this.dstPort !== o.dstPort
+    ) return false;
+    const n = this.family === 4 ? 4 : 16;
+    for (let i = 0; i < n; i++) {
+      if (this.src[i] !== o.src[i] || this.dst[i] !== o.dst[i]) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Parse the frame and compare with this tuple: 1 on a match, 0 on none,
+   * or a negative code if the frame does not parse. `scratch` is the tuple
+   * parsed into (reuse one).
+   */
+  matches(b: Uint8Array, off: number, len: number, scratch: FiveTuple): number {
+    const r = scratch.parse(b, off, len);
+    if (r < 0) return r;
+    return this.equals(scratch) ? 1 : 0;
+  }
+}

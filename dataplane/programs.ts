@@ -1,0 +1,238 @@
+/**
+ * Ready programs: `forward`, `drop`, `reflect` and `l2switch`, and the
+ * table Workers use to build a program from a {@linkcode ProgramSpec}.
+ *
+ * @module
+ */
+import { BulktapError } from "./errors.ts";
+import { ethDst, ethSrc, isGroupMac, swapMacs } from "./headers.ts";
+import { FramePool } from "./pool.ts";
+import type { PacketBatch, Program, ProgramSpec } from "./program.ts";
+import { redirect, Verdict } from "./verdict.ts";
+
+/**
+ * Every frame to one device-map index.
+ *
+ * @example
+ * ```ts
+ * import { forward } from "./mod.ts";
+ * const program = forward(0); // everything to device-map entry 0
+ * ```
+ */
+export function forward(target = 0): Program {
+  if (!Number.isInteger(target) || target < 0 || target > 0xffffff) {
+    throw new BulktapError("EINVAL", `forward target ${target} is not a device-map index`);
+  }
+  const v = redirect(target);
+  return (batch) => {
+    batch.verdicts.fill(v, 0, batch.count);
+  };
+}
+
+/**
+ * Every frame dropped (returned to its pool).
+ *
+ * @example
+ * ```ts
+ * import { drop } from "./mod.ts";
+ * const program = drop();
+ * ```
+ */
+export function drop(): Program {
+  return (batch) => {
+    batch.verdicts.fill(Verdict.DROP, 0, batch.count);
+  };
+}
+
+/**
+ * Swap source and destination MAC and send each frame back out of the
+ * device it came from (`TX`); frames too short for Ethernet are dropped.
+ *
+ * @example
+ * ```ts
+ * import { reflect } from "./mod.ts";
+ * const program = reflect();
+ * ```
+ */
+export function reflect(): Program {
+  return (batch) => {
+    const { refs, verdicts } = batch;
+    for (let i = 0; i < batch.count; i++) {
+      const ref = refs[i];
+      const pool = FramePool.of(ref);
+      verdicts[i] = swapMacs(pool.bytes, pool.dataOffset(ref), pool.length(ref)) < 0
+        ? Verdict.DROP
+        : Verdict.TX;
+    }
+  };
+}
+
+/** Options of {@linkcode L2Switch}. */
+export interface L2SwitchOptions {
+  /** MAC table entries (rounded up to a power of two; default 4096). */
+  capacity?: number;
+  /** An entry not refreshed for this long is forgotten (default 300 s, as bridges do). */
+  ageNs?: number;
+}
+
+/**
+ * A learning switch over the device map: each device-map entry is a port.
+ * It learns the source MAC of every frame on its ingress port, sends frames
+ * for known MACs to their port (dropping those whose port is the ingress),
+ * and floods unknown, broadcast and multicast destinations to every other
+ * port (`BROADCAST`). Entries age out after `ageNs`. The table is an
+ * open-addressed typed-array hash: learning allocates nothing.
+ *
+ * @example
+ * ```ts
+ * import { L2Switch } from "./mod.ts";
+ * const sw = new L2Switch({ ageNs: 60e9 });
+ * const program = sw.program; // give this to the scheduler
+ * console.log(sw.size); // 0
+ * ```
+ */
+export class L2Switch {
+  /** The program; the switch's state lives in this object. */
+  readonly program: Program;
+  /** How long an entry lives without being refreshed, in ns. */
+  readonly ageNs: number;
+  #macs: Float64Array;
+  #ports: Int32Array;
+  #seen: Float64Array;
+  #mask: number;
+  #size = 0;
+
+  /** A switch with an empty table. */
+  constructor(options: L2SwitchOptions = {}) {
+    const want = options.capacity ?? 4096;
+    if (!Number.isInteger(want) || want < 2 || want > 1 << 24) {
+      throw new BulktapError("EINVAL", `l2switch capacity ${want} is not in 2..16777216`);
+    }
+    let cap = 2;
+    while (cap < want * 2) cap *= 2; // at most half full: short probes
+    this.ageNs = options.ageNs ?? 300e9;
+    if (!(this.ageNs > 0)) throw new BulktapError("EINVAL", `ageNs ${this.ageNs} is not positive`);
+    this.#macs = new Float64Array(cap).fill(-1);
+    this.#ports = new Int32Array(cap);
+    this.#seen = new Float64Array(cap);
+    this.#mask = cap - 1;
+    this.program = (batch) => this.#run(batch);
+  }
+
+  /** Entries in the table (aged entries count until overwritten or looked up). */
+  get size(): number {
+    return this.#size;
+  }
+
+  #slot(mac: number): number {
+    // Mix both halves; MACs of one vendor share their high bytes.
+    const h = Math.imul((mac >>> 0) ^ Math.floor(mac / 0x100000000), 0x9e3779b1);
+    return (h ^ h >>> 15) & this.#mask;
+  }
+
+  /**
+   * The port `mac` was last seen on, or -1 if unknown or aged out at `nowNs`.
+   */
+  lookup(mac: number, nowNs: number): number {
+    let s = this.#slot(mac);
+    for (let probes = 0; probes <= this.#mask; probes++) {
+      const m = this.#macs[s];
+      if (m === -1) return -1;
+      if (m === mac) {
+        return nowNs - this.#seen[s] > this.ageNs ? -1 : this.#ports[s];
+      }
+      s = (s + 1) & this.#mask;
+    }
+    return -1;
+  }
+
+  /** Record that `mac` was seen on `port` at `nowNs`. */
+  learn(mac: number, port: number, nowNs: number): void {
+    let s = this.#slot(mac);
+    let oldest = -1;
+    for (let probes = 0; probes <= this.#mask; probes++) {
+      const m = this.#macs[s];
+      if (m === mac || m === -1) {
+        if (m === -1) this.#size++;
+        this.#macs[s] = mac;
+        this.#ports[s] = port;
+        this.#seen[s] = nowNs;
+        return;
+      }
+      if (oldest < 0 && nowNs - this.#seen[s] > this.ageNs) oldest = s;
+      if (probes >= 8 && oldest >= 0) break; // reuse an aged entry rather than probe on
+      s = (s + 1) & this.#mask;
+    }
+    if (oldest >= 0) {
+      this.#macs[oldest] = mac;
+      this.#ports[oldest] = port;
+      this.#seen[oldest] = nowNs;
+    }
+    // Table full of live entries: do not learn (flooding still works).
+  }
+
+  #run(batch: PacketBatch): void {
+    const { refs, verdicts, ingress, nowNs } = batch;
+    for (let i = 0; i < batch.count; i++) {
+      const ref = refs[i];
+      const pool = FramePool.of(ref);
+      const off = pool.dataOffset(ref);
+      const len = pool.length(ref);
+      const dst = ethDst(pool.bytes, off, len);
+      if (dst < 0) {
+        verdicts[i] = Verdict.DROP;
+        continue;
+      }
+      const src = ethSrc(pool.bytes, off, len);
+      if (ingress >= 0 && !isGroupMac(src)) this.learn(src, ingress, nowNs);
+      if (isGroupMac(dst)) {
+        verdicts[i] = Verdict.BROADCAST;
+        continue;
+      }
+      const port = this.lookup(dst, nowNs);
+      verdicts[i] = port < 0 ? Verdict.BROADCAST : port === ingress ? Verdict.DROP : redirect(port);
+    }
+  }
+}
+
+/**
+ * Build a program from its description (in a Worker). Ready programs:
+ * `forward` (`{ target }`), `drop`, `reflect`, `l2switch` (`{ capacity,
+ * ageNs }`); with `module`, the module's export `name` is called with
+ * `options` and must return a program.
+ *
+ * @example
+ * ```ts
+ * import { programFromSpec } from "./mod.ts";
+ * const p = await programFromSpec({ name: "forward", options: { target: 1 } });
+ * ```
+ */
+export async function programFromSpec(spec: ProgramSpec): Promise<Program> {
+  const o = spec.options ?? {};
+  if (spec.module !== undefined) {
+    const mod = await import(spec.module);
+    const factory = mod[spec.name];
+    if (typeof factory !== "function") {
+      throw new BulktapError("ENOENT", `${spec.module} has no export ${spec.name}`);
+    }
+    const p = factory(o);
+    if (typeof p !== "function") {
+      throw new BulktapError("EINVAL", `${spec.module}#${spec.name}(options) is not a program`);
+    }
+    return p as Program;
+  }
+  switch (spec.name) {
+    case "forward":
+      return forward((o.target as number | undefined) ?? 0);
+    case "drop":
+      return drop();
+    case "reflect":
+      return reflect();
+    case "l2switch":
+      return new L2Switch(o as L2SwitchOptions).program;
+  }
+  throw new BulktapError(
+    "ENOENT",
+    `no program named ${spec.name} (ready programs: forward, drop, reflect, l2switch)`,
+  );
+}

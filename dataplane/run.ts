@@ -1,0 +1,398 @@
+/**
+ * The main job, `deno run -A mod.ts [flags]`: a generator feeding the
+ * `forward` program into an in-memory device with a reader per queue, on
+ * one Worker per CPU, with a live one-line status and a summary at the end.
+ *
+ * @module
+ */
+import { parseArgs } from "parse-args";
+import { Device } from "./device.ts";
+import { BulktapError } from "./errors.ts";
+import { type LatencySummary, percentileDistribution } from "./latency.ts";
+import { FramePool } from "./pool.ts";
+import { Scheduler, type SchedulerReport } from "./scheduler.ts";
+
+/**
+ * Help text of the main job.
+ *
+ * @example
+ * ```ts
+ * import { RUN_HELP } from "./mod.ts";
+ * console.log(RUN_HELP.includes("--json")); // true
+ * ```
+ */
+export const RUN_HELP = `bulktap: a user-space packet dataplane for Deno
+
+usage:
+  deno run -A mod.ts [flags]         generator -> forward -> in-memory device, readers per queue
+  deno run -A mod.ts bench [flags]   benchmarks: bulk beside single, peers, report
+  deno run -A mod.ts forward A B     forward between TAP devices A and B (forward --help)
+
+flags:
+  --mode bulk|single   bulk: stage 16 frames per target per xmit (default);
+                       single: one frame per xmit call (one lock per frame)
+  --bulk N             frames per stage in bulk mode, 1..256 (default 16)
+  --cpus N             Workers, one poll loop each, 1..64 (default 2: one per queue)
+  --queues N           device queues (one reader each), 1..256 (default 2)
+  --frame-size N       bytes per frame, 60..1792 (default 64)
+  --rate PPS           frames per second in total, 0 = as fast as possible (default 0)
+  --duration S         seconds to run, > 0 (default 5)
+  --tap NAME           transmit into the TAP device NAME instead of an in-memory device
+  --pin                pin Worker i to CPU i
+  --json               print one JSON object on stdout instead of the status and table
+  --help               this text
+
+Ctrl-C (SIGINT) or SIGTERM stops early; the summary is still printed.
+`;
+
+/** Settings of the main job (after parsing). */
+export interface RunOptions {
+  /** bulk or single. */
+  mode: "bulk" | "single";
+  /** Frames per stage (1 in single mode). */
+  bulk: number;
+  /** Workers. */
+  cpus: number;
+  /** Device queues. */
+  queues: number;
+  /** Bytes per frame. */
+  frameSize: number;
+  /** Total frames per second, 0 = max. */
+  rate: number;
+  /** Seconds. */
+  duration: number;
+  /** TAP device name, if any. */
+  tap?: string;
+  /** Pin Workers. */
+  pin: boolean;
+  /** JSON output. */
+  json: boolean;
+}
+
+/** The JSON the main job prints with `--json`. */
+export interface RunResult {
+  mode: "bulk" | "single";
+  bulk: number;
+  cpus: number;
+  queues: number;
+  frameSize: number;
+  rate: number;
+  seconds: number;
+  /** Frames generated. */
+  generated: number;
+  /** Frames consumed by the readers. */
+  frames: number;
+  /** Readers' frames per second over the run's window (start to stop), in millions. */
+  mpps: number;
+  /** Frames the device refused (ring full) plus program drops. */
+  dropped: number;
+  /** Frames left in device queues at the end (returned to the pool at close). */
+  leftInQueues: number;
+  /** Latency from generation to reader, ns. */
+  latencyNs: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number };
+  /** Per reader queue. */
+  latencyByQueue: Record<string, LatencySummary>;
+  /** xmit calls (one lock each) and doorbells. */
+  device: { xmitCalls: number; flushes: number; wakeupsSent: number; wakeupsAvoided: number };
+  /** Full percentile distribution, [percentile, ns]. */
+  distribution: [number, number][];
+}
+
+/**
+ * A bad flag or value: exit status 2.
+ *
+ * @example
+ * ```ts
+ * import { parseRunArgs, UsageError } from "./mod.ts";
+ * try {
+ *   parseRunArgs(["--cpus", "0"]);
+ * } catch (e) {
+ *   console.log(e instanceof UsageError); // true
+ * }
+ * ```
+ */
+export class UsageError extends Error {}
+
+function intFlag(name: string, raw: string | undefined, def: number, min: number, max: number) {
+  if (raw === undefined) return def;
+  const v = Number(raw);
+  if (raw.trim() === "" || !Number.isInteger(v) || v < min || v > max) {
+    throw new UsageError(`--${name}=${raw} is not an integer in ${min}..${max}`);
+  }
+  return v;
+}
+
+function numFlag(name: string, raw: string | undefined, def: number, min: number, max: number) {
+  if (raw === undefined) return def;
+  const v = Number(raw);
+  if (raw.trim() === "" || !Number.isFinite(v) || v < min || v > max) {
+    throw new UsageError(`--${name}=${raw} is not a number in ${min}..${max}`);
+  }
+  return v;
+}
+
+/**
+ * Parse the main job's flags. Throws {@linkcode UsageError} naming the bad
+ * flag or value; returns undefined for `--help`.
+ *
+ * @example
+ * ```ts
+ * import { parseRunArgs } from "./mod.ts";
+ * console.log(parseRunArgs(["--cpus", "2"])?.cpus); // 2
+ * ```
+ */
+export function parseRunArgs(args: string[]): RunOptions | undefined {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        mode: { type: "string" },
+        bulk: { type: "string" },
+        cpus: { type: "string" },
+        queues: { type: "string" },
+        "frame-size": { type: "string" },
+        rate: { type: "string" },
+        duration: { type: "string" },
+        tap: { type: "string" },
+        pin: { type: "boolean" },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (values.help) return undefined;
+  const mode = values.mode ?? "bulk";
+  if (mode !== "bulk" && mode !== "single") {
+    throw new UsageError(`--mode=${mode} is not bulk or single`);
+  }
+  const bulk = intFlag("bulk", values.bulk, 16, 1, 256);
+  if (mode === "single" && values.bulk !== undefined && bulk !== 1) {
+    throw new UsageError(`--bulk=${values.bulk} contradicts --mode=single (one frame per xmit)`);
+  }
+  if (values.tap !== undefined && !/^[A-Za-z0-9_.:-]{1,15}$/.test(values.tap)) {
+    throw new UsageError(
+      `--tap=${values.tap} is not an interface name (1..15 of A-Z a-z 0-9 _ . : -)`,
+    );
+  }
+  return {
+    mode,
+    bulk: mode === "single" ? 1 : bulk,
+    cpus: intFlag("cpus", values.cpus, 2, 1, 64),
+    queues: intFlag("queues", values.queues, 2, 1, 256),
+    frameSize: intFlag("frame-size", values["frame-size"], 64, 60, 1792),
+    rate: numFlag("rate", values.rate, 0, 0, 1e9),
+    duration: numFlag("duration", values.duration, 5, 0.001, 1e6),
+    tap: values.tap,
+    pin: values.pin ?? false,
+    json: values.json ?? false,
+  };
+}
+
+/**
+ * Open the TAP device to transmit into. TAP devices come from the TAP
+ * module; until it is part of the build this fails with `ENOTSUP`. (Wire
+ * it here: return the TAP device's `XmitTarget` and its queue readers.)
+ */
+function openTap(name: string): never {
+  throw new BulktapError(
+    "ENOTSUP",
+    `--tap ${name}: TAP support is not available in this build (in-memory devices only); ` +
+      `run without --tap`,
+  );
+}
+
+/**
+ * Run the main job; resolves with its result. `onStatus` gets the live
+ * one-line status about every second; `signal` stops early.
+ *
+ * @example
+ * ```ts
+ * import { runJob } from "./mod.ts";
+ * const r = await runJob({
+ *   mode: "bulk", bulk: 16, cpus: 1, queues: 2, frameSize: 64,
+ *   rate: 0, duration: 0.2, pin: false, json: true,
+ * });
+ * console.log(r.frames > 0);
+ * ```
+ */
+export async function runJob(
+  o: RunOptions,
+  onStatus?: (line: string) => void,
+  signal?: AbortSignal,
+): Promise<RunResult> {
+  if (o.tap !== undefined) openTap(o.tap);
+  // Enough frames for every ring to fill and every Worker to have a few
+  // batches in flight.
+  const ringSize = 1024;
+  const frames = Math.min(1 << 20, o.queues * ringSize + o.cpus * 4096 + 4096);
+  using pool = new FramePool({ frames, frameSize: 2048, headroom: 256 });
+  using dev = new Device({ pool, queues: o.queues, ringSize });
+  const sched = new Scheduler({
+    cpus: o.cpus,
+    pin: o.pin,
+    sources: Array.from({ length: o.cpus }, (_, cpu) => ({
+      kind: "generator",
+      cpu,
+      pool: pool.handle,
+      frameSize: o.frameSize,
+      flows: 64,
+      rate: o.rate / o.cpus,
+    })),
+    program: { name: "forward", options: { target: 0 } },
+    targets: [dev],
+    readers: Array.from({ length: o.queues }, (_, q) => ({
+      device: dev.handle,
+      queue: q,
+      label: `q${q}`,
+    })),
+    bulk: o.bulk,
+    stageMode: "target", // one xmit call per stage: measured faster (see devmap.ts)
+    statusIntervalMs: 500,
+  });
+  await sched.start();
+  const t0 = performance.now();
+  const read0 = sched.counters().read;
+  let last = { t: t0, read: 0 };
+  const status = () => {
+    const c = sched.counters();
+    const t = performance.now();
+    const mpps = (c.read - last.read) / (t - last.t) / 1000;
+    last = { t, read: c.read };
+    const p99 = sched.histogram().getValueAtPercentile(99);
+    onStatus?.(
+      `${((t - t0) / 1000).toFixed(1)} s  ${mpps.toFixed(2)} Mpps  ` +
+        `dropped ${c.txDropped + c.programDrops}  p99 ${fmtNs(p99)}`,
+    );
+  };
+  const timer = onStatus ? setInterval(status, 1000) : undefined;
+  try {
+    await new Promise<void>((resolve) => {
+      const end = setTimeout(resolve, o.duration * 1000);
+      signal?.addEventListener("abort", () => {
+        clearTimeout(end);
+        resolve();
+      }, { once: true });
+    });
+  } finally {
+    clearInterval(timer);
+  }
+  const measured = (performance.now() - t0) / 1000;
+  // Rate over the measured window only (Workers start and drain outside it).
+  const readInWindow = sched.counters().read - read0;
+  const report: SchedulerReport = await sched.close();
+  const ds = dev.stats();
+  const leftInQueues = dev.close();
+  const c = report.counters;
+  const l = report.latency;
+  return {
+    mode: o.mode,
+    bulk: o.bulk,
+    cpus: o.cpus,
+    queues: o.queues,
+    frameSize: o.frameSize,
+    rate: o.rate,
+    seconds: measured,
+    generated: c.rx,
+    frames: c.read,
+    mpps: readInWindow / measured / 1e6,
+    dropped: c.txDropped + c.programDrops + c.invalid,
+    leftInQueues,
+    latencyNs: { p50: l.p50, p90: l.p90, p99: l.p99, p999: l.p999, max: l.max, mean: l.mean },
+    latencyByQueue: report.latencyByLabel,
+    device: {
+      xmitCalls: ds.xmitCalls,
+      flushes: ds.flushes,
+      wakeupsSent: ds.wakeupsSent,
+      wakeupsAvoided: ds.wakeupsAvoided,
+    },
+    distribution: percentileDistribution(report.histogram),
+  };
+}
+
+function fmtNs(ns: number): string {
+  if (ns >= 1e6) return `${(ns / 1e6).toFixed(2)} ms`;
+  if (ns >= 1e3) return `${(ns / 1e3).toFixed(1)} us`;
+  return `${ns} ns`;
+}
+
+function printSummary(r: RunResult): void {
+  console.log(
+    `\nbulktap: generator -> forward -> in-memory device, ${r.mode} mode` +
+      (r.mode === "bulk" ? ` (bulk ${r.bulk})` : "") +
+      `, ${r.cpus} CPU(s), ${r.queues} queue(s), ${r.frameSize} B frames, ` +
+      `${r.rate ? r.rate + " pps" : "max rate"}, ${r.seconds.toFixed(2)} s`,
+  );
+  console.table({
+    "frames generated": r.generated,
+    "frames read": r.frames,
+    "Mpps (read)": Number(r.mpps.toFixed(3)),
+    "dropped": r.dropped,
+    "left in queues at close": r.leftInQueues,
+    "xmit calls (locks)": r.device.xmitCalls,
+    "doorbells (flushes)": r.device.flushes,
+    "wake-ups sent": r.device.wakeupsSent,
+    "latency p50": fmtNs(r.latencyNs.p50),
+    "latency p90": fmtNs(r.latencyNs.p90),
+    "latency p99": fmtNs(r.latencyNs.p99),
+    "latency p99.9": fmtNs(r.latencyNs.p999),
+    "latency max": fmtNs(r.latencyNs.max),
+  });
+}
+
+/**
+ * The main job's command line; returns the exit status (0 ok, 1 failure,
+ * 2 bad flags, 130/143 after SIGINT/SIGTERM).
+ *
+ * @example
+ * ```ts
+ * import { runMain } from "./mod.ts";
+ * const status = await runMain(["--duration", "0.2", "--json"]);
+ * ```
+ */
+export async function runMain(args: string[]): Promise<number> {
+  let o: RunOptions | undefined;
+  try {
+    o = parseRunArgs(args);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`bulktap: ${e.message}\nrun with --help for usage`);
+      return 2;
+    }
+    throw e;
+  }
+  if (!o) {
+    console.log(RUN_HELP);
+    return 0;
+  }
+  const stop = new AbortController();
+  let signalled = 0;
+  const handlers: [Deno.Signal, () => void][] = [
+    ["SIGINT", () => (signalled = 130, stop.abort())],
+    ["SIGTERM", () => (signalled = 143, stop.abort())],
+  ];
+  for (const [s, h] of handlers) Deno.addSignalListener(s, h);
+  try {
+    const live = !o.json && Deno.stderr.isTerminal();
+    const onStatus = o.json ? undefined : (line: string) => {
+      if (live) Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[K${line}`));
+      else console.error(line);
+    };
+    const r = await runJob(o, onStatus, stop.signal);
+    if (o.json) console.log(JSON.stringify(r));
+    else printSummary(r);
+    return signalled || 0;
+  } catch (e) {
+    if (e instanceof BulktapError) {
+      console.error(`bulktap: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  } finally {
+    for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  }
+}

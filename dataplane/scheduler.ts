@@ -1,0 +1,345 @@
+/**
+ * The scheduler: one Worker per "CPU", each running a {@linkcode PollLoop}
+ * over its share of the sources and readers, all transmitting into one
+ * device map. Counters live in shared memory (read live, no messages);
+ * latency histograms come back from the Workers compressed, once per status
+ * interval and at the end, and are merged per target.
+ *
+ * @module
+ */
+import { library } from "../ffi/lib.ts";
+import { BulktapError } from "./errors.ts";
+import type { StageMode, XmitTarget } from "./devmap.ts";
+import {
+  decodeHistogram,
+  type LatencyHistogram,
+  type LatencySummary,
+  mergeHistograms,
+  summarize,
+} from "./latency.ts";
+import { LoopCounter, type ReaderSpec } from "./poll_loop.ts";
+import type { ProgramSpec } from "./program.ts";
+import type { SourceSpec } from "./source.ts";
+import { Ctrl, type WorkerConfig, type WorkerMessage } from "./worker.ts";
+
+/** Options of a {@linkcode Scheduler}. */
+export interface SchedulerOptions {
+  /** Workers, 1..64 (default 1). Worker i is CPU i for queue choice. */
+  cpus?: number;
+  /** Pin Worker i to CPU i with sched_setaffinity (default false). */
+  pin?: boolean;
+  /**
+   * Sources. A spec with a numeric `cpu` field goes to that Worker; others
+   * are dealt round-robin (source i to Worker i % cpus).
+   */
+  sources: (SourceSpec & { cpu?: number })[];
+  /** The program every Worker runs (see {@linkcode ProgramSpec}). */
+  program: ProgramSpec;
+  /** The device map. */
+  targets: readonly XmitTarget[];
+  /** Local readers; reader i runs on Worker i % cpus unless it names a `cpu`. */
+  readers?: (ReaderSpec & { cpu?: number })[];
+  /** Frames per stage, 1..256 (default 16). */
+  bulk?: number;
+  /** How stages cross into C (default `"target"`: one call per stage). */
+  stageMode?: StageMode;
+  /** Frames per source per cycle (default 64). */
+  budget?: number;
+  /** Longest a staged frame waits for a flush, in microseconds (default 50). */
+  deadlineUs?: number;
+  /** Busy-poll this long without work before sleeping, in microseconds (default 200). */
+  busyPollUs?: number;
+  /** Record latency histograms (default true). */
+  latency?: boolean;
+  /** How often Workers send histogram snapshots, ms (default 1000). */
+  statusIntervalMs?: number;
+  /** Extra modules every Worker imports first (e.g. one registering a TAP source kind). */
+  modules?: string[];
+}
+
+/** Live counters, summed over Workers (see {@linkcode LoopCounter}). */
+export interface SchedulerCounters {
+  /** Frames taken from sources. */
+  rx: number;
+  /** DROP verdicts. */
+  programDrops: number;
+  /** PASS verdicts. */
+  passed: number;
+  /** Frames the targets accepted. */
+  txSent: number;
+  /** Frames the targets refused (back in their pool). */
+  txDropped: number;
+  /** Frames dropped for bad verdicts. */
+  invalid: number;
+  /** Frames consumed by readers. */
+  read: number;
+  /** Poll cycles. */
+  cycles: number;
+  /** Times Workers slept. */
+  sleeps: number;
+  /** Flushes forced by the deadline. */
+  deadlineFlushes: number;
+  /** BROADCAST copies made. */
+  broadcastCopies: number;
+}
+
+/** What {@linkcode Scheduler.close} returns. */
+export interface SchedulerReport {
+  /** Counters at the end. */
+  counters: SchedulerCounters;
+  /** Per target (device-map order): frames sent and refused. */
+  targets: { sent: number; dropped: number }[];
+  /** Merged latency of every reader and PASS. */
+  latency: LatencySummary;
+  /** Latency per histogram label (reader queue or "pass"), merged over Workers. */
+  latencyByLabel: Record<string, LatencySummary>;
+  /** The merged histogram (for the full percentile distribution). */
+  histogram: LatencyHistogram;
+  /** Seconds from start to close. */
+  seconds: number;
+}
+
+interface WorkerSlot {
+  worker: Worker;
+  histograms: Record<string, string>;
+  done?: Extract<WorkerMessage, { type: "done" }>;
+}
+
+/**
+ * Runs sources through a program into a device map on N Workers.
+ *
+ * @example
+ * ```ts
+ * import { Device, FramePool, Scheduler } from "./mod.ts";
+ * using pool = new FramePool({ frames: 4096 });
+ * using dev = new Device({ pool, queues: 2 });
+ * const sched = new Scheduler({
+ *   cpus: 2,
+ *   sources: [0, 1].map(() => ({ kind: "generator", pool: pool.handle, rate: 1000 })),
+ *   program: { name: "forward", options: { target: 0 } },
+ *   targets: [dev],
+ *   readers: [0, 1].map((q) => ({ device: dev.handle, queue: q })),
+ * });
+ * await sched.start();
+ * await new Promise((r) => setTimeout(r, 200));
+ * const report = await sched.close();
+ * console.log(report.latency.p99 > 0);
+ * ```
+ */
+export class Scheduler implements AsyncDisposable {
+  /** Number of Workers. */
+  readonly cpus: number;
+  readonly #o: SchedulerOptions;
+  readonly #control = new SharedArrayBuffer(Ctrl.COUNT * 4);
+  readonly #counterBuf: SharedArrayBuffer;
+  readonly #counters: Float64Array;
+  #slots: WorkerSlot[] = [];
+  #started = 0;
+  #closing: Promise<SchedulerReport> | undefined;
+  #doneWaiters: (() => void)[] = [];
+  #failure: BulktapError | undefined;
+
+  /** A scheduler; Workers start with {@linkcode Scheduler.start}. */
+  constructor(options: SchedulerOptions) {
+    const cpus = options.cpus ?? 1;
+    if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) {
+      throw new BulktapError("EINVAL", `cpus ${cpus} is not in 1..64`);
+    }
+    const us = (v: number | undefined, d: number, what: string) => {
+      const x = v ?? d;
+      if (!(x >= 0) || !Number.isFinite(x)) {
+        throw new BulktapError("EINVAL", `${what} ${x} is not a non-negative number`);
+      }
+      return x;
+    };
+    us(options.deadlineUs, 50, "deadlineUs");
+    us(options.busyPollUs, 200, "busyPollUs");
+    this.cpus = cpus;
+    this.#o = options;
+    this.#counterBuf = new SharedArrayBuffer(cpus * LoopCounter.COUNT * 8);
+    this.#counters = new Float64Array(this.#counterBuf);
+  }
+
+  #config(cpu: number): WorkerConfig {
+    const o = this.#o;
+    const mine = <T extends { cpu?: number }>(xs: T[]) =>
+      xs.filter((x, i) => (x.cpu ?? i % this.cpus) === cpu);
+    return {
+      cpu,
+      cpus: this.cpus,
+      pin: o.pin ?? false,
+      sources: mine(o.sources),
+      program: o.program,
+      targets: o.targets.map((t) => t.handle),
+      readers: mine(o.readers ?? []).map(({ device, queue, label }) => ({ device, queue, label })),
+      bulk: o.bulk ?? 16,
+      stageMode: o.stageMode ?? "target",
+      budget: o.budget ?? 64,
+      deadlineNs: (o.deadlineUs ?? 50) * 1000,
+      busyPollNs: (o.busyPollUs ?? 200) * 1000,
+      latency: o.latency ?? true,
+      statusIntervalMs: o.statusIntervalMs ?? 1000,
+      modules: o.modules ?? [],
+      control: this.#control,
+      counters: this.#counterBuf,
+    };
+  }
+
+  /** Start the Workers; resolves when each has built its loop (rejects if one fails). */
+  async start(): Promise<void> {
+    if (this.#slots.length) throw new BulktapError("EINVAL", "scheduler already started");
+    this.#started = performance.now();
+    const ready: Promise<void>[] = [];
+    for (let cpu = 0; cpu < this.cpus; cpu++) {
+      const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+      const slot: WorkerSlot = { worker, histograms: {} };
+      this.#slots.push(slot);
+      ready.push(
+        new Promise((resolve, reject) => {
+          worker.onmessage = (e: MessageEvent<WorkerMessage>) => {
+            const m = e.data;
+            if (m.type === "ready") resolve();
+            else if (m.type === "histograms") slot.histograms = m.histograms;
+            else if (m.type === "done") {
+              slot.done = m;
+              slot.histograms = m.histograms;
+              this.#doneWaiters.splice(0).forEach((f) => f());
+            } else if (m.type === "error") {
+              const err = new BulktapError(
+                m.code as BulktapError["code"],
+                `Worker ${m.cpu}: ${m.message.replace(/^E[A-Z0-9]+: /, "")}`,
+              );
+              this.#failure ??= err;
+              this.#failed(slot, m.cpu);
+              this.#doneWaiters.splice(0).forEach((f) => f());
+              reject(err);
+            }
+          };
+          worker.onerror = (e) => {
+            e.preventDefault();
+            const err = new BulktapError("EIO", `Worker ${cpu} crashed: ${e.message}`);
+            this.#failure ??= err;
+            this.#failed(slot, cpu);
+            reject(err);
+          };
+        }),
+      );
+      worker.postMessage({ type: "start", config: this.#config(cpu) });
+    }
+    try {
+      await Promise.all(ready);
+    } catch (e) {
+      await this.close().catch(() => {});
+      throw e;
+    }
+  }
+
+  // A failed Worker never flushes: count it as flushed so the others can stop.
+  #failed(slot: WorkerSlot, cpu: number): void {
+    if (slot.done) return;
+    slot.done = { type: "done", cpu, histograms: {}, targets: [], unstamped: 0 };
+    Atomics.add(new Int32Array(this.#control), Ctrl.FLUSHED, 1);
+    this.#doneWaiters.splice(0).forEach((f) => f());
+  }
+
+  /** Counters summed over Workers, now (lock-free reads of shared memory). */
+  counters(): SchedulerCounters {
+    const c = this.#counters;
+    const sum = (k: number) => {
+      let s = 0;
+      for (let w = 0; w < this.cpus; w++) s += c[w * LoopCounter.COUNT + k];
+      return s;
+    };
+    return {
+      rx: sum(LoopCounter.RX),
+      programDrops: sum(LoopCounter.DROP),
+      passed: sum(LoopCounter.PASS),
+      txSent: sum(LoopCounter.TX_SENT),
+      txDropped: sum(LoopCounter.TX_DROPPED),
+      invalid: sum(LoopCounter.INVALID),
+      read: sum(LoopCounter.READ),
+      cycles: sum(LoopCounter.CYCLES),
+      sleeps: sum(LoopCounter.SLEEPS),
+      deadlineFlushes: sum(LoopCounter.DEADLINE_FLUSHES),
+      broadcastCopies: sum(LoopCounter.BROADCAST_COPIES),
+    };
+  }
+
+  /** The latest merged histogram (snapshots arrive once per status interval). */
+  histogram(): LatencyHistogram {
+    return mergeHistograms(
+      this.#slots.flatMap((s) => Object.values(s.histograms).map(decodeHistogram)),
+    );
+  }
+
+  /**
+   * Stop: Workers stop taking frames, flush their stages, consume what is
+   * queued for their readers, and report; then they are terminated. Every
+   * frame is then consumed, in a device queue, or back in its pool.
+   * Calling it again returns the same report.
+   */
+  close(): Promise<SchedulerReport> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<SchedulerReport> {
+    const ctrl = new Int32Array(this.#control);
+    Atomics.store(ctrl, Ctrl.STOP, 1);
+    // Workers that sleep on a queue wake on its doorbell.
+    const lib = library();
+    for (const r of this.#o.readers ?? []) lib.bt_flush(r.device, r.queue);
+    for (const s of this.#o.sources) {
+      if (s.kind === "queue") lib.bt_flush(s.device as number, s.queue as number);
+    }
+    const deadline = performance.now() + 10_000;
+    while (this.#slots.some((s) => !s.done) && performance.now() < deadline) {
+      await new Promise<void>((r) => {
+        this.#doneWaiters.push(r);
+        setTimeout(r, 100);
+      });
+    }
+    for (const s of this.#slots) s.worker.terminate();
+    const hung = this.#slots.filter((s) => !s.done).length;
+    const ntargets = this.#o.targets.length;
+    const targets = Array.from({ length: ntargets }, (_, t) => {
+      let sent = 0, dropped = 0;
+      for (const s of this.#slots) {
+        sent += s.done?.targets[t * 4] ?? 0;
+        dropped += s.done?.targets[t * 4 + 1] ?? 0;
+      }
+      return { sent, dropped };
+    });
+    const byLabel = new Map<string, LatencyHistogram[]>();
+    for (const s of this.#slots) {
+      for (const [label, enc] of Object.entries(s.histograms)) {
+        const list = byLabel.get(label) ?? [];
+        list.push(decodeHistogram(enc));
+        byLabel.set(label, list);
+      }
+    }
+    const histogram = mergeHistograms([...byLabel.values()].flat());
+    const latencyByLabel: Record<string, LatencySummary> = {};
+    for (const [label, hs] of byLabel) latencyByLabel[label] = summarize(mergeHistograms(hs));
+    if (this.#failure && !hung) throw this.#failure;
+    if (hung) {
+      throw new BulktapError(
+        "EBUSY",
+        `${hung} Worker(s) did not stop within 10 s and were terminated`,
+      );
+    }
+    return {
+      counters: this.counters(),
+      targets,
+      latency: summarize(histogram),
+      latencyByLabel,
+      histogram,
+      seconds: (performance.now() - this.#started) / 1000,
+    };
+  }
+
+  /** Same as {@linkcode Scheduler.close}, discarding the report. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close().catch(() => {});
+  }
+}

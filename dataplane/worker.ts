@@ -1,0 +1,215 @@
+/**
+ * The Worker side of the scheduler: one poll loop per Worker ("CPU").
+ * Started by {@linkcode Scheduler}; not meant to be imported directly.
+ *
+ * Loop: run cycles while there is work; after `busyPollUs` without work,
+ * sleep until a queue the loop reads signals (eventfd, via the nonblocking
+ * FFI wait) or a rate-limited generator is due. Stop is a word in shared
+ * memory, checked every cycle: a stopping Worker flushes its stages, then
+ * keeps reading its queues until every Worker has flushed, reads them one
+ * last time, and reports.
+ *
+ * @module
+ */
+/// <reference lib="deno.worker" />
+import { library } from "../ffi/lib.ts";
+import { BulktapError } from "./errors.ts";
+import { encodeHistogram } from "./latency.ts";
+import { LoopCounter, PollLoop, type ReaderSpec } from "./poll_loop.ts";
+import { programFromSpec } from "./programs.ts";
+import type { ProgramSpec } from "./program.ts";
+import { type Source, sourceFromSpec, type SourceSpec } from "./source.ts";
+import type { StageMode } from "./devmap.ts";
+
+/** Control words in shared memory (Int32Array). */
+export const Ctrl = { STOP: 0, FLUSHED: 1, COUNT: 2 } as const;
+
+/** What a Worker is started with. */
+export interface WorkerConfig {
+  cpu: number;
+  cpus: number;
+  pin: boolean;
+  sources: SourceSpec[];
+  program: ProgramSpec;
+  targets: number[];
+  readers: ReaderSpec[];
+  bulk: number;
+  stageMode: StageMode;
+  budget: number;
+  deadlineNs: number;
+  busyPollNs: number;
+  latency: boolean;
+  statusIntervalMs: number;
+  modules: string[];
+  control: SharedArrayBuffer;
+  counters: SharedArrayBuffer;
+}
+
+/** Messages a Worker posts. */
+export type WorkerMessage =
+  | { type: "ready"; cpu: number; pinned: boolean }
+  | { type: "error"; cpu: number; code: string; message: string }
+  | { type: "histograms"; cpu: number; histograms: Record<string, string> }
+  | {
+    type: "done";
+    cpu: number;
+    histograms: Record<string, string>;
+    targets: number[];
+    unstamped: number;
+  };
+
+class QueueWaiter {
+  #pending: Promise<number> | undefined;
+  constructor(readonly device: number, readonly queue: number) {}
+  wait(ms: number): Promise<unknown> {
+    if (!this.#pending) {
+      this.#pending = library().bt_queue_wait_async(this.device, this.queue, ms);
+      this.#pending.finally(() => (this.#pending = undefined));
+    }
+    return this.#pending;
+  }
+}
+
+function snapshot(loop: PollLoop): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [label, rec] of loop.latency) {
+    if (rec.histogram.totalCount > 0) out[label] = encodeHistogram(rec.histogram);
+  }
+  return out;
+}
+
+const MAX_SLEEP_MS = 50;
+
+async function run(cfg: WorkerConfig): Promise<void> {
+  const lib = library();
+  let pinned = false;
+  if (cfg.pin) {
+    const r = lib.bt_pin_thread(cfg.cpu);
+    if (r < 0) {
+      throw new BulktapError(
+        "EINVAL",
+        `cannot pin Worker ${cfg.cpu} to CPU ${cfg.cpu} (errno ${-r})`,
+      );
+    }
+    pinned = true;
+  }
+  for (const m of cfg.modules) await import(m);
+  const program = await programFromSpec(cfg.program);
+  const sources: Source[] = cfg.sources.map((s) => sourceFromSpec(s, cfg.cpu));
+  const ctrl = new Int32Array(cfg.control);
+  const counters = new Float64Array(
+    cfg.counters,
+    cfg.cpu * LoopCounter.COUNT * 8,
+    LoopCounter.COUNT,
+  );
+  const loop = new PollLoop({
+    sources,
+    program,
+    targets: cfg.targets.map((handle) => ({ handle })),
+    readers: cfg.readers,
+    cpu: cfg.cpu,
+    bulk: cfg.bulk,
+    stageMode: cfg.stageMode,
+    budget: cfg.budget,
+    deadlineNs: cfg.deadlineNs,
+    latency: cfg.latency,
+    counters,
+  });
+  const readerWaits = loop.readerQueues.map((r) => new QueueWaiter(r.device, r.queue));
+  self.postMessage({ type: "ready", cpu: cfg.cpu, pinned } satisfies WorkerMessage);
+
+  const now = () => Number(lib.bt_now_ns());
+  let lastWork = now();
+  let lastStatus = lastWork;
+  const statusNs = cfg.statusIntervalMs * 1e6;
+  let stopping = false;
+  try {
+    for (;;) {
+      if (!stopping && Atomics.load(ctrl, Ctrl.STOP) !== 0) {
+        // Phase 1: no more frames from sources; staged frames out.
+        stopping = true;
+        for (const s of sources) s.close();
+        Atomics.add(ctrl, Ctrl.FLUSHED, 1);
+      }
+      let work: number;
+      if (stopping) {
+        // Phase 2: keep consuming until every Worker has flushed.
+        work = loop.readOnly();
+        if (Atomics.load(ctrl, Ctrl.FLUSHED) >= cfg.cpus) break;
+      } else {
+        work = loop.cycle();
+      }
+      const t = now();
+      if (t - lastStatus >= statusNs) {
+        lastStatus = t;
+        if (cfg.latency) {
+          self.postMessage(
+            {
+              type: "histograms",
+              cpu: cfg.cpu,
+              histograms: snapshot(loop),
+            } satisfies WorkerMessage,
+          );
+        }
+        // Let the event loop breathe (resolve finished waits).
+        await new Promise((r) => setTimeout(r, 0));
+      }
+      if (work > 0) {
+        lastWork = t;
+        continue;
+      }
+      if (t - lastWork < cfg.busyPollNs) continue;
+      // Idle: sleep until a queue signals or a generator is due.
+      let sleepNs = MAX_SLEEP_MS * 1e6;
+      if (!stopping) {
+        for (const s of sources) {
+          const at = s.readyAtNs(t);
+          if (at === 0) sleepNs = 0;
+          else if (at !== Infinity) sleepNs = Math.min(sleepNs, at - t);
+        }
+      } else {
+        sleepNs = 1e6;
+      }
+      if (sleepNs <= 0) continue;
+      const ms = Math.max(1, Math.ceil(sleepNs / 1e6));
+      const waits: Promise<unknown>[] = [];
+      if (!stopping) { for (const s of sources) if (s.wait) waits.push(s.wait(ms)); }
+      for (const w of readerWaits) waits.push(w.wait(ms));
+      counters[LoopCounter.SLEEPS]++;
+      if (waits.length === 0 || sleepNs < 1e6) {
+        await new Promise((r) => setTimeout(r, Math.floor(sleepNs / 1e6)));
+      } else {
+        await Promise.race(waits);
+      }
+      lastWork = now() - cfg.busyPollNs; // poll once, then sleep again if still idle
+    }
+  } catch (e) {
+    // Flush what is staged and close the sources, then report the error.
+    loop.close();
+    throw e;
+  }
+  loop.close();
+  self.postMessage(
+    {
+      type: "done",
+      cpu: cfg.cpu,
+      histograms: cfg.latency ? snapshot(loop) : {},
+      targets: Array.from(loop.queues.counters),
+      unstamped: [...loop.latency.values()].reduce((a, r) => a + r.unstamped, 0),
+    } satisfies WorkerMessage,
+  );
+}
+
+self.onmessage = (e: MessageEvent<{ type: "start"; config: WorkerConfig }>) => {
+  if (e.data.type !== "start") return;
+  run(e.data.config).catch((err) => {
+    self.postMessage(
+      {
+        type: "error",
+        cpu: e.data.config.cpu,
+        code: err instanceof BulktapError ? err.code : "EIO",
+        message: err instanceof Error ? err.message : String(err),
+      } satisfies WorkerMessage,
+    );
+  });
+};

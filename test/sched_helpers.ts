@@ -1,0 +1,37 @@
+/**
+ * Fixtures for the scheduler tests: a source that hands out frames the
+ * test prepared, and a program that applies verdicts the test chose.
+ */
+import type { PacketBatch, Program, Source } from "../mod.ts";
+
+/** A source that yields the refs pushed into it, then nothing. */
+export class ArraySource implements Source {
+  readonly name = "array";
+  readonly ingress: number;
+  #refs: number[] = [];
+  /** Called at the start of every poll (for timing tests). */
+  onPoll: (() => void) | undefined;
+  constructor(ingress = -1) {
+    this.ingress = ingress;
+  }
+  push(refs: Iterable<number>): void {
+    this.#refs.push(...refs);
+  }
+  poll(refs: Uint32Array, max: number): number {
+    this.onPoll?.();
+    const n = Math.min(max, this.#refs.length);
+    for (let i = 0; i < n; i++) refs[i] = this.#refs.shift()!;
+    return n;
+  }
+  readyAtNs(): number {
+    return this.#refs.length ? 0 : Infinity;
+  }
+  close(): void {}
+}
+
+/** A program that gives frame i of each batch `verdicts[i % verdicts.length]`. */
+export function fixedVerdicts(verdicts: number[]): Program {
+  return (b: PacketBatch) => {
+    for (let i = 0; i < b.count; i++) b.verdicts[i] = verdicts[i % verdicts.length];
+  };
+}

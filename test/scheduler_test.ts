@@ -1,0 +1,180 @@
+import assert from "assert";
+import process from "node:process";
+import { Device, FramePool, GeneratorSource, Scheduler } from "../mod.ts";
+import { assertAccounted } from "./helpers.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+Deno.test("generator: at a fixed rate it has made floor(elapsed * rate) + 1 frames at any moment", () => {
+  using pool = new FramePool({ frames: 4096 });
+  const gen = new GeneratorSource({ kind: "generator", pool: pool.handle, rate: 10_000 });
+  const refs = new Uint32Array(64);
+  const t0 = 5e9;
+  let made = 0;
+  // A fake clock: 1 ms steps for one second; frames are returned at once.
+  for (let t = t0; t <= t0 + 1e9; t += 1e6) {
+    let n;
+    while ((n = gen.poll(refs, 64, t)) > 0) {
+      made += n;
+      pool.free(refs, n);
+    }
+  }
+  assert.equal(made, 10_001);
+  gen.close();
+});
+
+Deno.test("generator: frames carry the configured size, a valid UDP header and one stamp per batch", () => {
+  using pool = new FramePool({ frames: 64 });
+  const gen = new GeneratorSource({
+    kind: "generator",
+    pool: pool.handle,
+    frameSize: 128,
+    flows: 4,
+  });
+  const refs = new Uint32Array(8);
+  assert.equal(gen.poll(refs, 8, 0), 8);
+  const ports = new Set<number>();
+  for (const r of refs) {
+    const off = pool.dataOffset(r);
+    assert.equal(pool.length(r), 128);
+    assert.equal(pool.bytes[off + 23], 17, "UDP");
+    ports.add(pool.bytes[off + 34] << 8 | pool.bytes[off + 35]);
+    assert.equal(pool.timestamp(r), pool.timestamp(refs[0]));
+  }
+  assert.equal(ports.size, 4);
+  assert.ok(pool.timestamp(refs[0]) > 0);
+  pool.free(refs);
+});
+
+Deno.test("scheduler: after close every generated frame is read, dropped, or back in the pool", async () => {
+  const pool = new FramePool({ frames: 4096 });
+  const dev = new Device({ pool, queues: 2, ringSize: 256 });
+  const sched = new Scheduler({
+    cpus: 2,
+    sources: [0, 1].map(() => ({ kind: "generator", pool: pool.handle })),
+    program: { name: "forward", options: { target: 0 } },
+    targets: [dev],
+    readers: [0, 1].map((q) => ({ device: dev.handle, queue: q })),
+  });
+  await sched.start();
+  await sleep(300);
+  const r = await sched.close();
+  const left = dev.close();
+  const c = r.counters;
+  assert.ok(c.rx > 0, "frames flowed");
+  assert.equal(c.rx, c.read + c.txDropped + c.programDrops + c.invalid + left);
+  assert.equal(r.targets[0].sent, c.txSent);
+  assert.equal(r.latency.count, c.read, "every read frame has a latency");
+  assertAccounted(pool, 0);
+  pool.close();
+});
+
+Deno.test("scheduler: a trickle is flushed frame by frame, well within the deadline", async () => {
+  const pool = new FramePool({ frames: 1024 });
+  const dev = new Device({ pool, queues: 1, ringSize: 256 });
+  const sched = new Scheduler({
+    cpus: 1,
+    sources: [{ kind: "generator", pool: pool.handle, rate: 200 }],
+    program: { name: "forward" },
+    targets: [dev],
+    readers: [{ device: dev.handle, queue: 0 }],
+  });
+  await sched.start();
+  await sleep(400);
+  const r = await sched.close();
+  dev.close();
+  assert.ok(r.counters.read >= 20, `read ${r.counters.read}`);
+  assert.equal(r.counters.read, r.counters.rx, "nothing left staged");
+  // Deadline 50 us; the margin covers a sleeping reader's wake-up on a busy machine.
+  assert.ok(r.latency.max < 50e6, `max latency ${r.latency.max} ns`);
+  pool.close();
+});
+
+Deno.test("scheduler: an idle dataplane sleeps instead of spinning", async () => {
+  const pool = new FramePool({ frames: 256 });
+  const dev = new Device({ pool, queues: 2, ringSize: 64 });
+  const sched = new Scheduler({
+    cpus: 2,
+    sources: [0, 1].map((q) => ({ kind: "queue", device: dev.handle, queue: q })),
+    program: { name: "drop" },
+    targets: [],
+    busyPollUs: 100,
+  });
+  await sched.start();
+  await sleep(100);
+  const u0 = process.cpuUsage();
+  const t0 = performance.now();
+  await sleep(1000);
+  const u1 = process.cpuUsage(u0);
+  const wallUs = (performance.now() - t0) * 1000;
+  const share = (u1.user + u1.system) / wallUs;
+  const r = await sched.close();
+  dev.close();
+  pool.close();
+  // Two busy-polling Workers would use ~200% of a CPU.
+  assert.ok(share < 0.25, `idle process used ${(share * 100).toFixed(1)}% of a CPU`);
+  assert.ok(r.counters.sleeps > 0);
+});
+
+Deno.test("scheduler: a device queue is a source, so pipelines chain", async () => {
+  const pool = new FramePool({ frames: 2048 });
+  const a = new Device({ pool, queues: 1, ringSize: 256 });
+  const b = new Device({ pool, queues: 1, ringSize: 256 });
+  // Stage 2 reads a, forwards to b and reads b; stage 1 generates into a.
+  const stage2 = new Scheduler({
+    cpus: 1,
+    sources: [{ kind: "queue", device: a.handle, queue: 0 }],
+    program: { name: "forward", options: { target: 0 } },
+    targets: [b],
+    readers: [{ device: b.handle, queue: 0 }],
+  });
+  await stage2.start();
+  const gen = new Scheduler({
+    cpus: 1,
+    sources: [{ kind: "generator", pool: pool.handle, rate: 5000 }],
+    program: { name: "forward" },
+    targets: [a],
+  });
+  await gen.start();
+  await sleep(300);
+  const g = await gen.close();
+  await sleep(50);
+  const s = await stage2.close();
+  a.close();
+  b.close();
+  assert.ok(g.counters.txSent > 0);
+  assert.equal(s.counters.read, g.counters.txSent, "every frame crossed both stages");
+  assert.ok(s.latency.count > 0);
+  assertAccounted(pool, 0);
+  pool.close();
+});
+
+Deno.test("scheduler: a program that does not exist fails start with ENOENT naming it", async () => {
+  using pool = new FramePool({ frames: 64 });
+  const sched = new Scheduler({
+    sources: [{ kind: "generator", pool: pool.handle }],
+    program: { name: "nosuch" },
+    targets: [],
+  });
+  await assert.rejects(() => sched.start(), /ENOENT.*nosuch/);
+});
+
+Deno.test("scheduler: a program that throws stops with its error and loses no frame", async () => {
+  const pool = new FramePool({ frames: 1024 });
+  const dev = new Device({ pool, queues: 1, ringSize: 64 });
+  const sched = new Scheduler({
+    sources: [{ kind: "generator", pool: pool.handle, rate: 1000 }],
+    program: {
+      name: "throwing",
+      module: new URL("./throwing_program.ts", import.meta.url).href,
+      options: { message: "program bug 42" },
+    },
+    targets: [dev],
+  });
+  await sched.start();
+  await sleep(100);
+  await assert.rejects(() => sched.close(), /program bug 42/);
+  dev.close();
+  assertAccounted(pool, 0);
+  pool.close();
+});
