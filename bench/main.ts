@@ -193,13 +193,10 @@ class Progress {
   #last = 0;
   #enc = new TextEncoder();
   #t0 = performance.now();
-  #estimates: number[];
   #index = 0;
   #providerStart = performance.now();
-
-  constructor(estimates: number[]) {
-    this.#estimates = estimates;
-  }
+  /** Estimated duration of each provider, ms. */
+  estimates: number[] = [];
 
   startProvider(i: number): void {
     this.#index = i;
@@ -211,8 +208,8 @@ class Progress {
     const inProv = now - this.#providerStart;
     const projected = ev.done > 0 && ev.total > 0
       ? (inProv / ev.done) * ev.total
-      : this.#estimates[this.#index];
-    const later = this.#estimates.slice(this.#index + 1).reduce((a, b) => a + b, 0);
+      : this.estimates[this.#index];
+    const later = this.estimates.slice(this.#index + 1).reduce((a, b) => a + b, 0);
     const eta = Math.max(0, projected - inProv) + later;
     const msg = `[${name} ${ev.done}/${ev.total}] ${ev.scenario} | ${ev.point} | ` +
       `repeat ${ev.repeat}/${ev.repeats} | elapsed ${fmtDuration(now - this.#t0)} | ` +
@@ -266,13 +263,13 @@ export async function runBench(
     frameSizes: o.frameSizes,
     installPeers: o.installPeers,
   };
-  let progress: Progress | undefined;
+  const progress = new Progress();
   const ctxFor = (p: ScenarioProvider): ProviderContext => ({
     ...base,
-    progress: (ev) => progress?.update(p.name, ev),
-    log: (m) => progress ? progress.log(`${p.name}: ${m}`) : console.error(`${p.name}: ${m}`),
+    progress: (ev) => progress.update(p.name, ev),
+    log: (m) => progress.log(`${p.name}: ${m}`),
   });
-  progress = new Progress(providers.map((p) => p.estimateMs(ctxFor(p))));
+  progress.estimates = providers.map((p) => p.estimateMs(ctxFor(p)));
   const entries: ResultEntry[] = [];
   for (let i = 0; i < providers.length; i++) {
     const p = providers[i];

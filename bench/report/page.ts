@@ -66,7 +66,7 @@ function ink(u: uPlot): number {
 function chart(
   section: HTMLElement,
   title: string,
-  opts: Omit<uPlot.Options, "width" | "height">,
+  opts: Omit<uPlot.Options, "width" | "height"> & { height?: number },
   d: uPlot.AlignedData,
   note?: string,
 ): void {
