@@ -170,6 +170,8 @@ export interface BenchResult {
   startedAt: string;
   /** Wall time of the whole run, s. */
   elapsedS: number;
+  /** 1-minute load average at the start and the end (other work on the machine). */
+  loadavg?: { start: number; end: number };
   /** The machine. */
   machine: MachineInfo;
   /** Options in effect. */
@@ -180,6 +182,15 @@ export interface BenchResult {
   entries: ResultEntry[];
   /** Headline ratios computed from entries. */
   headlines: ReturnType<typeof headlines>;
+}
+
+/** The 1-minute load average, or NaN where /proc/loadavg does not exist. */
+function loadavg1(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+  } catch {
+    return NaN;
+  }
 }
 
 function fmtDuration(ms: number): string {
@@ -255,6 +266,7 @@ export async function runBench(
 ): Promise<BenchResult> {
   const startedAt = new Date().toISOString();
   const t0 = performance.now();
+  const load0 = loadavg1();
   const base = {
     quick: o.quick,
     repeats: o.repeats,
@@ -292,6 +304,7 @@ export async function runBench(
     schema: "bulktap-bench/1",
     startedAt,
     elapsedS: (performance.now() - t0) / 1000,
+    loadavg: { start: load0, end: loadavg1() },
     machine: machineInfo(),
     options,
     providers: providers.map((p) => ({ name: p.name, title: p.title, meta: p.meta })),
@@ -306,7 +319,13 @@ export function printResult(r: BenchResult): void {
   console.log(
     `run: ${r.startedAt}, ${r.elapsedS.toFixed(0)} s; ${r.options.repeats} repeats x ` +
       `${r.options.durationMs} ms per point; bulk ${r.options.bulks.join(",")}; ` +
-      `frames ${r.options.frameSizes.join(",")} B`,
+      `frames ${r.options.frameSizes.join(",")} B` +
+      (r.loadavg
+        ? `; load average ${r.loadavg.start.toFixed(2)} at start, ${
+          r.loadavg.end.toFixed(2)
+        } at end ` +
+          `(${r.machine.cores} cores; above ~${r.machine.cores} other work shared the CPUs)`
+        : ""),
   );
   console.log(pointsTable(r.entries));
   console.log();

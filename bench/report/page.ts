@@ -118,7 +118,12 @@ root.append(
     `run ${data.startedAt} (${data.elapsedS.toFixed(0)} s): ${data.options.repeats} repeats x ` +
       `${data.options.durationMs} ms per point, single and bulk alternating; ` +
       `bulk ${data.options.bulks.join(", ")}; frames ${data.options.frameSizes.join(", ")} B. ` +
-      `Every figure is a median; tables give min-max.`,
+      `Every figure is a median; tables give min-max.` +
+      (data.loadavg
+        ? ` Load average ${data.loadavg.start.toFixed(2)} at start, ${
+          data.loadavg.end.toFixed(2)
+        } at end (${m.cores} cores).`
+        : ""),
   ),
 );
 
