@@ -13,7 +13,8 @@
  *
  * When DPDK is not installed the program is built without it and the DPDK
  * implementations are reported as {@linkcode Unmeasured} with the packages to
- * install; `--install-peers` installs them with apt-get first.
+ * install; `--install-peers` installs them with apt-get first. Setting
+ * `BULKTAP_BENCH_NO_DPDK=1` builds and runs as if DPDK were absent.
  *
  * @module
  */
@@ -76,6 +77,16 @@ function exists(path: string): boolean {
  * ```
  */
 export function dpdkFlags(): DpdkFlags {
+  let hide: string | undefined;
+  try {
+    hide = Deno.env.get("BULKTAP_BENCH_NO_DPDK");
+  } catch {
+    // no --allow-env
+  }
+  if (hide) {
+    // Lets tests (and users) see the "not installed" path on a machine that has DPDK.
+    return { found: false, cflags: [], libs: [], reason: "hidden by BULKTAP_BENCH_NO_DPDK" };
+  }
   let cflags: string[] | undefined;
   try {
     const r = new Deno.Command("pkg-config", {

@@ -167,3 +167,51 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "peers: a missing DPDK is reported as not measured, never left out",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = Deno.makeTempDirSync({ prefix: "bulktap-bench-" });
+    try {
+      const json = `${dir}/r.json`;
+      const r = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          MOD,
+          "bench",
+          "--only",
+          "peers",
+          "--bulk",
+          "16",
+          "--repeats",
+          "1",
+          "--duration-ms",
+          "20",
+          "--json",
+          json,
+        ],
+        env: { BULKTAP_BENCH_NO_DPDK: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const out = new TextDecoder().decode(r.stdout);
+      assert.equal(r.code, 0, new TextDecoder().decode(r.stderr).slice(-2000));
+      assert.match(out, /dpdk_mpmc: not measured: install librte-ring23 libdpdk-dev/);
+      const res = JSON.parse(Deno.readTextFileSync(json));
+      const missing = res.entries.filter((e: { measured: boolean }) => !e.measured).map((
+        e: { impl: string },
+      ) => e.impl);
+      assert.deepEqual(missing.sort(), ["dpdk_mpmc", "dpdk_rts"]);
+      assert.ok(
+        res.entries.some((e: { measured: boolean; impl: string }) =>
+          e.measured && e.impl === "bt_ring"
+        ),
+      );
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
