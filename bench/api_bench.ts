@@ -8,7 +8,11 @@
  *
  * @module
  */
-import { Device, FramePool } from "../mod.ts";
+// Not from ../mod.ts: `mod.ts bench` reaches this module while mod.ts is
+// still evaluating its top-level await, and a cycle back into it would never
+// resolve.
+import { Device } from "../dataplane/device.ts";
+import { FramePool } from "../dataplane/pool.ts";
 import { machineLine } from "./machine.ts";
 import { fmtSpread, type Spread, spread } from "./stats.ts";
 

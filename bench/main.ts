@@ -1,11 +1,373 @@
 /**
- * `deno run -A mod.ts bench`: placeholder until the benchmark suite lands.
+ * `deno run -A mod.ts bench`: every benchmark provider (bench/scenarios.ts)
+ * in one run, single-packet beside bulk, peers beside ours, each figure with
+ * its baseline and spread from the same run on the same machine.
  *
  * @module
  */
+import { parseArgs } from "parse-args";
+import { type MachineInfo, machineInfo, machineLine } from "./machine.ts";
+import {
+  headlines,
+  type ProgressEvent,
+  type ProviderContext,
+  type ResultEntry,
+  type ScenarioProvider,
+} from "./points.ts";
+import { PROVIDERS } from "./scenarios.ts";
+import { headlineText, pointsTable } from "./table.ts";
 
-/** Run the benchmarks; returns the exit status. */
-export function benchMain(_args: string[]): Promise<number> {
-  console.error("bulktap bench: not implemented yet");
-  return Promise.resolve(1);
+/** Help text for `mod.ts bench`. */
+export const BENCH_HELP = `bulktap bench: bulk vs single-packet, peers in the same run
+
+usage: deno run -A mod.ts bench [flags]
+
+flags:
+  --quick             CI mode: bulk 16 vs single, 64 B frames, short runs (< 60 s)
+  --repeats N         repeats per point, alternating single and bulk (default 5)
+  --duration-ms N     length of one run in ms (default 500, --quick 100)
+  --bulk LIST         bulk sizes to sweep (default 1,4,8,16,32,64; --quick 16)
+  --frame-size LIST   frame sizes in bytes (default 64,1500; --quick 64)
+  --only LIST         providers to run (${PROVIDERS.map((p) => p.name).join(", ")})
+  --json FILE         write every raw repeat and the machine to FILE
+  --html FILE         write a self-contained HTML report to FILE
+  --install-peers     install missing peers (DPDK rte_ring) with apt-get first
+  --help              this text
+
+Every point is repeated (median, min-max shown); single and bulk alternate
+so drift hits both. The headline is bulk-16/single per scenario and
+ours/DPDK rte_ring per thread placement.
+`;
+
+/** Options after parsing. */
+export interface BenchOptions {
+  /** CI mode. */
+  quick: boolean;
+  /** Repeats per point. */
+  repeats: number;
+  /** Run length, ms. */
+  durationMs: number;
+  /** Bulk sizes. */
+  bulks: number[];
+  /** Frame sizes. */
+  frameSizes: number[];
+  /** Provider names to run. */
+  only: string[];
+  /** JSON output path. */
+  json?: string;
+  /** HTML output path. */
+  html?: string;
+  /** Install peers with apt-get. */
+  installPeers: boolean;
+  /** Print help. */
+  help: boolean;
+}
+
+/** A command-line mistake: exit status 2. */
+export class UsageError extends Error {}
+
+const OPTIONS = {
+  quick: { type: "boolean" },
+  repeats: { type: "string" },
+  "duration-ms": { type: "string" },
+  bulk: { type: "string" },
+  "frame-size": { type: "string" },
+  only: { type: "string" },
+  json: { type: "string" },
+  html: { type: "string" },
+  "install-peers": { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function intIn(name: string, raw: string, min: number, max: number): number {
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || n < min || n > max) {
+    throw new UsageError(`--${name}=${raw}: expected an integer in ${min}..${max}`);
+  }
+  return n;
+}
+
+function intList(name: string, raw: string, min: number, max: number): number[] {
+  const xs = raw.split(",").map((s) => intIn(name, s, min, max));
+  return [...new Set(xs)].sort((a, b) => a - b);
+}
+
+/**
+ * Parse `mod.ts bench` flags. Throws {@linkcode UsageError} naming every
+ * unknown flag, or a bad value.
+ *
+ * @example
+ * ```ts
+ * import { parseBenchArgs } from "./bench/main.ts";
+ * console.log(parseBenchArgs(["--quick"]).bulks); // [16]
+ * ```
+ */
+export function parseBenchArgs(args: string[]): BenchOptions {
+  const { values, positionals, tokens } = parseArgs({
+    args,
+    options: OPTIONS,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  const unknown: string[] = [];
+  const problems: string[] = [];
+  for (const t of tokens ?? []) {
+    if (t.kind !== "option") continue;
+    const spec = (OPTIONS as Record<string, { type: string }>)[t.name];
+    if (!spec) {
+      unknown.push(t.rawName);
+    } else if (spec.type === "string" && t.value === undefined) {
+      problems.push(`${t.rawName} needs a value`);
+    } else if (spec.type === "boolean" && t.value !== undefined) {
+      problems.push(`${t.rawName} takes no value`);
+    }
+  }
+  if (unknown.length) {
+    throw new UsageError(`unknown flag${unknown.length > 1 ? "s" : ""}: ${unknown.join(", ")}`);
+  }
+  if (positionals.length) throw new UsageError(`unexpected argument: ${positionals.join(" ")}`);
+  if (problems.length) throw new UsageError(problems.join("; "));
+  const v = values as Record<string, string | boolean | undefined>;
+  const quick = v.quick === true;
+  const names = PROVIDERS.map((p) => p.name);
+  const only = typeof v.only === "string" ? v.only.split(",").map((s) => s.trim()) : names;
+  const bad = only.filter((n) => !names.includes(n));
+  if (bad.length) {
+    throw new UsageError(`--only: no provider ${bad.join(", ")} (have ${names.join(", ")})`);
+  }
+  return {
+    quick,
+    repeats: typeof v.repeats === "string" ? intIn("repeats", v.repeats, 1, 64) : 5,
+    durationMs: typeof v["duration-ms"] === "string"
+      ? intIn("duration-ms", v["duration-ms"], 10, 600_000)
+      : quick
+      ? 100
+      : 500,
+    bulks: typeof v.bulk === "string"
+      ? intList("bulk", v.bulk, 1, 256)
+      : quick
+      ? [16]
+      : [1, 4, 8, 16, 32, 64],
+    frameSizes: typeof v["frame-size"] === "string"
+      ? intList("frame-size", v["frame-size"], 14, 1792)
+      : quick
+      ? [64]
+      : [64, 1500],
+    only,
+    json: typeof v.json === "string" ? v.json : undefined,
+    html: typeof v.html === "string" ? v.html : undefined,
+    installPeers: v["install-peers"] === true,
+    help: v.help === true,
+  };
+}
+
+/** Everything a run produced: what `--json` writes and the report reads. */
+export interface BenchResult {
+  /** Format tag. */
+  schema: "bulktap-bench/1";
+  /** ISO time the run started. */
+  startedAt: string;
+  /** Wall time of the whole run, s. */
+  elapsedS: number;
+  /** 1-minute load average at the start and the end (other work on the machine). */
+  loadavg?: { start: number; end: number };
+  /** The machine. */
+  machine: MachineInfo;
+  /** Options in effect. */
+  options: Omit<BenchOptions, "help">;
+  /** Providers that ran, with their titles and headers. */
+  providers: { name: string; title: string; meta?: Record<string, unknown> }[];
+  /** Every point (with every raw repeat) and every unmeasured entry. */
+  entries: ResultEntry[];
+  /** Headline ratios computed from entries. */
+  headlines: ReturnType<typeof headlines>;
+}
+
+/** The 1-minute load average, or NaN where /proc/loadavg does not exist. */
+function loadavg1(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+  } catch {
+    return NaN;
+  }
+}
+
+function fmtDuration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${s}s`;
+}
+
+/** Progress on stderr: one rewritten line on a terminal, a line per few seconds otherwise. */
+class Progress {
+  #tty = Deno.stderr.isTerminal();
+  #last = 0;
+  #enc = new TextEncoder();
+  #t0 = performance.now();
+  #index = 0;
+  #providerStart = performance.now();
+  /** Estimated duration of each provider, ms. */
+  estimates: number[] = [];
+
+  startProvider(i: number): void {
+    this.#index = i;
+    this.#providerStart = performance.now();
+  }
+
+  update(name: string, ev: ProgressEvent): void {
+    const now = performance.now();
+    const inProv = now - this.#providerStart;
+    const projected = ev.done > 0 && ev.total > 0
+      ? (inProv / ev.done) * ev.total
+      : this.estimates[this.#index];
+    const later = this.estimates.slice(this.#index + 1).reduce((a, b) => a + b, 0);
+    const eta = Math.max(0, projected - inProv) + later;
+    const msg = `[${name} ${ev.done}/${ev.total}] ${ev.scenario} | ${ev.point} | ` +
+      `repeat ${ev.repeat}/${ev.repeats} | elapsed ${fmtDuration(now - this.#t0)} | ` +
+      `ETA ${fmtDuration(eta)}`;
+    if (this.#tty) {
+      const cols = (() => {
+        try {
+          return Deno.consoleSize().columns;
+        } catch {
+          return 120;
+        }
+      })();
+      Deno.stderr.writeSync(this.#enc.encode(`\r\x1b[K${msg.slice(0, cols - 1)}`));
+    } else if (now - this.#last > 2000 || ev.done === ev.total) {
+      this.#last = now;
+      console.error(msg);
+    }
+  }
+
+  log(msg: string): void {
+    if (this.#tty) Deno.stderr.writeSync(this.#enc.encode("\r\x1b[K"));
+    console.error(msg);
+  }
+
+  end(): void {
+    if (this.#tty) Deno.stderr.writeSync(this.#enc.encode("\r\x1b[K"));
+  }
+}
+
+/**
+ * Run the providers and collect their entries.
+ *
+ * @example
+ * ```ts ignore
+ * import { parseBenchArgs, runBench } from "./bench/main.ts";
+ * const result = await runBench(parseBenchArgs(["--quick", "--only", "peers"]));
+ * console.log(result.entries.length);
+ * ```
+ */
+export async function runBench(
+  o: BenchOptions,
+  providers: ScenarioProvider[] = PROVIDERS.filter((p) => o.only.includes(p.name)),
+): Promise<BenchResult> {
+  const startedAt = new Date().toISOString();
+  const t0 = performance.now();
+  const load0 = loadavg1();
+  const base = {
+    quick: o.quick,
+    repeats: o.repeats,
+    durationMs: o.durationMs,
+    bulks: o.bulks,
+    frameSizes: o.frameSizes,
+    installPeers: o.installPeers,
+  };
+  const progress = new Progress();
+  const ctxFor = (p: ScenarioProvider): ProviderContext => ({
+    ...base,
+    progress: (ev) => progress.update(p.name, ev),
+    log: (m) => progress.log(`${p.name}: ${m}`),
+  });
+  progress.estimates = providers.map((p) => p.estimateMs(ctxFor(p)));
+  const entries: ResultEntry[] = [];
+  for (let i = 0; i < providers.length; i++) {
+    const p = providers[i];
+    progress.startProvider(i);
+    progress.log(`${p.name}: ${p.title}`);
+    try {
+      entries.push(...await p.run(ctxFor(p)));
+    } catch (e) {
+      entries.push({
+        measured: false,
+        provider: p.name,
+        impl: p.name,
+        reason: `failed: ${(e as Error).stack ?? e}`,
+      });
+    }
+  }
+  progress.end();
+  const { help: _help, ...options } = o;
+  return {
+    schema: "bulktap-bench/1",
+    startedAt,
+    elapsedS: (performance.now() - t0) / 1000,
+    loadavg: { start: load0, end: loadavg1() },
+    machine: machineInfo(),
+    options,
+    providers: providers.map((p) => ({ name: p.name, title: p.title, meta: p.meta })),
+    entries,
+    headlines: headlines(entries),
+  };
+}
+
+/** Print the terminal table and headlines of a result. */
+export function printResult(r: BenchResult): void {
+  console.log(`machine: ${machineLine(r.machine)}`);
+  console.log(
+    `run: ${r.startedAt}, ${r.elapsedS.toFixed(0)} s; ${r.options.repeats} repeats x ` +
+      `${r.options.durationMs} ms per point; bulk ${r.options.bulks.join(",")}; ` +
+      `frames ${r.options.frameSizes.join(",")} B` +
+      (r.loadavg
+        ? `; load average ${r.loadavg.start.toFixed(2)} at start, ${
+          r.loadavg.end.toFixed(2)
+        } at end ` +
+          `(${r.machine.cores} cores; above ~${r.machine.cores} other work shared the CPUs)`
+        : ""),
+  );
+  console.log(pointsTable(r.entries));
+  console.log();
+  console.log(headlineText(r.entries));
+}
+
+/**
+ * Run the benchmarks from the command line; returns the exit status (2 for
+ * usage errors, 1 when a provider failed, else 0).
+ *
+ * @example
+ * ```ts ignore
+ * import { benchMain } from "./bench/main.ts";
+ * Deno.exit(await benchMain(["--quick"]));
+ * ```
+ */
+export async function benchMain(args: string[]): Promise<number> {
+  let o: BenchOptions;
+  try {
+    o = parseBenchArgs(args);
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof TypeError) {
+      console.error(`bulktap bench: ${(e as Error).message}\n\n${BENCH_HELP}`);
+      return 2;
+    }
+    throw e;
+  }
+  if (o.help) {
+    console.log(BENCH_HELP);
+    return 0;
+  }
+  if (o.repeats < 5) console.error("note: fewer than 5 repeats; the spread means little");
+  const result = await runBench(o);
+  printResult(result);
+  if (o.json) {
+    Deno.writeTextFileSync(o.json, JSON.stringify(result, null, 1));
+    console.error(`wrote ${o.json}`);
+  }
+  if (o.html) {
+    const { buildReport } = await import("./report/build.ts");
+    Deno.writeTextFileSync(o.html, await buildReport(result));
+    console.error(`wrote ${o.html}`);
+  }
+  return result.entries.some((e) => !e.measured && e.reason.startsWith("failed")) ? 1 : 0;
 }

@@ -1,0 +1,30 @@
+/**
+ * The registry of benchmark providers `deno run -A mod.ts bench` runs, in
+ * order. Adding a benchmark is one line here: a {@linkcode ScenarioProvider}
+ * whose `run()` returns {@linkcode ResultEntry}s (see bench/points.ts).
+ *
+ * @module
+ */
+import { apiProvider } from "./api_provider.ts";
+import { peersProvider } from "./peers.ts";
+import type { ScenarioProvider } from "./points.ts";
+import { ringProvider } from "./ring_provider.ts";
+
+export type { ResultEntry, ScenarioProvider } from "./points.ts";
+
+/**
+ * Every provider, in run order.
+ *
+ * @example
+ * ```ts
+ * import { PROVIDERS } from "./bench/scenarios.ts";
+ * console.log(PROVIDERS.map((p) => p.name).join(", "));
+ * ```
+ */
+export const PROVIDERS: ScenarioProvider[] = [
+  peersProvider, // C: bt_ring and public API beside DPDK rte_ring
+  ringProvider, // C: bench/c/ring_bench.c (when present on the branch)
+  apiProvider, // TypeScript API through Workers
+  // tapProvider,   // bench/tap_bench.ts: TAP write() per frame vs io_uring, forwarder
+  // schedProvider, // bench/sched_bench.ts: scheduler
+];
