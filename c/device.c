@@ -594,6 +594,11 @@ int32_t bt_queue_wait(uint32_t h, uint32_t qi, int32_t timeout_ms)
 	eventfd_read(q->efd, &v); /* reset; nonblocking */
 	atomic_store_explicit(&q->need_wakeup, 0, memory_order_relaxed);
 	if (!atomic_load_explicit(&d->life.open, memory_order_seq_cst)) {
+		/* Pass close's wake-up on: close writes the eventfd once, and
+		 * the read above consumed it. A second reader sleeping on the
+		 * same queue with no timeout would never wake, and close
+		 * would wait for it forever in bt_retire. */
+		eventfd_write(q->efd, 1);
 		bt_leave(&d->life, ts);
 		return -ENXIO;
 	}
