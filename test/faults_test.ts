@@ -302,3 +302,27 @@ Deno.test({
     pool.close();
   },
 });
+
+Deno.test({
+  ...opts,
+  name: "faults: closing a device wakes every reader sleeping on a queue without a timeout",
+  async fn() {
+    const pool = new FramePool({ frames: 64 });
+    const dev = new Device({ pool, queues: 1, ringSize: 16 });
+    // Three sleepers on one queue, each on its own blocking-pool thread.
+    // close() writes the queue's eventfd once; every sleeper that consumes
+    // that wake-up passes it on, so none is left asleep and close() (which
+    // waits for every call inside the device) returns.
+    const waits = [0, 1, 2].map(() =>
+      dev.queue(0).wait(-1).then(
+        () => "woke with frames",
+        (e) => (e as { code?: string }).code ?? String(e),
+      )
+    );
+    await sleep(50);
+    assert.equal(dev.close(), 0);
+    assert.deepEqual(await Promise.all(waits), ["ENXIO", "ENXIO", "ENXIO"]);
+    assertWhole(pool);
+    pool.close();
+  },
+});
