@@ -284,8 +284,14 @@ static void give_back_held(const uint32_t *refs, uint32_t n)
 	for (uint32_t i = 0; i < n; i++) {
 		struct bt_pool *p;
 		struct bt_frame_meta *m = bt_ref_meta(refs[i], &p);
-		if (m && m->state == BT_HELD)
+		/* Claim each frame as it is collected (fuzz_api found this):
+		 * the same ref twice in the bulk used to be collected twice,
+		 * pushed twice onto the free stack, and the pool then counted
+		 * more free frames than it has. */
+		if (m && m->state == BT_HELD) {
+			m->state = BT_QUEUED;
 			metas[k++] = m;
+		}
 	}
 	bt_release_metas(metas, k);
 }
@@ -445,7 +451,10 @@ int32_t bt_flush(uint32_t h, int32_t queue)
 
 	if (!d)
 		return -ENXIO;
-	if (queue >= (int32_t)d->nqueues) {
+	/* -1 names every queue; any other number must be a queue. (-2 and
+	 * below used to ring every queue too: a bad queue number that did
+	 * not fail.) */
+	if (queue < -1 || queue >= (int32_t)d->nqueues) {
 		bt_leave(&d->life, ts);
 		return -EINVAL;
 	}
