@@ -1,12 +1,10 @@
 /**
  * The C ring benchmark (bench/c/ring_bench.c, real bt_xmit path, one lock per
- * frame vs per bulk) as a provider. The program is written on another branch;
- * until it lands here this provider reports it as not measured rather than
- * leaving it out.
+ * frame vs per bulk) as a provider. If the program cannot be built or run,
+ * the provider reports it as not measured rather than leaving it out.
  *
- * ring_bench prints one JSON line per point with median, min and max (not the
- * raw repeats), so these points carry the spread but `runs` holds only the
- * median.
+ * ring_bench prints one JSON line per point with median, min, max and every
+ * raw repeat (`runs`).
  *
  * @module
  */
@@ -25,6 +23,8 @@ interface RingBenchLine {
   locks_per_frame?: number;
   drop_rate?: number;
   repeats?: number;
+  /** Every repeat in run order. */
+  runs?: { mpps: number; drop_rate: number }[];
 }
 
 /** Convert ring_bench point lines into harness points. */
@@ -38,15 +38,21 @@ export function ringPoints(lines: RingBenchLine[]): BenchPoint[] {
     mode: l.mode!,
     bulk: l.bulk ?? 1,
     frameSize: 64,
-    mpps: { median: l.median!, min: l.min!, max: l.max!, runs: [l.median!] },
+    mpps: {
+      median: l.median!,
+      min: l.min!,
+      max: l.max!,
+      runs: l.runs?.map((r) => r.mpps) ?? [l.median!],
+    },
     nsPerFrame: {
       median: 1000 / l.median!,
       min: 1000 / l.max!,
       max: 1000 / l.min!,
-      runs: [1000 / l.median!],
+      runs: (l.runs?.map((r) => r.mpps) ?? [l.median!]).map((m) => 1000 / m),
     },
     locksPerFrame: l.locks_per_frame,
-    runs: [{ repeat: 0, mpps: l.median!, dropShare: l.drop_rate }],
+    runs: l.runs?.map((r, repeat) => ({ repeat, mpps: r.mpps, dropShare: r.drop_rate })) ??
+      [{ repeat: 0, mpps: l.median!, dropShare: l.drop_rate }],
   }));
 }
 

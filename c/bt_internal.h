@@ -15,6 +15,23 @@
 #include "bt_ring.h"
 #include "bulktap.h"
 
+/*
+ * A full memory barrier, for the doorbell protocol's store-then-load on
+ * both sides (see device.c). gcc's ThreadSanitizer does not model
+ * atomic_thread_fence and refuses to build it (-Werror=tsan); under it we
+ * use a sequentially consistent read-modify-write of a private word, which
+ * is a full barrier too and which TSan does model. Every other build uses
+ * the fence itself.
+ */
+#if defined(__SANITIZE_THREAD__)
+extern _Atomic int bt_tsan_fence_word;
+#define bt_full_fence()                                                       \
+	((void)atomic_fetch_add_explicit(&bt_tsan_fence_word, 0,              \
+					 memory_order_seq_cst))
+#else
+#define bt_full_fence() atomic_thread_fence(memory_order_seq_cst)
+#endif
+
 #define BT_LIKELY(x) __builtin_expect(!!(x), 1)
 #define BT_UNLIKELY(x) __builtin_expect(!!(x), 0)
 

@@ -264,7 +264,7 @@ int32_t bt_queue_for_cpu(uint32_t h, int32_t cpu)
 static void queue_kick(struct bt_queue *q, struct bt_counters *c, int ts)
 {
 	bt_count(c, ts, TX_FLUSHES, 1);
-	atomic_thread_fence(memory_order_seq_cst);
+	bt_full_fence();
 	if (atomic_load_explicit(&q->need_wakeup, memory_order_relaxed) &&
 	    atomic_exchange_explicit(&q->need_wakeup, 0,
 				     memory_order_relaxed)) {
@@ -585,7 +585,7 @@ int32_t bt_queue_wait(uint32_t h, uint32_t qi, int32_t timeout_ms)
 	}
 	/* Announce the sleep, then look once more (see the protocol). */
 	atomic_store_explicit(&q->need_wakeup, 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_seq_cst);
+	bt_full_fence();
 	if (queue_nonempty(q)) {
 		atomic_store_explicit(&q->need_wakeup, 0,
 				      memory_order_relaxed);

@@ -6,6 +6,10 @@
 
 #include "bt_internal.h"
 
+#if defined(__SANITIZE_THREAD__)
+_Atomic int bt_tsan_fence_word;
+#endif
+
 /* One bit per exclusive slot; a set bit is leased to a live thread. */
 static _Atomic uint64_t slot_leases;
 static __thread int my_slot = -1;

@@ -352,7 +352,7 @@ static void writer_sleep(struct tap *t, struct bt_queue *bq)
 	eventfd_t v;
 
 	atomic_store_explicit(&bq->need_wakeup, 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_seq_cst);
+	bt_full_fence();
 	if (!ring_has(bq) && !atomic_load(&t->stopping)) {
 		add(&bq->rx_sleeps, 1);
 		while (poll(p, 2, -1) < 0 && errno == EINTR)

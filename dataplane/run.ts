@@ -8,6 +8,7 @@
 import { parseArgs } from "parse-args";
 import { Device } from "./device.ts";
 import { BulktapError } from "./errors.ts";
+import { TapDevice } from "./tap.ts";
 import { type LatencySummary, percentileDistribution } from "./latency.ts";
 import { FramePool } from "./pool.ts";
 import { Scheduler, type SchedulerReport } from "./scheduler.ts";
@@ -89,7 +90,16 @@ export interface RunResult {
   /** Frames left in device queues at the end (returned to the pool at close). */
   leftInQueues: number;
   /** Latency from generation to reader, ns. */
-  latencyNs: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number };
+  latencyNs: {
+    p50: number | null;
+    p90: number | null;
+    p99: number | null;
+    p999: number | null;
+    max: number | null;
+    mean: number | null;
+  };
+  /** Where frames went: "memory" or "tap:NAME". */
+  target: string;
   /** Per reader queue. */
   latencyByQueue: Record<string, LatencySummary>;
   /** xmit calls (one lock each) and doorbells. */
@@ -194,19 +204,6 @@ export function parseRunArgs(args: string[]): RunOptions | undefined {
 }
 
 /**
- * Open the TAP device to transmit into. TAP devices come from the TAP
- * module; until it is part of the build this fails with `ENOTSUP`. (Wire
- * it here: return the TAP device's `XmitTarget` and its queue readers.)
- */
-function openTap(name: string): never {
-  throw new BulktapError(
-    "ENOTSUP",
-    `--tap ${name}: TAP support is not available in this build (in-memory devices only); ` +
-      `run without --tap`,
-  );
-}
-
-/**
  * Run the main job; resolves with its result. `onStatus` gets the live
  * one-line status about every second; `signal` stops early.
  *
@@ -225,13 +222,19 @@ export async function runJob(
   onStatus?: (line: string) => void,
   signal?: AbortSignal,
 ): Promise<RunResult> {
-  if (o.tap !== undefined) openTap(o.tap);
   // Enough frames for every ring to fill and every Worker to have a few
   // batches in flight.
   const ringSize = 1024;
   const frames = Math.min(1 << 20, o.queues * ringSize + o.cpus * 4096 + 4096);
   using pool = new FramePool({ frames, frameSize: 2048, headroom: 256 });
-  using dev = new Device({ pool, queues: o.queues, ringSize });
+  // With --tap the kernel is the reader: the TAP's writer threads drain the
+  // queues into it, so throughput is what they wrote and no latency is
+  // measured at a reader.
+  using dev = o.tap === undefined
+    ? new Device({ pool, queues: o.queues, ringSize })
+    : new TapDevice({ name: o.tap, queues: o.queues, pool, ringSize, create: true });
+  const tap = dev instanceof TapDevice ? dev : undefined;
+  const delivered = () => tap ? tap.stats().written : sched.counters().read;
   const sched = new Scheduler({
     cpus: o.cpus,
     pin: o.pin,
@@ -245,7 +248,7 @@ export async function runJob(
     })),
     program: { name: "forward", options: { target: 0 } },
     targets: [dev],
-    readers: Array.from({ length: o.queues }, (_, q) => ({
+    readers: tap ? [] : Array.from({ length: o.queues }, (_, q) => ({
       device: dev.handle,
       queue: q,
       label: `q${q}`,
@@ -256,17 +259,18 @@ export async function runJob(
   });
   await sched.start();
   const t0 = performance.now();
-  const read0 = sched.counters().read;
-  let last = { t: t0, read: 0 };
+  const read0 = delivered();
+  let last = { t: t0, read: read0 };
   const status = () => {
     const c = sched.counters();
     const t = performance.now();
-    const mpps = (c.read - last.read) / (t - last.t) / 1000;
-    last = { t, read: c.read };
-    const p99 = sched.histogram().getValueAtPercentile(99);
+    const now = delivered();
+    const mpps = (now - last.read) / (t - last.t) / 1000;
+    last = { t, read: now };
+    const p99 = tap ? "n/a (kernel reads)" : fmtNs(sched.histogram().getValueAtPercentile(99));
     onStatus?.(
       `${((t - t0) / 1000).toFixed(1)} s  ${mpps.toFixed(2)} Mpps  ` +
-        `dropped ${c.txDropped + c.programDrops}  p99 ${fmtNs(p99)}`,
+        `dropped ${c.txDropped + c.programDrops}  p99 ${p99}`,
     );
   };
   const timer = onStatus ? setInterval(status, 1000) : undefined;
@@ -283,9 +287,10 @@ export async function runJob(
   }
   const measured = (performance.now() - t0) / 1000;
   // Rate over the measured window only (Workers start and drain outside it).
-  const readInWindow = sched.counters().read - read0;
+  const readInWindow = delivered() - read0;
   const report: SchedulerReport = await sched.close();
   const ds = dev.stats();
+  const written = tap ? tap.stats().written : 0;
   const leftInQueues = dev.close();
   const c = report.counters;
   const l = report.latency;
@@ -298,11 +303,14 @@ export async function runJob(
     rate: o.rate,
     seconds: measured,
     generated: c.rx,
-    frames: c.read,
+    target: tap ? `tap:${tap.name}` : "memory",
+    frames: tap ? written : c.read,
     mpps: readInWindow / measured / 1e6,
     dropped: c.txDropped + c.programDrops + c.invalid,
     leftInQueues,
-    latencyNs: { p50: l.p50, p90: l.p90, p99: l.p99, p999: l.p999, max: l.max, mean: l.mean },
+    latencyNs: tap
+      ? { p50: null, p90: null, p99: null, p999: null, max: null, mean: null }
+      : { p50: l.p50, p90: l.p90, p99: l.p99, p999: l.p999, max: l.max, mean: l.mean },
     latencyByQueue: report.latencyByLabel,
     device: {
       xmitCalls: ds.xmitCalls,
@@ -314,7 +322,8 @@ export async function runJob(
   };
 }
 
-function fmtNs(ns: number): string {
+function fmtNs(ns: number | null): string {
+  if (ns === null) return "not measured (the kernel is the reader)";
   if (ns >= 1e6) return `${(ns / 1e6).toFixed(2)} ms`;
   if (ns >= 1e3) return `${(ns / 1e3).toFixed(1)} us`;
   return `${ns} ns`;
@@ -322,15 +331,17 @@ function fmtNs(ns: number): string {
 
 function printSummary(r: RunResult): void {
   console.log(
-    `\nbulktap: generator -> forward -> in-memory device, ${r.mode} mode` +
+    `\nbulktap: generator -> forward -> ${
+      r.target === "memory" ? "in-memory device" : r.target.replace("tap:", "TAP ")
+    }, ${r.mode} mode` +
       (r.mode === "bulk" ? ` (bulk ${r.bulk})` : "") +
       `, ${r.cpus} CPU(s), ${r.queues} queue(s), ${r.frameSize} B frames, ` +
       `${r.rate ? r.rate + " pps" : "max rate"}, ${r.seconds.toFixed(2)} s`,
   );
   console.table({
     "frames generated": r.generated,
-    "frames read": r.frames,
-    "Mpps (read)": Number(r.mpps.toFixed(3)),
+    [r.target === "memory" ? "frames read" : "frames written to the kernel"]: r.frames,
+    "Mpps": Number(r.mpps.toFixed(3)),
     "dropped": r.dropped,
     "left in queues at close": r.leftInQueues,
     "xmit calls (locks)": r.device.xmitCalls,

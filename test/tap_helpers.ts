@@ -103,8 +103,9 @@ export class Proc {
 
   async #pump(s: ReadableStream<Uint8Array>, into: string[]): Promise<void> {
     let buf = "";
-    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
+    const dec = new TextDecoder();
+    for await (const bytes of s) {
+      buf += dec.decode(bytes, { stream: true });
       let i;
       while ((i = buf.indexOf("\n")) >= 0) {
         into.push(buf.slice(0, i));

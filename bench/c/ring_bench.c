@@ -412,11 +412,16 @@ int main(int argc, char **argv)
 			       "\"threads\":%d,\"producers\":%d,\"mpps\":%.3f,"
 			       "\"ns_per_frame\":%.2f,\"locks_per_frame\":%.4f,"
 			       "\"drop_rate\":%.4f,\"repeats\":%d,\"median\":%.3f,"
-			       "\"min\":%.3f,\"max\":%.3f}\n",
+			       "\"min\":%.3f,\"max\":%.3f,\"runs\":[",
 			       scenarios[s].name, m == 0 ? "single" : "bulk", bulk,
 			       scenarios[s].producers + 1, scenarios[s].producers,
 			       med, med > 0 ? 1e3 / med : 0, lpf, drop, repeats,
 			       med, vmin(mpps, repeats), vmax(mpps, repeats));
+			/* Every raw repeat, in run order, for the report. */
+			for (int r = 0; r < repeats; r++)
+				printf("%s{\"mpps\":%.3f,\"drop_rate\":%.4f}",
+				       r ? "," : "", mpps[r], drops[r]);
+			printf("]}\n");
 			fprintf(stderr,
 				"%-12s %-6s %5d %8.2f %8.2f %8.2f %8.2f %9.4f %6.1f%%\n",
 				scenarios[s].name, m == 0 ? "single" : "bulk",
