@@ -143,6 +143,10 @@ export {
 } from "./dataplane/run.ts";
 
 if (import.meta.main) {
-  const { main } = await import("./dataplane/cli.ts");
-  Deno.exit(await main(Deno.args));
+  // No top-level await: this module must finish evaluating at once, or any
+  // module that imports it while the CLI runs (benchmarks, Workers) would
+  // wait for the CLI forever.
+  import("./dataplane/cli.ts")
+    .then(({ main }) => main(Deno.args))
+    .then((status) => Deno.exit(status));
 }

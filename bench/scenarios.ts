@@ -9,6 +9,8 @@ import { apiProvider } from "./api_provider.ts";
 import { peersProvider } from "./peers.ts";
 import type { ScenarioProvider } from "./points.ts";
 import { ringProvider } from "./ring_provider.ts";
+import { schedProvider } from "./sched_provider.ts";
+import { tapProvider } from "./tap_provider.ts";
 
 export type { ResultEntry, ScenarioProvider } from "./points.ts";
 
@@ -23,8 +25,8 @@ export type { ResultEntry, ScenarioProvider } from "./points.ts";
  */
 export const PROVIDERS: ScenarioProvider[] = [
   peersProvider, // C: bt_ring and public API beside DPDK rte_ring
-  ringProvider, // C: bench/c/ring_bench.c (when present on the branch)
+  ringProvider, // C: bench/c/ring_bench.c, the real bt_xmit path
   apiProvider, // TypeScript API through Workers
-  // tapProvider,   // bench/tap_bench.ts: TAP write() per frame vs io_uring, forwarder
-  // schedProvider, // bench/sched_bench.ts: scheduler
+  schedProvider, // scheduler: generator -> program -> device -> readers
+  tapProvider, // real TAPs: write() per frame vs io_uring, forwarder
 ];

@@ -42,6 +42,8 @@ export interface TapBenchOptions {
   repeats?: number;
   /** Duration of one run in ms (default 500). */
   ms?: number;
+  /** Skip the forwarder (quick runs). */
+  intoOnly?: boolean;
 }
 
 /** What {@linkcode tapBench} returns. */
@@ -231,7 +233,8 @@ export async function tapBench(options: TapBenchOptions = {}): Promise<TapBenchR
   const ms = options.ms ?? 500;
   const cpu = sh("grep -m1 'model name' /proc/cpuinfo").split(":")[1]?.trim() ?? "?";
   const machine = `${cpu}, ${navigator.hardwareConcurrency} CPUs, Linux ${sh("uname -r").trim()}`;
-  return { machine, into: await intoTap(repeats, ms), forward: await forward(repeats, ms) };
+  const into = await intoTap(repeats, ms);
+  return { machine, into, forward: options.intoOnly ? [] : await forward(repeats, ms) };
 }
 
 function show(f: Figure, base: Figure): string {

@@ -207,6 +207,18 @@ Deno.test({
     // had allocated and not yet handed to xmit. Its own last word about
     // that (ctl[HELD]) may lag the truth by one store, so the pool's view is
     // the authority; the frames are found by their HELD state and returned.
+    // terminate() does not wait for a library call already under way in
+    // the Worker's thread (e.g. a put that has marked frames free but not
+    // yet pushed them), so wait until the counts settle. A frame really
+    // lost never settles, and fails here after 5 s.
+    await eventually(
+      () => {
+        const t = pool.stats();
+        return t.free + t.queued + t.held === t.frames;
+      },
+      5000,
+      "the terminated Workers' last library calls to finish",
+    );
     const s = pool.stats();
     const held = heldRefs(pool);
     assert.equal(held.length, s.held, "HELD states agree with the pool's count");
