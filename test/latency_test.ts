@@ -111,7 +111,11 @@ Deno.test("latency: TypeScript and C put every latency in the same bucket", () =
   recordThroughC(c, pool, lat, T);
   ts.recordRuns(Float64Array.from(lat), new Uint32Array(lat.length).fill(1), lat.length);
   assert.deepEqual(ts.words, c.words);
-  assert.equal(latencyBucket(2 ** 42 - 1), LatencyLayout.BUCKETS - 1, "the last bucket is 2^42-1's");
+  assert.equal(
+    latencyBucket(2 ** 42 - 1),
+    LatencyLayout.BUCKETS - 1,
+    "the last bucket is 2^42-1's",
+  );
 });
 
 Deno.test("latency: each frame counts once, with shared or with distinct timestamps", () => {
