@@ -378,11 +378,13 @@ export async function schedBench(
 
 function print(r: SchedBenchReport): void {
   const m = r.machine;
-  console.log(
-    `machine: ${m.cpu}, ${m.cores} cores; deno ${m.deno}, V8 ${m.v8}\n` +
+  console.log(`machine: ${m.cpu}, ${m.cores} cores; deno ${m.deno}, V8 ${m.v8}`);
+  if (r.results.length) {
+    console.log(
       `frames: ${r.frameSize} B; ${r.repeats} repeats x ${r.seconds} s per case; median [min-max]\n` +
-      `baseline: single mode (one frame per xmit call, one lock per frame) with the same CPUs/queues`,
-  );
+        `baseline: single mode (one frame per xmit call, one lock per frame) with the same CPUs/queues`,
+    );
+  }
   const single = new Map<string, number>();
   for (const x of r.results) {
     if (x.case.bulk === 1) single.set(`${x.case.cpus}/${x.case.queues}`, x.mpps.median);
