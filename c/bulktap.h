@@ -265,12 +265,9 @@ enum {
 	BT_LAT_H_CLAMPED = 3, /* frames of BT_LAT_MAX_NS or more */
 };
 
-/* The header word bt_lat_init writes: encodes BT_LAT_SUB_BITS and
- * BT_LAT_BUCKETS, so a caller built for another layout can tell. */
-BT_API uint64_t bt_lat_magic(void);
-
-/* Zero a histogram of `bytes` bytes and write its magic. -EINVAL if it is
- * smaller than BT_LAT_WORDS words. */
+/* Zero a histogram of `bytes` bytes and write its magic ("BTLH",
+ * BT_LAT_SUB_BITS, BT_LAT_BUCKETS: a caller built for another layout can
+ * tell). -EINVAL if it is smaller than BT_LAT_WORDS words. */
 BT_API int32_t bt_lat_init(uint64_t *h, uint32_t bytes);
 
 /* Add the latency of refs[0..n), now, to histogram h. Frames without a

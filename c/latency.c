@@ -17,7 +17,7 @@
  * into 128 equal buckets of width w = 2^(e-7), so w <= value / 128. Taking
  * a bucket's midpoint as its value, a latency is known to within
  * w / 2 <= value / 256 (0.39%). Latencies of BT_LAT_MAX_NS (1 hour) or more
- * are not bucketed: they are counted in BT_LAT_CLAMPED (TypeScript records
+ * are not bucketed: they are counted in BT_LAT_H_CLAMPED (TypeScript records
  * them as exactly 1 hour). The last bucket needed is the one of 2^42 - 1,
  * so BT_LAT_BUCKETS = 128 * (42 - 7 + 1) = 4608 (36 KiB).
  *
@@ -44,11 +44,6 @@ _Static_assert(BT_LAT_BUCKETS ==
 		       (1u << BT_LAT_SUB_BITS) * (42 - BT_LAT_SUB_BITS + 1),
 	       "buckets cover 1 ns .. 2^42 ns");
 _Static_assert(BT_LAT_MAX_NS < (1ull << 42), "the clamp is inside the buckets");
-
-uint64_t bt_lat_magic(void)
-{
-	return LAT_MAGIC;
-}
 
 int32_t bt_lat_init(uint64_t *h, uint32_t bytes)
 {
@@ -82,7 +77,8 @@ static int lat_check(const uint64_t *h, uint32_t bytes)
  */
 static inline uint32_t lat_bucket(uint64_t v)
 {
-	uint32_t s = (uint32_t)(63 - __builtin_clzll(v | 128)) - BT_LAT_SUB_BITS;
+	uint32_t e = (uint32_t)(63 - __builtin_clzll(v | 128));
+	uint32_t s = e - BT_LAT_SUB_BITS;
 
 	return (s << BT_LAT_SUB_BITS) + (uint32_t)(v >> s);
 }
@@ -91,9 +87,9 @@ static inline uint32_t lat_bucket(uint64_t v)
 static inline void lat_add(uint64_t *w, uint64_t n)
 {
 	_Atomic uint64_t *a = (_Atomic uint64_t *)w;
+	uint64_t old = atomic_load_explicit(a, memory_order_relaxed);
 
-	atomic_store_explicit(a, atomic_load_explicit(a, memory_order_relaxed) + n,
-			      memory_order_relaxed);
+	atomic_store_explicit(a, old + n, memory_order_relaxed);
 }
 
 /*
@@ -200,7 +196,8 @@ int32_t bt_frames_latency_at(const uint32_t *refs, uint32_t n, double now_ns,
 		return -EFAULT;
 	/* Doubles are exact integers below 2^53 ns (104 days of uptime);
 	 * the negated test also refuses NaN. */
-	if (lat_check(h, bytes) || !(now_ns >= 0 && now_ns < 9007199254740992.0))
+	if (lat_check(h, bytes) ||
+	    !(now_ns >= 0 && now_ns < 9007199254740992.0))
 		return -EINVAL;
 	lat_account(refs, n, (uint64_t)now_ns, h);
 	return 0;

@@ -87,7 +87,6 @@ export const symbols = {
     parameters: ["buffer", "u32", "buffer", "buffer", "u32", "u32", "u32", "i32", "buffer"],
     result: "i32",
   },
-  bt_lat_magic: { parameters: [], result: "u64" },
   bt_lat_init: { parameters: ["buffer", "u32"], result: "i32" },
   bt_frames_latency: { parameters: ["buffer", "u32", "buffer", "u32"], result: "i32" },
   bt_frames_latency_at: {
