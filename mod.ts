@@ -111,8 +111,12 @@ export {
 export {
   decodeHistogram,
   encodeHistogram,
+  histogramFromBuckets,
+  LATENCY_BUCKET_ERROR,
   type LatencyHistogram,
+  LatencyLayout,
   LatencyRecorder,
+  type LatencyShare,
   type LatencySummary,
   MAX_LATENCY_NS,
   mergeHistograms,

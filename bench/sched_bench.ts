@@ -7,11 +7,17 @@
  * - bulk-16 vs single mode (one frame per xmit call), 1/2 CPUs x 1/2 queues;
  * - the device map's two ways into C: one FFI call per cycle for all
  *   targets (`bt_devmap_xmit`) vs one per stage (`bt_xmit`), 1 and 4 targets;
- * - the latency histogram's cost: recording on vs off, plus ns per frame of
- *   `LatencyRecorder.recordBatch` alone;
+ * - the latency histogram's cost: throughput with recording on vs off
+ *   (1 Worker, 1 queue, bulk 16), both with timestamps shared by a batch
+ *   (the generator's) and with a distinct timestamp per frame (every frame
+ *   restamped, scattered over buckets: the worst case). On and off runs
+ *   alternate (on-off, then off-on), so drift of a noisy machine hits both;
+ *   the cost is given from the medians and as the median of back-to-back
+ *   pairs. Plus ns per frame of `LatencyRecorder.recordBatch` alone;
  * - idle CPU: a dataplane with no traffic, as a share of one CPU.
  *
- * Run: `deno run -A bench/sched_bench.ts [--repeats N] [--seconds S] [--json]`
+ * Run: `deno run -A bench/sched_bench.ts [--repeats N] [--seconds S] [--frame-size B]
+ * [--cost-only] [--json]`
  *
  * @module
  */
@@ -42,6 +48,12 @@ export interface BenchCase {
   targets?: number;
   /** Record latency (default true). */
   latency?: boolean;
+  /**
+   * Timestamps the readers see: `"batch"` (default: the generator stamps a
+   * batch with one clock reading) or `"each"` (every frame restamped with
+   * its own time by {@linkcode forwardStampEach}; 1 target only).
+   */
+  stamps?: "batch" | "each";
 }
 
 /** Median and range of a case over its repeats. */
@@ -51,6 +63,30 @@ export interface BenchResult {
   p99Ns: { median: number; min: number; max: number; runs: number[] };
 }
 
+/** Median, min, max and every repeat. */
+export interface Stat {
+  median: number;
+  min: number;
+  max: number;
+  runs: number[];
+}
+
+/** The latency histogram's cost for one kind of timestamps. */
+export interface HistogramCost {
+  /** Shared per batch (generator) or distinct per frame. */
+  stamps: "batch" | "each";
+  /** Mpps with recording on. */
+  on: Stat;
+  /** Mpps with recording off. */
+  off: Stat;
+  /** 1 - median(on) / median(off). */
+  cost: number;
+  /** 1 - on / off of each back-to-back pair, over the repeats. */
+  pairedCost: Stat;
+  /** 1-minute load average before and after the measurement (a busy machine shows here). */
+  loadAvg: [number, number];
+}
+
 /** Everything {@linkcode schedBench} measured. */
 export interface SchedBenchReport {
   machine: { cpu: string; cores: number; deno: string; v8: string };
@@ -58,11 +94,13 @@ export interface SchedBenchReport {
   seconds: number;
   repeats: number;
   results: BenchResult[];
+  /** Recording on vs off (empty when not measured). */
+  histogramCost: HistogramCost[];
   recordNsPerFrame: { sameTimestamp: number; distinctTimestamps: number };
   idleCpuShare: number;
 }
 
-const stat = (xs: number[]) => {
+const stat = (xs: number[]): Stat => {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
   const median = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
@@ -91,11 +129,19 @@ async function once(c: BenchCase, seconds: number, frameSize: number) {
       frameSize,
       flows: 64,
     })),
-    program: targets === 1 ? { name: "forward", options: { target: 0 } } : {
-      name: "spread",
-      module: new URL("./programs.ts", import.meta.url).href,
-      options: { targets },
-    },
+    program: c.stamps === "each"
+      ? {
+        name: "forwardStampEach",
+        module: new URL("./latency_programs.ts", import.meta.url).href,
+        options: { target: 0 },
+      }
+      : targets === 1
+      ? { name: "forward", options: { target: 0 } }
+      : {
+        name: "spread",
+        module: new URL("./programs.ts", import.meta.url).href,
+        options: { targets },
+      },
     targets: devs,
     readers: devs.flatMap((d) =>
       Array.from({ length: c.queues }, (_, q) => ({ device: d.handle, queue: q }))
@@ -117,13 +163,80 @@ async function once(c: BenchCase, seconds: number, frameSize: number) {
   return { mpps: (r1 - r0) / (t1 - t0) / 1000, p99: report.latency.p99 };
 }
 
+function loadAvg(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+  } catch {
+    return NaN; // not Linux
+  }
+}
+
+/** The cases of the histogram-cost measurement: recording on/off x timestamp kinds. */
+export const COST_CASES: BenchCase[] = (["batch", "each"] as const).flatMap((stamps) =>
+  [true, false].map((latency) => ({
+    name: `cost: stamps per ${stamps === "batch" ? "batch" : "frame"}, recording ${
+      latency ? "on" : "off"
+    }`,
+    bulk: 16,
+    stageMode: "target" as const,
+    cpus: 1,
+    queues: 1,
+    latency,
+    stamps,
+  }))
+);
+
+/**
+ * Throughput with latency recording on vs off, for timestamps shared per
+ * batch and distinct per frame. Each repeat runs, per kind, an on and an
+ * off run back to back, in alternating order (on-off, off-on, ...).
+ */
+async function histogramCost(
+  repeats: number,
+  seconds: number,
+  frameSize: number,
+  log?: (s: string) => void,
+): Promise<HistogramCost[]> {
+  const out: HistogramCost[] = [];
+  const load0 = loadAvg();
+  const runs = new Map<string, number[]>(COST_CASES.map((c) => [c.name, []]));
+  for (let r = 0; r < repeats; r++) {
+    for (const stamps of ["batch", "each"] as const) {
+      const pair = COST_CASES.filter((c) => c.stamps === stamps);
+      if (r % 2 === 1) pair.reverse();
+      for (const c of pair) {
+        const x = await once(c, seconds, frameSize);
+        runs.get(c.name)!.push(x.mpps);
+        log?.(`repeat ${r + 1}/${repeats} ${c.name}: ${x.mpps.toFixed(2)} Mpps`);
+      }
+    }
+  }
+  const load1 = loadAvg();
+  for (const stamps of ["batch", "each"] as const) {
+    const [on, off] = [true, false].map((l) =>
+      runs.get(COST_CASES.find((c) => c.stamps === stamps && c.latency === l)!.name)!
+    );
+    const on_ = stat(on), off_ = stat(off);
+    out.push({
+      stamps,
+      on: on_,
+      off: off_,
+      cost: 1 - on_.median / off_.median,
+      pairedCost: stat(on.map((x, i) => 1 - x / off[i])),
+      loadAvg: [load0, load1],
+    });
+  }
+  return out;
+}
+
 function recordCost(): { sameTimestamp: number; distinctTimestamps: number } {
   using pool = new FramePool({ frames: 256 });
   const refs = new Uint32Array(64);
   pool.alloc(refs);
   const out = { sameTimestamp: 0, distinctTimestamps: 0 };
   for (const distinct of [false, true]) {
-    refs.forEach((r, i) => pool.setTimestamp(r, 1e12 + (distinct ? i * 7 : 0)));
+    // Distinct: scattered over buckets, as in forwardStampEach.
+    refs.forEach((r, i) => pool.setTimestamp(r, 1e12 + (distinct ? (i * 40503) & 0xffff : 0)));
     const rec = new LatencyRecorder();
     const n = 100_000;
     for (let i = 0; i < 1000; i++) rec.recordBatch(refs, 64); // warm up
@@ -209,19 +322,14 @@ export const CASES: BenchCase[] = [
     queues: 1,
     targets: 4,
   },
-  {
-    name: "bulk-16 latency recording off",
-    bulk: 16,
-    stageMode: "target",
-    cpus: 1,
-    queues: 1,
-    latency: false,
-  },
 ];
 
 /**
  * Run the benchmark cases; each case `repeats` times (interleaved, so slow
- * drift of the machine spreads over all cases) for `seconds` each.
+ * drift of the machine spreads over all cases) for `seconds` each. The
+ * histogram's cost (recording on vs off, {@linkcode COST_CASES}) is
+ * measured when `histogramCost` is true, by default when `cases` is not
+ * given.
  *
  * @example
  * ```ts
@@ -236,6 +344,7 @@ export async function schedBench(
     seconds?: number;
     frameSize?: number;
     cases?: BenchCase[];
+    histogramCost?: boolean;
     log?: (s: string) => void;
   } = {},
 ): Promise<SchedBenchReport> {
@@ -243,6 +352,7 @@ export async function schedBench(
   const seconds = options.seconds ?? 1;
   const frameSize = options.frameSize ?? 64;
   const cases = options.cases ?? CASES;
+  const measureCost = options.histogramCost ?? options.cases === undefined;
   const runs = cases.map(() => ({ mpps: [] as number[], p99: [] as number[] }));
   for (let r = 0; r < repeats; r++) {
     for (let i = 0; i < cases.length; i++) {
@@ -260,6 +370,7 @@ export async function schedBench(
     seconds,
     repeats,
     results: cases.map((c, i) => ({ case: c, mpps: stat(runs[i].mpps), p99Ns: stat(runs[i].p99) })),
+    histogramCost: measureCost ? await histogramCost(repeats, seconds, frameSize, options.log) : [],
     recordNsPerFrame: recordCost(),
     idleCpuShare: await idleShare(),
   };
@@ -267,11 +378,13 @@ export async function schedBench(
 
 function print(r: SchedBenchReport): void {
   const m = r.machine;
-  console.log(
-    `machine: ${m.cpu}, ${m.cores} cores; deno ${m.deno}, V8 ${m.v8}\n` +
+  console.log(`machine: ${m.cpu}, ${m.cores} cores; deno ${m.deno}, V8 ${m.v8}`);
+  if (r.results.length) {
+    console.log(
       `frames: ${r.frameSize} B; ${r.repeats} repeats x ${r.seconds} s per case; median [min-max]\n` +
-      `baseline: single mode (one frame per xmit call, one lock per frame) with the same CPUs/queues`,
-  );
+        `baseline: single mode (one frame per xmit call, one lock per frame) with the same CPUs/queues`,
+    );
+  }
   const single = new Map<string, number>();
   for (const x of r.results) {
     if (x.case.bulk === 1) single.set(`${x.case.cpus}/${x.case.queues}`, x.mpps.median);
@@ -289,27 +402,42 @@ function print(r: SchedBenchReport): void {
         : "",
     };
   }
-  console.table(rows);
-  const on = r.results.find((x) => x.case.name === "bulk-16 per-stage FFI, 1 target");
-  const off = r.results.find((x) => x.case.latency === false);
-  if (on && off) {
+  if (r.results.length) console.table(rows);
+  printCost(r);
+  console.log(
+    `idle dataplane (2 Workers, no traffic): ${(r.idleCpuShare * 100).toFixed(1)}% of one CPU`,
+  );
+}
+
+const mppsStat = (s: Stat) => `${s.median.toFixed(2)} [${s.min.toFixed(2)}-${s.max.toFixed(2)}]`;
+const pctStat = (s: Stat) =>
+  `${(100 * s.median).toFixed(1)}% [${(100 * s.min).toFixed(1)}-${(100 * s.max).toFixed(1)}%]`;
+
+function printCost(r: SchedBenchReport): void {
+  if (r.histogramCost.length) {
     console.log(
-      `histogram cost: ${
-        (100 * (1 - on.mpps.median / off.mpps.median)).toFixed(1)
-      }% of throughput ` +
-        `(recording on ${on.mpps.median.toFixed(2)} vs off ${
-          off.mpps.median.toFixed(2)
-        } Mpps, 1 CPU)`,
+      `histogram cost: 1 Worker, 1 queue, bulk 16, ${r.frameSize} B frames; baseline: the same ` +
+        `with recording off; ${r.repeats} on/off pairs run back to back in alternating order, ` +
+        `${r.seconds} s each; Mpps median [min-max]`,
     );
+    const [a, b] = r.histogramCost[0].loadAvg;
+    console.log(`  load average (1 min) before ${a.toFixed(2)}, after ${b.toFixed(2)}`);
+    for (const c of r.histogramCost) {
+      const kind = c.stamps === "batch"
+        ? "timestamps shared per batch (generator)"
+        : "a distinct timestamp per frame (restamped)";
+      console.log(
+        `  ${kind}: on ${mppsStat(c.on)} vs off ${mppsStat(c.off)} Mpps: cost ${
+          (100 * c.cost).toFixed(1)
+        }% of throughput (per pair: ${pctStat(c.pairedCost)})`,
+      );
+    }
   }
   console.log(
     `recordBatch alone: ${
       r.recordNsPerFrame.sameTimestamp.toFixed(2)
     } ns/frame (frames of one batch), ` +
       `${r.recordNsPerFrame.distinctTimestamps.toFixed(2)} ns/frame (every timestamp distinct)`,
-  );
-  console.log(
-    `idle dataplane (2 Workers, no traffic): ${(r.idleCpuShare * 100).toFixed(1)}% of one CPU`,
   );
 }
 
@@ -319,6 +447,8 @@ if (import.meta.main) {
     options: {
       repeats: { type: "string" },
       seconds: { type: "string" },
+      "frame-size": { type: "string" },
+      "cost-only": { type: "boolean" },
       json: { type: "boolean" },
     },
     strict: true,
@@ -326,6 +456,9 @@ if (import.meta.main) {
   const report = await schedBench({
     repeats: values.repeats ? Number(values.repeats) : 5,
     seconds: values.seconds ? Number(values.seconds) : 1,
+    frameSize: values["frame-size"] ? Number(values["frame-size"]) : 64,
+    cases: values["cost-only"] ? [] : undefined,
+    histogramCost: true,
     log: values.json ? undefined : (s) => console.error(s),
   });
   if (values.json) console.log(JSON.stringify(report));

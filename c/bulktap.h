@@ -242,17 +242,51 @@ BT_API int32_t bt_devmap_xmit(const uint32_t *devs, uint32_t ntargets,
 			      uint32_t n, uint32_t bulk, uint32_t flags,
 			      int32_t cpu, uint32_t *counts);
 
-/* Latency of a batch as runs of equal timestamps (latency.c). */
-BT_API int32_t bt_frames_latency(const uint32_t *refs, uint32_t n,
-				 double *vals, uint32_t *counts,
-				 uint32_t max_runs, uint32_t *skipped);
+/*
+ * Latency histograms (latency.c): per-frame latency (now - tstamp_ns)
+ * accumulated into a log-linear histogram in caller-owned memory of
+ * BT_LAT_WORDS 64-bit words: a header of BT_LAT_HEADER words, then
+ * BT_LAT_BUCKETS counters. Values below 256 ns have a bucket each; above,
+ * each power-of-two range has 128 buckets (width <= value / 128, so a
+ * bucket's midpoint is within 1/256 of any value in it). Latencies of
+ * BT_LAT_MAX_NS or more are counted in BT_LAT_H_CLAMPED, not bucketed.
+ * One writer per histogram; other threads may read it at any time (every
+ * word only grows and is written whole).
+ */
+#define BT_LAT_SUB_BITS 7
+#define BT_LAT_BUCKETS 4608
+#define BT_LAT_HEADER 8
+#define BT_LAT_WORDS (BT_LAT_HEADER + BT_LAT_BUCKETS)
+#define BT_LAT_MAX_NS 3600000000000ull /* 1 hour */
+enum {
+	BT_LAT_H_MAGIC = 0, /* layout check, written by bt_lat_init */
+	BT_LAT_H_FRAMES = 1, /* frames recorded (bucketed + clamped) */
+	BT_LAT_H_SKIPPED = 2, /* frames without timestamp or valid ref */
+	BT_LAT_H_CLAMPED = 3, /* frames of BT_LAT_MAX_NS or more */
+};
 
-/* Read, measure (runs into vals/counts, *runs_out of them) and return up
- * to max frames of a queue in one call (latency.c). */
+/* Zero a histogram of `bytes` bytes and write its magic ("BTLH",
+ * BT_LAT_SUB_BITS, BT_LAT_BUCKETS: a caller built for another layout can
+ * tell). -EINVAL if it is smaller than BT_LAT_WORDS words. */
+BT_API int32_t bt_lat_init(uint64_t *h, uint32_t bytes);
+
+/* Add the latency of refs[0..n), now, to histogram h. Frames without a
+ * timestamp or with an invalid ref are counted as skipped. -EINVAL if h is
+ * not an initialised histogram. */
+BT_API int32_t bt_frames_latency(const uint32_t *refs, uint32_t n,
+				 uint64_t *h, uint32_t bytes);
+
+/* The same, at a given time now_ns (a double: exact below 2^53). */
+BT_API int32_t bt_frames_latency_at(const uint32_t *refs, uint32_t n,
+				    double now_ns, uint64_t *h,
+				    uint32_t bytes);
+
+/* A reader's step in one call: read up to max frames of a queue, add their
+ * latency to h (unless h is NULL), return them to their pools. Returns the
+ * frames consumed, or a negative errno (-EINVAL for a bad h, before any
+ * frame is read). */
 BT_API int32_t bt_queue_consume(uint32_t dev, uint32_t queue, uint32_t *refs,
-				uint32_t max, double *vals, uint32_t *counts,
-				uint32_t max_runs, uint32_t *runs_out,
-				uint32_t *skipped);
+				uint32_t max, uint64_t *h, uint32_t bytes);
 
 /* Pin the calling thread to one CPU (affinity.c). */
 BT_API int32_t bt_pin_thread(int32_t cpu);

@@ -1,20 +1,41 @@
 /**
  * Per-frame latency: from the frame's timestamp (stamped when it was made
- * or received) to the moment its reader consumes it, recorded in
- * `hdr-histogram-js` histograms (3 significant digits, 1 ns to 1 hour).
+ * or received) to the moment its reader consumes it.
  *
- * Recording cost is kept per batch, not per frame: one FFI call per batch
- * (`bt_frames_latency`) reads the clock once and every frame's timestamp in
- * C, and returns runs of equal timestamps (a generator stamps a batch with
- * one clock reading), each recorded with one `recordValueWithCount`. The
- * result is exact; `bench/sched_bench.ts` reports the cost against a run
- * with recording off.
+ * Recording happens in C, never per frame in TypeScript: each reader (and
+ * each Worker's PASS reader) owns a {@linkcode LatencyRecorder}, a
+ * log-linear bucket array in a `SharedArrayBuffer` that the C library adds
+ * every consumed frame to (`bt_queue_consume`, `bt_frames_latency`: a few
+ * ns per frame, nothing per frame in JS). Percentiles come from
+ * `hdr-histogram-js` histograms (3 significant digits, 1 ns to 1 hour),
+ * built by folding the non-zero buckets in when someone asks: the
+ * recorder's own thread (`recorder.histogram`) or any other thread that
+ * holds the buffer ({@linkcode histogramFromBuckets}), such as the
+ * scheduler's main thread for its live status line. Folding at query time
+ * rather than per batch keeps the hot loop free of HDR work entirely; a
+ * fold reads 4,608 words and makes at most one `recordValueWithCount` per
+ * non-zero bucket (tens of microseconds), off the hot path.
+ *
+ * Exactness: latencies below 256 ns are exact. Above, a bucket is at most
+ * 1/128 of its lowest value wide, and its midpoint stands for it, so the
+ * value folded in is within 1/256 (0.39%) of every latency in the bucket.
+ * The HDR histogram then reports the highest value equivalent to its own
+ * bucket (at most 1/1024 above). A reported percentile or maximum x' of
+ * true value x therefore satisfies x(1 - 1/256) <= x' <=
+ * x(1 + 1/256)(1 + 1/1024): within 0.5%. Latencies of an hour or more are
+ * counted apart and reported as exactly 1 hour. Counts are exact.
+ *
+ * Concurrency: one thread records into a recorder; any thread may read its
+ * buffer at any time. Every word only grows and is written and read whole
+ * (64-bit atomics), so a live read is off by at most the frames recorded
+ * during the read; after the writer stops (and a message from it has been
+ * received) a read is exact.
  *
  * @module
  */
 import * as hdr from "hdr-histogram-js";
 import { library } from "../ffi/lib.ts";
-import { FramePool } from "./pool.ts";
+import { BulktapError, checkErrno } from "./errors.ts";
 
 /** Percentiles of a latency distribution, in nanoseconds. */
 export interface LatencySummary {
@@ -47,6 +68,93 @@ export interface LatencySummary {
  */
 export const MAX_LATENCY_NS = 3_600_000_000_000;
 
+/**
+ * Layout of a latency bucket array (as `c/bulktap.h` defines it): 64-bit
+ * words, a header then the buckets. `SUB_BITS` 7: 128 buckets per power of
+ * two above 256 ns, one bucket per ns below.
+ *
+ * @example
+ * ```ts
+ * import { LatencyLayout } from "./dataplane/latency.ts";
+ * console.log(LatencyLayout.BYTES); // 36928
+ * ```
+ */
+export const LatencyLayout = {
+  /** log2 of the buckets per power-of-two range, above 256 ns. */
+  SUB_BITS: 7,
+  /** Buckets (1 ns .. 2^42 ns). */
+  BUCKETS: 4608,
+  /** Header words before the buckets. */
+  HEADER: 8,
+  /** Header word: layout magic, written by the C library. */
+  H_MAGIC: 0,
+  /** Header word: frames recorded (bucketed plus clamped). */
+  H_FRAMES: 1,
+  /** Header word: frames skipped (no timestamp, or an invalid ref). */
+  H_SKIPPED: 2,
+  /** Header word: frames of an hour or more, reported as 1 hour. */
+  H_CLAMPED: 3,
+  /** Total words. */
+  WORDS: 4616,
+  /** Total bytes. */
+  BYTES: 4616 * 8,
+} as const;
+
+/**
+ * Bound on the relative error of a folded-in latency: a bucket's value is
+ * within this fraction of every latency in it (exact below 256 ns).
+ * Reported percentiles add HDR's own rounding up (at most 1/1024).
+ *
+ * @example
+ * ```ts
+ * import { LATENCY_BUCKET_ERROR } from "./dataplane/latency.ts";
+ * console.log(LATENCY_BUCKET_ERROR); // 0.00390625
+ * ```
+ */
+export const LATENCY_BUCKET_ERROR = 1 / 256;
+
+const L = LatencyLayout;
+// The magic bt_lat_init writes: "BTLH", SUB_BITS, BUCKETS. Checked against
+// the library once, so TypeScript and C can never disagree on the layout.
+const MAGIC = (0x42544c48n << 32n) | (BigInt(L.SUB_BITS) << 16n) | BigInt(L.BUCKETS);
+
+/**
+ * The bucket a latency of `ns` falls into (as the C library computes it):
+ * `ns` itself below 256; above, 128 buckets per power of two. `ns` is
+ * floored and raised to 1; callers clamp it below {@linkcode MAX_LATENCY_NS}.
+ *
+ * @example
+ * ```ts
+ * import { latencyBucket } from "./dataplane/latency.ts";
+ * console.log(latencyBucket(100), latencyBucket(256), latencyBucket(258)); // 100 256 257
+ * ```
+ */
+export function latencyBucket(ns: number): number {
+  const v = Math.max(1, Math.floor(ns));
+  const hi = Math.floor(v / 4294967296);
+  const e = hi > 0 ? 63 - Math.clz32(hi) : 31 - Math.clz32((v >>> 0) | 128);
+  const s = e - L.SUB_BITS;
+  return s * 128 + Math.floor(v / 2 ** s);
+}
+
+/**
+ * The value a bucket stands for: the bucket's midpoint (its only value
+ * below 256 ns), within {@linkcode LATENCY_BUCKET_ERROR} of any latency
+ * in it.
+ *
+ * @example
+ * ```ts
+ * import { latencyBucketValue } from "./dataplane/latency.ts";
+ * console.log(latencyBucketValue(100), latencyBucketValue(256)); // 100 257
+ * ```
+ */
+export function latencyBucketValue(bucket: number): number {
+  const s = Math.max(0, (bucket >>> 7) - 1);
+  if (s === 0) return bucket;
+  const w = 2 ** s;
+  return (bucket - s * 128) * w + w / 2;
+}
+
 /** A histogram of latencies in ns. */
 export type LatencyHistogram = hdr.Histogram;
 
@@ -72,8 +180,83 @@ export function newLatencyHistogram(): LatencyHistogram {
   });
 }
 
+function words(buffer: SharedArrayBuffer | ArrayBuffer): BigUint64Array {
+  if (buffer.byteLength < L.BYTES) {
+    throw new BulktapError(
+      "EINVAL",
+      `a latency bucket array is ${L.BYTES} bytes, not ${buffer.byteLength}`,
+    );
+  }
+  const w = new BigUint64Array(buffer, 0, L.WORDS);
+  if (Atomics.load(w, L.H_MAGIC) !== MAGIC) {
+    throw new BulktapError("EINVAL", "the buffer is not a latency bucket array (bad magic)");
+  }
+  return w;
+}
+
 /**
- * Records the latency of batches of frames into one histogram.
+ * Fold a latency bucket array (a {@linkcode LatencyRecorder}'s `shared`
+ * buffer, possibly another thread's, possibly being written) into an HDR
+ * histogram: one `recordValueWithCount` per non-zero bucket, at the
+ * bucket's value. Adds to `into` if given, else to a new histogram.
+ *
+ * @example
+ * ```ts
+ * import { histogramFromBuckets, LatencyRecorder } from "./dataplane/latency.ts";
+ * const rec = new LatencyRecorder();
+ * rec.recordRuns(new Float64Array([1000]), new Uint32Array([3]), 1);
+ * console.log(histogramFromBuckets(rec.shared).totalCount); // 3
+ * ```
+ */
+export function histogramFromBuckets(
+  buffer: SharedArrayBuffer | ArrayBuffer,
+  into: LatencyHistogram = newLatencyHistogram(),
+): LatencyHistogram {
+  const w = words(buffer);
+  // Find non-zero buckets through 32-bit halves (whole reads, no BigInt);
+  // read each one found as one 64-bit atomic load (never torn).
+  const u32 = new Uint32Array(buffer, 0, L.WORDS * 2);
+  for (let b = 0; b < L.BUCKETS; b++) {
+    const i = L.HEADER + b;
+    if ((u32[2 * i] | u32[2 * i + 1]) === 0) continue;
+    into.recordValueWithCount(latencyBucketValue(b), Number(Atomics.load(w, i)));
+  }
+  const clamped = Number(Atomics.load(w, L.H_CLAMPED));
+  if (clamped > 0) into.recordValueWithCount(MAX_LATENCY_NS, clamped);
+  return into;
+}
+
+/**
+ * Frames a bucket array skipped: without a timestamp, or with an invalid
+ * ref.
+ *
+ * @example
+ * ```ts
+ * import { LatencyRecorder, skippedInBuckets } from "./dataplane/latency.ts";
+ * console.log(skippedInBuckets(new LatencyRecorder().shared)); // 0
+ * ```
+ */
+export function skippedInBuckets(buffer: SharedArrayBuffer | ArrayBuffer): number {
+  return Number(Atomics.load(words(buffer), L.H_SKIPPED));
+}
+
+/**
+ * A latency bucket array shared by a Worker, with its histogram label.
+ * Labels name what the reader consumes: `t<i>/q<n>` for queue n of
+ * device-map target i (see `dataplane/worker.ts`), `pass` for PASS frames.
+ */
+export interface LatencyShare {
+  /** Histogram label. */
+  label: string;
+  /** The recorder's bucket array ({@linkcode LatencyRecorder.shared}). */
+  buffer: SharedArrayBuffer;
+}
+
+/**
+ * Records the latency of batches of frames into a bucket array in shared
+ * memory; percentiles come from an HDR histogram folded from it on demand.
+ * One thread records (the one that owns the reader); any thread may read
+ * `shared` (see {@linkcode histogramFromBuckets}).
  *
  * @example
  * ```ts
@@ -84,114 +267,95 @@ export function newLatencyHistogram(): LatencyHistogram {
  * const t = nowNs();
  * for (const r of refs) pool.setTimestamp(r, t);
  * const rec = new LatencyRecorder();
- * rec.recordBatchAt(refs, 4, t + 1000);
- * console.log(rec.summary().p50); // 1000
+ * rec.recordBatchAt(refs, 4, t + 200);
+ * console.log(rec.summary().p50); // 200 (exact below 256 ns; within 0.5% above)
  * pool.free(refs);
  * ```
  */
 export class LatencyRecorder {
-  /** The histogram. */
-  readonly histogram: LatencyHistogram;
-  /** Frames without a timestamp (0), not recorded. */
-  unstamped = 0;
+  /** The bucket array: hand it to another thread to read live percentiles. */
+  readonly shared: SharedArrayBuffer;
+  /** The same, as the 64-bit words the C library adds to. */
+  readonly words: BigUint64Array;
+  #lib = library();
+  #hist: LatencyHistogram | undefined;
 
-  /** A recorder with a fresh histogram. */
+  /** A recorder with empty buckets. */
   constructor() {
-    this.histogram = newLatencyHistogram();
+    this.shared = new SharedArrayBuffer(L.BYTES);
+    this.words = new BigUint64Array(this.shared);
+    checkErrno(this.#lib.bt_lat_init(this.words, L.BYTES), "initialising latency buckets");
+    if (Atomics.load(this.words, L.H_MAGIC) !== MAGIC) {
+      throw new BulktapError(
+        "EINVAL",
+        "the C library's latency bucket layout differs from dataplane/latency.ts (rebuild it)",
+      );
+    }
   }
 
   /**
-   * Record `count` frames of `refs`, consumed now. The C library reads the
-   * clock once and each frame's timestamp, and returns runs of equal
-   * timestamps: one FFI call and one histogram entry per run, exact.
+   * The HDR histogram of everything recorded so far (folded anew from the
+   * buckets on each access; keep the result rather than re-reading it in
+   * a loop).
+   */
+  get histogram(): LatencyHistogram {
+    const h = this.#hist ??= newLatencyHistogram();
+    h.reset();
+    return histogramFromBuckets(this.shared, h);
+  }
+
+  /** Frames without a timestamp (0) or with an invalid ref, not recorded. */
+  get unstamped(): number {
+    return Number(Atomics.load(this.words, L.H_SKIPPED));
+  }
+
+  /** Frames recorded. */
+  get count(): number {
+    return Number(Atomics.load(this.words, L.H_FRAMES));
+  }
+
+  /**
+   * Record `count` frames of `refs`, consumed now: one FFI call; the C
+   * library reads the clock once and each frame's timestamp.
    */
   recordBatch(refs: Uint32Array, count: number): void {
     if (count === 0) return;
-    if (this.#vals.length < count) {
-      this.#vals = new Float64Array(count);
-      this.#counts = new Uint32Array(count);
-    }
-    const vals = this.#vals, counts = this.#counts;
-    const skipped = this.#skipped;
-    skipped[0] = 0;
-    const runs = this.#lib.bt_frames_latency(refs, count, vals, counts, count, skipped);
-    this.recordRuns(vals, counts, runs, skipped[0]);
+    const r = this.#lib.bt_frames_latency(refs, count, this.words, L.BYTES);
+    if (r < 0) checkErrno(r, "recording latency");
   }
 
   /**
-   * Record runs as `bt_frames_latency` / `bt_queue_consume` return them:
-   * `vals[k]` ns, `counts[k]` frames, for k < runs.
-   */
-  recordRuns(vals: Float64Array, counts: Uint32Array, runs: number, skipped = 0): void {
-    this.unstamped += skipped;
-    const h = this.histogram;
-    for (let k = 0; k < runs; k++) {
-      const v = vals[k];
-      h.recordValueWithCount(v < MAX_LATENCY_NS ? v : MAX_LATENCY_NS, counts[k]);
-    }
-  }
-
-  #lib = library();
-  #vals = new Float64Array(256);
-  #counts = new Uint32Array(256);
-  #skipped = new Uint32Array(1);
-
-  /**
-   * Record `count` frames of `refs`, consumed at `nowNs`, in TypeScript
-   * (for callers with their own clock; same result as `recordBatch`).
+   * Record `count` frames of `refs`, consumed at `nowNs` (for callers with
+   * their own clock, and for deterministic tests).
    */
   recordBatchAt(refs: Uint32Array, count: number, nowNs: number): void {
-    const h = this.histogram;
-    let runLo = -1, runHi = -1;
-    let run = 0;
-    let slot = -1;
-    let u32 = this.#u32[0], fs = 0;
-    for (let i = 0; i < count; i++) {
-      const ref = refs[i];
-      // One pool lookup per run of frames of the same pool.
-      if (ref >>> 24 !== slot) {
-        slot = ref >>> 24;
-        u32 = this.#view(ref);
-        fs = FramePool.of(ref).frameSize;
-      }
-      // The 64-bit timestamp as two words: compared without building it.
-      const w = ((ref & 0xffffff) * fs + 16) >>> 2;
-      const lo = u32[w], hi = u32[w + 1];
-      if (lo === runLo && hi === runHi) {
-        run++;
+    if (count === 0) return;
+    const r = this.#lib.bt_frames_latency_at(refs, count, nowNs, this.words, L.BYTES);
+    if (r < 0) checkErrno(r, `recording latency at ${nowNs} ns`);
+  }
+
+  /**
+   * Record latencies measured elsewhere: `vals[k]` ns, `counts[k]` times,
+   * for k < runs; `skipped` frames (and NaN values) counted as unstamped.
+   * Latencies below 1 ns count as 1 ns, as in C. Not for the hot
+   * path (BigInt atomics per run): readers record in C.
+   */
+  recordRuns(vals: Float64Array, counts: Uint32Array, runs: number, skipped = 0): void {
+    const w = this.words;
+    let frames = 0;
+    for (let k = 0; k < runs; k++) {
+      const v = vals[k], n = counts[k];
+      if (n === 0) continue;
+      if (Number.isNaN(v)) {
+        skipped += n;
         continue;
       }
-      if (run > 0) this.#record(h, nowNs, runHi * 4294967296 + runLo, run);
-      if (lo === 0 && hi === 0) {
-        this.unstamped++;
-        run = 0;
-        runLo = runHi = -1;
-      } else {
-        runLo = lo;
-        runHi = hi;
-        run = 1;
-      }
+      if (v >= MAX_LATENCY_NS) Atomics.add(w, L.H_CLAMPED, BigInt(n));
+      else Atomics.add(w, L.HEADER + latencyBucket(v), BigInt(n));
+      frames += n;
     }
-    if (run > 0) this.#record(h, nowNs, runHi * 4294967296 + runLo, run);
-  }
-
-  #record(h: LatencyHistogram, nowNs: number, ts: number, n: number): void {
-    const v = nowNs > ts ? nowNs - ts : 1;
-    h.recordValueWithCount(v < MAX_LATENCY_NS ? v : MAX_LATENCY_NS, n);
-  }
-
-  // A Uint32Array over each pool's region, made once per pool.
-  #u32: Uint32Array[] = [new Uint32Array(0)];
-  #views: (Uint32Array | undefined)[] = new Array(256);
-  #view(ref: number): Uint32Array {
-    const slot = ref >>> 24;
-    const pool = FramePool.of(ref);
-    let v = this.#views[slot];
-    if (v === undefined || v.buffer !== pool.bytes.buffer) {
-      v = new Uint32Array(pool.bytes.buffer, pool.bytes.byteOffset, pool.bytes.byteLength >>> 2);
-      this.#views[slot] = v;
-    }
-    return v;
+    if (frames) Atomics.add(w, L.H_FRAMES, BigInt(frames));
+    if (skipped) Atomics.add(w, L.H_SKIPPED, BigInt(skipped));
   }
 
   /** Percentiles so far. */

@@ -138,10 +138,6 @@ export class PollLoop {
   readonly #passed: Uint32Array;
   readonly #copies: Uint32Array;
   readonly #readRefs: Uint32Array;
-  readonly #runVals: Float64Array;
-  readonly #runCounts: Uint32Array;
-  readonly #runOut = new Uint32Array(1);
-  readonly #skipped = new Uint32Array(1);
   #next = 0;
   #closed = false;
   #lib = library();
@@ -194,8 +190,6 @@ export class PollLoop {
     this.#passed = new Uint32Array(budget);
     this.#copies = new Uint32Array(Math.max(1, this.#ntargets));
     this.#readRefs = new Uint32Array(Math.max(budget, 256));
-    this.#runVals = new Float64Array(this.#readRefs.length);
-    this.#runCounts = new Uint32Array(this.#readRefs.length);
   }
 
   #now(): number {
@@ -353,26 +347,22 @@ export class PollLoop {
     return true;
   }
 
-  // A reader's step is one FFI call: read, measure as runs, return frames.
+  // A reader's step is one FFI call: read, add each frame's latency to the
+  // reader's bucket array (in C), return the frames.
   #read(): number {
     let total = 0;
-    const refs = this.#readRefs, vals = this.#runVals, counts = this.#runCounts;
-    const out = this.#runOut, skipped = this.#skipped;
+    const refs = this.#readRefs;
     for (const r of this.#readers) {
-      skipped[0] = 0;
+      const h = r.rec ? r.rec.words : null;
       const n = this.#lib.bt_queue_consume(
         r.device,
         r.queue,
         refs,
         refs.length,
-        vals,
-        counts,
-        r.rec ? refs.length : 0,
-        out,
-        skipped,
+        h,
+        h ? h.byteLength : 0,
       );
       if (n <= 0) continue;
-      r.rec?.recordRuns(vals, counts, out[0], skipped[0]);
       total += n;
     }
     this.counters[LoopCounter.READ] += total;

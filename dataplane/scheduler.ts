@@ -2,8 +2,9 @@
  * The scheduler: one Worker per "CPU", each running a {@linkcode PollLoop}
  * over its share of the sources and readers, all transmitting into one
  * device map. Counters live in shared memory (read live, no messages);
- * latency histograms come back from the Workers compressed, once per status
- * interval and at the end, and are merged per target.
+ * so do the latency buckets each Worker's readers record into: the main
+ * thread builds HDR histograms from them when asked (live, or exact after
+ * the Workers report) and merges them per label (target and queue).
  *
  * @module
  */
@@ -11,10 +12,11 @@ import { library } from "../ffi/lib.ts";
 import { BulktapError } from "./errors.ts";
 import type { StageMode, XmitTarget } from "./devmap.ts";
 import {
-  decodeHistogram,
+  histogramFromBuckets,
   type LatencyHistogram,
+  type LatencyShare,
   type LatencySummary,
-  mergeHistograms,
+  newLatencyHistogram,
   summarize,
 } from "./latency.ts";
 import { LoopCounter, type ReaderSpec } from "./poll_loop.ts";
@@ -51,7 +53,7 @@ export interface SchedulerOptions {
   busyPollUs?: number;
   /** Record latency histograms (default true). */
   latency?: boolean;
-  /** How often Workers send histogram snapshots, ms (default 1000). */
+  /** How often Workers yield to their event loop, ms (default 1000). */
   statusIntervalMs?: number;
   /** Extra modules every Worker imports first (e.g. one registering a TAP source kind). */
   modules?: string[];
@@ -91,8 +93,13 @@ export interface SchedulerReport {
   targets: { sent: number; dropped: number }[];
   /** Merged latency of every reader and PASS. */
   latency: LatencySummary;
-  /** Latency per histogram label (reader queue or "pass"), merged over Workers. */
+  /**
+   * Latency per histogram label, merged over Workers: `t<i>/q<n>` (queue n
+   * of device-map target i) unless the reader named its own, and `pass`.
+   */
   latencyByLabel: Record<string, LatencySummary>;
+  /** Latency per Worker and label, unmerged: keys `cpu<w>/<label>`. */
+  latencyByWorker: Record<string, LatencySummary>;
   /** The merged histogram (for the full percentile distribution). */
   histogram: LatencyHistogram;
   /** Seconds from start to close. */
@@ -101,7 +108,7 @@ export interface SchedulerReport {
 
 interface WorkerSlot {
   worker: Worker;
-  histograms: Record<string, string>;
+  latency: LatencyShare[];
   done?: Extract<WorkerMessage, { type: "done" }>;
 }
 
@@ -192,17 +199,17 @@ export class Scheduler implements AsyncDisposable {
     const ready: Promise<void>[] = [];
     for (let cpu = 0; cpu < this.cpus; cpu++) {
       const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
-      const slot: WorkerSlot = { worker, histograms: {} };
+      const slot: WorkerSlot = { worker, latency: [] };
       this.#slots.push(slot);
       ready.push(
         new Promise((resolve, reject) => {
           worker.onmessage = (e: MessageEvent<WorkerMessage>) => {
             const m = e.data;
-            if (m.type === "ready") resolve();
-            else if (m.type === "histograms") slot.histograms = m.histograms;
-            else if (m.type === "done") {
+            if (m.type === "ready") {
+              slot.latency = m.latency;
+              resolve();
+            } else if (m.type === "done") {
               slot.done = m;
-              slot.histograms = m.histograms;
               this.#doneWaiters.splice(0).forEach((f) => f());
             } else if (m.type === "error") {
               const err = new BulktapError(
@@ -237,7 +244,7 @@ export class Scheduler implements AsyncDisposable {
   // A failed Worker never flushes: count it as flushed so the others can stop.
   #failed(slot: WorkerSlot, cpu: number): void {
     if (slot.done) return;
-    slot.done = { type: "done", cpu, histograms: {}, targets: [], unstamped: 0 };
+    slot.done = { type: "done", cpu, targets: [], unstamped: 0 };
     Atomics.add(new Int32Array(this.#control), Ctrl.FLUSHED, 1);
     this.#doneWaiters.splice(0).forEach((f) => f());
   }
@@ -265,11 +272,14 @@ export class Scheduler implements AsyncDisposable {
     };
   }
 
-  /** The latest merged histogram (snapshots arrive once per status interval). */
+  /**
+   * The merged histogram now, read live from the Workers' shared buckets
+   * (off by at most the frames recorded while it reads; exact after close).
+   */
   histogram(): LatencyHistogram {
-    return mergeHistograms(
-      this.#slots.flatMap((s) => Object.values(s.histograms).map(decodeHistogram)),
-    );
+    const h = newLatencyHistogram();
+    for (const s of this.#slots) for (const l of s.latency) histogramFromBuckets(l.buffer, h);
+    return h;
   }
 
   /**
@@ -310,17 +320,22 @@ export class Scheduler implements AsyncDisposable {
       }
       return { sent, dropped };
     });
-    const byLabel = new Map<string, LatencyHistogram[]>();
-    for (const s of this.#slots) {
-      for (const [label, enc] of Object.entries(s.histograms)) {
-        const list = byLabel.get(label) ?? [];
-        list.push(decodeHistogram(enc));
-        byLabel.set(label, list);
+    // Every Worker has posted "done" (or is terminated): the buckets are final.
+    const histogram = newLatencyHistogram();
+    const byLabel = new Map<string, LatencyHistogram>();
+    const latencyByWorker: Record<string, LatencySummary> = {};
+    for (const [w, s] of this.#slots.entries()) {
+      for (const { label, buffer } of s.latency) {
+        const h = histogramFromBuckets(buffer);
+        if (h.totalCount === 0) continue;
+        latencyByWorker[`cpu${w}/${label}`] = summarize(h);
+        histogram.add(h);
+        if (!byLabel.has(label)) byLabel.set(label, newLatencyHistogram());
+        byLabel.get(label)!.add(h);
       }
     }
-    const histogram = mergeHistograms([...byLabel.values()].flat());
     const latencyByLabel: Record<string, LatencySummary> = {};
-    for (const [label, hs] of byLabel) latencyByLabel[label] = summarize(mergeHistograms(hs));
+    for (const [label, h] of byLabel) latencyByLabel[label] = summarize(h);
     if (this.#failure && !hung) throw this.#failure;
     if (hung) {
       throw new BulktapError(
@@ -333,6 +348,7 @@ export class Scheduler implements AsyncDisposable {
       targets,
       latency: summarize(histogram),
       latencyByLabel,
+      latencyByWorker,
       histogram,
       seconds: (performance.now() - this.#started) / 1000,
     };

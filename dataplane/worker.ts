@@ -9,12 +9,22 @@
  * keeps reading its queues until every Worker has flushed, reads them one
  * last time, and reports.
  *
+ * Latency: each reader's histogram is a bucket array in shared memory that
+ * the C library adds to as the reader consumes frames (see
+ * `dataplane/latency.ts`). The Worker hands the arrays to the main thread
+ * once, in its "ready" message; the main thread builds HDR histograms from
+ * them whenever it wants percentiles, so the hot loop never encodes or
+ * posts a histogram. Histograms are per Worker and per target: a reader
+ * without a label of its own is labelled `t<i>/q<n>`, queue n of
+ * device-map target i (`dev<handle>/q<n>` if its device is not in the
+ * map); PASS frames are labelled `pass`.
+ *
  * @module
  */
 /// <reference lib="deno.worker" />
 import { library } from "../ffi/lib.ts";
 import { BulktapError } from "./errors.ts";
-import { encodeHistogram } from "./latency.ts";
+import type { LatencyShare } from "./latency.ts";
 import { LoopCounter, PollLoop, type ReaderSpec } from "./poll_loop.ts";
 import { programFromSpec } from "./programs.ts";
 import type { ProgramSpec } from "./program.ts";
@@ -47,16 +57,9 @@ export interface WorkerConfig {
 
 /** Messages a Worker posts. */
 export type WorkerMessage =
-  | { type: "ready"; cpu: number; pinned: boolean }
+  | { type: "ready"; cpu: number; pinned: boolean; latency: LatencyShare[] }
   | { type: "error"; cpu: number; code: string; message: string }
-  | { type: "histograms"; cpu: number; histograms: Record<string, string> }
-  | {
-    type: "done";
-    cpu: number;
-    histograms: Record<string, string>;
-    targets: number[];
-    unstamped: number;
-  };
+  | { type: "done"; cpu: number; targets: number[]; unstamped: number };
 
 class QueueWaiter {
   #pending: Promise<number> | undefined;
@@ -70,12 +73,11 @@ class QueueWaiter {
   }
 }
 
-function snapshot(loop: PollLoop): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [label, rec] of loop.latency) {
-    if (rec.histogram.totalCount > 0) out[label] = encodeHistogram(rec.histogram);
-  }
-  return out;
+/** A reader's histogram label: its own, else by device-map target and queue. */
+function readerLabel(r: ReaderSpec, targets: readonly number[]): string {
+  if (r.label !== undefined) return r.label;
+  const t = targets.indexOf(r.device);
+  return t >= 0 ? `t${t}/q${r.queue}` : `dev${r.device}/q${r.queue}`;
 }
 
 const MAX_SLEEP_MS = 50;
@@ -106,7 +108,7 @@ async function run(cfg: WorkerConfig): Promise<void> {
     sources,
     program,
     targets: cfg.targets.map((handle) => ({ handle })),
-    readers: cfg.readers,
+    readers: cfg.readers.map((r) => ({ ...r, label: readerLabel(r, cfg.targets) })),
     cpu: cfg.cpu,
     bulk: cfg.bulk,
     stageMode: cfg.stageMode,
@@ -116,7 +118,11 @@ async function run(cfg: WorkerConfig): Promise<void> {
     counters,
   });
   const readerWaits = loop.readerQueues.map((r) => new QueueWaiter(r.device, r.queue));
-  self.postMessage({ type: "ready", cpu: cfg.cpu, pinned } satisfies WorkerMessage);
+  const latency: LatencyShare[] = [...loop.latency].map(([label, rec]) => ({
+    label,
+    buffer: rec.shared,
+  }));
+  self.postMessage({ type: "ready", cpu: cfg.cpu, pinned, latency } satisfies WorkerMessage);
 
   const now = () => Number(lib.bt_now_ns());
   let lastWork = now();
@@ -142,16 +148,8 @@ async function run(cfg: WorkerConfig): Promise<void> {
       const t = now();
       if (t - lastStatus >= statusNs) {
         lastStatus = t;
-        if (cfg.latency) {
-          self.postMessage(
-            {
-              type: "histograms",
-              cpu: cfg.cpu,
-              histograms: snapshot(loop),
-            } satisfies WorkerMessage,
-          );
-        }
-        // Let the event loop breathe (resolve finished waits).
+        // Let the event loop breathe (resolve finished waits). Histograms
+        // need nothing here: the main thread reads them from shared memory.
         await new Promise((r) => setTimeout(r, 0));
       }
       if (work > 0) {
@@ -189,11 +187,12 @@ async function run(cfg: WorkerConfig): Promise<void> {
     throw e;
   }
   loop.close();
+  // After this message the main thread's reads of the latency buckets are
+  // exact: every add above happens before it (postMessage synchronises).
   self.postMessage(
     {
       type: "done",
       cpu: cfg.cpu,
-      histograms: cfg.latency ? snapshot(loop) : {},
       targets: Array.from(loop.queues.counters),
       unstamped: [...loop.latency.values()].reduce((a, r) => a + r.unstamped, 0),
     } satisfies WorkerMessage,

@@ -87,12 +87,14 @@ export const symbols = {
     parameters: ["buffer", "u32", "buffer", "buffer", "u32", "u32", "u32", "i32", "buffer"],
     result: "i32",
   },
-  bt_frames_latency: {
-    parameters: ["buffer", "u32", "buffer", "buffer", "u32", "buffer"],
+  bt_lat_init: { parameters: ["buffer", "u32"], result: "i32" },
+  bt_frames_latency: { parameters: ["buffer", "u32", "buffer", "u32"], result: "i32" },
+  bt_frames_latency_at: {
+    parameters: ["buffer", "u32", "f64", "buffer", "u32"],
     result: "i32",
   },
   bt_queue_consume: {
-    parameters: ["u32", "u32", "buffer", "u32", "buffer", "buffer", "u32", "buffer", "buffer"],
+    parameters: ["u32", "u32", "buffer", "u32", "buffer", "u32"],
     result: "i32",
   },
   bt_pin_thread: { parameters: ["i32"], result: "i32" },
