@@ -451,19 +451,23 @@ export class PollLoop {
           }
           if (flood < 0) flood = this.#allocCopies(i, n, others - 1);
           const slot = ref >>> 24;
+          let at = this.#copyAt[slot];
+          const end = this.#copyEnd[slot];
+          const pool = at < end ? FramePool.of(ref) : undefined;
           let first = true;
           for (let t = 0; t < ntargets; t++) {
             if (t === ingress) continue;
             if (first) {
               bq.enqueue(ref, t, now);
               first = false;
-            } else if (this.#copyAt[slot] < this.#copyEnd[slot]) {
-              const cref = this.#copies[this.#copyAt[slot]++];
-              copyFrame(ref, cref);
+            } else if (at < end) {
+              const cref = this.#copies[at++];
+              copyFrame(pool!, ref, cref);
               bq.enqueue(cref, t, now);
               copies++;
             }
           }
+          this.#copyAt[slot] = at;
           redirected++;
           break;
         }
@@ -604,8 +608,7 @@ export class PollLoop {
  * Copy frame `ref` into the fresh frame `cref` of the same pool: the same
  * data offset (so the same headroom), length, bytes, timestamp and mark.
  */
-function copyFrame(ref: number, cref: number): void {
-  const pool = FramePool.of(ref);
+function copyFrame(pool: FramePool, ref: number, cref: number): void {
   const len = pool.length(ref);
   const src = pool.dataOffset(ref);
   const delta = (src - pool.frameOffset(ref)) - (pool.dataOffset(cref) - pool.frameOffset(cref));
