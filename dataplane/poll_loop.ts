@@ -1,7 +1,9 @@
 /**
  * One CPU's NAPI-like poll loop: for each source take up to a budget of
  * frames, run the program, stage the frames per target, and flush every
- * stage at the end of the cycle; then let each local reader consume its
+ * stage at the end of the cycle (or before a source's turn, once the oldest
+ * staged frame has waited `deadlineNs`: no stage waits longer than the
+ * deadline plus one source's turn); then let each local reader consume its
  * queue and record latency. Sources are visited round-robin, starting one
  * further each cycle, so none starves. The scheduler runs one loop per
  * Worker; tests and single-threaded users can run one directly.
@@ -49,7 +51,7 @@ export const LoopCounter = {
   RX: 0,
   /** DROP verdicts. */
   DROP: 1,
-  /** PASS verdicts (consumed by the local reader). */
+  /** PASS verdicts (consumed by the loop, or staged to the PASS device). */
   PASS: 2,
   /** TX verdicts. */
   TX: 3,
@@ -216,7 +218,7 @@ export class PollLoop {
   readonly counters: Float64Array;
   /** Per-CPU bulk queues over the device map. */
   readonly queues: BulkQueues;
-  /** Latency recorders by label: one per reader, plus `"pass"`. */
+  /** Latency recorders by label: one per reader, plus `"pass"` (without a PASS device). */
   readonly latency: Map<string, LatencyRecorder> = new Map();
   /** The sources. */
   readonly sources: readonly Source[];
