@@ -140,6 +140,7 @@ enum bt_frame_problem {
 /* Library */
 BT_API uint32_t bt_version(void);
 BT_API uint64_t bt_now_ns(void);
+BT_API double bt_now_ns_f64(void);
 BT_API int32_t bt_current_cpu(void);
 BT_API uint32_t bt_meta_size(void);
 

@@ -28,6 +28,12 @@ export const HeaderError = {
   UNSUPPORTED: -3,
   /** TTL / hop limit is 0 or 1: the packet must not be forwarded (not modified). */
   TTL_EXPIRED: -4,
+  /**
+   * A non-first IPv4 fragment (fragment offset > 0): it carries no UDP/TCP
+   * header, so it has no ports. {@linkcode FiveTuple.parse} still fills the
+   * family, protocol and addresses, and sets both ports to 0.
+   */
+  FRAGMENT: -5,
 } as const;
 
 /**
@@ -214,7 +220,9 @@ export function ethProtocol(b: Uint8Array, off: number, len: number): number {
 }
 
 /**
- * VLAN ID (12 bits) of the outer tag, or `UNSUPPORTED` if the frame is untagged.
+ * VLAN ID (12 bits) of the outer tag, `UNSUPPORTED` if the frame is
+ * untagged, or `TRUNCATED` if the frame ends before its EtherType or, for a
+ * tagged frame, before the end of the tag (18 bytes).
  *
  * @example
  * ```ts
@@ -225,9 +233,10 @@ export function ethProtocol(b: Uint8Array, off: number, len: number): number {
  * ```
  */
 export function vlanId(b: Uint8Array, off: number, len: number): number {
-  if (len < 18) return len < 14 ? HeaderError.TRUNCATED : HeaderError.UNSUPPORTED;
+  if (len < ETH_HLEN) return HeaderError.TRUNCATED;
   const t = b[off + 12] << 8 | b[off + 13];
   if (t !== EtherType.VLAN && t !== EtherType.QINQ) return HeaderError.UNSUPPORTED;
+  if (len < 18) return HeaderError.TRUNCATED;
   return (b[off + 14] << 8 | b[off + 15]) & 0xfff;
 }
 
@@ -356,6 +365,144 @@ export function ipv4DecrementTtl(b: Uint8Array, off: number, len: number): numbe
   return ttl - 1;
 }
 
+// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), for 16-bit words m -> m2 (and
+// n -> n2; pass n = n2 = 0 for one word). Folding twice is enough: the sum
+// is below 5 * 0xffff.
+function csumReplace(hc: number, m: number, m2: number, n: number, n2: number): number {
+  let sum = (~hc & 0xffff) + (~m & 0xffff) + m2 + (~n & 0xffff) + n2;
+  sum = (sum & 0xffff) + (sum >>> 16);
+  sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+/** Offset of the L4 checksum field in a UDP (6) or TCP (16) header, or -1. */
+function l4ChecksumAt(proto: number): number {
+  return proto === IpProto.UDP ? 6 : proto === IpProto.TCP ? 16 : -1;
+}
+
+/**
+ * Source address of an IPv4 header at `off`, as an unsigned 32-bit number
+ * (`10.0.0.1` is `0x0a000001`), or a negative code from
+ * {@linkcode ipv4HeaderLength}.
+ *
+ * @example
+ * ```ts
+ * import { ipv4Src } from "./mod.ts";
+ * const ip = new Uint8Array(20);
+ * ip.set([0x45, 0, 0, 20], 0);
+ * ip.set([10, 0, 0, 1], 12);
+ * console.log(ipv4Src(ip, 0, 20).toString(16)); // a000001
+ * ```
+ */
+export function ipv4Src(b: Uint8Array, off: number, len: number): number {
+  const ihl = ipv4HeaderLength(b, off, len);
+  if (ihl < 0) return ihl;
+  return (b[off + 12] << 24 | b[off + 13] << 16 | b[off + 14] << 8 | b[off + 15]) >>> 0;
+}
+
+/**
+ * Destination address of an IPv4 header at `off`, as an unsigned 32-bit
+ * number, or a negative code from {@linkcode ipv4HeaderLength}.
+ *
+ * @example
+ * ```ts
+ * import { ipv4Dst } from "./mod.ts";
+ * const ip = new Uint8Array(20);
+ * ip.set([0x45, 0, 0, 20], 0);
+ * ip.set([192, 168, 0, 1], 16);
+ * console.log(ipv4Dst(ip, 0, 20) === 0xc0a80001); // true
+ * ```
+ */
+export function ipv4Dst(b: Uint8Array, off: number, len: number): number {
+  const ihl = ipv4HeaderLength(b, off, len);
+  if (ihl < 0) return ihl;
+  return (b[off + 16] << 24 | b[off + 17] << 16 | b[off + 18] << 8 | b[off + 19]) >>> 0;
+}
+
+function ipv4SetAddress(b: Uint8Array, off: number, len: number, at: number, addr: number): number {
+  const ihl = ipv4HeaderLength(b, off, len);
+  if (ihl < 0) return ihl;
+  const a = addr >>> 0;
+  const hi = a >>> 16, lo = a & 0xffff;
+  const oldHi = b[off + at] << 8 | b[off + at + 1];
+  const oldLo = b[off + at + 2] << 8 | b[off + at + 3];
+  // The UDP/TCP checksum covers the addresses through the pseudo-header,
+  // so it changes too, unless the packet is a non-first fragment (no L4
+  // header here). Check that its checksum field is inside the packet
+  // before writing anything: a refused call leaves the frame unchanged.
+  const proto = b[off + 9];
+  const fragOff = (b[off + 6] << 8 | b[off + 7]) & 0x1fff;
+  const cat = fragOff === 0 ? l4ChecksumAt(proto) : -1;
+  let l4c = -1;
+  if (cat >= 0) {
+    const total = b[off + 2] << 8 | b[off + 3];
+    if (total - ihl < (proto === IpProto.UDP ? 8 : 20)) return HeaderError.TRUNCATED;
+    l4c = off + ihl + cat;
+  }
+  const hc = b[off + 10] << 8 | b[off + 11];
+  const nhc = csumReplace(hc, oldHi, hi, oldLo, lo);
+  b[off + 10] = nhc >>> 8;
+  b[off + 11] = nhc;
+  if (l4c >= 0) {
+    const c = b[l4c] << 8 | b[l4c + 1];
+    // UDP over IPv4: checksum 0 means "none" and stays 0; a computed 0 is
+    // sent as 0xffff (RFC 768).
+    if (!(proto === IpProto.UDP && c === 0)) {
+      let nc = csumReplace(c, oldHi, hi, oldLo, lo);
+      if (nc === 0 && proto === IpProto.UDP) nc = 0xffff;
+      b[l4c] = nc >>> 8;
+      b[l4c + 1] = nc;
+    }
+  }
+  b[off + at] = hi >>> 8;
+  b[off + at + 1] = hi;
+  b[off + at + 2] = lo >>> 8;
+  b[off + at + 3] = lo;
+  return ihl;
+}
+
+/**
+ * Rewrite the source address of an IPv4 header at `off` (source NAT), as
+ * an unsigned 32-bit number (taken modulo 2^32). The header checksum is
+ * patched incrementally (RFC 1624), and so is the UDP or TCP checksum,
+ * which covers the address through its pseudo-header (a UDP checksum of 0,
+ * "none", stays 0; non-first fragments carry no L4 header and only the IP
+ * checksum changes). Returns the IPv4 header length, a negative code from
+ * {@linkcode ipv4HeaderLength}, or `TRUNCATED` if the UDP/TCP header is
+ * cut short (then nothing is written).
+ *
+ * @example
+ * ```ts
+ * import { internetChecksum, ipv4SetSrc, ipv4Src, ipv4UpdateChecksum } from "./mod.ts";
+ * const ip = new Uint8Array(20);
+ * ip.set([0x45, 0, 0, 20, 0, 0, 0, 0, 64, 1], 0); // ICMP
+ * ipv4UpdateChecksum(ip, 0, 20);
+ * ipv4SetSrc(ip, 0, 20, 0x0a000063); // 10.0.0.99
+ * console.log(ipv4Src(ip, 0, 20) === 0x0a000063, internetChecksum(ip, 0, 20)); // true 0
+ * ```
+ */
+export function ipv4SetSrc(b: Uint8Array, off: number, len: number, addr: number): number {
+  return ipv4SetAddress(b, off, len, 12, addr);
+}
+
+/**
+ * Rewrite the destination address of an IPv4 header at `off` (destination
+ * NAT); checksums as {@linkcode ipv4SetSrc}.
+ *
+ * @example
+ * ```ts
+ * import { internetChecksum, ipv4Dst, ipv4SetDst, ipv4UpdateChecksum } from "./mod.ts";
+ * const ip = new Uint8Array(20);
+ * ip.set([0x45, 0, 0, 20, 0, 0, 0, 0, 64, 1], 0); // ICMP
+ * ipv4UpdateChecksum(ip, 0, 20);
+ * ipv4SetDst(ip, 0, 20, 0xc0a80001); // 192.168.0.1
+ * console.log(ipv4Dst(ip, 0, 20) === 0xc0a80001, internetChecksum(ip, 0, 20)); // true 0
+ * ```
+ */
+export function ipv4SetDst(b: Uint8Array, off: number, len: number, addr: number): number {
+  return ipv4SetAddress(b, off, len, 16, addr);
+}
+
 /**
  * Validate an IPv6 fixed header at `off`: returns 40, `UNSUPPORTED` if the
  * version is not 6, `TRUNCATED` if the header or its payload length runs
@@ -428,6 +575,86 @@ export function l4Ports(b: Uint8Array, off: number, len: number, proto: number):
   return (b[off] << 8 | b[off + 1]) * 65536 + (b[off + 2] << 8 | b[off + 3]);
 }
 
+function l4SetPort(
+  b: Uint8Array,
+  off: number,
+  len: number,
+  proto: number,
+  at: number,
+  port: number,
+): number {
+  if (proto === IpProto.UDP) {
+    if (len < 8) return HeaderError.TRUNCATED;
+    if ((b[off + 4] << 8 | b[off + 5]) < 8) return HeaderError.MALFORMED;
+  } else if (proto === IpProto.TCP) {
+    if (len < 20) return HeaderError.TRUNCATED;
+    if (b[off + 12] >>> 4 < 5) return HeaderError.MALFORMED;
+  } else {
+    return HeaderError.UNSUPPORTED;
+  }
+  const p = port & 0xffff;
+  const old = b[off + at] << 8 | b[off + at + 1];
+  const cat = off + l4ChecksumAt(proto);
+  const c = b[cat] << 8 | b[cat + 1];
+  if (!(proto === IpProto.UDP && c === 0)) {
+    let nc = csumReplace(c, old, p, 0, 0);
+    if (nc === 0 && proto === IpProto.UDP) nc = 0xffff;
+    b[cat] = nc >>> 8;
+    b[cat + 1] = nc;
+  }
+  b[off + at] = p >>> 8;
+  b[off + at + 1] = p;
+  return 0;
+}
+
+/**
+ * Rewrite the source port of a UDP or TCP header at `off` (the L4 offset)
+ * and patch its checksum incrementally (RFC 1624); a UDP checksum of 0
+ * ("none", IPv4) stays 0. Only the fixed header must be inside `len` (UDP
+ * 8 bytes, TCP 20). Returns 0, `TRUNCATED`, `MALFORMED` (UDP length < 8,
+ * TCP data offset < 5) or `UNSUPPORTED` (another protocol); on a negative
+ * code nothing is written.
+ *
+ * @example
+ * ```ts
+ * import { IpProto, l4Ports, l4SetSrcPort } from "./mod.ts";
+ * const udp = Uint8Array.of(0x04, 0x00, 0, 53, 0, 8, 0x12, 0x34);
+ * l4SetSrcPort(udp, 0, 8, IpProto.UDP, 2000);
+ * console.log(Math.floor(l4Ports(udp, 0, 8, IpProto.UDP) / 65536)); // 2000
+ * ```
+ */
+export function l4SetSrcPort(
+  b: Uint8Array,
+  off: number,
+  len: number,
+  proto: number,
+  port: number,
+): number {
+  return l4SetPort(b, off, len, proto, 0, port);
+}
+
+/**
+ * Rewrite the destination port of a UDP or TCP header at `off`; checksum
+ * and results as {@linkcode l4SetSrcPort}.
+ *
+ * @example
+ * ```ts
+ * import { IpProto, l4Ports, l4SetDstPort } from "./mod.ts";
+ * const udp = Uint8Array.of(0x04, 0x00, 0, 53, 0, 8, 0, 0); // checksum 0: none
+ * l4SetDstPort(udp, 0, 8, IpProto.UDP, 5353);
+ * console.log(l4Ports(udp, 0, 8, IpProto.UDP) % 65536, udp[6], udp[7]); // 5353 0 0
+ * ```
+ */
+export function l4SetDstPort(
+  b: Uint8Array,
+  off: number,
+  len: number,
+  proto: number,
+  port: number,
+): number {
+  return l4SetPort(b, off, len, proto, 2, port);
+}
+
 /**
  * A 5-tuple, parsed into preallocated fields (reuse one per Worker).
  * Addresses are 16 bytes; IPv4 uses the first 4.
@@ -457,12 +684,31 @@ export class FiveTuple {
    * Parse the 5-tuple of an Ethernet frame at `off` (VLAN tags skipped).
    * Returns the offset of the L4 payload from `off`, or a negative
    * {@linkcode HeaderError} code (`UNSUPPORTED` for non-IP or non-UDP/TCP).
+   * The UDP/TCP header must lie within the IP packet's own length (bytes
+   * after it, such as Ethernet padding, are not part of it).
+   *
+   * IPv4 fragments: the first fragment (offset 0) has the ports and parses
+   * as usual (its UDP length may cover the whole datagram, beyond this
+   * fragment). A non-first fragment has no ports: `parse` fills family,
+   * protocol and addresses, sets both ports to 0 and returns
+   * `HeaderError.FRAGMENT`, so it never matches a rule by ports.
+   *
+   * @example
+   * ```ts
+   * import { FiveTuple, HeaderError } from "./mod.ts";
+   * const f = new Uint8Array(14 + 20 + 8);
+   * f[12] = 0x08; // IPv4
+   * f.set([0x45, 0, 0, 28, 0, 0, 0x00, 0x10, 64, 17], 14); // fragment offset 16 x 8 bytes
+   * const t = new FiveTuple();
+   * console.log(t.parse(f, 0, f.length) === HeaderError.FRAGMENT, t.proto, t.srcPort); // true 17 0
+   * ```
    */
   parse(b: Uint8Array, off: number, len: number): number {
     const l3 = ethPayloadOffset(b, off, len);
     if (l3 < 0) return l3;
     const et = b[off + l3 - 2] << 8 | b[off + l3 - 1];
-    let l4: number;
+    let l4: number, l4len: number;
+    let whole = true;
     if (et === EtherType.IPV4) {
       const h = ipv4HeaderLength(b, off + l3, len - l3);
       if (h < 0) return h;
@@ -473,6 +719,15 @@ export class FiveTuple {
         this.dst[i] = b[off + l3 + 16 + i];
       }
       l4 = l3 + h;
+      l4len = (b[off + l3 + 2] << 8 | b[off + l3 + 3]) - h;
+      const frag = b[off + l3 + 6] << 8 | b[off + l3 + 7];
+      if ((frag & 0x1fff) !== 0) {
+        // Payload bytes of a later fragment, not ports.
+        this.srcPort = 0;
+        this.dstPort = 0;
+        return HeaderError.FRAGMENT;
+      }
+      whole = (frag & 0x2000) === 0; // MF set: the first of several fragments
     } else if (et === EtherType.IPV6) {
       const h = ipv6HeaderLength(b, off + l3, len - l3);
       if (h < 0) return h;
@@ -483,10 +738,21 @@ export class FiveTuple {
         this.dst[i] = b[off + l3 + 24 + i];
       }
       l4 = l3 + h;
+      l4len = b[off + l3 + 4] << 8 | b[off + l3 + 5];
     } else {
       return HeaderError.UNSUPPORTED;
     }
-    const ports = l4Ports(b, off + l4, len - l4, this.proto);
+    let ports: number;
+    if (whole || this.proto !== IpProto.UDP) {
+      ports = l4Ports(b, off + l4, l4len, this.proto);
+    } else {
+      // First fragment of a UDP datagram: its length field counts the
+      // datagram, not this fragment; only the 8-byte header must be here.
+      if (l4len < 8) return HeaderError.TRUNCATED;
+      if ((b[off + l4 + 4] << 8 | b[off + l4 + 5]) < 8) return HeaderError.MALFORMED;
+      ports = (b[off + l4] << 8 | b[off + l4 + 1]) * 65536 +
+        (b[off + l4 + 2] << 8 | b[off + l4 + 3]);
+    }
     if (ports < 0) return ports;
     this.srcPort = Math.floor(ports / 65536);
     this.dstPort = ports % 65536;

@@ -1,21 +1,26 @@
 /**
  * One CPU's NAPI-like poll loop: for each source take up to a budget of
  * frames, run the program, stage the frames per target, and flush every
- * stage at the end of the cycle; then let each local reader consume its
+ * stage at the end of the cycle (or before a source's turn, once the oldest
+ * staged frame has waited `deadlineNs`: no stage waits longer than the
+ * deadline plus one source's turn); then let each local reader consume its
  * queue and record latency. Sources are visited round-robin, starting one
  * further each cycle, so none starves. The scheduler runs one loop per
  * Worker; tests and single-threaded users can run one directly.
  *
  * Hot path rules: per frame only typed-array reads and writes; per batch
- * one FFI call to take frames, one clock reading, one to return drops; one
- * transmit call per stage of up to `bulk` frames (or, in `"cycle"` mode, one
- * per cycle for all targets).
+ * one FFI call to take frames, one clock reading, one to return drops, one
+ * pool allocation per pool for all the batch's `BROADCAST` copies, and one
+ * write of each counter into the (shared) counter block; one transmit call
+ * per stage of up to `bulk` frames (or, in `"cycle"` mode, one per cycle for
+ * all targets). The clock is read as a double (`bt_now_ns_f64`): a u64
+ * result would cost a BigInt per reading.
  *
  * @module
  */
 import { library } from "../ffi/lib.ts";
 import { BulktapError } from "./errors.ts";
-import { BulkQueues, type StageMode, type XmitTarget } from "./devmap.ts";
+import { BulkQueues, MAX_TARGETS, type StageMode, type XmitTarget } from "./devmap.ts";
 import { LatencyRecorder } from "./latency.ts";
 import { FramePool } from "./pool.ts";
 import type { PacketBatch, Program } from "./program.ts";
@@ -46,7 +51,7 @@ export const LoopCounter = {
   RX: 0,
   /** DROP verdicts. */
   DROP: 1,
-  /** PASS verdicts (consumed by the local reader). */
+  /** PASS verdicts (consumed by the loop, or staged to the PASS device). */
   PASS: 2,
   /** TX verdicts. */
   TX: 3,
@@ -64,13 +69,88 @@ export const LoopCounter = {
   SLEEPS: 9,
   /** Flushes forced by the deadline before the end of a cycle. */
   DEADLINE_FLUSHES: 10,
-  /** Frames the targets accepted. */
+  /** Frames the targets (and the PASS device, if any) accepted. */
   TX_SENT: 11,
-  /** Frames the targets refused (back in their pool). */
+  /** Frames the targets (and the PASS device, if any) refused (back in their pool). */
   TX_DROPPED: 12,
+  /**
+   * Longest any stage waited before its flush, ns: from the moment its
+   * oldest frame's batch was taken (before the source's poll) to the flush.
+   * A maximum, not a sum. The loop guarantees it is at most `deadlineNs`
+   * plus {@linkcode LoopCounter.MAX_SOURCE_RUN_NS}: stages are flushed at
+   * the end of every cycle, and before a source's turn once the deadline
+   * has passed.
+   */
+  MAX_STAGE_AGE_NS: 13,
+  /** Longest one source's turn took (poll, program, staging), ns. A maximum. */
+  MAX_SOURCE_RUN_NS: 14,
+  /**
+   * Polls in which a generator's pool could not supply every frame due
+   * (the sources' `poolEmpty`, summed). At a fixed rate the frames are made
+   * late, not skipped.
+   */
+  POOL_EMPTY: 15,
+  /** `BROADCAST` copies not made because the pool was empty (those targets missed the frame). */
+  BROADCAST_MISSED: 16,
   /** Number of counters. */
-  COUNT: 13,
+  COUNT: 17,
 } as const;
+
+// Hardware prefetchers fetch cache lines in pairs (Intel's adjacent-line
+// prefetcher), so two Workers writing counters within one 128-byte block
+// still bounce lines between cores; each block is 128-byte aligned and sized.
+const LINE_PAIR = 128;
+
+/**
+ * Float64 slots of one loop's counter block in shared memory:
+ * {@linkcode LoopCounter.COUNT} rounded up to a multiple of 128 bytes, so
+ * no two Workers' counters share a cache line (or an adjacent-line pair).
+ *
+ * @example
+ * ```ts
+ * import { COUNTER_BLOCK } from "./dataplane/poll_loop.ts";
+ * console.log((COUNTER_BLOCK * 8) % 128); // 0
+ * ```
+ */
+export const COUNTER_BLOCK = Math.ceil(LoopCounter.COUNT * 8 / LINE_PAIR) * LINE_PAIR / 8;
+
+/**
+ * Shared memory for the counter blocks of `loops` poll loops (one per
+ * Worker), with room to align the first block to 128 bytes.
+ *
+ * @example
+ * ```ts
+ * import { counterBlock, counterBuffer } from "./dataplane/poll_loop.ts";
+ * const buf = counterBuffer(2);
+ * console.log(counterBlock(buf, 1).length); // 17 (LoopCounter.COUNT)
+ * ```
+ */
+export function counterBuffer(loops: number): SharedArrayBuffer {
+  return new SharedArrayBuffer(loops * COUNTER_BLOCK * 8 + LINE_PAIR);
+}
+
+/**
+ * Loop `i`'s counters in a {@linkcode counterBuffer}: a view that starts on
+ * a 128-byte boundary of the memory (found from its address, which is the
+ * same in every Worker sharing the buffer) and spans
+ * {@linkcode LoopCounter.COUNT} slots of its {@linkcode COUNTER_BLOCK}.
+ *
+ * @example
+ * ```ts
+ * import { counterBlock, counterBuffer, LoopCounter } from "./dataplane/poll_loop.ts";
+ * const buf = counterBuffer(2);
+ * counterBlock(buf, 1)[LoopCounter.RX] = 5;
+ * console.log(counterBlock(buf, 0)[LoopCounter.RX], counterBlock(buf, 1)[LoopCounter.RX]); // 0 5
+ * ```
+ */
+export function counterBlock(buf: SharedArrayBuffer, i: number): Float64Array {
+  const addr = Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(new Uint8Array(buf))));
+  const base = (LINE_PAIR - addr % LINE_PAIR) % LINE_PAIR;
+  if (base + (i + 1) * COUNTER_BLOCK * 8 > buf.byteLength) {
+    throw new BulktapError("EINVAL", `counter block ${i} is beyond the buffer`);
+  }
+  return new Float64Array(buf, base + i * COUNTER_BLOCK * 8, LoopCounter.COUNT);
+}
 
 /** Options of {@linkcode PollLoop}. */
 export interface PollLoopOptions {
@@ -94,8 +174,23 @@ export interface PollLoopOptions {
   deadlineNs?: number;
   /** Record latency (default true). */
   latency?: boolean;
-  /** Counter array to write into (e.g. a view of shared memory); default new. */
+  /**
+   * Counter array to write into, at least {@linkcode LoopCounter.COUNT}
+   * long (e.g. a {@linkcode counterBlock} of shared memory); default new.
+   * The loop writes each counter once per batch or cycle, not per frame.
+   */
   counters?: Float64Array;
+  /**
+   * Where `PASS` frames go. Default (omitted): the loop is their local
+   * reader: it records their latency (histogram `"pass"`) and returns them
+   * to their pool at once. With a device (e.g. an in-memory `Device`),
+   * `PASS` frames are staged to it like a device-map target (in bulk, on
+   * queue `cpu % queues`, flushed at the end of the cycle and by the
+   * deadline) and you read them with `device.queue(q).frames()`; frames it
+   * refuses count in `TX_DROPPED`. The device map then holds at most
+   * `MAX_TARGETS - 1` targets.
+   */
+  pass?: XmitTarget;
 }
 
 /**
@@ -123,21 +218,34 @@ export class PollLoop {
   readonly counters: Float64Array;
   /** Per-CPU bulk queues over the device map. */
   readonly queues: BulkQueues;
-  /** Latency recorders by label: one per reader, plus `"pass"`. */
+  /** Latency recorders by label: one per reader, plus `"pass"` (without a PASS device). */
   readonly latency: Map<string, LatencyRecorder> = new Map();
   /** The sources. */
   readonly sources: readonly Source[];
   readonly #program: Program;
   readonly #readers: { device: number; queue: number; rec: LatencyRecorder | undefined }[];
   readonly #pass: LatencyRecorder | undefined;
+  /** Stage index of the PASS device, or -1 (PASS frames consumed here). */
+  readonly #passIndex: number;
   readonly #budget: number;
   readonly #deadlineNs: number;
   readonly #ntargets: number;
   readonly #batch: PacketBatch;
   readonly #drops: Uint32Array;
   readonly #passed: Uint32Array;
-  readonly #copies: Uint32Array;
+  // BROADCAST copies of one batch, per pool slot: [start, end) in #copies,
+  // consumed from #copyAt. Sized on the first flood.
+  #copies = new Uint32Array(0);
+  #allocTmp = new Uint32Array(0);
+  readonly #copyNeed = new Uint32Array(256);
+  readonly #copyAt = new Uint32Array(256);
+  readonly #copyEnd = new Uint32Array(256);
+  readonly #copyRef = new Uint32Array(256);
+  readonly #copySlots = new Uint8Array(256);
+  #nCopySlots = 0;
   readonly #readRefs: Uint32Array;
+  #maxStageAge = 0;
+  #maxSourceRun = 0;
   #next = 0;
   #closed = false;
   #lib = library();
@@ -157,8 +265,22 @@ export class PollLoop {
     this.#budget = budget;
     this.#deadlineNs = deadlineNs;
     this.#ntargets = o.targets.length;
+    if (o.pass && o.targets.length >= MAX_TARGETS) {
+      throw new BulktapError(
+        "E2BIG",
+        `with a PASS device the device map holds at most ${MAX_TARGETS - 1} targets, ` +
+          `not ${o.targets.length}`,
+      );
+    }
+    this.#passIndex = o.pass ? o.targets.length : -1;
     this.counters = o.counters ?? new Float64Array(LoopCounter.COUNT);
-    this.queues = new BulkQueues(o.targets, {
+    if (this.counters.length < LoopCounter.COUNT) {
+      throw new BulktapError(
+        "EINVAL",
+        `counters has ${this.counters.length} slots, the loop needs ${LoopCounter.COUNT}`,
+      );
+    }
+    this.queues = new BulkQueues(o.pass ? [...o.targets, o.pass] : o.targets, {
       bulk: o.bulk,
       mode: o.stageMode,
       cpu: o.cpu ?? 0,
@@ -174,7 +296,7 @@ export class PollLoop {
       }
       return { device: r.device, queue: r.queue, rec };
     });
-    if (record) {
+    if (record && !o.pass) {
       this.#pass = new LatencyRecorder();
       this.latency.set("pass", this.#pass);
     }
@@ -188,12 +310,7 @@ export class PollLoop {
     };
     this.#drops = new Uint32Array(budget);
     this.#passed = new Uint32Array(budget);
-    this.#copies = new Uint32Array(Math.max(1, this.#ntargets));
     this.#readRefs = new Uint32Array(Math.max(budget, 256));
-  }
-
-  #now(): number {
-    return Number(this.#lib.bt_now_ns());
   }
 
   /**
@@ -204,15 +321,20 @@ export class PollLoop {
     const c = this.counters;
     const srcs = this.sources;
     const bq = this.queues;
+    const lib = this.#lib;
     let work = 0;
-    c[LoopCounter.CYCLES]++;
+    // One clock reading per source turn; the gap between two readings is
+    // the previous turn's cost (for MAX_SOURCE_RUN_NS).
+    let now = 0;
     for (let k = 0; k < srcs.length; k++) {
       const src = srcs[(this.#next + k) % srcs.length];
-      const now = this.#now();
+      const t = lib.bt_now_ns_f64();
+      if (k > 0 && t - now > this.#maxSourceRun) this.#maxSourceRun = t - now;
+      now = t;
       // The deadline: a frame staged by an earlier source this cycle must
       // not wait for the rest of the cycle longer than deadlineNs.
       if (bq.pending > 0 && now - bq.oldestNs >= this.#deadlineNs) {
-        this.#flush();
+        this.#flush(now);
         c[LoopCounter.DEADLINE_FLUSHES]++;
       }
       const n = src.poll(this.#batch.refs, this.#budget, now);
@@ -222,18 +344,30 @@ export class PollLoop {
       }
     }
     if (srcs.length > 0) this.#next = (this.#next + 1) % srcs.length;
-    this.#flush();
+    if (bq.pending > 0) {
+      const t = lib.bt_now_ns_f64();
+      if (t - now > this.#maxSourceRun) this.#maxSourceRun = t - now;
+      this.#flush(t);
+    }
     work += this.#read();
+    let poolEmpty = 0;
+    for (let k = 0; k < srcs.length; k++) poolEmpty += srcs[k].poolEmpty ?? 0;
+    c[LoopCounter.POOL_EMPTY] = poolEmpty;
+    c[LoopCounter.MAX_STAGE_AGE_NS] = this.#maxStageAge;
+    c[LoopCounter.MAX_SOURCE_RUN_NS] = this.#maxSourceRun;
+    c[LoopCounter.CYCLES]++;
     return work;
   }
 
-  #flush(): void {
+  #flush(now: number): void {
     const bq = this.queues;
     if (bq.pending === 0) return;
+    const age = now - bq.oldestNs;
+    if (age > this.#maxStageAge) this.#maxStageAge = age;
     bq.flush();
     let sent = 0, dropped = 0;
     const tc = bq.counters;
-    for (let t = 0; t < this.#ntargets; t++) {
+    for (let t = 0; t < bq.targets; t++) {
       sent += tc[t * 4];
       dropped += tc[t * 4 + 1];
     }
@@ -260,8 +394,14 @@ export class PollLoop {
       c[LoopCounter.INVALID] += n;
       throw e;
     }
+    // Counted in locals, written to the (shared) counters once per batch.
     let nd = 0, np = 0;
+    let drop = 0, pass = 0, tx = 0, redirected = 0, invalid = 0, copies = 0;
+    let flood = -1; // copies per flooded frame; -1 until the first BROADCAST
     const drops = this.#drops, passed = this.#passed;
+    const passIndex = this.#passIndex;
+    const ingress = b.ingress;
+    const hasIngress = ingress >= 0 && ingress < ntargets;
     for (let i = 0; i < n; i++) {
       const v = verdicts[i];
       const ref = refs[i];
@@ -270,36 +410,66 @@ export class PollLoop {
           const t = v >>> 8;
           if (t < ntargets) {
             bq.enqueue(ref, t, now);
-            c[LoopCounter.REDIRECT]++;
+            redirected++;
           } else {
             drops[nd++] = ref;
-            c[LoopCounter.INVALID]++;
+            invalid++;
           }
           break;
         }
         case Verdict.DROP:
           drops[nd++] = ref;
-          c[LoopCounter.DROP]++;
+          drop++;
           break;
         case Verdict.PASS:
-          passed[np++] = ref;
-          c[LoopCounter.PASS]++;
+          if (passIndex >= 0) bq.enqueue(ref, passIndex, now);
+          else passed[np++] = ref;
+          pass++;
           break;
         case Verdict.TX:
-          if (b.ingress >= 0 && b.ingress < ntargets) {
-            bq.enqueue(ref, b.ingress, now);
-            c[LoopCounter.TX]++;
+          if (hasIngress) {
+            bq.enqueue(ref, ingress, now);
+            tx++;
           } else {
             drops[nd++] = ref;
-            c[LoopCounter.INVALID]++;
+            invalid++;
           }
           break;
-        case Verdict.BROADCAST:
-          if (!this.#broadcast(ref, b.ingress, now)) drops[nd++] = ref;
+        case Verdict.BROADCAST: {
+          // Flood: the frame to the first target that is not its ingress,
+          // copies to the others. The copies for the whole batch are
+          // allocated at the first BROADCAST (one call per pool).
+          const others = ntargets - (hasIngress ? 1 : 0);
+          if (others <= 0) {
+            drops[nd++] = ref;
+            drop++;
+            break;
+          }
+          if (flood < 0) flood = this.#allocCopies(i, n, others - 1);
+          const slot = ref >>> 24;
+          let at = this.#copyAt[slot];
+          const end = this.#copyEnd[slot];
+          const pool = at < end ? FramePool.of(ref) : undefined;
+          let first = true;
+          for (let t = 0; t < ntargets; t++) {
+            if (t === ingress) continue;
+            if (first) {
+              bq.enqueue(ref, t, now);
+              first = false;
+            } else if (at < end) {
+              const cref = this.#copies[at++];
+              copyFrame(pool!, ref, cref);
+              bq.enqueue(cref, t, now);
+              copies++;
+            }
+          }
+          this.#copyAt[slot] = at;
+          redirected++;
           break;
+        }
         default:
           drops[nd++] = ref;
-          c[LoopCounter.INVALID]++;
+          invalid++;
       }
     }
     if (nd > 0) this.#lib.bt_frames_put(drops, nd, null, 0);
@@ -308,43 +478,75 @@ export class PollLoop {
       this.#pass?.recordBatch(passed, np);
       this.#lib.bt_frames_put(passed, np, null, 0);
     }
+    if (flood > 0) this.#returnUnusedCopies();
+    c[LoopCounter.DROP] += drop;
+    c[LoopCounter.PASS] += pass;
+    c[LoopCounter.TX] += tx;
+    c[LoopCounter.REDIRECT] += redirected;
+    c[LoopCounter.INVALID] += invalid;
+    if (copies > 0) c[LoopCounter.BROADCAST_COPIES] += copies;
   }
 
   /**
-   * Flood: the frame to the first target that is not its ingress, copies
-   * (from the frame's own pool) to the others. The slow path, as cloning is
-   * in the kernel: one allocation call per flooded frame. Returns false if
-   * the frame was not used (no target besides the ingress).
+   * Allocate the copies every BROADCAST frame of verdicts[from..n) needs
+   * (`per` each), one allocation per pool the frames come from. Copies the
+   * pools cannot supply are counted in BROADCAST_MISSED. Returns `per`.
    */
-  #broadcast(ref: number, ingress: number, now: number): boolean {
-    const ntargets = this.#ntargets;
-    const want = ntargets - (ingress >= 0 && ingress < ntargets ? 1 : 0);
-    if (want <= 0) {
-      this.counters[LoopCounter.DROP]++;
-      return false;
-    }
-    const pool = FramePool.of(ref);
-    const copies = this.#copies;
-    const got = want > 1 ? Math.max(0, this.#lib.bt_pool_alloc(pool.handle, copies, want - 1)) : 0;
-    const src = pool.dataOffset(ref), len = pool.length(ref), ts = pool.timestamp(ref);
-    let k = 0;
-    for (let t = 0; t < ntargets; t++) {
-      if (t === ingress) continue;
-      if (k === 0) {
-        this.queues.enqueue(ref, t, now);
-      } else if (k <= got) {
-        const cref = copies[k - 1];
-        const dst = pool.dataOffset(cref);
-        pool.bytes.copyWithin(dst, src, src + len);
-        pool.setLength(cref, len);
-        pool.setTimestamp(cref, ts);
-        this.queues.enqueue(cref, t, now);
-        this.counters[LoopCounter.BROADCAST_COPIES]++;
+  #allocCopies(from: number, n: number, per: number): number {
+    if (per === 0) return 0;
+    const b = this.#batch;
+    const need = this.#copyNeed, slots = this.#copySlots;
+    let nslots = 0, total = 0;
+    for (let i = from; i < n; i++) {
+      if ((b.verdicts[i] & 0xff) !== Verdict.BROADCAST) continue;
+      const slot = b.refs[i] >>> 24;
+      if (need[slot] === 0) {
+        slots[nslots++] = slot;
+        this.#copyRef[slot] = b.refs[i];
       }
-      k++;
+      need[slot] += per;
+      total += per;
     }
-    this.counters[LoopCounter.REDIRECT]++;
-    return true;
+    if (this.#copies.length < total) {
+      this.#copies = new Uint32Array(Math.max(total, this.#budget * per));
+      this.#allocTmp = new Uint32Array(this.#copies.length);
+    }
+    let at = 0, missed = 0;
+    for (let k = 0; k < nslots; k++) {
+      const slot = slots[k];
+      const want = need[slot];
+      need[slot] = 0;
+      const handle = FramePool.of(this.#copyRef[slot]).handle;
+      let got: number;
+      if (at === 0) {
+        got = Math.max(0, this.#lib.bt_pool_alloc(handle, this.#copies, want));
+      } else {
+        got = Math.max(0, this.#lib.bt_pool_alloc(handle, this.#allocTmp, want));
+        for (let j = 0; j < got; j++) this.#copies[at + j] = this.#allocTmp[j];
+      }
+      this.#copyAt[slot] = at;
+      this.#copyEnd[slot] = at + got;
+      missed += want - got;
+      at += want;
+    }
+    this.#nCopySlots = nslots;
+    if (missed > 0) this.counters[LoopCounter.BROADCAST_MISSED] += missed;
+    return per;
+  }
+
+  // Every copy allocated for a batch is used by its floods; this only
+  // guards against a pool handing out more than asked (never lose a frame).
+  #returnUnusedCopies(): void {
+    for (let k = 0; k < this.#nCopySlots; k++) {
+      const slot = this.#copySlots[k];
+      const left = this.#copyEnd[slot] - this.#copyAt[slot];
+      if (left > 0) {
+        for (let j = 0; j < left; j++) this.#allocTmp[j] = this.#copies[this.#copyAt[slot] + j];
+        this.#lib.bt_frames_put(this.#allocTmp, left, null, 0);
+      }
+      this.#copyAt[slot] = this.#copyEnd[slot] = 0;
+    }
+    this.#nCopySlots = 0;
   }
 
   // A reader's step is one FFI call: read, add each frame's latency to the
@@ -387,8 +589,28 @@ export class PollLoop {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#flush();
+    this.#flush(this.#lib.bt_now_ns_f64());
+    this.counters[LoopCounter.MAX_STAGE_AGE_NS] = this.#maxStageAge;
     this.#read();
     for (const s of this.sources) s.close();
   }
+}
+
+/**
+ * Copy frame `ref` into the fresh frame `cref` of the same pool: the same
+ * data offset (so the same headroom), length, bytes, timestamp and mark.
+ */
+function copyFrame(pool: FramePool, ref: number, cref: number): void {
+  const len = pool.length(ref);
+  const src = pool.dataOffset(ref);
+  const delta = (src - pool.frameOffset(ref)) - (pool.dataOffset(cref) - pool.frameOffset(cref));
+  if (delta !== 0) {
+    // A fresh frame has length 0: move its start to where the original's is.
+    pool.setLength(cref, delta > 0 ? delta : 0);
+    pool.adjustHead(cref, delta);
+  }
+  pool.bytes.copyWithin(pool.dataOffset(cref), src, src + len);
+  pool.setLength(cref, len);
+  pool.setTimestamp(cref, pool.timestamp(ref));
+  pool.setMark(cref, pool.mark(ref));
 }

@@ -43,7 +43,8 @@ flags:
   --json               print one JSON object on stdout instead of the status and table
   --help               this text
 
-Ctrl-C (SIGINT) or SIGTERM stops early; the summary is still printed.
+Ctrl-C (SIGINT) or SIGTERM stops early; the summary is still printed, and the
+exit status is 130 (SIGINT) or 143 (SIGTERM). Bad flags exit 2, failures 1.
 `;
 
 /** Settings of the main job (after parsing). */
@@ -79,8 +80,23 @@ export interface RunResult {
   frameSize: number;
   rate: number;
   seconds: number;
-  /** Frames generated. */
+  /** Frames generated (from the Workers' start to their stop, a little longer than `seconds`). */
   generated: number;
+  /**
+   * Frames generated per second over the measured window (`seconds`): with
+   * `--rate`, this is the rate the generator achieved.
+   */
+  generatedPps: number;
+  /**
+   * Polls in which a generator found the pool short of the frames due (they
+   * were made late, not skipped); 0 unless the readers fell behind.
+   */
+  poolEmpty: number;
+  /**
+   * Longest any stage waited for its flush, ns (the deadline is 50 us; a
+   * stage can wait at most the deadline plus one source's turn).
+   */
+  maxStageAgeNs: number;
   /** Frames consumed by the readers. */
   frames: number;
   /** Readers' frames per second over the run's window (start to stop), in millions. */
@@ -260,6 +276,7 @@ export async function runJob(
   await sched.start();
   const t0 = performance.now();
   const read0 = delivered();
+  const gen0 = sched.counters().rx;
   let last = { t: t0, read: read0 };
   const status = () => {
     const c = sched.counters();
@@ -288,6 +305,7 @@ export async function runJob(
   const measured = (performance.now() - t0) / 1000;
   // Rate over the measured window only (Workers start and drain outside it).
   const readInWindow = delivered() - read0;
+  const genInWindow = sched.counters().rx - gen0;
   const report: SchedulerReport = await sched.close();
   const ds = dev.stats();
   const written = tap ? tap.stats().written : 0;
@@ -303,6 +321,9 @@ export async function runJob(
     rate: o.rate,
     seconds: measured,
     generated: c.rx,
+    generatedPps: genInWindow / measured,
+    poolEmpty: c.poolEmpty,
+    maxStageAgeNs: c.maxStageAgeNs,
     target: tap ? `tap:${tap.name}` : "memory",
     frames: tap ? written : c.read,
     mpps: readInWindow / measured / 1e6,
@@ -340,6 +361,7 @@ function printSummary(r: RunResult): void {
   );
   console.table({
     "frames generated": r.generated,
+    "generated per second (window)": Math.round(r.generatedPps),
     [r.target === "memory" ? "frames read" : "frames written to the kernel"]: r.frames,
     "Mpps": Number(r.mpps.toFixed(3)),
     "dropped": r.dropped,
@@ -347,6 +369,8 @@ function printSummary(r: RunResult): void {
     "xmit calls (locks)": r.device.xmitCalls,
     "doorbells (flushes)": r.device.flushes,
     "wake-ups sent": r.device.wakeupsSent,
+    "pool empty (generator polls short)": r.poolEmpty,
+    "longest stage wait": fmtNs(r.maxStageAgeNs),
     "latency p50": fmtNs(r.latencyNs.p50),
     "latency p90": fmtNs(r.latencyNs.p90),
     "latency p99": fmtNs(r.latencyNs.p99),

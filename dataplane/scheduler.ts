@@ -19,7 +19,7 @@ import {
   newLatencyHistogram,
   summarize,
 } from "./latency.ts";
-import { LoopCounter, type ReaderSpec } from "./poll_loop.ts";
+import { counterBlock, counterBuffer, LoopCounter, type ReaderSpec } from "./poll_loop.ts";
 import type { ProgramSpec } from "./program.ts";
 import type { SourceSpec } from "./source.ts";
 import { Ctrl, type WorkerConfig, type WorkerMessage } from "./worker.ts";
@@ -57,6 +57,13 @@ export interface SchedulerOptions {
   statusIntervalMs?: number;
   /** Extra modules every Worker imports first (e.g. one registering a TAP source kind). */
   modules?: string[];
+  /**
+   * Where `PASS` frames go (see `PollLoopOptions.pass`). Default: each
+   * Worker consumes them itself (latency recorded as `"pass"`, frames
+   * freed). With a device, each Worker stages them to it (queue
+   * `cpu % queues`), for you to read with `device.queue(q).frames()`.
+   */
+  pass?: XmitTarget;
 }
 
 /** Live counters, summed over Workers (see {@linkcode LoopCounter}). */
@@ -83,6 +90,20 @@ export interface SchedulerCounters {
   deadlineFlushes: number;
   /** BROADCAST copies made. */
   broadcastCopies: number;
+  /** BROADCAST copies not made because the pool was empty. */
+  broadcastMissed: number;
+  /**
+   * Polls in which a generator's pool could not supply every frame due
+   * (frames then come late, not skipped).
+   */
+  poolEmpty: number;
+  /**
+   * Longest any stage waited for its flush, ns, over all Workers (a
+   * maximum): at most the deadline plus `maxSourceRunNs`.
+   */
+  maxStageAgeNs: number;
+  /** Longest one source's turn took in any Worker (poll, program, staging), ns. */
+  maxSourceRunNs: number;
 }
 
 /** What {@linkcode Scheduler.close} returns. */
@@ -139,7 +160,7 @@ export class Scheduler implements AsyncDisposable {
   readonly #o: SchedulerOptions;
   readonly #control = new SharedArrayBuffer(Ctrl.COUNT * 4);
   readonly #counterBuf: SharedArrayBuffer;
-  readonly #counters: Float64Array;
+  readonly #counters: Float64Array[];
   #slots: WorkerSlot[] = [];
   #started = 0;
   #closing: Promise<SchedulerReport> | undefined;
@@ -163,8 +184,9 @@ export class Scheduler implements AsyncDisposable {
     us(options.busyPollUs, 200, "busyPollUs");
     this.cpus = cpus;
     this.#o = options;
-    this.#counterBuf = new SharedArrayBuffer(cpus * LoopCounter.COUNT * 8);
-    this.#counters = new Float64Array(this.#counterBuf);
+    // One 128-byte-aligned block per Worker: no two share a cache line.
+    this.#counterBuf = counterBuffer(cpus);
+    this.#counters = Array.from({ length: cpus }, (_, w) => counterBlock(this.#counterBuf, w));
   }
 
   #config(cpu: number): WorkerConfig {
@@ -189,6 +211,7 @@ export class Scheduler implements AsyncDisposable {
       modules: o.modules ?? [],
       control: this.#control,
       counters: this.#counterBuf,
+      pass: o.pass?.handle,
     };
   }
 
@@ -254,8 +277,13 @@ export class Scheduler implements AsyncDisposable {
     const c = this.#counters;
     const sum = (k: number) => {
       let s = 0;
-      for (let w = 0; w < this.cpus; w++) s += c[w * LoopCounter.COUNT + k];
+      for (let w = 0; w < this.cpus; w++) s += c[w][k];
       return s;
+    };
+    const max = (k: number) => {
+      let m = 0;
+      for (let w = 0; w < this.cpus; w++) m = Math.max(m, c[w][k]);
+      return m;
     };
     return {
       rx: sum(LoopCounter.RX),
@@ -269,6 +297,10 @@ export class Scheduler implements AsyncDisposable {
       sleeps: sum(LoopCounter.SLEEPS),
       deadlineFlushes: sum(LoopCounter.DEADLINE_FLUSHES),
       broadcastCopies: sum(LoopCounter.BROADCAST_COPIES),
+      broadcastMissed: sum(LoopCounter.BROADCAST_MISSED),
+      poolEmpty: sum(LoopCounter.POOL_EMPTY),
+      maxStageAgeNs: max(LoopCounter.MAX_STAGE_AGE_NS),
+      maxSourceRunNs: max(LoopCounter.MAX_SOURCE_RUN_NS),
     };
   }
 

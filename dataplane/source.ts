@@ -39,6 +39,11 @@ export interface Source {
   wake?(): void;
   /** Stop: return any frames the source itself holds. */
   close(): void;
+  /**
+   * Polls in which the source's pool could not supply every frame due
+   * (generators); the poll loop reports the sum as `POOL_EMPTY`.
+   */
+  readonly poolEmpty?: number;
 }
 
 /** A generator source: synthetic UDP frames, stamped with their creation time. */
@@ -142,7 +147,7 @@ function udpTemplate(frameSize: number): Uint8Array {
 /**
  * The generator (MoonGen-like): allocates frames from a pool, writes an
  * Ethernet/IPv4/UDP header whose UDP source port cycles over `flows`, and
- * stamps every frame of a batch with one `bt_now_ns` reading. At a fixed
+ * stamps every frame of a batch with one clock reading. At a fixed
  * rate it produces exactly `floor(elapsed * rate)` frames by any moment
  * (budget permitting), so the count over a second is accurate to one
  * frame plus scheduling jitter at the edges.
@@ -163,7 +168,10 @@ export class GeneratorSource implements Source {
   readonly ingress = -1;
   /** Frames produced. */
   produced = 0;
-  /** Times the pool had no frame when one was due. */
+  /**
+   * Polls in which the pool could not supply every frame due. At a fixed
+   * rate those frames are made late (on a later poll), not skipped.
+   */
   poolEmpty = 0;
   readonly #pool: FramePool;
   readonly #frameSize: number;
@@ -216,7 +224,7 @@ export class GeneratorSource implements Source {
     if (n < want) this.poolEmpty++;
     if (n <= 0) return 0;
     // One clock reading per batch: every frame carries its batch's time.
-    const stamp = Number(this.#lib.bt_now_ns());
+    const stamp = this.#lib.bt_now_ns_f64();
     const bytes = pool.bytes, t = this.#template, size = this.#frameSize;
     let flow = this.#flow;
     for (let i = 0; i < n; i++) {

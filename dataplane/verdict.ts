@@ -18,7 +18,12 @@
 export const Verdict = {
   /** Return the frame to its pool, counted as a program drop. */
   DROP: 0,
-  /** Hand the frame to the local reader of the Worker that ran the program. */
+  /**
+   * Hand the frame to the local reader of the Worker that ran the program.
+   * By default the poll loop is that reader: it records the frame's latency
+   * and returns it to its pool. Give the loop (or scheduler) a `pass`
+   * device to receive PASS frames yourself, in bulk, on its queues.
+   */
   PASS: 1,
   /** Send the frame back out of the device it came from (its source's ingress). */
   TX: 2,

@@ -25,7 +25,7 @@
 import { library } from "../ffi/lib.ts";
 import { BulktapError } from "./errors.ts";
 import type { LatencyShare } from "./latency.ts";
-import { LoopCounter, PollLoop, type ReaderSpec } from "./poll_loop.ts";
+import { counterBlock, LoopCounter, PollLoop, type ReaderSpec } from "./poll_loop.ts";
 import { programFromSpec } from "./programs.ts";
 import type { ProgramSpec } from "./program.ts";
 import { type Source, sourceFromSpec, type SourceSpec } from "./source.ts";
@@ -53,6 +53,7 @@ export interface WorkerConfig {
   modules: string[];
   control: SharedArrayBuffer;
   counters: SharedArrayBuffer;
+  pass?: number;
 }
 
 /** Messages a Worker posts. */
@@ -99,11 +100,7 @@ async function run(cfg: WorkerConfig): Promise<void> {
   const program = await programFromSpec(cfg.program);
   const sources: Source[] = cfg.sources.map((s) => sourceFromSpec(s, cfg.cpu));
   const ctrl = new Int32Array(cfg.control);
-  const counters = new Float64Array(
-    cfg.counters,
-    cfg.cpu * LoopCounter.COUNT * 8,
-    LoopCounter.COUNT,
-  );
+  const counters = counterBlock(cfg.counters, cfg.cpu);
   const loop = new PollLoop({
     sources,
     program,
@@ -116,6 +113,7 @@ async function run(cfg: WorkerConfig): Promise<void> {
     deadlineNs: cfg.deadlineNs,
     latency: cfg.latency,
     counters,
+    pass: cfg.pass === undefined ? undefined : { handle: cfg.pass },
   });
   const readerWaits = loop.readerQueues.map((r) => new QueueWaiter(r.device, r.queue));
   const latency: LatencyShare[] = [...loop.latency].map(([label, rec]) => ({
@@ -124,7 +122,7 @@ async function run(cfg: WorkerConfig): Promise<void> {
   }));
   self.postMessage({ type: "ready", cpu: cfg.cpu, pinned, latency } satisfies WorkerMessage);
 
-  const now = () => Number(lib.bt_now_ns());
+  const now = () => lib.bt_now_ns_f64();
   let lastWork = now();
   let lastStatus = lastWork;
   const statusNs = cfg.statusIntervalMs * 1e6;

@@ -98,6 +98,8 @@ export const symbols = {
     result: "i32",
   },
   bt_pin_thread: { parameters: ["i32"], result: "i32" },
+  // The clock without a BigInt per call (hot paths).
+  bt_now_ns_f64: { parameters: [], result: "f64" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The bound library: `symbols` as Deno sees them. */

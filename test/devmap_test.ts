@@ -104,6 +104,37 @@ Deno.test("deadline: frames staged by one source are flushed before a slow next 
   loop.cycle();
   assert.equal(queuedWhenSlowPolled, 2);
   assert.equal(loop.counters[LoopCounter.DEADLINE_FLUSHES], 1);
+  // The bound on a stage's wait: staged frames are flushed before a
+  // source's turn once the deadline has passed, and at the end of the
+  // cycle; so a stage waits at most the deadline plus one source's turn.
+  // Here each turn takes >= 1 ms (the program spins): without the deadline
+  // flush the first source's frames would wait for both turns (~2 ms),
+  // beyond 50 us + one turn.
+  const age = loop.counters[LoopCounter.MAX_STAGE_AGE_NS];
+  const turn = loop.counters[LoopCounter.MAX_SOURCE_RUN_NS];
+  assert.ok(turn >= 1e6, `a turn took ${turn} ns`);
+  assert.ok(age > 0 && age <= 50_000 + turn, `stage age ${age} ns, longest turn ${turn} ns`);
+  loop.close();
+  done();
+});
+
+Deno.test("deadline: with one source, a stage waits no longer than that source's turn", () => {
+  const { devs, frames, done } = setup(1);
+  const src = new ArraySource();
+  src.push(frames(3));
+  const loop = new PollLoop({
+    sources: [src],
+    program: fixedVerdicts([redirect(0)]),
+    targets: devs,
+    deadlineNs: 50_000,
+  });
+  loop.cycle();
+  const age = loop.counters[LoopCounter.MAX_STAGE_AGE_NS];
+  const turn = loop.counters[LoopCounter.MAX_SOURCE_RUN_NS];
+  // Both are measured from the same two clock readings: before the poll
+  // and at the end-of-cycle flush.
+  assert.ok(age > 0 && age <= turn, `stage age ${age} ns, turn ${turn} ns`);
+  assert.equal(loop.counters[LoopCounter.DEADLINE_FLUSHES], 0);
   loop.close();
   done();
 });

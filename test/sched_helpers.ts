@@ -3,6 +3,7 @@
  * test prepared, and a program that applies verdicts the test chose.
  */
 import type { PacketBatch, Program, Source } from "../mod.ts";
+import { library } from "../ffi/lib.ts";
 
 /** A source that yields the refs pushed into it, then nothing. */
 export class ArraySource implements Source {
@@ -34,4 +35,27 @@ export function fixedVerdicts(verdicts: number[]): Program {
   return (b: PacketBatch) => {
     for (let i = 0; i < b.count; i++) b.verdicts[i] = verdicts[i % verdicts.length];
   };
+}
+
+/**
+ * Count calls of one library function until disposed (the bound symbol is
+ * wrapped in place; the loop looks it up at each call).
+ */
+export function countCalls(name: "bt_pool_alloc" | "bt_xmit"): {
+  calls: number;
+  [Symbol.dispose](): void;
+} {
+  const lib = library() as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const orig = lib[name];
+  const counter = {
+    calls: 0,
+    [Symbol.dispose]: () => {
+      lib[name] = orig;
+    },
+  };
+  lib[name] = (...a: unknown[]) => {
+    counter.calls++;
+    return orig(...a);
+  };
+  return counter;
 }

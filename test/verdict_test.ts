@@ -9,7 +9,7 @@ import {
   redirect,
   Verdict,
 } from "../mod.ts";
-import { ArraySource, fixedVerdicts } from "./sched_helpers.ts";
+import { ArraySource, countCalls, fixedVerdicts } from "./sched_helpers.ts";
 import { assertAccounted } from "./helpers.ts";
 
 function setup(targets = 2) {
@@ -54,7 +54,7 @@ Deno.test("verdict DROP returns the frame to its pool and counts a program drop"
   done();
 });
 
-Deno.test("verdict PASS hands the frame to the local reader, records its latency, frees it", () => {
+Deno.test("verdict PASS by default: the loop is the local reader, records latency, frees the frame", () => {
   const { pool, devs, frames, done } = setup();
   const src = new ArraySource();
   const refs = frames(3);
@@ -70,6 +70,56 @@ Deno.test("verdict PASS hands the frame to the local reader, records its latency
   assert.equal(loop.latency.get("pass")!.summary().count, 3);
   assert.equal(pool.stats().free, pool.frames);
   loop.close();
+  done();
+});
+
+Deno.test("verdict PASS with a pass device: frames are staged to it in bulk for the user to read", async () => {
+  const { pool, devs, frames, done } = setup();
+  const passDev = new Device({ pool, ringSize: 64 });
+  const src = new ArraySource();
+  const refs = frames(5);
+  src.push(refs);
+  const loop = new PollLoop({
+    sources: [src],
+    program: fixedVerdicts([Verdict.PASS]),
+    targets: devs,
+    pass: passDev,
+  });
+  loop.cycle();
+  assert.equal(loop.counters[LoopCounter.PASS], 5);
+  assert.equal(loop.latency.get("pass"), undefined, "not consumed by the loop");
+  const s = passDev.stats();
+  assert.deepEqual([s.txPackets, s.xmitCalls, s.flushes], [5, 1, 1], "one bulk, one doorbell");
+  assert.equal(loop.counters[LoopCounter.TX_SENT], 5);
+  const got: number[] = [];
+  for await (const batch of passDev.queue(0).frames()) {
+    got.push(...batch.refs.subarray(0, batch.count));
+    if (got.length === 5) break;
+  }
+  assert.deepEqual(got, [...refs], "the user reads the PASS frames, in order");
+  assert.equal(devs[0].stats().txPackets + devs[1].stats().txPackets, 0);
+  loop.close();
+  passDev.close();
+  done();
+});
+
+Deno.test("verdict PASS with a pass device: frames it refuses are counted as dropped", () => {
+  const { pool, devs, frames, done } = setup();
+  const passDev = new Device({ pool, ringSize: 4 });
+  const src = new ArraySource();
+  src.push(frames(10));
+  const loop = new PollLoop({
+    sources: [src],
+    program: fixedVerdicts([Verdict.PASS]),
+    targets: devs,
+    pass: passDev,
+  });
+  loop.cycle();
+  const c = loop.counters;
+  assert.deepEqual([c[LoopCounter.TX_SENT], c[LoopCounter.TX_DROPPED]], [4, 6]);
+  assert.equal(pool.stats().queued, 4);
+  loop.close();
+  assert.equal(passDev.close(), 4);
   done();
 });
 
@@ -158,4 +208,102 @@ Deno.test("verdict BROADCAST sends the frame and copies to every target but the 
   assert.equal(loop.counters[LoopCounter.BROADCAST_COPIES], 1);
   loop.close();
   done();
+});
+
+Deno.test("verdict BROADCAST: a batch of floods allocates all its copies in one pool call", () => {
+  const { pool, devs, frames, done } = setup(3);
+  const src = new ArraySource(1);
+  const refs = frames(8);
+  refs.forEach((r, i) => (pool.bytes[pool.dataOffset(r)] = i));
+  src.push(refs);
+  const loop = new PollLoop({
+    sources: [src],
+    program: fixedVerdicts([Verdict.BROADCAST]),
+    targets: devs,
+  });
+  using allocs = countCalls("bt_pool_alloc");
+  loop.cycle();
+  assert.equal(allocs.calls, 1, "one allocation for the batch, not one per flooded frame");
+  const a = read(devs[0]), c = read(devs[2]);
+  assert.deepEqual(a, [...refs], "the originals go to the first other port");
+  assert.deepEqual(c.map((r) => pool.bytes[pool.dataOffset(r)]), [0, 1, 2, 3, 4, 5, 6, 7]);
+  assert.equal(loop.counters[LoopCounter.BROADCAST_COPIES], 8);
+  assert.equal(loop.counters[LoopCounter.BROADCAST_MISSED], 0);
+  loop.close();
+  done();
+});
+
+Deno.test("verdict BROADCAST: copies an empty pool cannot supply are counted as missed", () => {
+  const pool = new FramePool({ frames: 12 });
+  const devs = [0, 1, 2, 3].map(() => new Device({ pool, ringSize: 16 }));
+  const refs = new Uint32Array(4);
+  pool.alloc(refs);
+  for (const r of refs) pool.setLength(r, 60);
+  const hold = new Uint32Array(5); // leave 3 free frames for 8 wanted copies
+  pool.alloc(hold);
+  const src = new ArraySource(0);
+  src.push(refs);
+  const loop = new PollLoop({
+    sources: [src],
+    program: fixedVerdicts([Verdict.BROADCAST]),
+    targets: devs,
+  });
+  loop.cycle();
+  const c = loop.counters;
+  assert.equal(c[LoopCounter.BROADCAST_COPIES], 3);
+  assert.equal(c[LoopCounter.BROADCAST_MISSED], 4 * 2 - 3);
+  assert.equal(c[LoopCounter.TX_SENT], 4 + 3, "originals plus the copies made");
+  assert.equal(pool.stats().queued, 7);
+  loop.close();
+  for (const d of devs) d.close();
+  pool.free(hold);
+  assertAccounted(pool, 0);
+  pool.close();
+});
+
+Deno.test("verdict BROADCAST keeps each target's frames in batch order among other verdicts", () => {
+  const { pool, devs, frames, done } = setup(3);
+  const src = new ArraySource(0);
+  const refs = frames(4);
+  refs.forEach((r, i) => (pool.bytes[pool.dataOffset(r)] = i));
+  src.push(refs);
+  const loop = new PollLoop({
+    sources: [src],
+    program: fixedVerdicts([Verdict.BROADCAST, redirect(2), Verdict.BROADCAST, redirect(2)]),
+    targets: devs,
+  });
+  loop.cycle();
+  const onTwo = read(devs[2]).map((r) => pool.bytes[pool.dataOffset(r)]);
+  assert.deepEqual(onTwo, [0, 1, 2, 3]);
+  loop.close();
+  done();
+});
+
+Deno.test("counters are written once per batch, not once per frame", () => {
+  const writes = (n: number) => {
+    const { frames, devs, done } = setup(2);
+    const src = new ArraySource(0);
+    src.push(frames(n));
+    let count = 0;
+    const counters = new Proxy(new Float64Array(LoopCounter.COUNT), {
+      get: (t, k) => Reflect.get(t, k, t),
+      set(t, k, v) {
+        count++;
+        return Reflect.set(t, k, v, t);
+      },
+    });
+    const loop = new PollLoop({
+      sources: [src],
+      program: fixedVerdicts([Verdict.DROP, Verdict.PASS, Verdict.TX, redirect(1), 0x77]),
+      targets: devs,
+      counters,
+      latency: false,
+    });
+    loop.cycle();
+    assert.equal(counters[LoopCounter.RX], n);
+    loop.close();
+    done();
+    return count;
+  };
+  assert.equal(writes(60), writes(5));
 });
