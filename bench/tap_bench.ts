@@ -373,7 +373,7 @@ async function forward(o: Required<Omit<TapBenchOptions, "onRun">> & TapBenchOpt
     const frames = new Map(o.frameSizes.map((fs) => [fs, udpFrame([2, 0, 0, 0, 0, 1], fs)]));
     const modes = ["single", "bulk"] as const;
     const raw = new Map<string, TapRun[]>();
-    let kernelSent = 0, kernelDropped = 0;
+    const kernel = new Map<string, { sent: number; dropped: number }>();
     ta.forwardTo(tb, { mode: "bulk", bulk: FORWARD_BULK });
     drive(pool, gen, frames.get(o.frameSizes[0])!, 100, snap); // warm up
     await ta.stopForwarding();
@@ -389,8 +389,6 @@ async function forward(o: Required<Omit<TapBenchOptions, "onRun">> & TapBenchOpt
           // Frames the kernel routed into A: read by the forwarder, or
           // dropped for want of a reader; then refused by B's full ring.
           const offered = x.d.kernelTx + x.d.kernelDropped;
-          kernelSent += x.d.kernelTx;
-          kernelDropped += x.d.kernelDropped;
           const run: TapRun = {
             mpps: x.mpps,
             frames: x.frames,
@@ -403,6 +401,10 @@ async function forward(o: Required<Omit<TapBenchOptions, "onRun">> & TapBenchOpt
           };
           const key = `${mode}\0${fs}`;
           raw.set(key, [...(raw.get(key) ?? []), run]);
+          const kk = kernel.get(key) ?? { sent: 0, dropped: 0 };
+          kk.sent += x.d.kernelTx;
+          kk.dropped += x.d.kernelDropped;
+          kernel.set(key, kk);
           o.onRun?.(`forwarder ${mode}`, fs, r);
         }
       }
@@ -417,8 +419,9 @@ async function forward(o: Required<Omit<TapBenchOptions, "onRun">> & TapBenchOpt
           mode === "single" ? 1 : FORWARD_BULK,
           raw.get(`${mode}\0${fs}`)!,
         );
-        f.note = `kernel TX into A over every run: ${kernelSent} frames, ${kernelDropped} ` +
-          `dropped for want of a reader`;
+        const k = kernel.get(`${mode}\0${fs}`)!;
+        f.note = `kernel TX into A over its runs: ${k.sent} frames, ${k.dropped} dropped for ` +
+          `want of a reader`;
         out.push(f);
       }
     }

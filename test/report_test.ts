@@ -66,3 +66,25 @@ Deno.test({
     assert.throws(() => assertEverySeriesDrew(charts), /median ratio" drew 0 pixels/);
   },
 });
+
+Deno.test({
+  name: "report: ratio charts draw ratios from well below 0.1x to well above 10x",
+  ignore: !CHROMIUM,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    // A log range that does not start on a decade once made uPlot's axis
+    // splitter loop until "Invalid array length": the chart never drew.
+    const r = fixtureResult();
+    const api = r.entries.filter(isPoint).filter((p) => p.provider === "api");
+    const single = api.find((p) => p.mode === "single" && p.frameSize === 64)!;
+    const bulk64 = api.find((p) => p.mode === "bulk" && p.frameSize === 64)!;
+    const bulk1500 = api.find((p) => p.mode === "bulk" && p.frameSize === 1500)!;
+    bulk64.mpps = spread(single.mpps.runs.map((x) => x * 0.123));
+    bulk1500.mpps = spread(single.mpps.runs.map((x) => x * 37));
+    r.headlines = headlines(r.entries);
+    const { charts } = await renderReport(await buildReport(r));
+    assert.equal(charts.length, FIXTURE_CHARTS);
+    assertEverySeriesDrew(charts);
+  },
+});

@@ -226,8 +226,9 @@ function ratioChart(section: HTMLElement, title: string, ratios: Ratio[]): void 
   // A log scale needs a positive range; a ratio of 0 (or NaN) stays off it
   // and is caught by the per-series ink count.
   const ok = ratios.map((r) => r.value).filter((v) => v > 0 && Number.isFinite(v));
-  const lo = Math.min(0.5, required ?? 1, ...ok) * 0.8;
-  const hi = Math.max(2, ...ok) * 1.25;
+  // Whole decades: uPlot's log-axis splits never end on an unaligned range.
+  const lo = 10 ** Math.floor(Math.log10(Math.min(0.5, required ?? 1, ...ok) * 0.8));
+  const hi = 10 ** Math.ceil(Math.log10(Math.max(2, ...ok) * 1.25));
   chart(
     section,
     title,
