@@ -218,7 +218,15 @@ export interface PeerRunLine {
   lat: CLatency;
 }
 
-/** A C run line's latency as a {@linkcode RawRun} latency (undefined without samples). */
+/**
+ * A C run line's latency as a {@linkcode RawRun} latency (undefined without samples).
+ *
+ * @example
+ * ```ts
+ * import { cLatency } from "./bench/peers.ts";
+ * console.log(cLatency({ samples: 0 })); // undefined
+ * ```
+ */
 export function cLatency(l: CLatency): RawRun["latency"] {
   return l.samples > 0
     ? {
@@ -232,7 +240,15 @@ export function cLatency(l: CLatency): RawRun["latency"] {
     : undefined;
 }
 
-/** Why ring_peer cannot count a metric for an implementation. */
+/**
+ * Why ring_peer cannot count a metric for an implementation.
+ *
+ * @example
+ * ```ts
+ * import { peerNotApplicable } from "./bench/peers.ts";
+ * console.log(Object.keys(peerNotApplicable("dpdk_mpmc")!)); // [ "locksPerFrame", "wakeupsPerFrame" ]
+ * ```
+ */
 export function peerNotApplicable(impl: string): BenchPoint["notApplicable"] {
   if (impl.startsWith("dpdk")) {
     return {

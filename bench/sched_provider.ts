@@ -42,6 +42,12 @@ export const PLACEMENTS: { cpus: number; queues: number }[] = [
  * The sweep: for each frame size and placement, single mode (bulk 1: one
  * frame per xmit call) and every bulk size above 1 (bulk 1 *is* single
  * mode in the scheduler, so it is not measured twice).
+ *
+ * @example
+ * ```ts
+ * import { sweepCases } from "./bench/sched_provider.ts";
+ * console.log(sweepCases({ quick: true, bulks: [16], frameSizes: [64] }).length); // 2
+ * ```
  */
 export function sweepCases(
   o: { quick: boolean; bulks: number[]; frameSizes: number[] },
@@ -77,6 +83,12 @@ function sameExceptLatency(a: BenchCase, b: BenchCase): boolean {
  * The latency-recording cost pairs: every case of sched_bench's `CASES`
  * with `latency: false`, with its partner (the same case with recording on;
  * built if `CASES` has none), at `frameSize`.
+ *
+ * @example
+ * ```ts
+ * import { latencyCostCases } from "./bench/sched_provider.ts";
+ * for (const { pair, on, off } of latencyCostCases(64)) console.log(pair, on.name, off.name);
+ * ```
  */
 export function latencyCostCases(
   frameSize: number,

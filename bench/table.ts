@@ -27,7 +27,15 @@ export function fmt(s: Spread): string {
   return `${s.median.toFixed(d)} (${s.min.toFixed(d)}-${s.max.toFixed(d)})`;
 }
 
-/** A per-frame count: 0, 0.063, 1.000, 2.4e-5. */
+/**
+ * A per-frame count: 0, 0.063, 1.000, 2.4e-5.
+ *
+ * @example
+ * ```ts
+ * import { fmtPerFrame } from "./bench/table.ts";
+ * console.log(fmtPerFrame(1 / 16), fmtPerFrame(0.00002)); // 0.063 2.0e-5
+ * ```
+ */
 export function fmtPerFrame(v: number): string {
   if (v === 0) return "0";
   return v >= 0.001 ? v.toFixed(3) : v.toExponential(1);
@@ -147,7 +155,18 @@ export function pointsTable(entries: ResultEntry[]): string {
   return out;
 }
 
-/** One headline line. */
+/**
+ * One headline line.
+ *
+ * @example
+ * ```ts
+ * import { ratioLine } from "./bench/table.ts";
+ * console.log(ratioLine({
+ *   label: "4p/2p on 2 cores", provider: "ring", scenario: "4p1q_2cores", point: "single",
+ *   value: 0.6, low: 0.5, high: 0.7, num: 6, den: 10, frameSize: 0, required: 0.5,
+ * }));
+ * ```
+ */
 export function ratioLine(r: Ratio): string {
   const verdict = r.required === undefined
     ? ""
