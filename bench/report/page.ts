@@ -365,7 +365,8 @@ if (withLat.length) {
       "p",
       { class: "note" },
       "C rings, API: enqueue-to-dequeue latency of sampled frames under saturation (queueing " +
-        "included). Scheduler: generator stamp to reader, every frame. x: percentile as nines " +
+        "included). Scheduler: generator stamp to reader, every frame, over the whole run " +
+        "(200 ms warm-up included). x: percentile as nines " +
         "(1 = 90%, 2 = 99%, 3 = 99.9%); y: ns, log scale. Curve of the repeat with the median " +
         "throughput. Single mode and the headline bulk size.",
     ),
