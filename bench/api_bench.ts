@@ -11,10 +11,18 @@
 // Not from ../mod.ts: `mod.ts bench` reaches this module while mod.ts is
 // still evaluating its top-level await, and a cycle back into it would never
 // resolve.
+import process from "node:process";
 import { Device } from "../dataplane/device.ts";
+import {
+  decodeHistogram,
+  mergeHistograms,
+  percentileDistribution,
+  summarize,
+} from "../dataplane/latency.ts";
 import { FramePool } from "../dataplane/pool.ts";
 import { machineLine } from "./machine.ts";
-import { fmtSpread, type Spread, spread } from "./stats.ts";
+import type { LatencyRun } from "./points.ts";
+import { fmtSpread, repeatOrder, type Spread, spread } from "./stats.ts";
 
 /** One scenario of the API benchmark. */
 export interface ApiScenario {
@@ -24,6 +32,32 @@ export interface ApiScenario {
   producers: number;
   /** Device queues (one reader Worker each). */
   queues: number;
+}
+
+/** What one run of one mode measured. */
+export interface ApiRun {
+  /** Accepted frames per second, in millions. */
+  mpps: number;
+  /** Frames accepted (and read). */
+  frames: number;
+  /** Frames offered to xmit. */
+  offered: number;
+  /** Frames refused (ring full; back in the pool, counted by the device). */
+  drops: number;
+  /** drops / offered. */
+  dropShare: number;
+  /** xmit/xmitOne calls per offered frame. */
+  callsPerFrame: number;
+  /** Producer lock acquisitions per offered frame. */
+  locksPerFrame: number;
+  /** Doorbells that had to wake a sleeping reader, per accepted frame. */
+  wakeupsPerFrame: number;
+  /** CPU time of the process (every Worker) in the measured window, ns. */
+  cpuNs: number;
+  /** The measured window, ns. */
+  wallNs: number;
+  /** Latency of sampled frames, xmit -> reader (undefined without samples). */
+  latency?: LatencyRun;
 }
 
 /** One measured point: a scenario in one mode. */
@@ -36,21 +70,26 @@ export interface ApiPoint {
   mpps: Spread;
   /** Frames dropped (ring full) as a share of frames offered, per repeat. */
   dropShare: Spread;
-  /** Producer lock acquisitions per accepted frame (median repeat). */
-  locksPerFrame: number;
-  /** Doorbells that had to wake a sleeping reader, per accepted frame. */
-  wakeupsPerFrame: number;
+  /** Producer lock acquisitions per offered frame, per repeat. */
+  locksPerFrame: Spread;
+  /** Doorbells that had to wake a sleeping reader, per accepted frame, per repeat. */
+  wakeupsPerFrame: Spread;
+  /** Every repeat, in run order. */
+  runs: ApiRun[];
 }
 
 /** Options for {@linkcode runApiBench}. */
 export interface ApiBenchOptions {
   scenarios?: ApiScenario[];
-  bulk?: number;
+  /** Bulk sizes measured beside single mode (default [16]). */
+  bulks?: number[];
   frameSize?: number;
   repeats?: number;
   durationMs?: number;
-  /** Called after every repeat, for progress displays. */
-  progress?: (msg: string) => void;
+  /** Called after every run, for progress displays. */
+  progress?: (
+    ev: { scenario: string; mode: "bulk" | "single"; bulk: number; repeat: number },
+  ) => void;
 }
 
 /** The scenarios the core issue asks for. */
@@ -75,12 +114,7 @@ function worker<T>(file: string, job: unknown): Promise<T> {
   });
 }
 
-interface RunResult {
-  mpps: number;
-  dropShare: number;
-  locksPerFrame: number;
-  wakeupsPerFrame: number;
-}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function runOnce(
   sc: ApiScenario,
@@ -88,15 +122,24 @@ async function runOnce(
   bulk: number,
   frameSize: number,
   durationMs: number,
-): Promise<RunResult> {
+): Promise<ApiRun> {
   const pool = new FramePool({ frames: 8192 });
   const dev = new Device({ pool, queues: sc.queues, ringSize: 1024 });
+  // Latency mailboxes: 8 Int32 refs (-1 = empty), then 8 Float64 times.
+  const samples = new SharedArrayBuffer(128);
+  new Int32Array(samples, 0, 8).fill(-1);
   const readers = Array.from(
     { length: sc.queues },
-    (_, queue) => worker<{ received: number }>("api_reader.ts", { device: dev.handle, queue }),
+    (_, queue) =>
+      worker<{ received: number; histogram: string }>("api_reader.ts", {
+        device: dev.handle,
+        queue,
+        producers: sc.producers,
+        samples,
+      }),
   );
   const start = Date.now() + 300; // let every Worker load first
-  const prods = await Promise.all(
+  const prodsDone = Promise.all(
     Array.from(
       { length: sc.producers },
       (_, p) =>
@@ -109,19 +152,30 @@ async function runOnce(
           frameSize,
           durationMs,
           start,
+          samples,
         }),
     ),
   );
+  // CPU time of the whole process (producers, readers, this thread) from
+  // the agreed start to the producers' end.
+  while (Date.now() < start) await sleep(1);
+  const s0 = dev.stats();
+  const cpu0 = process.cpuUsage();
+  const w0 = performance.now();
+  const prods = await prodsDone;
+  const cpu = process.cpuUsage(cpu0);
+  const wallNs = (performance.now() - w0) * 1e6;
   const accepted = prods.reduce((a, p) => a + p.accepted, 0);
   const offered = prods.reduce((a, p) => a + p.offered, 0);
   const elapsed = Math.max(...prods.map((p) => p.elapsedMs));
   const deadline = performance.now() + 10_000;
   while (dev.stats().rxPackets < accepted && performance.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 1));
+    await sleep(1);
   }
   const st = dev.stats();
   dev.close();
-  const received = (await Promise.all(readers)).reduce((a, r) => a + r.received, 0);
+  const rs = await Promise.all(readers);
+  const received = rs.reduce((a, r) => a + r.received, 0);
   if (received !== accepted) {
     throw new Error(`${sc.name} ${mode}: accepted ${accepted} but readers received ${received}`);
   }
@@ -129,16 +183,36 @@ async function runOnce(
     throw new Error(`${sc.name} ${mode}: drop count ${st.txDropped} != ${offered - accepted}`);
   }
   pool.close();
+  const h = mergeHistograms(rs.map((r) => decodeHistogram(r.histogram)));
+  const sum = summarize(h);
   return {
     mpps: accepted / elapsed / 1000,
+    frames: accepted,
+    offered,
+    drops: offered - accepted,
     dropShare: offered ? (offered - accepted) / offered : 0,
-    locksPerFrame: st.lockAcquisitions / Math.max(1, accepted),
-    wakeupsPerFrame: st.wakeupsSent / Math.max(1, accepted),
+    callsPerFrame: (st.xmitCalls - s0.xmitCalls) / Math.max(1, offered),
+    locksPerFrame: (st.lockAcquisitions - s0.lockAcquisitions) / Math.max(1, offered),
+    wakeupsPerFrame: (st.wakeupsSent - s0.wakeupsSent) / Math.max(1, accepted),
+    cpuNs: (cpu.user + cpu.system) * 1000,
+    wallNs,
+    latency: sum.count > 0
+      ? {
+        samples: sum.count,
+        p50: sum.p50,
+        p99: sum.p99,
+        p999: sum.p999,
+        max: sum.max,
+        curve: percentileDistribution(h),
+      }
+      : undefined,
   };
 }
 
 /**
- * Measure every scenario in single and bulk mode; repeats alternate modes.
+ * Measure every scenario in single mode and each bulk size. Within each
+ * repeat single and every bulk size run once, in an order that flips on odd
+ * repeats (single first, then bulk last first), so drift hits every mode.
  *
  * @example
  * ```ts
@@ -149,35 +223,39 @@ async function runOnce(
  */
 export async function runApiBench(o: ApiBenchOptions = {}): Promise<ApiPoint[]> {
   const scenarios = o.scenarios ?? API_SCENARIOS;
-  const bulk = o.bulk ?? 16;
+  const bulks = o.bulks ?? [16];
   const frameSize = o.frameSize ?? 64;
   const repeats = o.repeats ?? 5;
   const durationMs = o.durationMs ?? 1000;
   const points: ApiPoint[] = [];
+  const modes = [
+    { mode: "single" as const, bulk: 1 },
+    ...bulks.map((bulk) => ({ mode: "bulk" as const, bulk })),
+  ];
   for (const sc of scenarios) {
-    const runs: Record<"bulk" | "single", RunResult[]> = { bulk: [], single: [] };
+    const runs = modes.map(() => [] as ApiRun[]);
     for (let r = 0; r < repeats; r++) {
-      // Alternate which mode goes first, so drift hits both.
-      const order: ("bulk" | "single")[] = r % 2 ? ["bulk", "single"] : ["single", "bulk"];
-      for (const mode of order) {
-        runs[mode].push(await runOnce(sc, mode, bulk, frameSize, durationMs));
-        o.progress?.(`${sc.name} ${mode} repeat ${r + 1}/${repeats}`);
+      // Alternate which mode goes first, so drift hits all alike.
+      for (const i of repeatOrder(modes.length, r)) {
+        const { mode, bulk } = modes[i];
+        runs[i].push(await runOnce(sc, mode, bulk, frameSize, durationMs));
+        o.progress?.({ scenario: sc.name, mode, bulk, repeat: r });
       }
     }
-    for (const mode of ["single", "bulk"] as const) {
-      const rs = runs[mode];
-      const med = [...rs].sort((a, b) => a.mpps - b.mpps)[rs.length >> 1];
+    modes.forEach(({ mode, bulk }, i) => {
+      const rs = runs[i];
       points.push({
         scenario: sc.name,
         mode,
-        bulk: mode === "bulk" ? bulk : 1,
+        bulk,
         frameSize,
         mpps: spread(rs.map((x) => x.mpps)),
         dropShare: spread(rs.map((x) => x.dropShare)),
-        locksPerFrame: med.locksPerFrame,
-        wakeupsPerFrame: med.wakeupsPerFrame,
+        locksPerFrame: spread(rs.map((x) => x.locksPerFrame)),
+        wakeupsPerFrame: spread(rs.map((x) => x.wakeupsPerFrame)),
+        runs: rs,
       });
-    }
+    });
   }
   return points;
 }
@@ -189,8 +267,8 @@ export function printApiTable(points: ApiPoint[]): void {
     rows[`${p.scenario} [${p.mode}${p.mode === "bulk" ? "-" + p.bulk : ""}]`] = {
       "Mpps median (min-max)": fmtSpread(p.mpps),
       "drops %": (p.dropShare.median * 100).toFixed(1),
-      "locks/frame": p.locksPerFrame.toFixed(3),
-      "wake-ups/frame": p.wakeupsPerFrame.toFixed(4),
+      "locks/frame": p.locksPerFrame.median.toFixed(3),
+      "wake-ups/frame": p.wakeupsPerFrame.median.toFixed(4),
     };
   }
   console.table(rows);
@@ -198,11 +276,12 @@ export function printApiTable(points: ApiPoint[]): void {
   for (const p of points) byScenario.set(p.scenario, [...(byScenario.get(p.scenario) ?? []), p]);
   for (const [name, ps] of byScenario) {
     const s = ps.find((p) => p.mode === "single")!;
-    const b = ps.find((p) => p.mode === "bulk")!;
-    console.log(
-      `${name}: bulk-${b.bulk}/single = ${(b.mpps.median / s.mpps.median).toFixed(2)}x ` +
-        `(${b.mpps.median.toFixed(2)} vs ${s.mpps.median.toFixed(2)} Mpps, medians)`,
-    );
+    for (const b of ps.filter((p) => p.mode === "bulk")) {
+      console.log(
+        `${name}: bulk-${b.bulk}/single = ${(b.mpps.median / s.mpps.median).toFixed(2)}x ` +
+          `(${b.mpps.median.toFixed(2)} vs ${s.mpps.median.toFixed(2)} Mpps, medians)`,
+      );
+    }
   }
 }
 
@@ -215,7 +294,8 @@ if (import.meta.main) {
   const points = await runApiBench({
     repeats,
     durationMs,
-    progress: (m) => console.error(`  ${m}`),
+    progress: (ev) =>
+      console.error(`  ${ev.scenario} ${ev.mode} ${ev.bulk} repeat ${ev.repeat + 1}/${repeats}`),
   });
   printApiTable(points);
 }

@@ -8,6 +8,7 @@
 import { parseArgs } from "parse-args";
 import { type MachineInfo, machineInfo, machineLine } from "./machine.ts";
 import {
+  type Headlines,
   headlines,
   type ProgressEvent,
   type ProviderContext,
@@ -23,7 +24,8 @@ export const BENCH_HELP = `bulktap bench: bulk vs single-packet, peers in the sa
 usage: deno run -A mod.ts bench [flags]
 
 flags:
-  --quick             CI mode: bulk 16 vs single, 64 B frames, short runs (< 60 s)
+  --quick             CI mode: bulk 16 vs single, 64 B frames, short runs, headline
+                      scenarios only, no latency-cost or idle figures (< 60 s)
   --repeats N         repeats per point, alternating single and bulk (default 5)
   --duration-ms N     length of one run in ms (default 500, --quick 100)
   --bulk LIST         bulk sizes to sweep (default 1,4,8,16,32,64; --quick 16)
@@ -34,9 +36,13 @@ flags:
   --install-peers     install missing peers (DPDK rte_ring) with apt-get first
   --help              this text
 
-Every point is repeated (median, min-max shown); single and bulk alternate
-so drift hits both. The headline is bulk-16/single per scenario and
-ours/DPDK rte_ring per thread placement.
+Every point is repeated (median, min-max shown); within each repeat single
+and every bulk size run once, in an order that flips on odd repeats, so drift
+hits all. Per point: Mpps, ns per frame, lock acquisitions and wake-ups per
+frame, drops, CPU time, latency p50/p99/p99.9 ("n/a" where a scenario cannot
+measure one, with the reason). Headlines: bulk-16/single per scenario,
+ours/DPDK rte_ring (single and bulk), batched/per-frame into a TAP, 4
+producers on 2 cores over 2, and (full runs) the cost of latency recording.
 `;
 
 /** Options after parsing. */
@@ -164,8 +170,8 @@ export function parseBenchArgs(args: string[]): BenchOptions {
 
 /** Everything a run produced: what `--json` writes and the report reads. */
 export interface BenchResult {
-  /** Format tag. */
-  schema: "bulktap-bench/1";
+  /** Format tag (2: per-repeat locks, wake-ups, drops, CPU, latency; figures; n/a reasons). */
+  schema: "bulktap-bench/2";
   /** ISO time the run started. */
   startedAt: string;
   /** Wall time of the whole run, s. */
@@ -178,10 +184,10 @@ export interface BenchResult {
   options: Omit<BenchOptions, "help">;
   /** Providers that ran, with their titles and headers. */
   providers: { name: string; title: string; meta?: Record<string, unknown> }[];
-  /** Every point (with every raw repeat) and every unmeasured entry. */
+  /** Every point (with every raw repeat), every figure and every unmeasured entry. */
   entries: ResultEntry[];
   /** Headline ratios computed from entries. */
-  headlines: ReturnType<typeof headlines>;
+  headlines: Headlines;
 }
 
 /** The 1-minute load average, or NaN where /proc/loadavg does not exist. */
@@ -301,7 +307,7 @@ export async function runBench(
   progress.end();
   const { help: _help, ...options } = o;
   return {
-    schema: "bulktap-bench/1",
+    schema: "bulktap-bench/2",
     startedAt,
     elapsedS: (performance.now() - t0) / 1000,
     loadavg: { start: load0, end: loadavg1() },

@@ -181,7 +181,18 @@ export function buildRingPeer(log?: (m: string) => void): { exe: string; dpdk: D
   return { exe, dpdk };
 }
 
-interface PeerRunLine {
+/** Latency fields of a C benchmark's run line (bench/c/lat_hist.h). */
+export interface CLatency {
+  samples: number;
+  p50?: number;
+  p99?: number;
+  p999?: number;
+  max?: number;
+  curve?: [number, number][];
+}
+
+/** One run line of ring_peer (`"type":"run"`). */
+export interface PeerRunLine {
   type: "run";
   impl: string;
   scenario: string;
@@ -190,18 +201,65 @@ interface PeerRunLine {
   mode: "single" | "bulk";
   bulk: number;
   repeat: number;
+  seconds?: number;
+  delivered?: number;
   mpps: number;
   ns_per_frame: number;
   calls_per_frame: number;
+  /** null: the implementation has no lock (rte_ring). */
+  locks_per_frame?: number | null;
+  /** null: the queue has no doorbell. */
+  wakeups_per_frame?: number | null;
+  offered?: number;
+  dropped?: number;
   drop_rate: number;
-  lat: {
-    samples: number;
-    p50?: number;
-    p99?: number;
-    p999?: number;
-    max?: number;
-    curve?: [number, number][];
-  };
+  cpu_ns?: number;
+  wall_ns?: number;
+  lat: CLatency;
+}
+
+/**
+ * A C run line's latency as a {@linkcode RawRun} latency (undefined without samples).
+ *
+ * @example
+ * ```ts
+ * import { cLatency } from "./bench/peers.ts";
+ * console.log(cLatency({ samples: 0 })); // undefined
+ * ```
+ */
+export function cLatency(l: CLatency): RawRun["latency"] {
+  return l.samples > 0
+    ? {
+      samples: l.samples,
+      p50: l.p50!,
+      p99: l.p99!,
+      p999: l.p999!,
+      max: l.max!,
+      curve: l.curve!,
+    }
+    : undefined;
+}
+
+/**
+ * Why ring_peer cannot count a metric for an implementation.
+ *
+ * @example
+ * ```ts
+ * import { peerNotApplicable } from "./bench/peers.ts";
+ * console.log(Object.keys(peerNotApplicable("dpdk_mpmc")!)); // [ "locksPerFrame", "wakeupsPerFrame" ]
+ * ```
+ */
+export function peerNotApplicable(impl: string): BenchPoint["notApplicable"] {
+  if (impl.startsWith("dpdk")) {
+    return {
+      locksPerFrame: "rte_ring is lockless (CAS on head/tail); no lock to count",
+      wakeupsPerFrame: "rte_ring has no doorbell; the consumer polls",
+    };
+  }
+  if (impl === "bt_ring") {
+    return { wakeupsPerFrame: "the raw ring has no doorbell; the consumer polls" };
+  }
+  return undefined;
 }
 
 /** Turn ring_peer's JSON lines into points (one per impl/scenario/mode/bulk). */
@@ -217,18 +275,15 @@ export function peerPoints(lines: PeerRunLine[]): BenchPoint[] {
     const runs: RawRun[] = ls.map((l) => ({
       repeat: l.repeat,
       mpps: l.mpps,
+      frames: l.delivered,
+      wallNs: l.wall_ns,
+      cpuNs: l.cpu_ns,
+      drops: l.dropped,
       dropShare: l.drop_rate,
       callsPerFrame: l.calls_per_frame,
-      latency: l.lat.samples > 0
-        ? {
-          samples: l.lat.samples,
-          p50: l.lat.p50!,
-          p99: l.lat.p99!,
-          p999: l.lat.p999!,
-          max: l.lat.max!,
-          curve: l.lat.curve!,
-        }
-        : undefined,
+      locksPerFrame: l.locks_per_frame ?? undefined,
+      wakeupsPerFrame: l.wakeups_per_frame ?? undefined,
+      latency: cLatency(l.lat),
     }));
     out.push(pointFromRuns({
       provider: "peers",
@@ -237,7 +292,10 @@ export function peerPoints(lines: PeerRunLine[]): BenchPoint[] {
       ours: !f.impl.startsWith("dpdk"),
       mode: f.mode,
       bulk: f.bulk,
-      frameSize: 64,
+      // Objects are pointers (or frame refs) with a length field: no frame
+      // data is written or read, so a frame size would claim too much.
+      frameSize: 0,
+      notApplicable: peerNotApplicable(f.impl),
     }, runs));
   }
   return out;
@@ -266,7 +324,8 @@ export function peerArgs(ctx: ProviderContext): string[] {
  */
 export const peersProvider: ScenarioProvider = {
   name: "peers",
-  title: "C ring level: our bt_ring and public API beside DPDK rte_ring (same harness, same run)",
+  title: "C ring level: our bt_ring and public API beside DPDK rte_ring (same harness, same run; " +
+    "objects are pointers or frame refs, no frame data moves)",
   meta: {},
   estimateMs(ctx) {
     const impls = dpdkFlags().found ? 4 : 2;

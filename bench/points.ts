@@ -25,17 +25,44 @@ export interface LatencyRun {
   curve: [number, number][];
 }
 
+/**
+ * The per-frame metrics a point carries beside throughput. Each is either
+ * measured in every raw repeat or named in the point's
+ * {@linkcode BenchPoint.notApplicable} with the reason it cannot be.
+ */
+export const METRICS = ["locksPerFrame", "wakeupsPerFrame", "drops", "latency", "cpu"] as const;
+
+/** One of {@linkcode METRICS}. */
+export type Metric = typeof METRICS[number];
+
 /** One raw repeat of one point. */
 export interface RawRun {
   /** Repeat index (0-based) within the provider's run order. */
   repeat: number;
   /** Millions of frames per second delivered. */
   mpps: number;
-  /** Share of offered frames dropped (0..1), when the provider counts it. */
+  /** Frames delivered in the measured window. */
+  frames?: number;
+  /** Length of the measured window, ns. */
+  wallNs?: number;
+  /**
+   * CPU time (user + system, every thread) the benchmark's process used in
+   * the measured window, ns.
+   */
+  cpuNs?: number;
+  /** Frames offered but not accepted (back in their pool, counted as dropped). */
+  drops?: number;
+  /** Share of offered frames dropped (0..1). */
   dropShare?: number;
-  /** Enqueue/xmit calls (lock acquisitions for our paths) per offered frame. */
+  /** Transmit/enqueue calls per offered frame. */
   callsPerFrame?: number;
-  /** Latency of this repeat, when the provider measures it. */
+  /** Producer lock acquisitions per offered frame. */
+  locksPerFrame?: number;
+  /** Doorbells that had to wake a sleeping reader, per frame. */
+  wakeupsPerFrame?: number;
+  /** System calls per frame (TAP writes or io_uring submits). */
+  syscallsPerFrame?: number;
+  /** Latency of this repeat. */
   latency?: LatencyRun;
 }
 
@@ -67,7 +94,10 @@ export interface BenchPoint {
   mode: "single" | "bulk";
   /** Frames per call (1 in single mode). */
   bulk: number;
-  /** Bytes of data per frame. */
+  /**
+   * Bytes of data per frame; 0 when no frame data moves (rings of pointers
+   * or frame refs whose data nobody reads or writes): shown as "pointers".
+   */
   frameSize: number;
   /** Throughput over repeats, Mpps. */
   mpps: Spread;
@@ -75,14 +105,51 @@ export interface BenchPoint {
   nsPerFrame: Spread;
   /** Drop share over repeats. */
   dropShare?: Spread;
-  /** Lock acquisitions (or enqueue calls) per frame, median repeat. */
-  locksPerFrame?: number;
-  /** Reader wake-ups per frame, median repeat. */
-  wakeupsPerFrame?: number;
+  /** Frames dropped per repeat. */
+  drops?: Spread;
+  /** Transmit/enqueue calls per frame over repeats. */
+  callsPerFrame?: Spread;
+  /** Producer lock acquisitions per frame over repeats. */
+  locksPerFrame?: Spread;
+  /** Reader wake-ups per frame over repeats. */
+  wakeupsPerFrame?: Spread;
+  /** System calls per frame over repeats. */
+  syscallsPerFrame?: Spread;
+  /** CPU time per delivered frame over repeats, ns. */
+  cpuNsPerFrame?: Spread;
+  /** CPU time over wall time (busy cores) over repeats. */
+  cpuCores?: Spread;
   /** Latency, when measured. */
   latency?: LatencySummary;
+  /** Metrics this scenario cannot measure, each with the reason ("n/a"). */
+  notApplicable?: Partial<Record<Metric, string>>;
+  /** Set on the two sides of a latency-recording on/off comparison. */
+  latencyRecording?: { pair: string; on: boolean };
   /** Every repeat. */
   runs: RawRun[];
+}
+
+/**
+ * A measured figure that is not a throughput point (idle CPU share, for
+ * example), with its spread over repeats.
+ */
+export interface BenchFigure {
+  /** Always true. */
+  measured: true;
+  /** Marks a figure (points have no such field). */
+  figure: true;
+  /** Provider name. */
+  provider: string;
+  /** Scenario. */
+  scenario: string;
+  /** What was measured. */
+  name: string;
+  /** Unit of `value` ("% of one CPU"). */
+  unit: string;
+  /** Over repeats. */
+  value: Spread;
+  /** What the figure is compared with, or what bounds it. */
+  baseline: string;
 }
 
 /** An implementation or scenario that could not be measured, and why. */
@@ -100,7 +167,46 @@ export interface Unmeasured {
 }
 
 /** What providers return. */
-export type ResultEntry = BenchPoint | Unmeasured;
+export type ResultEntry = BenchPoint | BenchFigure | Unmeasured;
+
+/**
+ * True for a measured point.
+ *
+ * @example
+ * ```ts
+ * import { isPoint } from "./bench/points.ts";
+ * console.log(isPoint({ measured: false, provider: "x", impl: "y", reason: "z" })); // false
+ * ```
+ */
+export function isPoint(e: ResultEntry): e is BenchPoint {
+  return e.measured && !("figure" in e);
+}
+
+/**
+ * True for a measured figure.
+ *
+ * @example
+ * ```ts
+ * import { isFigure } from "./bench/points.ts";
+ * console.log(isFigure({ measured: false, provider: "x", impl: "y", reason: "z" })); // false
+ * ```
+ */
+export function isFigure(e: ResultEntry): e is BenchFigure {
+  return e.measured && "figure" in e;
+}
+
+/**
+ * "64 B", or "pointers" for points that move no frame data.
+ *
+ * @example
+ * ```ts
+ * import { frameLabel } from "./bench/points.ts";
+ * console.log(frameLabel(0), frameLabel(1500)); // pointers 1500 B
+ * ```
+ */
+export function frameLabel(frameSize: number): string {
+  return frameSize > 0 ? `${frameSize} B` : "pointers";
+}
 
 /** A progress report from a provider. */
 export interface ProgressEvent {
@@ -177,13 +283,26 @@ export function pointFromRuns(
     nsPerFrame: spread(runs.map((r) => (r.mpps > 0 ? 1000 / r.mpps : Infinity))),
     runs,
   };
-  if (runs.every((r) => r.dropShare !== undefined)) {
-    p.dropShare = spread(runs.map((r) => r.dropShare!));
-  }
+  // A per-repeat metric becomes a spread over the repeats that have it.
+  const over = (f: (r: RawRun) => number | undefined): Spread | undefined => {
+    const xs = runs.map(f).filter((x): x is number => x !== undefined && Number.isFinite(x));
+    return xs.length ? spread(xs) : undefined;
+  };
+  const set = <K extends keyof BenchPoint>(k: K, v: BenchPoint[K] | undefined) => {
+    if (v !== undefined) p[k] = v;
+  };
+  set("dropShare", over((r) => r.dropShare));
+  set("drops", over((r) => r.drops));
+  set("callsPerFrame", over((r) => r.callsPerFrame));
+  set("locksPerFrame", over((r) => r.locksPerFrame));
+  set("wakeupsPerFrame", over((r) => r.wakeupsPerFrame));
+  set("syscallsPerFrame", over((r) => r.syscallsPerFrame));
+  set(
+    "cpuNsPerFrame",
+    over((r) => r.cpuNs !== undefined && r.frames ? r.cpuNs / r.frames : undefined),
+  );
+  set("cpuCores", over((r) => r.cpuNs !== undefined && r.wallNs ? r.cpuNs / r.wallNs : undefined));
   const median = medianRun(runs);
-  if (key.locksPerFrame === undefined && median.callsPerFrame !== undefined) {
-    p.locksPerFrame = median.callsPerFrame;
-  }
   const lat = runs.filter((r) => r.latency && r.latency.samples > 0);
   if (lat.length > 0) {
     const curveRun = median.latency && median.latency.samples > 0 ? median : lat[0];
@@ -195,6 +314,36 @@ export function pointFromRuns(
     };
   }
   return p;
+}
+
+/**
+ * Whether a point has `m`: "measured", "n/a" (the scenario cannot measure
+ * it; see {@linkcode BenchPoint.notApplicable}) or "missing" (a defect).
+ *
+ * @example
+ * ```ts
+ * import { metricState, pointFromRuns } from "./bench/points.ts";
+ * const p = pointFromRuns(
+ *   { provider: "x", scenario: "s", impl: "i", ours: true, mode: "single", bulk: 1, frameSize: 64,
+ *     notApplicable: { latency: "nobody reads the frames" } },
+ *   [{ repeat: 0, mpps: 1, drops: 0 }],
+ * );
+ * console.log(metricState(p, "drops"), metricState(p, "latency"), metricState(p, "cpu"));
+ * // measured n/a missing
+ * ```
+ */
+export function metricState(p: BenchPoint, m: Metric): "measured" | "n/a" | "missing" {
+  const has = m === "locksPerFrame"
+    ? p.locksPerFrame
+    : m === "wakeupsPerFrame"
+    ? p.wakeupsPerFrame
+    : m === "drops"
+    ? p.drops ?? p.dropShare
+    : m === "latency"
+    ? p.latency
+    : p.cpuNsPerFrame;
+  if (has !== undefined) return "measured";
+  return p.notApplicable?.[m] ? "n/a" : "missing";
 }
 
 /** The run with the median throughput (the upper one of two middles). */
@@ -209,7 +358,7 @@ export interface Ratio {
   label: string;
   /** Provider. */
   provider: string;
-  /** Scenario. */
+  /** Scenario (of the numerator). */
   scenario: string;
   /** Mode/bulk/frame of the comparison, for humans. */
   point: string;
@@ -223,6 +372,10 @@ export interface Ratio {
   num: number;
   /** Denominator median, Mpps (the baseline). */
   den: number;
+  /** Frame size of both points (0: pointers). */
+  frameSize: number;
+  /** The least acceptable value, when the project sets one. */
+  required?: number;
 }
 
 function ratio(
@@ -241,6 +394,7 @@ function ratio(
     high: a.mpps.max / b.mpps.min,
     num: a.mpps.median,
     den: b.mpps.median,
+    frameSize: a.frameSize,
   };
 }
 
@@ -251,10 +405,32 @@ export function headlineBulk(points: BenchPoint[]): number {
   return Math.max(0, ...bulks);
 }
 
+/** Every headline ratio of a run, by question. */
+export interface Headlines {
+  /** bulk-16 (or the largest bulk) over single, per provider, scenario, impl and frame size. */
+  bulkOverSingle: Ratio[];
+  /** Ours over a peer (DPDK rte_ring), same placement, mode and bulk. */
+  oursOverPeer: Ratio[];
+  /** Into a TAP: io_uring batches over `write()` per frame, per batch and frame size. */
+  batchedOverPerFrame: Ratio[];
+  /** 4 producers on 2 cores over 2 producers, single and bulk (at least 0.5 required). */
+  oversubscription: Ratio[];
+  /** Scheduler throughput with latency recording on over off (1 = free). */
+  latencyCost: Ratio[];
+}
+
+/** The oversubscribed and the 2-producer scenarios of the C ring benchmarks. */
+export const OVERSUBSCRIBED = { over: "4p1q_2cores", base: "2p1q", required: 0.5 };
+
+/** Scenario prefix of the TAP "frames into a TAP" points. */
+export const INTO_TAP = "into a TAP";
+
+function modeLabel(p: BenchPoint): string {
+  return p.mode === "single" ? "single" : `bulk-${p.bulk}`;
+}
+
 /**
- * The headline ratios: bulk/single for every provider, scenario,
- * implementation and frame size; ours/peer for every scenario and mode where
- * both were measured.
+ * The headline ratios (see {@linkcode Headlines}).
  *
  * @example
  * ```ts
@@ -262,14 +438,18 @@ export function headlineBulk(points: BenchPoint[]): number {
  * console.log(headlines([]).bulkOverSingle.length); // 0
  * ```
  */
-export function headlines(
-  entries: ResultEntry[],
-): { bulkOverSingle: Ratio[]; oursOverPeer: Ratio[] } {
-  const points = entries.filter((e): e is BenchPoint => e.measured);
-  const bulkOverSingle: Ratio[] = [];
-  const oursOverPeer: Ratio[] = [];
+export function headlines(entries: ResultEntry[]): Headlines {
+  const points = entries.filter(isPoint);
+  const h: Headlines = {
+    bulkOverSingle: [],
+    oursOverPeer: [],
+    batchedOverPerFrame: [],
+    oversubscription: [],
+    latencyCost: [],
+  };
+  const sweep = points.filter((p) => !p.latencyRecording);
   const groups = new Map<string, BenchPoint[]>();
-  for (const p of points) {
+  for (const p of sweep) {
     const k = `${p.provider}\0${p.scenario}\0${p.impl}\0${p.frameSize}`;
     groups.set(k, [...(groups.get(k) ?? []), p]);
   }
@@ -278,30 +458,63 @@ export function headlines(
     const s = ps.find((p) => p.mode === "single");
     const b = ps.find((p) => p.mode === "bulk" && p.bulk === hb);
     if (s && b) {
-      bulkOverSingle.push({
-        ...ratio(`bulk-${hb}/single`, `${s.impl}, ${s.frameSize} B`, b, s),
-      });
+      h.bulkOverSingle.push(
+        ratio(`bulk-${hb}/single`, `${s.impl}, ${frameLabel(s.frameSize)}`, b, s),
+      );
     }
-  }
-  const peers = points.filter((p) => !p.ours);
-  for (const peer of peers) {
-    for (const o of points) {
-      if (
-        o.ours && o.provider === peer.provider && o.scenario === peer.scenario &&
-        o.mode === peer.mode && o.bulk === peer.bulk && o.frameSize === peer.frameSize
-      ) {
-        const hb = headlineBulk(points.filter((p) => p.provider === o.provider));
-        if (o.mode === "bulk" && o.bulk !== hb) continue;
-        oursOverPeer.push(
-          ratio(
-            `${o.impl}/${peer.impl}`,
-            o.mode === "single" ? "single" : `bulk-${o.bulk}`,
-            o,
-            peer,
-          ),
+    if (s && s.provider === "tap" && s.scenario.startsWith(INTO_TAP)) {
+      for (const x of ps.filter((p) => p.mode === "bulk").sort((a, b) => a.bulk - b.bulk)) {
+        h.batchedOverPerFrame.push(
+          ratio(`io_uring ${x.bulk} per submit/write() per frame`, frameLabel(x.frameSize), x, s),
         );
       }
     }
   }
-  return { bulkOverSingle, oursOverPeer };
+  for (const peer of sweep.filter((p) => !p.ours)) {
+    for (const o of sweep) {
+      if (
+        o.ours && o.provider === peer.provider && o.scenario === peer.scenario &&
+        o.mode === peer.mode && o.bulk === peer.bulk && o.frameSize === peer.frameSize
+      ) {
+        const hb = headlineBulk(sweep.filter((p) => p.provider === o.provider));
+        if (o.mode === "bulk" && o.bulk !== hb) continue;
+        h.oursOverPeer.push(ratio(`${o.impl}/${peer.impl}`, modeLabel(o), o, peer));
+      }
+    }
+  }
+  for (const over of sweep.filter((p) => p.scenario === OVERSUBSCRIBED.over)) {
+    const hb = headlineBulk(sweep.filter((p) => p.provider === over.provider));
+    if (over.mode === "bulk" && over.bulk !== hb) continue;
+    const base = sweep.find((p) =>
+      p.scenario === OVERSUBSCRIBED.base && p.provider === over.provider &&
+      p.impl === over.impl && p.mode === over.mode && p.bulk === over.bulk &&
+      p.frameSize === over.frameSize
+    );
+    if (!base) continue;
+    h.oversubscription.push({
+      ...ratio(
+        "4p/2p on 2 cores",
+        `${over.impl}${over.ours ? "" : " (peer)"}, ${modeLabel(over)}`,
+        over,
+        base,
+      ),
+      required: over.ours ? OVERSUBSCRIBED.required : undefined,
+    });
+  }
+  for (const on of points.filter((p) => p.latencyRecording?.on)) {
+    const off = points.find((p) =>
+      p.latencyRecording && !p.latencyRecording.on &&
+      p.latencyRecording.pair === on.latencyRecording!.pair && p.provider === on.provider
+    );
+    if (!off) continue;
+    h.latencyCost.push(
+      ratio(
+        "latency recording on/off",
+        `${on.latencyRecording!.pair}, ${frameLabel(on.frameSize)}`,
+        on,
+        off,
+      ),
+    );
+  }
+  return h;
 }

@@ -3,57 +3,81 @@
  * frame vs per bulk) as a provider. If the program cannot be built or run,
  * the provider reports it as not measured rather than leaving it out.
  *
- * ring_bench prints one JSON line per point with median, min, max and every
- * raw repeat (`runs`).
+ * ring_bench prints one JSON line per run (`"type":"run"`: Mpps, locks,
+ * wake-ups and drops per frame, CPU time, sampled enqueue -> dequeue
+ * latency); points are built from those raw repeats. Its 4p/2p verdict lines
+ * (`"type":"ratio"`) are logged; the headline computes the same ratio with
+ * its spread from the points.
  *
  * @module
  */
 import { buildProgram, librarySources, runLines } from "./cbuild.ts";
-import type { BenchPoint, ResultEntry, ScenarioProvider } from "./points.ts";
+import { type CLatency, cLatency } from "./peers.ts";
+import {
+  type BenchPoint,
+  pointFromRuns,
+  type RawRun,
+  type ResultEntry,
+  type ScenarioProvider,
+} from "./points.ts";
 
 const SOURCE = new URL("./c/ring_bench.c", import.meta.url);
 
-interface RingBenchLine {
-  scenario?: string;
-  mode?: "single" | "bulk";
-  bulk?: number;
-  median?: number;
-  min?: number;
-  max?: number;
-  locks_per_frame?: number;
-  drop_rate?: number;
-  repeats?: number;
-  /** Every repeat in run order. */
-  runs?: { mpps: number; drop_rate: number }[];
+/** One run line of ring_bench. */
+export interface RingRunLine {
+  type: "run";
+  scenario: string;
+  mode: "single" | "bulk";
+  bulk: number;
+  producers: number;
+  repeat: number;
+  seconds: number;
+  delivered: number;
+  mpps: number;
+  offered: number;
+  dropped: number;
+  drop_rate: number;
+  calls_per_frame: number;
+  locks_per_frame: number;
+  wakeups_per_frame: number;
+  cpu_ns: number;
+  wall_ns: number;
+  lat: CLatency;
 }
 
-/** Convert ring_bench point lines into harness points. */
-export function ringPoints(lines: RingBenchLine[]): BenchPoint[] {
-  return lines.filter((l) => l.scenario && l.mode && l.median !== undefined).map((l) => ({
-    measured: true as const,
-    provider: "ring",
-    scenario: l.scenario!,
-    impl: "bt_xmit (C)",
-    ours: true,
-    mode: l.mode!,
-    bulk: l.bulk ?? 1,
-    frameSize: 64,
-    mpps: {
-      median: l.median!,
-      min: l.min!,
-      max: l.max!,
-      runs: l.runs?.map((r) => r.mpps) ?? [l.median!],
-    },
-    nsPerFrame: {
-      median: 1000 / l.median!,
-      min: 1000 / l.max!,
-      max: 1000 / l.min!,
-      runs: (l.runs?.map((r) => r.mpps) ?? [l.median!]).map((m) => 1000 / m),
-    },
-    locksPerFrame: l.locks_per_frame,
-    runs: l.runs?.map((r, repeat) => ({ repeat, mpps: r.mpps, dropShare: r.drop_rate })) ??
-      [{ repeat: 0, mpps: l.median!, dropShare: l.drop_rate }],
-  }));
+/** Convert ring_bench run lines into harness points (one per scenario, mode and bulk). */
+export function ringPoints(lines: RingRunLine[]): BenchPoint[] {
+  const groups = new Map<string, RingRunLine[]>();
+  for (const l of lines) {
+    const k = `${l.scenario}\0${l.mode}\0${l.bulk}`;
+    groups.set(k, [...(groups.get(k) ?? []), l]);
+  }
+  return [...groups.values()].map((ls) => {
+    const f = ls[0];
+    const runs: RawRun[] = ls.map((l) => ({
+      repeat: l.repeat,
+      mpps: l.mpps,
+      frames: l.delivered,
+      wallNs: l.wall_ns,
+      cpuNs: l.cpu_ns,
+      drops: l.dropped,
+      dropShare: l.drop_rate,
+      callsPerFrame: l.calls_per_frame,
+      locksPerFrame: l.locks_per_frame,
+      wakeupsPerFrame: l.wakeups_per_frame,
+      latency: cLatency(l.lat),
+    }));
+    return pointFromRuns({
+      provider: "ring",
+      scenario: f.scenario,
+      impl: "bt_xmit (C)",
+      ours: true,
+      mode: f.mode,
+      bulk: f.bulk,
+      // Frame refs with a length set; nobody reads or writes frame data.
+      frameSize: 0,
+    }, runs);
+  });
 }
 
 /**
@@ -67,7 +91,8 @@ export function ringPoints(lines: RingBenchLine[]): BenchPoint[] {
  */
 export const ringProvider: ScenarioProvider = {
   name: "ring",
-  title: "C ring level through bt_xmit (bench/c/ring_bench.c)",
+  title: "C ring level through bt_xmit (bench/c/ring_bench.c; frame refs, no frame data moves)",
+  meta: {},
   estimateMs(ctx) {
     try {
       Deno.statSync(SOURCE);
@@ -101,8 +126,8 @@ export const ringProvider: ScenarioProvider = {
         reason: `not measured: ${(e as Error).message}`,
       }];
     }
-    const lines: RingBenchLine[] = [];
-    const total = 3 * (1 + ctx.bulks.length);
+    const lines: RingRunLine[] = [];
+    let total = 3 * (1 + Math.min(8, ctx.bulks.length)) * ctx.repeats;
     const args = [
       "--duration",
       String(ctx.durationMs / 1000),
@@ -112,21 +137,31 @@ export const ringProvider: ScenarioProvider = {
       ctx.bulks.slice(0, 8).join(","),
     ];
     const { code, stderr } = await runLines(exe, args, (line) => {
+      let o;
       try {
-        const o = JSON.parse(line) as RingBenchLine;
-        if (o.scenario && o.mode) {
-          lines.push(o);
-          ctx.progress({
-            scenario: o.scenario,
-            point: `${o.mode}${o.mode === "bulk" ? `-${o.bulk}` : ""}`,
-            repeat: ctx.repeats,
-            repeats: ctx.repeats,
-            done: lines.length,
-            total,
-          });
-        }
+        o = JSON.parse(line);
       } catch {
         ctx.log(`ring_bench: ${line}`);
+        return;
+      }
+      if (o.type === "header") {
+        total = o.total_runs;
+        ringProvider.meta = o;
+      } else if (o.type === "run") {
+        lines.push(o as RingRunLine);
+        ctx.progress({
+          scenario: o.scenario,
+          point: o.mode === "bulk" ? `bulk-${o.bulk}` : "single",
+          repeat: o.repeat + 1,
+          repeats: ctx.repeats,
+          done: lines.length,
+          total,
+        });
+      } else if (o.type === "ratio") {
+        ctx.log(
+          `ring_bench: ${o.ratio} ${o.mode}-${o.bulk} = ${o.value} ` +
+            `(required >= ${o.required_min}: ${o.ok ? "ok" : "BELOW"})`,
+        );
       }
     });
     const out: ResultEntry[] = ringPoints(lines);

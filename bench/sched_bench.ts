@@ -2,7 +2,9 @@
  * Scheduler benchmarks: generator -> program -> in-memory device(s) ->
  * readers, on 1 or 2 Workers. Reports, per case, the median and min-max
  * over repeats of Mpps (frames consumed by readers per second) and p99
- * latency (frame creation to reader), next to the baseline:
+ * latency (frame creation to reader), next to the baseline. Every run also
+ * keeps drops, lock acquisitions, wake-ups and CPU time (`runs`), which
+ * `mod.ts bench` reports. Cases:
  *
  * - bulk-16 vs single mode (one frame per xmit call), 1/2 CPUs x 1/2 queues;
  * - the device map's two ways into C: one FFI call per cycle for all
@@ -27,10 +29,12 @@ import {
   Device,
   FramePool,
   LatencyRecorder,
+  percentileDistribution,
   Scheduler,
   type SchedulerOptions,
   type StageMode,
 } from "../mod.ts";
+import { repeatOrder } from "./stats.ts";
 
 /** One benchmark case. */
 export interface BenchCase {
@@ -54,6 +58,42 @@ export interface BenchCase {
    * its own time by {@linkcode forwardStampEach}; 1 target only).
    */
   stamps?: "batch" | "each";
+  /** Bytes per generated frame (default: the run's frame size). */
+  frameSize?: number;
+}
+
+/** What one run of one case measured (counters are deltas over the measured window). */
+export interface SchedRun {
+  /** Frames consumed by readers per second, millions. */
+  mpps: number;
+  /** Frames consumed by readers in the window. */
+  frames: number;
+  /** The measured window, ns. */
+  wallNs: number;
+  /** CPU time of the process (every Worker, user + system) in the window, ns. */
+  cpuNs: number;
+  /** Frames the program staged for the targets in the window (sent + refused). */
+  offered: number;
+  /** Frames the targets refused (ring full; back in their pool). */
+  drops: number;
+  /** xmit calls into the targets per offered frame. */
+  callsPerFrame: number;
+  /** Producer lock acquisitions of the targets per offered frame. */
+  locksPerFrame: number;
+  /** Doorbells that woke a sleeping reader, per frame sent. */
+  wakeupsPerFrame: number;
+  /**
+   * Latency from the generator's stamp to the reader over the whole run
+   * (warm-up included), when recorded: percentiles and the HDR curve, ns.
+   */
+  latency?: {
+    samples: number;
+    p50: number;
+    p99: number;
+    p999: number;
+    max: number;
+    curve: [number, number][];
+  };
 }
 
 /** Median and range of a case over its repeats. */
@@ -61,6 +101,8 @@ export interface BenchResult {
   case: BenchCase;
   mpps: { median: number; min: number; max: number; runs: number[] };
   p99Ns: { median: number; min: number; max: number; runs: number[] };
+  /** Every repeat, in run order. */
+  runs: SchedRun[];
 }
 
 /** Median, min, max and every repeat. */
@@ -96,7 +138,9 @@ export interface SchedBenchReport {
   results: BenchResult[];
   /** Recording on vs off (empty when not measured). */
   histogramCost: HistogramCost[];
+  /** NaN when run with `extras: false`. */
   recordNsPerFrame: { sameTimestamp: number; distinctTimestamps: number };
+  /** NaN when run with `extras: false`. */
   idleCpuShare: number;
 }
 
@@ -109,7 +153,7 @@ const stat = (xs: number[]): Stat => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function once(c: BenchCase, seconds: number, frameSize: number) {
+async function once(c: BenchCase, seconds: number, frameSize: number): Promise<SchedRun> {
   const targets = c.targets ?? 1;
   const ring = 1024;
   using pool = new FramePool({
@@ -126,7 +170,7 @@ async function once(c: BenchCase, seconds: number, frameSize: number) {
       kind: "generator",
       cpu,
       pool: pool.handle,
-      frameSize,
+      frameSize: c.frameSize ?? frameSize,
       flows: 64,
     })),
     program: c.stamps === "each"
@@ -153,14 +197,52 @@ async function once(c: BenchCase, seconds: number, frameSize: number) {
   const sched = new Scheduler(opts);
   await sched.start();
   await sleep(200); // warm up the JIT
-  const r0 = sched.counters().read;
+  const tx = () => {
+    let calls = 0, locks = 0, wakeups = 0;
+    for (const d of devs) {
+      const st = d.stats();
+      calls += st.xmitCalls;
+      locks += st.lockAcquisitions;
+      wakeups += st.wakeupsSent;
+    }
+    return { calls, locks, wakeups };
+  };
+  const c0 = sched.counters();
+  const d0 = tx();
+  const u0 = process.cpuUsage();
   const t0 = performance.now();
   await sleep(seconds * 1000);
-  const r1 = sched.counters().read;
+  const c1 = sched.counters();
+  const d1 = tx();
+  const u = process.cpuUsage(u0);
   const t1 = performance.now();
   const report = await sched.close();
   for (const d of devs) d.close();
-  return { mpps: (r1 - r0) / (t1 - t0) / 1000, p99: report.latency.p99 };
+  const sent = c1.txSent - c0.txSent;
+  const drops = c1.txDropped - c0.txDropped;
+  const offered = Math.max(1, sent + drops);
+  const lat = report.latency;
+  return {
+    mpps: (c1.read - c0.read) / (t1 - t0) / 1000,
+    frames: c1.read - c0.read,
+    wallNs: (t1 - t0) * 1e6,
+    cpuNs: (u.user + u.system) * 1000,
+    offered: sent + drops,
+    drops,
+    callsPerFrame: (d1.calls - d0.calls) / offered,
+    locksPerFrame: (d1.locks - d0.locks) / offered,
+    wakeupsPerFrame: (d1.wakeups - d0.wakeups) / Math.max(1, sent),
+    latency: lat.count > 0
+      ? {
+        samples: lat.count,
+        p50: lat.p50,
+        p99: lat.p99,
+        p999: lat.p999,
+        max: lat.max,
+        curve: percentileDistribution(report.histogram),
+      }
+      : undefined,
+  };
 }
 
 function loadAvg(): number {
@@ -250,7 +332,17 @@ function recordCost(): { sameTimestamp: number; distinctTimestamps: number } {
   return out;
 }
 
-async function idleShare(): Promise<number> {
+/**
+ * CPU used by an idle dataplane (2 Workers on 2 queues, no traffic) over
+ * `ms`, as a share of one CPU.
+ *
+ * @example
+ * ```ts ignore
+ * import { idleShare } from "./bench/sched_bench.ts";
+ * console.log(await idleShare(200) < 0.5);
+ * ```
+ */
+export async function idleShare(ms = 1000): Promise<number> {
   using pool = new FramePool({ frames: 256 });
   const dev = new Device({ pool, queues: 2, ringSize: 64 });
   const sched = new Scheduler({
@@ -263,7 +355,7 @@ async function idleShare(): Promise<number> {
   await sleep(200);
   const u0 = process.cpuUsage();
   const t0 = performance.now();
-  await sleep(1000);
+  await sleep(ms);
   const u = process.cpuUsage(u0);
   const share = (u.user + u.system) / ((performance.now() - t0) * 1000);
   await sched.close();
@@ -325,16 +417,18 @@ export const CASES: BenchCase[] = [
 ];
 
 /**
- * Run the benchmark cases; each case `repeats` times (interleaved, so slow
- * drift of the machine spreads over all cases) for `seconds` each. The
- * histogram's cost (recording on vs off, {@linkcode COST_CASES}) is
+ * Run the benchmark cases; each case `repeats` times for `seconds` each.
+ * Every repeat runs every case once; odd repeats run them in reverse order,
+ * so slow drift of the machine hits single and bulk (listed side by side)
+ * alike. `extras: false` skips the recordBatch and idle measurements.
+ * The histogram's cost (recording on vs off, {@linkcode COST_CASES}) is
  * measured when `histogramCost` is true, by default when `cases` is not
  * given.
  *
  * @example
  * ```ts
  * import { schedBench } from "./bench/sched_bench.ts";
- * const r = await schedBench({ repeats: 1, seconds: 0.2 });
+ * const r = await schedBench({ repeats: 1, seconds: 0.2, extras: false });
  * console.log(r.results.length > 0);
  * ```
  */
@@ -345,7 +439,9 @@ export async function schedBench(
     frameSize?: number;
     cases?: BenchCase[];
     histogramCost?: boolean;
+    extras?: boolean;
     log?: (s: string) => void;
+    onRun?: (c: BenchCase, repeat: number, run: SchedRun) => void;
   } = {},
 ): Promise<SchedBenchReport> {
   const repeats = options.repeats ?? 5;
@@ -353,26 +449,34 @@ export async function schedBench(
   const frameSize = options.frameSize ?? 64;
   const cases = options.cases ?? CASES;
   const measureCost = options.histogramCost ?? options.cases === undefined;
-  const runs = cases.map(() => ({ mpps: [] as number[], p99: [] as number[] }));
+  const runs = cases.map(() => [] as SchedRun[]);
   for (let r = 0; r < repeats; r++) {
-    for (let i = 0; i < cases.length; i++) {
+    for (const i of repeatOrder(cases.length, r)) {
       const x = await once(cases[i], seconds, frameSize);
-      runs[i].mpps.push(x.mpps);
-      runs[i].p99.push(x.p99);
+      runs[i].push(x);
+      options.onRun?.(cases[i], r, x);
       options.log?.(
-        `repeat ${r + 1}/${repeats} ${cases[i].name}: ${x.mpps.toFixed(2)} Mpps, p99 ${x.p99} ns`,
+        `repeat ${r + 1}/${repeats} ${cases[i].name}: ${x.mpps.toFixed(2)} Mpps, p99 ${
+          x.latency?.p99 ?? 0
+        } ns`,
       );
     }
   }
+  const extras = options.extras ?? true;
   return {
     machine: machine(),
     frameSize,
     seconds,
     repeats,
-    results: cases.map((c, i) => ({ case: c, mpps: stat(runs[i].mpps), p99Ns: stat(runs[i].p99) })),
+    results: cases.map((c, i) => ({
+      case: c,
+      mpps: stat(runs[i].map((x) => x.mpps)),
+      p99Ns: stat(runs[i].map((x) => x.latency?.p99 ?? 0)),
+      runs: runs[i],
+    })),
     histogramCost: measureCost ? await histogramCost(repeats, seconds, frameSize, options.log) : [],
-    recordNsPerFrame: recordCost(),
-    idleCpuShare: await idleShare(),
+    recordNsPerFrame: extras ? recordCost() : { sameTimestamp: NaN, distinctTimestamps: NaN },
+    idleCpuShare: extras ? await idleShare() : NaN,
   };
 }
 

@@ -36,3 +36,18 @@ export function spread(runs: number[]): Spread {
 export function fmtSpread(s: Spread, digits = 2): string {
   return `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}-${s.max.toFixed(digits)})`;
 }
+
+/**
+ * The order in which `n` cases (single first, then bulk sizes) run in
+ * repeat `repeat`: as listed on even repeats, reversed on odd ones, so slow
+ * drift of the machine hits every case alike.
+ *
+ * @example
+ * ```ts
+ * import { repeatOrder } from "./bench/stats.ts";
+ * console.log(repeatOrder(3, 0), repeatOrder(3, 1)); // [ 0, 1, 2 ] [ 2, 1, 0 ]
+ * ```
+ */
+export function repeatOrder(n: number, repeat: number): number[] {
+  return Array.from({ length: n }, (_, k) => (repeat % 2 ? n - 1 - k : k));
+}

@@ -7,8 +7,14 @@
  *
  * @module
  */
-import type { BenchPoint, ResultEntry, ScenarioProvider } from "./points.ts";
-import { pointFromRuns } from "./points.ts";
+import {
+  type BenchPoint,
+  INTO_TAP,
+  pointFromRuns,
+  type RawRun,
+  type ResultEntry,
+  type ScenarioProvider,
+} from "./points.ts";
 import { type Figure, tapBench } from "./tap_bench.ts";
 
 function tapProblem(): string | undefined {
@@ -21,34 +27,61 @@ function tapProblem(): string | undefined {
   return undefined;
 }
 
+/** Why the TAP scenarios cannot measure latency. */
+export const TAP_NOT_APPLICABLE = {
+  into: {
+    latency: "frames end in the kernel (dropped by ethertype there); no reader in this " +
+      "process sees them to timestamp",
+  },
+  forward: {
+    latency: "the kernel generates and consumes the frames in other namespaces; nothing " +
+      "timestamps both ends",
+  },
+};
+
+function rawRuns(f: Figure): RawRun[] {
+  return f.raw.map((r, repeat) => ({
+    repeat,
+    mpps: r.mpps,
+    frames: r.frames,
+    wallNs: r.wallNs,
+    cpuNs: r.cpuNs,
+    drops: r.drops,
+    dropShare: r.offered ? r.drops / r.offered : 0,
+    locksPerFrame: r.locksPerFrame,
+    wakeupsPerFrame: r.wakeupsPerFrame,
+    syscallsPerFrame: r.syscallsPerFrame,
+  }));
+}
+
 /** Convert TAP figures into harness points. */
 export function tapPoints(into: Figure[], forward: Figure[]): BenchPoint[] {
   const out: BenchPoint[] = [];
   for (const f of into) {
-    const m = f.name.match(/io_uring, (\d+) per submit/);
     out.push(pointFromRuns({
       provider: "tap",
       // One writer, two I/O modes: write() per frame (what every Node/Deno
       // TUN library does) is "single"; io_uring batches are "bulk".
-      scenario: "into a TAP: write() per frame vs io_uring batches",
+      scenario: `${INTO_TAP}: write() per frame vs io_uring batches`,
       impl: "bulktap TAP writer",
       ours: true,
-      mode: m ? "bulk" : "single",
-      bulk: m ? Number(m[1]) : 1,
-      frameSize: 64,
-    }, f.runs.map((mpps, repeat) => ({ repeat, mpps }))));
+      mode: f.mode,
+      bulk: f.bulk,
+      frameSize: f.frameSize,
+      notApplicable: TAP_NOT_APPLICABLE.into,
+    }, rawRuns(f)));
   }
   for (const f of forward) {
-    const single = /single mode/.test(f.name);
     out.push(pointFromRuns({
       provider: "tap",
-      scenario: "forwarder TAP A -> TAP B",
+      scenario: "forwarder TAP A -> TAP B (end to end; CPU includes the generator)",
       impl: "bulktap forwarder",
       ours: true,
-      mode: single ? "single" : "bulk",
-      bulk: single ? 1 : 64,
-      frameSize: 64,
-    }, f.runs.map((mpps, repeat) => ({ repeat, mpps }))));
+      mode: f.mode,
+      bulk: f.bulk,
+      frameSize: f.frameSize,
+      notApplicable: TAP_NOT_APPLICABLE.forward,
+    }, rawRuns(f)));
   }
   return out;
 }
@@ -68,7 +101,8 @@ export const tapProvider: ScenarioProvider = {
   estimateMs(ctx) {
     if (tapProblem()) return 0;
     const ms = ctx.quick ? 100 : Math.min(ctx.durationMs, 500);
-    return (ctx.quick ? 3 : 5) * Math.max(5, ctx.repeats) * (ms + 20) + 4000;
+    const runs = (ctx.quick ? 3 : 5) * ctx.frameSizes.length * ctx.repeats;
+    return runs * (ms + 40) + (ctx.quick ? 1000 : 4000);
   },
   async run(ctx): Promise<ResultEntry[]> {
     const problem = tapProblem();
@@ -81,17 +115,25 @@ export const tapProvider: ScenarioProvider = {
       }];
     }
     const ms = ctx.quick ? 100 : Math.min(ctx.durationMs, 500);
+    const total = (ctx.quick ? 3 : 5) * ctx.frameSizes.length * ctx.repeats;
+    let done = 0;
     try {
-      const r = await tapBench({ repeats: ctx.repeats, ms, intoOnly: ctx.quick });
-      ctx.progress({
-        scenario: "TAP",
-        point: "all",
-        repeat: ctx.repeats,
+      const r = await tapBench({
         repeats: ctx.repeats,
-        done: 1,
-        total: 1,
+        ms,
+        frameSizes: ctx.frameSizes,
+        intoOnly: ctx.quick,
+        onRun: (name, frameSize, repeat) =>
+          ctx.progress({
+            scenario: "TAP",
+            point: `${name}, ${frameSize} B`,
+            repeat: repeat + 1,
+            repeats: ctx.repeats,
+            done: ++done,
+            total,
+          }),
       });
-      for (const f of r.forward) if (f.note) ctx.log(`tap: ${f.name}: ${f.note}`);
+      for (const f of r.forward) if (f.note) ctx.log(`${f.name}, ${f.frameSize} B: ${f.note}`);
       return tapPoints(r.into, r.forward);
     } catch (e) {
       return [{

@@ -1,11 +1,33 @@
 /**
- * The benchmark harness: flags, exit codes, the shape of --json output, and
- * the pieces that turn raw runs into points and ratios.
+ * The benchmark harness: flags, exit codes, the shape of --json output, the
+ * pieces that turn raw runs into points and ratios, and the real `--quick`
+ * run (its JSON, its terminal table and its HTML report in Chromium).
  */
 import assert from "assert";
+import { apiPoints } from "../bench/api_provider.ts";
 import { BENCH_HELP, benchMain, parseBenchArgs, UsageError } from "../bench/main.ts";
-import { headlines, pointFromRuns } from "../bench/points.ts";
+import {
+  type BenchPoint,
+  headlines,
+  METRICS,
+  metricState,
+  pointFromRuns,
+  type RawRun,
+} from "../bench/points.ts";
 import { DPDK_MISSING, peerPoints } from "../bench/peers.ts";
+import { ringPoints, type RingRunLine } from "../bench/ring_provider.ts";
+import { CASES } from "../bench/sched_bench.ts";
+import { latencyCostCases, sweepCases } from "../bench/sched_provider.ts";
+import { repeatOrder } from "../bench/stats.ts";
+import { tapPoints } from "../bench/tap_provider.ts";
+import {
+  assertEverySeriesDrew,
+  CHROMIUM,
+  renderReport,
+  warnNoChromium,
+} from "./fixtures/chromium.ts";
+
+warnNoChromium("bench_test");
 
 const MOD = new URL("../mod.ts", import.meta.url).pathname;
 
@@ -86,6 +108,48 @@ Deno.test("points: spreads, ratios and ours/peer pairing", () => {
   assert.deepEqual(bulk.map((r) => r.point), ["bulk-16"], "ours/peer uses the headline bulk");
 });
 
+Deno.test("points: 4p/2p on 2 cores and latency recording cost are headlines", () => {
+  const mk = (
+    scenario: string,
+    mode: "single" | "bulk",
+    bulk: number,
+    mpps: number,
+    extra: Partial<BenchPoint> = {},
+  ) =>
+    pointFromRuns(
+      {
+        provider: "ring",
+        scenario,
+        impl: "bt_xmit (C)",
+        ours: true,
+        mode,
+        bulk,
+        frameSize: 0,
+        ...extra,
+      },
+      [{ repeat: 0, mpps }],
+    );
+  const h = headlines([
+    mk("2p1q", "single", 1, 20),
+    mk("2p1q", "bulk", 16, 40),
+    mk("4p1q_2cores", "single", 1, 8),
+    mk("4p1q_2cores", "bulk", 16, 30),
+    mk("sched", "bulk", 16, 9, { latencyRecording: { pair: "bulk-16", on: true } }),
+    mk("sched", "bulk", 16, 10, { latencyRecording: { pair: "bulk-16", on: false } }),
+  ]);
+  assert.deepEqual(
+    h.oversubscription.map((r) => [r.point, r.value, r.required]),
+    [["bt_xmit (C), single", 0.4, 0.5], ["bt_xmit (C), bulk-16", 0.75, 0.5]],
+  );
+  assert.deepEqual(h.latencyCost.map((r) => [r.label, r.value]), [
+    ["latency recording on/off", 0.9],
+  ]);
+  assert.ok(
+    h.bulkOverSingle.every((r) => !r.scenario.startsWith("sched")),
+    "cost pairs are not a bulk/single sweep",
+  );
+});
+
 Deno.test("peers: ring_peer lines become points with every repeat", () => {
   const line = (impl: string, repeat: number, mpps: number) => ({
     type: "run" as const,
@@ -99,7 +163,14 @@ Deno.test("peers: ring_peer lines become points with every repeat", () => {
     mpps,
     ns_per_frame: 1000 / mpps,
     calls_per_frame: 1 / 16,
+    locks_per_frame: impl === "bt_ring" ? 1 / 16 : null,
+    wakeups_per_frame: null,
+    delivered: mpps * 1e5,
+    offered: mpps * 1e5,
+    dropped: 0,
     drop_rate: 0,
+    cpu_ns: 9e7,
+    wall_ns: 1e8,
     lat: {
       samples: 10,
       p50: 100,
@@ -111,15 +182,166 @@ Deno.test("peers: ring_peer lines become points with every repeat", () => {
   });
   const ps = peerPoints([line("bt_ring", 0, 10), line("dpdk_mpmc", 0, 20), line("bt_ring", 1, 12)]);
   const bt = ps.find((p) => p.impl === "bt_ring")!;
+  const dpdk = ps.find((p) => p.impl === "dpdk_mpmc")!;
   assert.equal(bt.runs.length, 2);
   assert.equal(bt.ours, true);
-  assert.equal(ps.find((p) => p.impl === "dpdk_mpmc")!.ours, false);
+  assert.equal(dpdk.ours, false);
   assert.equal(bt.latency!.p99.median, 200);
+  assert.equal(bt.frameSize, 0, "pointer rings claim no frame size");
+  assert.equal(bt.locksPerFrame!.median, 1 / 16);
+  assert.equal(bt.runs[0].cpuNs, 9e7);
+  assert.equal(bt.cpuCores!.median, 0.9);
+  assert.equal(metricState(dpdk, "locksPerFrame"), "n/a", "rte_ring has no lock");
+  assert.match(dpdk.notApplicable!.locksPerFrame!, /lockless/);
+  for (const p of ps) {
+    for (const m of METRICS) assert.notEqual(metricState(p, m), "missing", `${p.impl} ${m}`);
+  }
   assert.match(DPDK_MISSING, /^not measured: install librte-ring23 libdpdk-dev/);
 });
 
+Deno.test("ring: ring_bench run lines become points with every metric per repeat", () => {
+  const line = (mode: "single" | "bulk", bulk: number, repeat: number, mpps: number) =>
+    ({
+      type: "run" as const,
+      scenario: "1p1c",
+      mode,
+      bulk,
+      producers: 1,
+      repeat,
+      seconds: 0.1,
+      delivered: mpps * 1e5,
+      mpps,
+      offered: mpps * 1e5,
+      dropped: 0,
+      drop_rate: 0,
+      calls_per_frame: 1 / bulk,
+      locks_per_frame: 1 / bulk,
+      wakeups_per_frame: 0,
+      cpu_ns: 5e7,
+      wall_ns: 1e8,
+      lat: { samples: 3, p50: 10, p99: 20, p999: 30, max: 40, curve: [[0, 5], [100, 40]] },
+    }) satisfies RingRunLine;
+  const ps = ringPoints([
+    line("single", 1, 0, 10),
+    line("bulk", 16, 0, 30),
+    line("single", 1, 1, 12),
+  ]);
+  assert.equal(ps.length, 2);
+  const single = ps.find((p) => p.mode === "single")!;
+  assert.deepEqual(single.mpps.runs, [10, 12]);
+  assert.equal(single.frameSize, 0);
+  for (const m of METRICS) assert.equal(metricState(single, m), "measured", m);
+  assert.equal(single.runs[1].latency!.p99, 20);
+});
+
+Deno.test("repeats alternate: single first on even repeats, bulk last-first on odd ones", () => {
+  assert.deepEqual(repeatOrder(3, 0), [0, 1, 2]);
+  assert.deepEqual(repeatOrder(3, 1), [2, 1, 0]);
+  assert.deepEqual(repeatOrder(3, 4), [0, 1, 2]);
+});
+
+Deno.test("sched: the sweep honours bulk and frame sizes; --quick is bulk-16 vs single", () => {
+  const full = sweepCases({ quick: false, bulks: [1, 4, 8, 16, 32, 64], frameSizes: [64, 1500] });
+  // 2 frame sizes x 4 placements x (single + 5 bulk sizes; bulk 1 is single mode)
+  assert.equal(full.length, 2 * 4 * 6);
+  assert.deepEqual([...new Set(full.map((c) => c.frameSize))], [64, 1500]);
+  assert.deepEqual([...new Set(full.map((c) => c.bulk))], [1, 4, 8, 16, 32, 64]);
+  assert.deepEqual(
+    [...new Set(full.map((c) => `${c.cpus}/${c.queues}`))],
+    ["1/1", "1/2", "2/1", "2/2"],
+  );
+  const quick = sweepCases({ quick: true, bulks: [16], frameSizes: [64] });
+  assert.deepEqual(quick.map((c) => [c.bulk, c.cpus, c.queues, c.frameSize]), [
+    [1, 1, 1, 64],
+    [16, 1, 1, 64],
+  ]);
+});
+
+Deno.test("sched: latency recording cost pairs every recording-off case with its twin", () => {
+  const pairs = latencyCostCases(64);
+  assert.ok(pairs.length >= 1, "sched_bench CASES has a latency-off case");
+  for (const { on, off } of pairs) {
+    assert.equal(off.latency, false);
+    assert.notEqual(on.latency, false);
+    assert.equal(on.bulk, off.bulk);
+    assert.equal(on.cpus, off.cpus);
+    assert.equal(on.queues, off.queues);
+    assert.equal(on.frameSize, 64);
+  }
+  assert.equal(pairs.length, CASES.filter((c) => c.latency === false).length);
+});
+
+Deno.test("api: every raw repeat keeps locks, wake-ups, drops, CPU and latency", () => {
+  const run = (mpps: number) => ({
+    mpps,
+    frames: mpps * 1e5,
+    offered: mpps * 1e5 + 10,
+    drops: 10,
+    dropShare: 10 / (mpps * 1e5 + 10),
+    callsPerFrame: 1,
+    locksPerFrame: 1,
+    wakeupsPerFrame: 0.01,
+    cpuNs: 1e8,
+    wallNs: 1e8,
+    latency: { samples: 5, p50: 1, p99: 2, p999: 3, max: 4, curve: [[0, 1], [100, 4]] },
+  });
+  const [p] = apiPoints([{
+    scenario: "s",
+    mode: "single",
+    bulk: 1,
+    frameSize: 64,
+    mpps: { median: 2, min: 1, max: 3, runs: [1, 3] },
+    dropShare: { median: 0, min: 0, max: 0, runs: [0, 0] },
+    locksPerFrame: { median: 1, min: 1, max: 1, runs: [1, 1] },
+    wakeupsPerFrame: { median: 0.01, min: 0.01, max: 0.01, runs: [0.01, 0.01] },
+    runs: [run(1) as never, run(3) as never],
+  }]);
+  assert.equal(p.runs.length, 2);
+  for (const r of p.runs) {
+    for (const k of ["locksPerFrame", "wakeupsPerFrame", "drops", "cpuNs", "latency"]) {
+      assert.ok(r[k as keyof RawRun] !== undefined, `raw repeat lacks ${k}`);
+    }
+  }
+});
+
+Deno.test("tap: kernel-side paths say why latency is n/a", () => {
+  const fig = (mode: "single" | "bulk", bulk: number) => ({
+    name: "x",
+    frameSize: 1500,
+    mode,
+    bulk,
+    median: 1,
+    min: 1,
+    max: 1,
+    runs: [1],
+    raw: [{
+      mpps: 1,
+      frames: 1e5,
+      wallNs: 1e8,
+      cpuNs: 1e8,
+      offered: 1e5,
+      drops: 0,
+      locksPerFrame: 1 / 64,
+      wakeupsPerFrame: 0.001,
+    }],
+  });
+  const ps = tapPoints([fig("single", 1), fig("bulk", 16)], [fig("single", 1), fig("bulk", 64)]);
+  for (const p of ps) {
+    assert.equal(p.frameSize, 1500);
+    assert.equal(metricState(p, "latency"), "n/a");
+    for (const m of ["locksPerFrame", "wakeupsPerFrame", "drops", "cpu"] as const) {
+      assert.equal(metricState(p, m), "measured", m);
+    }
+  }
+  const h = headlines(ps);
+  assert.deepEqual(h.batchedOverPerFrame.map((r) => r.label), [
+    "io_uring 16 per submit/write() per frame",
+  ]);
+});
+
 Deno.test({
-  name: "mod.ts bench --quick --json: every raw repeat, the machine, headlines (< 60 s)",
+  name: "mod.ts bench --quick: every metric per raw repeat or n/a, the machine, headlines, a " +
+    "report whose every series draws (< 60 s)",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -138,19 +360,43 @@ Deno.test({
       assert.ok(secs < 60, `--quick took ${secs.toFixed(1)} s`);
       assert.match(out, /Headline: bulk\/single/);
       const res = JSON.parse(Deno.readTextFileSync(json));
-      assert.equal(res.schema, "bulktap-bench/1");
+      assert.equal(res.schema, "bulktap-bench/2");
       for (const k of ["cpu", "cores", "kernel", "deno", "cc"]) {
         assert.ok(res.machine[k], `machine.${k} missing`);
       }
-      const points = res.entries.filter((e: { measured: boolean }) => e.measured);
+      // The table's header names the machine: CPU, cores, kernel, Deno, compiler.
+      const m = res.machine;
+      assert.ok(
+        out.includes(
+          `machine: ${m.cpu}, ${m.cores} cores, Linux ${m.kernel}, Deno ${m.deno}, ${m.cc}`,
+        ),
+        "machine line",
+      );
+      const points: BenchPoint[] = res.entries.filter((
+        e: { measured: boolean; figure?: boolean },
+      ) => e.measured && !e.figure);
       assert.ok(points.length > 0);
       for (const p of points) {
+        const what = `${p.provider} ${p.scenario} ${p.impl} ${p.mode}-${p.bulk}`;
         assert.ok(["single", "bulk"].includes(p.mode));
-        assert.ok(p.mpps.median > 0, `${p.impl} ${p.scenario} ${p.mode}: no throughput`);
+        assert.ok(p.mpps.median > 0, `${what}: no throughput`);
         assert.ok(p.mpps.min <= p.mpps.median && p.mpps.median <= p.mpps.max);
-        assert.ok(p.runs.length >= res.options.repeats, `${p.impl} ${p.scenario}: raw repeats`);
+        assert.ok(p.runs.length >= res.options.repeats, `${what}: raw repeats`);
+        for (const metric of METRICS) {
+          const st = metricState(p, metric);
+          assert.notEqual(st, "missing", `${what}: ${metric} neither measured nor n/a`);
+          if (st === "n/a") continue;
+          // Measured: every raw repeat carries it (latency: those with samples).
+          const key = metric === "cpu" ? "cpuNs" : metric;
+          const have = p.runs.filter((r) => r[key as keyof RawRun] !== undefined).length;
+          if (metric === "latency") assert.ok(have > 0, `${what}: no repeat has latency`);
+          else assert.equal(have, p.runs.length, `${what}: ${metric} missing in a raw repeat`);
+        }
+        // Every row shows its frame size ("pointers" for the C rings) and min-max.
+        const label = p.frameSize > 0 ? `${p.frameSize} B` : "pointers";
+        assert.ok(out.split("\n").some((l) => l.includes(p.scenario) && l.includes(label)));
       }
-      for (const provider of ["peers", "api"]) {
+      for (const provider of ["peers", "ring", "api", "sched"]) {
         assert.ok(
           res.headlines.bulkOverSingle.some((x: { provider: string }) => x.provider === provider),
           `no bulk/single headline for ${provider}`,
@@ -161,7 +407,25 @@ Deno.test({
         !e.measured && e.impl.startsWith("dpdk")
       );
       assert.ok(dpdkMissing || res.headlines.oursOverPeer.length > 0);
-      assert.ok(Deno.statSync(`${dir}/r.html`).size > 10_000);
+      // 4p/2p on 2 cores for the real bt_xmit path, single and bulk.
+      const over = res.headlines.oversubscription.filter((r: { provider: string }) =>
+        r.provider === "ring"
+      );
+      assert.equal(over.length, 2, "4p/2p ring headline, single and bulk");
+      assert.match(out, /4p\/2p on 2 cores/);
+      // TAP: batched/per-frame when measured, else the reason is printed.
+      const tapMissing = res.entries.some((e: { measured: boolean; provider: string }) =>
+        !e.measured && e.provider === "tap"
+      );
+      assert.ok(tapMissing || res.headlines.batchedOverPerFrame.length === 2);
+      const html = Deno.readTextFileSync(`${dir}/r.html`);
+      if (CHROMIUM) {
+        const { charts } = await renderReport(html);
+        assert.ok(charts.length >= points.length / 8, `only ${charts.length} charts`);
+        assertEverySeriesDrew(charts);
+      } else {
+        assert.ok(html.length > 10_000);
+      }
     } finally {
       Deno.removeSync(dir, { recursive: true });
     }

@@ -186,6 +186,8 @@ const struct peer_impl peer_bt_ring = {
 	.dequeue = raw_dequeue,
 	.fields = raw_fields,
 	.frees_refused = 0,
+	.lock_per_call = 1,
+	.counters = NULL,
 };
 
 /* --------------------------------------------------------- bulktap API */
@@ -295,6 +297,22 @@ static struct peer_fields api_fields(void *state, uintptr_t obj)
 	return (struct peer_fields){ &m->len, &m->tstamp_ns };
 }
 
+/* The device's own counters: producer lock acquisitions and doorbells that
+ * had to wake a sleeping reader (the harness's consumer polls, so these
+ * stay near zero; they are counted, not assumed). */
+static void api_counters(void *state, struct peer_counters *out)
+{
+	struct api_state *s = state;
+	uint64_t st[BT_DS_COUNT];
+
+	if (bt_dev_stats((uint32_t)s->dev, st, BT_DS_COUNT) < 0)
+		return;
+	out->locks = st[BT_DS_LOCK_ACQUISITIONS];
+	out->wakeups = st[BT_DS_WAKEUPS_SENT];
+	out->has_locks = 1;
+	out->has_wakeups = 1;
+}
+
 const struct peer_impl peer_bulktap_api = {
 	.name = "bulktap_api",
 	.describe = "bt_pool_alloc -> bt_xmit -> bt_queue_read -> bt_pool_put",
@@ -306,4 +324,6 @@ const struct peer_impl peer_bulktap_api = {
 	.dequeue = api_dequeue,
 	.fields = api_fields,
 	.frees_refused = 1,
+	.lock_per_call = 0,
+	.counters = api_counters,
 };

@@ -129,6 +129,8 @@ const struct peer_impl peer_dpdk_mpmc = {
 	.dequeue = dpdk_dequeue,
 	.fields = dpdk_fields,
 	.frees_refused = 0,
+	.lock_per_call = 0, /* lockless: a CAS loop, no lock */
+	.counters = NULL,
 };
 
 const struct peer_impl peer_dpdk_rts = {
@@ -142,4 +144,6 @@ const struct peer_impl peer_dpdk_rts = {
 	.dequeue = dpdk_dequeue,
 	.fields = dpdk_fields,
 	.frees_refused = 0,
+	.lock_per_call = 0, /* lockless: a CAS loop, no lock */
+	.counters = NULL,
 };

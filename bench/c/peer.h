@@ -29,6 +29,14 @@ struct peer_fields {
 	uint64_t *stamp;
 };
 
+/* What an implementation counted itself during one run (see counters). */
+struct peer_counters {
+	uint64_t locks; /* producer lock acquisitions */
+	uint64_t wakeups; /* doorbells that woke a sleeping reader */
+	int has_locks;
+	int has_wakeups;
+};
+
 struct peer_impl {
 	const char *name; /* JSON "impl" */
 	const char *describe; /* one line for the header */
@@ -52,6 +60,12 @@ struct peer_impl {
 	/* 1 if enqueue itself returns the refused suffix to the pool (as
 	 * bt_xmit does); 0 if the caller must. */
 	int frees_refused;
+	/* 1 if every enqueue call takes exactly one producer lock, so the
+	 * harness's call count is the lock count (bt_ring). */
+	int lock_per_call;
+	/* Read the implementation's own counters after a run, before
+	 * teardown; NULL if it keeps none (rte_ring: lockless, no doorbell). */
+	void (*counters)(void *state, struct peer_counters *out);
 };
 
 /* A pool every raw ring implementation shares: PEER_POOL_OBJECTS objects of

@@ -25,6 +25,11 @@
  *     side, so the sampling does not change the throughput figure. With
  *     2048 objects in flight this is latency under saturation (queueing
  *     included), the same for every implementation.
+ *   - per run also: CPU time of the whole process (CLOCK_PROCESS_CPUTIME_ID,
+ *     every thread) over the measured window, frames offered and dropped,
+ *     enqueue calls per frame, producer lock acquisitions per frame (null
+ *     for lockless rte_ring) and reader wake-ups per frame (null where the
+ *     queue has no doorbell).
  *
  * Every run is one JSON line on stdout (type "run"); nothing is aggregated
  * here, the caller (bench/peers.ts) computes medians and spreads from the
@@ -48,13 +53,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lat_hist.h"
 #include "peer.h"
 
 #define SINGLE_CHUNK 16
 #define MAX_PRODUCERS 4
 #define MAX_LIST 16
-#define HIST_SUB 32
-#define HIST_BUCKETS (HIST_SUB + 59 * HIST_SUB)
 
 struct scenario {
 	const char *name;
@@ -87,29 +91,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* ------------------------------------------------------------ histogram */
-
-static int hist_index(uint64_t v)
-{
-	if (v < HIST_SUB)
-		return (int)v;
-	int e = 63 - __builtin_clzll(v); /* >= 5 */
-	int m = (int)(v >> (e - 5)); /* 32..63 */
-	int i = HIST_SUB + (e - 5) * HIST_SUB + (m - HIST_SUB);
-	return i < HIST_BUCKETS ? i : HIST_BUCKETS - 1;
-}
-
-/* Middle of a bucket, in ns. */
-static double hist_value(int i)
-{
-	if (i < HIST_SUB)
-		return i;
-	int e = (i - HIST_SUB) / HIST_SUB + 5;
-	uint64_t m = (uint64_t)((i - HIST_SUB) % HIST_SUB + HIST_SUB);
-	double lo = (double)(m << (e - 5));
-	return lo + (double)(1ull << (e - 5)) / 2;
-}
-
 /* ------------------------------------------------------------- one run */
 
 struct run {
@@ -126,8 +107,7 @@ struct run {
 	/* results */
 	uint64_t delivered;
 	uint64_t bytes;
-	uint64_t hist[HIST_BUCKETS];
-	uint64_t samples;
+	struct lat_hist lat;
 };
 
 struct producer {
@@ -214,9 +194,7 @@ static void consume(struct run *r, uintptr_t *objs, uint32_t n)
 		if (*f.stamp) {
 			if (!t)
 				t = now_ns();
-			uint64_t d = t > *f.stamp ? t - *f.stamp : 0;
-			r->hist[hist_index(d)]++;
-			r->samples++;
+			lat_hist_add(&r->lat, t > *f.stamp ? t - *f.stamp : 0);
 			*f.stamp = 0;
 		}
 	}
@@ -273,7 +251,8 @@ static int run_point(const struct options *o, const struct peer_impl *im,
 	static struct run r; /* large (histogram): not on the stack */
 	pthread_t prod[MAX_PRODUCERS], cons;
 	struct producer pa[MAX_PRODUCERS];
-	uint64_t t0, t1;
+	uint64_t t0, t1, cpu0, cpu1;
+	struct peer_counters ctr = { 0, 0, 0, 0 };
 	int rc;
 
 	memset(&r, 0, sizeof(r));
@@ -299,6 +278,7 @@ static int run_point(const struct options *o, const struct peer_impl *im,
 	}
 	while (atomic_load(&r.ready) < sc->producers + 1)
 		sched_yield();
+	cpu0 = process_cpu_ns();
 	t0 = now_ns();
 	atomic_store_explicit(&r.go, 1, memory_order_release);
 	struct timespec ts = { (time_t)o->duration,
@@ -307,9 +287,12 @@ static int run_point(const struct options *o, const struct peer_impl *im,
 	nanosleep(&ts, NULL);
 	atomic_store(&r.stop, 1);
 	t1 = now_ns();
+	cpu1 = process_cpu_ns();
 	for (int i = 0; i < sc->producers; i++)
 		pthread_join(prod[i], NULL);
 	pthread_join(cons, NULL);
+	if (im->counters)
+		im->counters(r.state, &ctr);
 	im->teardown(r.state);
 
 	uint64_t offered = 0, dropped = 0, calls = 0;
@@ -326,59 +309,35 @@ static int run_point(const struct options *o, const struct peer_impl *im,
 		fprintf(stderr, "ring_peer: %s lost lengths\n", im->name);
 		return -1;
 	}
+	/* Producer lock acquisitions: one per enqueue call where the
+	 * implementation takes exactly one (bt_ring), the library's own count
+	 * where it keeps one (bulktap_api), null where there is no lock
+	 * (rte_ring is lockless). Wake-ups: null without a doorbell. */
+	double denom = offered ? (double)offered : 1;
+	char locks[32] = "null", wakeups[32] = "null";
+	if (im->lock_per_call)
+		snprintf(locks, sizeof(locks), "%.5f", (double)calls / denom);
+	else if (ctr.has_locks)
+		snprintf(locks, sizeof(locks), "%.5f", (double)ctr.locks / denom);
+	if (ctr.has_wakeups)
+		snprintf(wakeups, sizeof(wakeups), "%.6f",
+			 (double)ctr.wakeups / denom);
 	printf("{\"type\":\"run\",\"impl\":\"%s\",\"scenario\":\"%s\","
 	       "\"producers\":%d,\"pinned\":%s,\"mode\":\"%s\",\"bulk\":%d,"
 	       "\"repeat\":%d,\"seconds\":%.6f,\"delivered\":%llu,"
 	       "\"mpps\":%.4f,\"ns_per_frame\":%.3f,\"calls_per_frame\":%.5f,"
-	       "\"drop_rate\":%.6f,\"lat\":{\"samples\":%llu",
+	       "\"locks_per_frame\":%s,\"wakeups_per_frame\":%s,"
+	       "\"offered\":%llu,\"dropped\":%llu,\"drop_rate\":%.6f,"
+	       "\"cpu_ns\":%llu,\"wall_ns\":%llu,\"lat\":{",
 	       im->name, sc->name, sc->producers,
 	       sc->pin_two_cores ? "true" : "false", bulk ? "bulk" : "single",
 	       bulk ? bulk : 1, repeat, secs, (unsigned long long)r.delivered,
 	       mpps, mpps > 0 ? 1e3 / mpps : 0,
-	       offered ? (double)calls / (double)offered : 0,
+	       offered ? (double)calls / (double)offered : 0, locks, wakeups,
+	       (unsigned long long)offered, (unsigned long long)dropped,
 	       offered ? (double)dropped / (double)offered : 0,
-	       (unsigned long long)r.samples);
-	if (r.samples) {
-		/* HDR-style percentile curve: 0, 50, 75, 87.5, ... % and the
-		 * largest sample. */
-		static const double want[] = { 0.5, 0.99, 0.999 };
-		double at[3] = { 0, 0, 0 };
-		uint64_t seen = 0;
-		int wi = 0, maxi = 0;
-		for (int i = 0; i < HIST_BUCKETS; i++) {
-			if (!r.hist[i])
-				continue;
-			maxi = i;
-			seen += r.hist[i];
-			while (wi < 3 &&
-			       (double)seen >= want[wi] * (double)r.samples)
-				at[wi++] = hist_value(i);
-		}
-		printf(",\"p50\":%.0f,\"p99\":%.0f,\"p999\":%.0f,\"max\":%.0f,"
-		       "\"curve\":[",
-		       at[0], at[1], at[2], hist_value(maxi));
-		seen = 0;
-		int k = 0, first = 1, bi = 0;
-		for (;;) {
-			double q = 1.0 - 1.0 / (double)(1ull << k);
-			if (q * (double)r.samples > (double)r.samples - 1 ||
-			    k > 20)
-				break;
-			while (bi < HIST_BUCKETS &&
-			       (double)(seen + r.hist[bi]) <=
-				       q * (double)r.samples) {
-				seen += r.hist[bi];
-				bi++;
-			}
-			if (bi >= HIST_BUCKETS)
-				break;
-			printf("%s[%.6f,%.0f]", first ? "" : ",", q * 100,
-			       hist_value(bi));
-			first = 0;
-			k++;
-		}
-		printf("%s[100,%.0f]]", first ? "" : ",", hist_value(maxi));
-	}
+	       (unsigned long long)(cpu1 - cpu0), (unsigned long long)(t1 - t0));
+	lat_hist_print(&r.lat, stdout);
 	printf("}}\n");
 	fflush(stdout);
 	return 0;

@@ -3,15 +3,20 @@
  * The report page, run in the browser. Reads the run's data from the
  * `<script id="bench-data">` element and draws, with uPlot:
  *
+ * - the headline ratios (bulk/single, ours/peer, batched/per-frame into a
+ *   TAP, 4 producers on 2 cores over 2, latency recording on/off) as bars;
  * - throughput vs bulk size per provider, scenario and frame size, every
  *   implementation (ours and peers) in the same chart, single mode as a
  *   dashed level;
- * - the bulk/single ratio per scenario, and ours/peer ratios, as bars;
- * - latency percentile curves (HDR style: x = "nines", y on a log scale).
+ * - latency percentile curves (HDR style: x = "nines", y on a log scale);
+ * - tables of figures and of every point with every metric ("n/a", with the
+ *   reason on hover, where a scenario cannot measure one).
  *
- * After a chart has drawn it sets `data-points` (data points given) and
- * `data-ink` (coloured plot pixels) on its element, so a test in headless
- * Chromium can check that every chart drew data.
+ * Every series of a chart has its own colour. After a chart has drawn it
+ * sets, for a test in headless Chromium: `data-points` (data points given),
+ * `data-ink` (coloured plot pixels), `data-series-points` (finite points per
+ * series) and `data-series-ink` (pixels each series changed when uPlot drew
+ * it: the plot area is sampled after the axes and after every series).
  *
  * Bundled by bench/report/build.ts with esbuild into one HTML file.
  *
@@ -20,8 +25,19 @@
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import type { BenchResult } from "../main.ts";
-import type { BenchPoint, Ratio } from "../points.ts";
+import {
+  type BenchPoint,
+  frameLabel,
+  isFigure,
+  isPoint,
+  type Metric,
+  metricState,
+  type Ratio,
+} from "../points.ts";
+import { HEADLINE_SECTIONS, pointOrder } from "../table.ts";
+import type { Spread } from "../stats.ts";
 
+/** Distinct colours: no two series of a chart share one. */
 const COLORS = [
   "#1f77b4",
   "#d62728",
@@ -31,6 +47,14 @@ const COLORS = [
   "#17becf",
   "#8c564b",
   "#e377c2",
+  "#393b79",
+  "#bcbd22",
+  "#637939",
+  "#7b4173",
+  "#ad494a",
+  "#3182bd",
+  "#e6550d",
+  "#31a354",
 ];
 
 const data = JSON.parse(document.getElementById("bench-data")!.textContent!) as BenchResult;
@@ -48,17 +72,32 @@ function el<K extends keyof HTMLElementTagNameMap>(
 
 const root = document.getElementById("app")!;
 
-/** Count non-background pixels in the plot area after drawing. */
-function ink(u: uPlot): number {
-  const ctx = u.ctx;
+function plotPixels(u: uPlot): Uint8ClampedArray | undefined {
   const { left, top, width, height } = u.bbox;
-  if (width <= 0 || height <= 0) return 0;
-  const img = ctx.getImageData(left, top, width, height).data;
+  if (width <= 0 || height <= 0) return undefined;
+  return u.ctx.getImageData(left, top, width, height).data;
+}
+
+/** Count coloured (not grey, not transparent) pixels in the plot area. */
+function ink(u: uPlot): number {
+  const img = plotPixels(u);
+  if (!img) return 0;
   let n = 0;
   for (let i = 0; i < img.length; i += 4) {
-    // Coloured (not grey grid, not transparent): channels differ.
     const r = img[i], g = img[i + 1], b = img[i + 2], a = img[i + 3];
     if (a > 0 && Math.max(r, g, b) - Math.min(r, g, b) > 40) n++;
+  }
+  return n;
+}
+
+/** Pixels that differ between two samples of the plot area. */
+function changed(a: Uint8ClampedArray, b: Uint8ClampedArray): number {
+  let n = 0;
+  for (let i = 0; i < a.length; i += 4) {
+    if (
+      Math.abs(a[i] - b[i]) + Math.abs(a[i + 1] - b[i + 1]) + Math.abs(a[i + 2] - b[i + 2]) +
+          Math.abs(a[i + 3] - b[i + 3]) > 24
+    ) n++;
   }
   return n;
 }
@@ -74,19 +113,33 @@ function chart(
   box.append(el("h3", {}, title));
   if (note) box.append(el("p", { class: "note" }, note));
   section.append(box);
-  let points = 0;
+  const perSeries: number[] = [];
   for (let s = 1; s < d.length; s++) {
-    for (const v of d[s] as (number | null)[]) if (v !== null && Number.isFinite(v)) points++;
+    perSeries.push(
+      (d[s] as (number | null)[]).filter((v) => v !== null && Number.isFinite(v)).length,
+    );
   }
-  box.dataset.points = String(points);
-  const u = new uPlot(
+  box.dataset.points = String(perSeries.reduce((a, b) => a + b, 0));
+  box.dataset.seriesPoints = perSeries.join(",");
+  box.dataset.seriesLabels = opts.series.slice(1).map((s) => String(s.label ?? "")).join("|");
+  let before: Uint8ClampedArray | undefined;
+  let seriesInk: number[] = [];
+  new uPlot(
     {
       width: 620,
       height: 300,
       ...opts,
       hooks: {
+        drawClear: [() => (seriesInk = new Array(d.length - 1).fill(0))],
+        drawAxes: [(u: uPlot) => (before = plotPixels(u))],
+        drawSeries: [(u: uPlot, si: number) => {
+          const after = plotPixels(u);
+          if (before && after) seriesInk[si - 1] = changed(before, after);
+          before = after;
+        }],
         draw: [(u: uPlot) => {
           box.dataset.ink = String(ink(u));
+          box.dataset.seriesInk = seriesInk.join(",");
           box.dataset.drawn = "1";
         }],
       },
@@ -94,11 +147,14 @@ function chart(
     d,
     box,
   );
-  void u;
 }
 
 function fmtNum(v: number): string {
   return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
+}
+
+function fmtSmall(v: number): string {
+  return v === 0 ? "0" : v >= 0.001 ? v.toFixed(3) : v.toExponential(1);
 }
 
 // ---------------------------------------------------------------- header
@@ -116,9 +172,10 @@ root.append(
     "p",
     { class: "machine" },
     `run ${data.startedAt} (${data.elapsedS.toFixed(0)} s): ${data.options.repeats} repeats x ` +
-      `${data.options.durationMs} ms per point, single and bulk alternating; ` +
-      `bulk ${data.options.bulks.join(", ")}; frames ${data.options.frameSizes.join(", ")} B. ` +
-      `Every figure is a median; tables give min-max.` +
+      `${data.options.durationMs} ms per point; in each repeat single and every bulk size run ` +
+      `once, in an order that flips on odd repeats; bulk ${data.options.bulks.join(", ")}; ` +
+      `frames ${data.options.frameSizes.join(", ")} B ("pointers": C ring rows, no frame data ` +
+      `moves). Every figure is a median; tables give min-max.` +
       (data.loadavg
         ? ` Load average ${data.loadavg.start.toFixed(2)} at start, ${
           data.loadavg.end.toFixed(2)
@@ -127,7 +184,8 @@ root.append(
   ),
 );
 
-const points = data.entries.filter((e): e is BenchPoint => e.measured);
+const points = data.entries.filter(isPoint).sort(pointOrder);
+const figures = data.entries.filter(isFigure);
 const missing = data.entries.filter((e) => !e.measured);
 if (missing.length) {
   const ul = el("ul", { class: "missing" });
@@ -138,10 +196,39 @@ if (missing.length) {
 }
 
 // ------------------------------------------------------------- ratios
-function ratioChart(section: HTMLElement, title: string, ratios: Ratio[], note: string): void {
+function ratioChart(section: HTMLElement, title: string, ratios: Ratio[]): void {
   if (!ratios.length) return;
   const xs = ratios.map((_, i) => i);
-  const labels = ratios.map((r) => `${r.scenario} ${r.point} ${r.label}`);
+  const labels = ratios.map((r) => `${r.scenario} [${r.point}] ${r.label}`);
+  const required = ratios.find((r) => r.required !== undefined)?.required;
+  const series: uPlot.Series[] = [
+    { label: "#" },
+    {
+      label: "median ratio",
+      stroke: COLORS[0],
+      fill: COLORS[0] + "99",
+      paths: uPlot.paths.bars!({ size: [0.6, 40] }),
+      points: { show: false },
+    },
+    // Points too: a chart with one ratio has a one-point "line".
+    { label: "1.0 (equal)", stroke: "#999", dash: [4, 4], points: { show: true, size: 6 } },
+  ];
+  const d: number[][] = [xs, ratios.map((r) => r.value), ratios.map(() => 1)];
+  if (required !== undefined) {
+    series.push({
+      label: `${required} (required)`,
+      stroke: COLORS[1],
+      dash: [2, 3],
+      points: { show: true, size: 6 },
+    });
+    d.push(ratios.map(() => required));
+  }
+  // A log scale needs a positive range; a ratio of 0 (or NaN) stays off it
+  // and is caught by the per-series ink count.
+  const ok = ratios.map((r) => r.value).filter((v) => v > 0 && Number.isFinite(v));
+  // Whole decades: uPlot's log-axis splits never end on an unaligned range.
+  const lo = 10 ** Math.floor(Math.log10(Math.min(0.5, required ?? 1, ...ok) * 0.8));
+  const hi = 10 ** Math.ceil(Math.log10(Math.max(2, ...ok) * 1.25));
   chart(
     section,
     title,
@@ -150,13 +237,7 @@ function ratioChart(section: HTMLElement, title: string, ratios: Ratio[], note: 
       scales: {
         x: { time: false, range: [-0.6, ratios.length - 0.4] },
         // Log scale: ratios from 0.1x to 100x stay readable side by side.
-        y: {
-          distr: 3,
-          range: () => [
-            Math.min(0.5, ...ratios.map((r) => r.value)) * 0.8,
-            Math.max(2, ...ratios.map((r) => r.value)) * 1.25,
-          ],
-        },
+        y: { distr: 3, range: () => [lo, hi] },
       },
       axes: [
         {
@@ -165,29 +246,19 @@ function ratioChart(section: HTMLElement, title: string, ratios: Ratio[], note: 
         },
         { label: "ratio (x, log)" },
       ],
-      series: [
-        { label: "#" },
-        {
-          label: "median ratio",
-          stroke: COLORS[0],
-          fill: COLORS[0] + "99",
-          paths: uPlot.paths.bars!({ size: [0.6, 40] }),
-          points: { show: false },
-        },
-        { label: "1.0 (equal)", stroke: "#999", dash: [4, 4], points: { show: false } },
-      ],
+      series,
       legend: { show: true },
     },
-    [xs, ratios.map((r) => r.value), ratios.map(() => 1)],
-    note,
+    d as uPlot.AlignedData,
   );
   const t = el("table");
-  t.append(el("tr", {}, ""));
-  t.rows[0].append(
-    ...["#", "comparison", "ratio", "range", "numerator Mpps", "baseline Mpps"].map((h) =>
-      el("th", {}, h)
-    ),
+  const head = el("tr");
+  head.append(
+    ...["#", "comparison", "ratio", "range", "numerator Mpps", "baseline Mpps", "verdict"].map((
+      h,
+    ) => el("th", {}, h)),
   );
+  t.append(head);
   ratios.forEach((r, i) => {
     const tr = el("tr");
     tr.append(
@@ -197,6 +268,11 @@ function ratioChart(section: HTMLElement, title: string, ratios: Ratio[], note: 
       el("td", {}, `${r.low.toFixed(2)}-${r.high.toFixed(2)}`),
       el("td", {}, fmtNum(r.num)),
       el("td", {}, fmtNum(r.den)),
+      el(
+        "td",
+        {},
+        r.required === undefined ? "" : r.value >= r.required ? "ok" : `below ${r.required}`,
+      ),
     );
     t.append(tr);
   });
@@ -204,26 +280,25 @@ function ratioChart(section: HTMLElement, title: string, ratios: Ratio[], note: 
 }
 
 const hl = el("section");
-root.append(el("h2", {}, "Headline ratios"), hl);
-ratioChart(
+root.append(
+  el("h2", {}, "Headline ratios"),
+  el(
+    "p",
+    { class: "note" },
+    "Medians over medians of the same run; range = worst and best pairing of repeats.",
+  ),
   hl,
-  "bulk/single, per scenario and implementation",
-  data.headlines.bulkOverSingle,
-  "Median bulk-16 throughput over median single-packet throughput of the same run.",
 );
-ratioChart(
-  hl,
-  "ours/peer (DPDK rte_ring), same harness, same run",
-  data.headlines.oursOverPeer,
-  "Above 1: ours moves more frames per second than the peer in the same placement and mode.",
-);
+for (const { key, title } of HEADLINE_SECTIONS) {
+  ratioChart(hl, title.replace(/^Headline: /, ""), data.headlines[key] ?? []);
+}
 
 // ---------------------------------------------------- throughput vs bulk
 const tp = el("section");
 root.append(el("h2", {}, "Throughput vs bulk size (peers beside ours)"), tp);
 const groups = new Map<string, BenchPoint[]>();
 for (const p of points) {
-  const k = `${p.provider} | ${p.scenario} | ${p.frameSize} B`;
+  const k = `${p.provider} | ${p.scenario} | ${frameLabel(p.frameSize)}`;
   groups.set(k, [...(groups.get(k) ?? []), p]);
 }
 for (const [k, ps] of groups) {
@@ -234,37 +309,45 @@ for (const [k, ps] of groups) {
   const impls = [...new Set(ps.map((p) => p.impl))];
   const series: uPlot.Series[] = [{ label: "bulk" }];
   const d: (number | null)[][] = [bulks];
-  impls.forEach((impl, i) => {
-    const c = COLORS[i % COLORS.length];
-    const peer = ps.find((p) => p.impl === impl && !p.ours) !== undefined;
-    series.push({
-      label: `${impl}${peer ? " (peer)" : ""} bulk`,
-      stroke: c,
-      width: 2,
-      points: { show: true, size: 7, fill: c },
-    });
-    d.push(
-      bulks.map((b) =>
-        ps.find((p) => p.impl === impl && p.bulk === b && p.mode === "bulk")?.mpps.median ?? null
-      ),
+  const color = () => COLORS[(series.length - 1) % COLORS.length];
+  for (const impl of impls) {
+    const peer = ps.some((p) => p.impl === impl && !p.ours);
+    const bulkPts = bulks.map((b) =>
+      ps.find((p) => p.impl === impl && p.bulk === b && p.mode === "bulk")?.mpps.median ?? null
     );
+    if (bulkPts.some((v) => v !== null)) {
+      const c = color();
+      series.push({
+        label: `${impl}${peer ? " (peer)" : ""} bulk`,
+        stroke: c,
+        width: 2,
+        points: { show: true, size: 7, fill: c },
+      });
+      d.push(bulkPts);
+    }
     const single = ps.find((p) => p.impl === impl && p.mode === "single");
     if (single) {
+      const c = color();
       series.push({
-        label: `${impl} single`,
+        label: `${impl}${peer ? " (peer)" : ""} single`,
         stroke: c,
         dash: [6, 4],
-        width: 1,
+        width: 2,
         points: { show: true, size: 5, fill: "#fff" },
       });
       d.push(bulks.map(() => single.mpps.median));
     }
-  });
+  }
   chart(
     tp,
     k,
     {
-      scales: { x: { time: false, distr: 3, log: 2 }, y: { range: (_u, _a, b) => [0, b * 1.1] } },
+      scales: {
+        x: bulks.length > 1
+          ? { time: false, distr: 3, log: 2 }
+          : { time: false, range: [bulks[0] / 2, bulks[0] * 2] },
+        y: { range: (_u, _a, b) => [0, b * 1.1] },
+      },
       axes: [{ label: "frames per call (log2)" }, { label: "Mpps (median)" }],
       series,
     },
@@ -281,18 +364,21 @@ if (withLat.length) {
     el(
       "p",
       { class: "note" },
-      "Enqueue-to-dequeue latency of sampled frames under saturation (queueing included). " +
-        "x: percentile as nines (1 = 90%, 2 = 99%, 3 = 99.9%); y: ns, log scale. Curve of the " +
-        "repeat with the median throughput.",
+      "C rings, API: enqueue-to-dequeue latency of sampled frames under saturation (queueing " +
+        "included). Scheduler: generator stamp to reader, every frame, over the whole run " +
+        "(200 ms warm-up included). x: percentile as nines " +
+        "(1 = 90%, 2 = 99%, 3 = 99.9%); y: ns, log scale. Curve of the repeat with the median " +
+        "throughput. Single mode and the headline bulk size.",
     ),
     lat,
   );
   const nines = (q: number) => q >= 100 ? 6 : Math.min(6, -Math.log10(1 - q / 100));
   const byScenario = new Map<string, BenchPoint[]>();
   for (const p of withLat) {
-    const hb = p.mode === "single" || p.bulk === 16 || !withLat.some((x) => x.bulk === 16);
+    const hb = p.mode === "single" || p.bulk === 16 ||
+      !withLat.some((x) => x.provider === p.provider && x.bulk === 16);
     if (!hb) continue;
-    const k = `${p.provider} | ${p.scenario} | ${p.frameSize} B`;
+    const k = `${p.provider} | ${p.scenario} | ${frameLabel(p.frameSize)}`;
     byScenario.set(k, [...(byScenario.get(k) ?? []), p]);
   }
   for (const [k, ps] of byScenario) {
@@ -342,7 +428,42 @@ if (withLat.length) {
   }
 }
 
+// -------------------------------------------------------------- figures
+if (figures.length) {
+  const t = el("table", { class: "figures" });
+  const head = el("tr");
+  for (const h of ["provider", "scenario", "figure", "median", "min-max", "unit", "baseline"]) {
+    head.append(el("th", {}, h));
+  }
+  t.append(head);
+  for (const f of figures) {
+    const tr = el("tr");
+    tr.append(
+      el("td", {}, f.provider),
+      el("td", {}, f.scenario),
+      el("td", {}, f.name),
+      el("td", {}, fmtNum(f.value.median)),
+      el("td", {}, `${fmtNum(f.value.min)}-${fmtNum(f.value.max)}`),
+      el("td", {}, f.unit),
+      el("td", {}, f.baseline),
+    );
+    t.append(tr);
+  }
+  root.append(el("h2", {}, "Other figures"), t);
+}
+
 // -------------------------------------------------------------- table
+function metricTd(p: BenchPoint, metric: Metric, text: () => string): HTMLElement {
+  const st = metricState(p, metric);
+  if (st === "measured") return el("td", {}, text());
+  if (st === "n/a") return el("td", { class: "na", title: p.notApplicable![metric]! }, "n/a");
+  return el("td", { class: "na" }, "MISSING");
+}
+
+function optTd(s: Spread | undefined, f: (v: number) => string): HTMLElement {
+  return el("td", {}, s ? f(s.median) : "");
+}
+
 const tbl = el("table", { class: "points" });
 const head = el("tr");
 for (
@@ -351,13 +472,20 @@ for (
     "scenario",
     "impl",
     "mode",
-    "frame B",
+    "frame",
     "Mpps median",
     "min-max",
     "ns/frame",
     "calls/frame",
+    "locks/frame",
+    "wake-ups/frame",
+    "syscalls/frame",
+    "drop %",
+    "drops",
+    "CPU ns/frame",
+    "CPU cores",
     "p50/p99/p99.9 us",
-    "repeats",
+    "repeats (Mpps)",
   ]
 ) head.append(el("th", {}, h));
 tbl.append(head);
@@ -368,23 +496,41 @@ for (const p of points) {
     el("td", {}, p.scenario),
     el("td", {}, p.impl + (p.ours ? "" : " (peer)")),
     el("td", {}, p.mode === "single" ? "single" : `bulk-${p.bulk}`),
-    el("td", {}, String(p.frameSize)),
+    el("td", {}, frameLabel(p.frameSize)),
     el("td", {}, fmtNum(p.mpps.median)),
     el("td", {}, `${fmtNum(p.mpps.min)}-${fmtNum(p.mpps.max)}`),
     el("td", {}, p.nsPerFrame.median.toFixed(1)),
-    el("td", {}, p.locksPerFrame?.toFixed(3) ?? "-"),
-    el(
-      "td",
-      {},
-      p.latency
-        ? [p.latency.p50, p.latency.p99, p.latency.p999].map((s) => fmtNum(s.median / 1000)).join(
-          "/",
-        )
-        : "-",
+    optTd(p.callsPerFrame, fmtSmall),
+    metricTd(p, "locksPerFrame", () => fmtSmall(p.locksPerFrame!.median)),
+    metricTd(p, "wakeupsPerFrame", () => fmtSmall(p.wakeupsPerFrame!.median)),
+    optTd(p.syscallsPerFrame, fmtSmall),
+    metricTd(
+      p,
+      "drops",
+      () => p.dropShare ? (p.dropShare.median * 100).toFixed(2) : "",
+    ),
+    metricTd(p, "drops", () => p.drops ? String(p.drops.median) : ""),
+    metricTd(p, "cpu", () => p.cpuNsPerFrame!.median.toFixed(1)),
+    metricTd(p, "cpu", () => p.cpuCores ? p.cpuCores.median.toFixed(2) : ""),
+    metricTd(
+      p,
+      "latency",
+      () =>
+        [p.latency!.p50, p.latency!.p99, p.latency!.p999].map((s) => fmtNum(s.median / 1000))
+          .join("/"),
     ),
     el("td", {}, p.mpps.runs.map((r) => fmtNum(r)).join(" ")),
   );
   tbl.append(tr);
 }
-root.append(el("h2", {}, "Every point (raw repeats in the last column)"), tbl);
+root.append(
+  el("h2", {}, "Every point (medians; raw Mpps repeats in the last column)"),
+  el(
+    "p",
+    { class: "note" },
+    "CPU: the benchmark process's CPU time (every thread) per delivered frame, and CPU time " +
+      "over wall time (busy cores). n/a: the scenario cannot measure it (hover for why).",
+  ),
+  tbl,
+);
 document.body.dataset.ready = "1";

@@ -1,11 +1,17 @@
 /// <reference lib="deno.worker" />
 /**
- * Benchmark producer: for `durationMs`, allocate frames in bulks of `bulk`
- * and transmit them either as one xmit per bulk ("bulk") or one xmitOne per
- * frame ("single"). Allocation is bulk in both modes, so the comparison
- * isolates the transmit path.
+ * Benchmark producer: for `durationMs`, allocate frames in chunks and
+ * transmit them either as one xmit per chunk of `bulk` ("bulk") or one
+ * xmitOne per frame from chunks of 16 ("single"). Allocation is bulk in both
+ * modes, so the comparison isolates the transmit path.
+ *
+ * Latency sampling: once at least 1024 frames have gone by and the reader
+ * took the previous sample, the first frame of a chunk is posted in this
+ * producer's mailbox (`samples`: its ref, and the clock just before its
+ * xmit). Readers look for posted refs among the refs they already hold, so
+ * no frame is touched and one clock read per sample is taken on each side.
  */
-import { Device, FramePool } from "../../mod.ts";
+import { Device, FramePool, nowNs } from "../../mod.ts";
 
 export interface ApiProducerJob {
   pool: number;
@@ -16,39 +22,64 @@ export interface ApiProducerJob {
   frameSize: number;
   durationMs: number;
   start: number; // Date.now() at which to start, so producers start together
+  /** Int32 refs per producer (-1 = empty), then Float64 times (see api_bench.ts). */
+  samples: SharedArrayBuffer;
 }
+
+/** Frames per allocation in single mode (ring_bench.c and ring_peer.c use the same). */
+export const SINGLE_CHUNK = 16;
+/** Frames between latency samples. */
+export const SAMPLE_EVERY = 1024;
 
 self.onmessage = async (e: MessageEvent<ApiProducerJob>) => {
   const j = e.data;
   const pool = FramePool.attach(j.pool);
   const dev = Device.attach(j.device, j.cpu);
-  const refs = new Uint32Array(j.bulk);
+  const chunk = j.mode === "bulk" ? j.bulk : SINGLE_CHUNK;
+  const refs = new Uint32Array(chunk);
   const opts = { count: 0, flush: true };
   const one = { flush: false };
   const last = { flush: true };
+  const box = new Int32Array(j.samples, 0, 8);
+  const times = new Float64Array(j.samples, 64, 8);
   while (Date.now() < j.start) await new Promise((r) => setTimeout(r, 1));
-  let offered = 0, accepted = 0, starved = 0;
+  let offered = 0, accepted = 0, starved = 0, since = 0;
   const t0 = performance.now();
   const end = t0 + j.durationMs;
   let now = t0;
   while (now < end) {
-    // Check the clock once per 64 bulks: performance.now() is not free.
+    // Check the clock once per 64 chunks: performance.now() is not free.
     for (let k = 0; k < 64; k++) {
-      const n = pool.alloc(refs, j.bulk);
+      const n = pool.alloc(refs, chunk);
       if (n === 0) {
         starved++;
         continue;
       }
       for (let i = 0; i < n; i++) pool.setLength(refs[i], j.frameSize);
       offered += n;
+      since += n;
+      let sampled = false;
+      if (since >= SAMPLE_EVERY && Atomics.load(box, j.cpu) === -1) {
+        // The time first, then the ref: the reader reads the ref, then the time.
+        times[j.cpu] = nowNs();
+        Atomics.store(box, j.cpu, refs[0] | 0);
+        since = 0;
+        sampled = true;
+      }
+      let first = 0;
       if (j.mode === "bulk") {
         opts.count = n;
-        accepted += dev.xmit(refs, opts);
+        first = dev.xmit(refs, opts);
+        accepted += first;
       } else {
         for (let i = 0; i < n; i++) {
-          if (dev.xmitOne(refs[i], i === n - 1 ? last : one)) accepted++;
+          const ok = dev.xmitOne(refs[i], i === n - 1 ? last : one);
+          if (ok) accepted++;
+          if (i === 0) first = ok ? 1 : 0;
         }
       }
+      // A refused sample is back in the pool and never read: withdraw it.
+      if (sampled && first === 0) Atomics.store(box, j.cpu, -1);
     }
     now = performance.now();
   }

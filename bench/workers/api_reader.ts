@@ -1,12 +1,41 @@
 /// <reference lib="deno.worker" />
-/** Benchmark reader: drain one queue in batches until the device closes. */
-import { Device } from "../../mod.ts";
+/**
+ * Benchmark reader: drain one queue in batches until the device closes, and
+ * record the latency of the frames producers posted as samples (see
+ * api_producer.ts): read time minus the producer's time, in an HDR
+ * histogram sent back encoded.
+ */
+import { Device, encodeHistogram, newLatencyHistogram, nowNs } from "../../mod.ts";
 
-self.onmessage = async (e: MessageEvent<{ device: number; queue: number }>) => {
-  const dev = Device.attach(e.data.device);
+export interface ApiReaderJob {
+  device: number;
+  queue: number;
+  producers: number;
+  samples: SharedArrayBuffer;
+}
+
+self.onmessage = async (e: MessageEvent<ApiReaderJob>) => {
+  const j = e.data;
+  const dev = Device.attach(j.device);
+  const box = new Int32Array(j.samples, 0, 8);
+  const times = new Float64Array(j.samples, 64, 8);
+  const hist = newLatencyHistogram();
   let received = 0;
-  for await (const batch of dev.queue(e.data.queue).frames({ batchSize: 256 })) {
+  for await (const batch of dev.queue(j.queue).frames({ batchSize: 256 })) {
     received += batch.count;
+    for (let p = 0; p < j.producers; p++) {
+      const want = Atomics.load(box, p);
+      if (want === -1) continue;
+      const refs = batch.refs;
+      for (let i = 0; i < batch.count; i++) {
+        if ((refs[i] | 0) !== want) continue;
+        const t = times[p];
+        const now = nowNs();
+        hist.recordValue(Math.max(1, now - t));
+        Atomics.store(box, p, -1);
+        break;
+      }
+    }
   }
-  self.postMessage({ received });
+  self.postMessage({ received, histogram: encodeHistogram(hist) });
 };
