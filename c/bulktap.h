@@ -237,6 +237,7 @@ BT_API int32_t bt_tap_open(uint32_t pool, const char *name, uint32_t nqueues,
 			   uint32_t flags, uint32_t batch);
 BT_API int32_t bt_tap_name_check(const char *name);
 BT_API int32_t bt_tap_open_why(uint32_t *out, uint32_t n);
+BT_API int32_t bt_tap_set_sndbuf(uint32_t dev, int32_t bytes);
 BT_API int32_t bt_tap_rx(uint32_t dev, uint32_t queue, uint32_t *refs,
 			 uint32_t max);
 BT_API int32_t bt_tap_rx_wait(uint32_t dev, uint32_t queue,

@@ -1522,6 +1522,29 @@ fail:
 	return r;
 }
 
+/* The kernel send buffer of the device's queues (TUNSETSNDBUF, device-
+ * wide): frames written into the kernel and still queued there count
+ * against it, and a write beyond it fails EAGAIN (the writer then waits
+ * for POLLOUT). */
+int32_t bt_tap_set_sndbuf(uint32_t h, int32_t bytes)
+{
+	int ts = bt_thread_slot();
+	struct bt_dev *d;
+	struct tap *t;
+	int32_t r = 0;
+
+	if (bytes <= 0)
+		return -EINVAL;
+	t = tap_enter(h, ts, &d);
+	if (!t)
+		return -ENXIO;
+	if ((r = atomic_load(&t->error)) == 0 &&
+	    ioctl(t->q[0].fd, TUNSETSNDBUF, &bytes) < 0)
+		r = -errno;
+	bt_leave(&d->life, ts);
+	return r;
+}
+
 /* What bt_tap_open would do with a name, without opening: 0 if valid. */
 int32_t bt_tap_name_check(const char *name)
 {

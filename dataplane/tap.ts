@@ -55,6 +55,14 @@ export interface TapDeviceOptions {
   ioBatch?: number;
   /** Default CPU for queue choice on xmit (see {@linkcode DeviceOptions}). */
   cpu?: number;
+  /**
+   * Kernel send buffer of the queues in bytes (`TUNSETSNDBUF`; device-wide,
+   * so it also applies to others attached to a persistent device). Default:
+   * leave it (the kernel's is unlimited). Frames written into the kernel
+   * and still queued there count against it; past it writes wait for
+   * writability (counted in `writePollouts`).
+   */
+  sndbuf?: number;
 }
 
 /** {@linkcode DeviceStats} plus what the TAP's kernel side did. */
@@ -347,6 +355,7 @@ export class TapDevice extends Device {
     if (io !== "uring" && io !== "write") {
       throw new BulktapError("EINVAL", `io=${JSON.stringify(io)} is not "uring" or "write"`);
     }
+    const sndbuf = o.sndbuf === undefined ? 0 : intIn("sndbuf", o.sndbuf, 1, 0x7fffffff);
     const cpu = o.cpu ?? -1;
     if (!Number.isInteger(cpu) || cpu < -1) {
       throw new BulktapError("EINVAL", `cpu=${cpu} is not -1 or a CPU number`);
@@ -371,6 +380,14 @@ export class TapDevice extends Device {
       library().bt_tap_open_why(why, 3);
       if (ownsPool) pool.close();
       throw openError(h, o, queues, why);
+    }
+    if (sndbuf) {
+      const r = library().bt_tap_set_sndbuf(h, sndbuf);
+      if (r < 0) {
+        library().bt_dev_close(h);
+        if (ownsPool) pool.close();
+        checkErrno(r, `setting the send buffer of TAP ${JSON.stringify(o.name)} to ${sndbuf}`);
+      }
     }
     return new AttachToken(h, cpu, true, pool, ownsPool);
   }

@@ -6,8 +6,21 @@
  * `finally`.
  */
 import assert from "assert";
+import process from "node:process";
 import { Batch, BulktapError, FramePool, TapDevice } from "../mod.ts";
-import { linkCounts, must, Proc, tapTest, tool, tryRun, uid, until } from "./tap_helpers.ts";
+import { library } from "../ffi/lib.ts";
+import {
+  linkCounts,
+  must,
+  Proc,
+  sh,
+  skipReason,
+  tapTest,
+  tool,
+  tryRun,
+  uid,
+  until,
+} from "./tap_helpers.ts";
 
 const ETHERTYPE = 0x88b5; // IEEE local experimental: the kernel ignores it
 
@@ -28,6 +41,48 @@ function assertPoolWhole(pool: FramePool): void {
   assert.equal(s.free, s.frames, `pool whole: ${s.free} free of ${s.frames} (held ${s.held})`);
 }
 
+/** Send `frames` into the kernel side of TAP `name` (the kernel transmits them into the TAP). */
+async function inject(name: string, frames: Uint8Array[]): Promise<void> {
+  const inj = tool(["inject", name], undefined, true);
+  const w = inj.child.stdin.getWriter();
+  await w.write(new TextEncoder().encode(frames.map(hex).join("\n") + "\n"));
+  await w.close();
+  assert.ok((await inj.finish()).success, inj.errLines.join("\n"));
+}
+
+/**
+ * Read queue `q` of `tap` with `frames()` until `want` frames of our
+ * ethertype arrived or `ms` pass; returns their hex (kernel chatter skipped).
+ */
+async function readOurs(tap: TapDevice, q: number, want: number, ms = 3000): Promise<string[]> {
+  const pool = tap.pool;
+  const got: string[] = [];
+  const ac = new AbortController();
+  const stop = setTimeout(() => ac.abort(), ms);
+  try {
+    for await (const b of tap.frames(q, { batchSize: 16, signal: ac.signal, sleepMs: 50 })) {
+      for (let i = 0; i < b.count; i++) {
+        const bytes = pool.data(b.refs[i]);
+        if (bytes[12] * 256 + bytes[13] === ETHERTYPE) got.push(hex(bytes));
+      }
+      if (got.length >= want) break;
+    }
+  } finally {
+    clearTimeout(stop);
+  }
+  return got;
+}
+
+/** Whether io_uring is in use as asked; says so loudly when it is not available here. */
+function uringAsAsked(tap: TapDevice, io: "uring" | "write"): boolean {
+  const s = tap.stats();
+  if (io === "uring" && s.ioUringWriters === 0) {
+    console.error("!!! io_uring unavailable here (no liburing or refused): plain syscalls used");
+    return false;
+  }
+  return true;
+}
+
 for (const io of ["uring", "write"] as const) {
   for (const vnetHdr of [0, 10, 12] as const) {
     Deno.test({
@@ -40,10 +95,12 @@ for (const io of ["uring", "write"] as const) {
         let sniffer: Proc | undefined;
         try {
           tap = new TapDevice({ name, queues: 2, pool, vnetHdr, io, mtu: 1500, ioBatch: 16 });
-          if (io === "uring" && !tap.stats().ioUring) {
-            console.error("!!! io_uring unavailable here (no liburing or disabled): write() used");
-          } else {
-            assert.equal(tap.stats().ioUring, io === "uring");
+          if (uringAsAsked(tap, io)) {
+            const s0 = tap.stats();
+            assert.equal(s0.ioUring, io === "uring");
+            assert.equal(s0.ioUringWriters, io === "uring" ? 2 : 0);
+            assert.equal(s0.ioUringReceivers, io === "uring" ? 2 : 0);
+            assert.equal(s0.writeSubmits, 0, "nothing written, nothing submitted");
           }
           const N = 64, COPIES = 4;
           sniffer = tool(["sniff", name, ETHERTYPE.toString(16), String(N + COPIES), "15"]);
@@ -75,6 +132,7 @@ for (const io of ["uring", "write"] as const) {
           const s = tap.stats();
           assert.equal(s.written, N + COPIES);
           assert.equal(s.writeErrors, 0);
+          assert.equal(s.stranded, 0);
           const seen = sniffer.lines.filter((l) => l !== "ready");
           assert.deepEqual(seen.sort(), [...want].sort());
           if (s.ioUring) assert.ok(s.writeSubmits < N + COPIES, "batched submits");
@@ -93,53 +151,141 @@ for (const io of ["uring", "write"] as const) {
   }
 }
 
-for (const vnetHdr of [0, 12] as const) {
+for (const io of ["uring", "write"] as const) {
+  for (const vnetHdr of [0, 10, 12] as const) {
+    Deno.test({
+      name:
+        `tap: frames the kernel sends in arrive byte for byte, stamped (io=${io}, vnetHdr=${vnetHdr})`,
+      ...tapTest,
+      async fn() {
+        const name = `btr${uid()}`;
+        const pool = new FramePool({ frames: 512 });
+        let tap: TapDevice | undefined;
+        try {
+          tap = new TapDevice({ name, queues: 2, pool, vnetHdr, io, mtu: 1500 });
+          if (uringAsAsked(tap, io)) {
+            assert.equal(tap.stats().ioUringReceivers, io === "uring" ? 2 : 0);
+          }
+          const want = Array.from({ length: 40 }, (_, i) => hex(frame(i, 60 + i * 30)));
+          assert.equal(tap.stats().txPackets, 0); // touch: device works
+          await inject(
+            name,
+            want.map((h) => Uint8Array.from(h.match(/../g)!, (x) => parseInt(x, 16))),
+          );
+          const got: string[] = [];
+          const readers = [0, 1].map(async (q) => {
+            const ac = new AbortController();
+            const stop = setTimeout(() => ac.abort(), 3000);
+            for await (
+              const b of tap!.frames(q, { batchSize: 16, signal: ac.signal, sleepMs: 50 })
+            ) {
+              let last = 0;
+              for (let i = 0; i < b.count; i++) {
+                const ref = b.refs[i];
+                const bytes = pool.data(ref);
+                // Stamped one by one as each read completed, in order.
+                assert.ok(pool.timestamp(ref) >= last && pool.timestamp(ref) > 0, "stamped");
+                last = pool.timestamp(ref);
+                if (bytes[12] * 256 + bytes[13] !== ETHERTYPE) continue; // kernel chatter
+                got.push(hex(bytes));
+                assert.equal(pool.queueOf(ref), q);
+                assert.equal(pool.vnetLength(ref), vnetHdr);
+                const h = pool.bytes.subarray(pool.dataOffset(ref) - vnetHdr, pool.dataOffset(ref));
+                assert.ok(h.every((x) => x === 0), "no offloads: all-zero header");
+              }
+              if (got.length >= want.length) ac.abort();
+            }
+            clearTimeout(stop);
+          });
+          await Promise.all(readers);
+          assert.deepEqual(got.sort(), [...want].sort());
+          const s = tap.stats();
+          assert.ok(s.received >= want.length);
+          assert.equal(s.receiveTruncated, 0);
+          assert.equal(s.stranded, 0);
+          tap.close();
+          assertPoolWhole(pool);
+        } finally {
+          if (tap && !tap.closed) tap.close();
+          tryRun(`ip link del ${name}`);
+          try {
+            pool.close();
+          } catch { /* reported above */ }
+        }
+      },
+    });
+  }
+
   Deno.test({
-    name: `tap: frames the kernel sends in arrive byte for byte, stamped (vnetHdr=${vnetHdr})`,
+    name:
+      `tap: a packet too big for a frame (MTU raised after open) is counted as truncated, never delivered cut short (io=${io})`,
     ...tapTest,
     async fn() {
-      const name = `btr${uid()}`;
-      const pool = new FramePool({ frames: 512 });
+      const name = `btu${uid()}`;
+      const pool = new FramePool({ frames: 64 }); // 2048-byte frames, 256 headroom
       let tap: TapDevice | undefined;
       try {
-        tap = new TapDevice({ name, queues: 2, pool, vnetHdr, mtu: 1500 });
-        const want = Array.from({ length: 40 }, (_, i) => hex(frame(i, 60 + i * 30)));
-        const t0 = Number(tap.stats().txPackets); // touch: device works
-        assert.equal(t0, 0);
-        const inj = tool(["inject", name], undefined, true);
-        const w = inj.child.stdin.getWriter();
-        await w.write(new TextEncoder().encode(want.join("\n") + "\n"));
-        await w.close();
-        assert.ok((await inj.finish()).success, inj.errLines.join("\n"));
-        const got: string[] = [];
-        const batch = new Batch(16);
-        const readers = [0, 1].map(async (q) => {
-          const ac = new AbortController();
-          const stop = setTimeout(() => ac.abort(), 3000);
-          for await (const b of tap!.frames(q, { batchSize: 16, signal: ac.signal, sleepMs: 50 })) {
-            for (let i = 0; i < b.count; i++) {
-              const ref = b.refs[i];
-              const bytes = pool.data(ref);
-              if (bytes[12] * 256 + bytes[13] !== ETHERTYPE) continue; // kernel chatter
-              got.push(hex(bytes));
-              assert.ok(pool.timestamp(ref) > 0, "stamped");
-              assert.equal(pool.queueOf(ref), q);
-              assert.equal(pool.vnetLength(ref), vnetHdr);
-              const h = pool.bytes.subarray(pool.dataOffset(ref) - vnetHdr, pool.dataOffset(ref));
-              assert.ok(h.every((x) => x === 0), "no offloads: all-zero header");
-            }
-            if (got.length >= want.length) ac.abort();
-          }
-          clearTimeout(stop);
-        });
-        await Promise.all(readers);
-        batch.release();
-        assert.deepEqual(got.sort(), [...want].sort());
-        assert.ok(tap.stats().received >= want.length);
+        tap = new TapDevice({ name, pool, io, mtu: 1500 });
+        uringAsAsked(tap, io);
+        must(`ip link set ${name} mtu 9000`); // behind the device's back
+        const room = pool.frameSize - pool.headroom;
+        const fits = [frame(1, 100), frame(2, room), frame(3, 60)];
+        const big = [frame(4, 3000), frame(5, room + 1)];
+        await inject(name, [fits[0], big[0], fits[1], big[1], fits[2]]);
+        const got = await readOurs(tap, 0, fits.length);
+        // The reader sees exactly the packets that fit, whole.
+        assert.deepEqual(got, fits.map(hex));
+        await until(() => tap!.stats().receiveTruncated === big.length, 2000, "truncated count");
         tap.close();
         assertPoolWhole(pool);
       } finally {
         if (tap && !tap.closed) tap.close();
+        tryRun(`ip link del ${name}`);
+        try {
+          pool.close();
+        } catch { /* reported above */ }
+      }
+    },
+  });
+
+  Deno.test({
+    name:
+      `tap: a reader whose pool is empty does not spin, and resumes when frames come back (io=${io})`,
+    ...tapTest,
+    async fn() {
+      const name = `btn${uid()}`;
+      const pool = new FramePool({ frames: 8 });
+      const held = new Uint32Array(8);
+      let tap: TapDevice | undefined;
+      let reader: Promise<string[]> | undefined;
+      try {
+        tap = new TapDevice({ name, pool, io, mtu: 1500 });
+        assert.equal(pool.alloc(held), 8, "the test holds every frame");
+        const want = [frame(1, 60), frame(2, 61), frame(3, 62)];
+        await inject(name, want); // readable, but nowhere to read into
+        const t0 = tap.stats().receiveNoFrame;
+        const cpu0 = process.cpuUsage();
+        reader = readOurs(tap, 0, want.length, 10_000);
+        await new Promise((r) => setTimeout(r, 300));
+        const cpu = process.cpuUsage(cpu0);
+        const cpuMs = (cpu.user + cpu.system) / 1000;
+        const tries = tap.stats().receiveNoFrame - t0;
+        // A spinning reader burns a core (>= 200 ms of the 300) and counts
+        // thousands of skipped reads; a waiting one a few of each.
+        assert.ok(
+          cpuMs < 100,
+          `reader with an empty pool used ${cpuMs.toFixed(1)} ms CPU in 300 ms`,
+        );
+        assert.ok(tries >= 1 && tries < 50, `${tries} reads skipped for want of a frame`);
+        pool.free(held);
+        const got = await reader;
+        reader = undefined;
+        assert.deepEqual(got, want.map(hex));
+        tap.close();
+        assertPoolWhole(pool);
+      } finally {
+        if (tap && !tap.closed) tap.close();
+        await reader?.catch(() => {});
         tryRun(`ip link del ${name}`);
         try {
           pool.close();
