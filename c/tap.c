@@ -409,12 +409,15 @@ static void tx_write_batch(struct tap_queue *q, struct tx_slot *s, uint32_t n)
 }
 
 #ifdef BT_HAVE_LIBURING
-/* One submit for the whole batch, then reap every completion. Writes that
- * came back EAGAIN are retried one by one with write_one (which waits for
- * POLLOUT); so are any the kernel never took because the ring failed, after
- * which this writer uses write() for good. */
+/* One submit for the whole batch, then reap every completion. The writes
+ * are linked: the first that does not complete in full (EAGAIN: the
+ * kernel's send buffer is full) cancels the rest, so frames never overtake
+ * each other. From there on they are written one by one with write_one
+ * (which waits for POLLOUT); so are any the kernel never took because the
+ * ring failed, after which this writer uses write() for good. */
 static void tx_uring_batch(struct tap_queue *q, struct tx_slot *s, uint32_t n)
 {
+	struct io_uring_sqe *last = NULL;
 	int32_t res[TAP_MAX_BATCH];
 	uint16_t order[TAP_MAX_BATCH];
 	uint64_t submits = 0;
@@ -445,6 +448,9 @@ static void tx_uring_batch(struct tap_queue *q, struct tx_slot *s, uint32_t n)
 		 * makes a full queue come back -EAGAIN, handled below. */
 		sqe->rw_flags = RWF_NOWAIT;
 		io_uring_sqe_set_data64(sqe, i);
+		if (last)
+			last->flags |= IOSQE_IO_LINK;
+		last = sqe;
 		order[k++] = (uint16_t)i;
 	}
 	err = uring_run(&q->tx_ring, order, k, res, NULL, &submits);
@@ -463,14 +469,15 @@ static void tx_uring_batch(struct tap_queue *q, struct tx_slot *s, uint32_t n)
 
 		if (!s[i].niov)
 			continue;
-		if (r == -EOPNOTSUPP)
-			r = URING_NOT_SENT;
 		if (r == URING_PENDING) {
 			s[i].keep = 1;
 			add(&q->tx_stranded, 1);
 			continue;
 		}
-		if (r == URING_NOT_SENT || r == -EAGAIN) {
+		/* Not written (the link broke there, or the kernel never
+		 * saw it): now, in order, one by one. */
+		if (r == URING_NOT_SENT || r == -EAGAIN || r == -ECANCELED ||
+		    r == -EOPNOTSUPP) {
 			if (tx_failed(q, s + i, 1))
 				continue;
 			tx_result(q, &s[i], write_one(q, &s[i]));

@@ -226,7 +226,9 @@ function openError(
         `for ${
           vnet ? "a virtio-net header" : "none"
         }: the flag is device-wide, so attaching would ` +
-        `change the framing of every queue. Open it with vnetHdr ${has ? "10 or 12" : "0"}, or ` +
+        `change the framing of every queue. Open it with ${
+          has ? "vnetHdr set to its header size (10 unless a program set 12)" : "vnetHdr 0"
+        }, or ` +
         `recreate it (\`ip link del ${o.name}\`, \`ip tuntap add dev ${o.name} mode tap ` +
         `multi_queue${vnet ? " vnet_hdr" : ""}\`)`,
       r,
