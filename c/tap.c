@@ -409,15 +409,20 @@ static void tx_write_batch(struct tap_queue *q, struct tx_slot *s, uint32_t n)
 }
 
 #ifdef BT_HAVE_LIBURING
-/* One submit for the whole batch, then reap every completion. The writes
- * are linked: the first that does not complete in full (EAGAIN: the
- * kernel's send buffer is full) cancels the rest, so frames never overtake
- * each other. From there on they are written one by one with write_one
- * (which waits for POLLOUT); so are any the kernel never took because the
- * ring failed, after which this writer uses write() for good. */
+/* One submit for the whole batch, then reap every completion. Writes that
+ * came back EAGAIN (the kernel's send buffer is full) are then written one
+ * by one, in order, with write_one (which waits for POLLOUT); so are any
+ * the kernel never took because the ring failed, after which this writer
+ * uses write() for good.
+ *
+ * The writes are not linked (IOSQE_IO_LINK would stop the batch at the
+ * first EAGAIN, but linked requests run one after another through the
+ * link machinery: measured here, io_uring then lost its whole advantage
+ * over write()). So under EAGAIN a frame can be overtaken by a later one of
+ * the same batch, if the kernel frees send-buffer room between two writes
+ * of one submit. Without a small sndbuf a TAP write does not EAGAIN. */
 static void tx_uring_batch(struct tap_queue *q, struct tx_slot *s, uint32_t n)
 {
-	struct io_uring_sqe *last = NULL;
 	int32_t res[TAP_MAX_BATCH];
 	uint16_t order[TAP_MAX_BATCH];
 	uint64_t submits = 0;
@@ -448,9 +453,6 @@ static void tx_uring_batch(struct tap_queue *q, struct tx_slot *s, uint32_t n)
 		 * makes a full queue come back -EAGAIN, handled below. */
 		sqe->rw_flags = RWF_NOWAIT;
 		io_uring_sqe_set_data64(sqe, i);
-		if (last)
-			last->flags |= IOSQE_IO_LINK;
-		last = sqe;
 		order[k++] = (uint16_t)i;
 	}
 	err = uring_run(&q->tx_ring, order, k, res, NULL, &submits);
@@ -474,10 +476,9 @@ static void tx_uring_batch(struct tap_queue *q, struct tx_slot *s, uint32_t n)
 			add(&q->tx_stranded, 1);
 			continue;
 		}
-		/* Not written (the link broke there, or the kernel never
-		 * saw it): now, in order, one by one. */
-		if (r == URING_NOT_SENT || r == -EAGAIN || r == -ECANCELED ||
-		    r == -EOPNOTSUPP) {
+		/* Not written (the send buffer was full, or the kernel never
+		 * saw it): now, one by one. */
+		if (r == URING_NOT_SENT || r == -EAGAIN || r == -EOPNOTSUPP) {
 			if (tx_failed(q, s + i, 1))
 				continue;
 			tx_result(q, &s[i], write_one(q, &s[i]));
@@ -634,16 +635,16 @@ static int32_t rx_done(struct tap_queue *q, uint32_t got, uint64_t bytes,
 	return (int32_t)got;
 }
 
-/* One readv() per frame. Frames are taken lazily: one first (the fd may
- * hold nothing), then the rest of the batch once a read succeeded. */
-static int32_t rx_read(struct tap_queue *q, uint32_t *refs, uint32_t n,
-		       int *noframe)
+/* One readv() per frame into refs[0..n): how many were filled (adding
+ * their bytes to *bytes; *err: the errno that ended the batch). Frames are
+ * taken lazily: one first (the fd may hold nothing), then the rest of the
+ * batch once a read succeeded. */
+static uint32_t rx_read(struct tap_queue *q, uint32_t *refs, uint32_t n,
+			int *noframe, uint64_t *bytes, int *err)
 {
 	struct tap *t = q->t;
 	struct bt_pool *p = t->d->pool;
 	uint32_t got = 0, have = 0;
-	uint64_t bytes = 0;
-	int err = 0;
 
 	while (got < n) {
 		struct bt_frame_meta *m;
@@ -671,58 +672,46 @@ static int32_t rx_read(struct tap_queue *q, uint32_t *refs, uint32_t n,
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			err = errno;
+			*err = errno;
 			break;
 		}
 		a = rx_fill(q, m, (size_t)r, cap, bt_now_ns());
 		if (a < 0) {
-			err = -a;
+			*err = -a;
 			break;
 		}
 		if (a == 0)
 			continue; /* too big: the frame takes the next read */
-		bytes += m->len;
+		*bytes += m->len;
 		got++;
 	}
 	rx_unused(p, refs + got, have - got);
-	return rx_done(q, got, bytes, err);
+	return got;
 }
 
 #ifdef BT_HAVE_LIBURING
-/* A batch of reads in one submit. Only when poll says the fd is readable
- * (an idle queue costs one poll(), no frames and no reads that all come
- * back EAGAIN), and as many reads as the last batch suggests: double after
- * a full batch, twice what arrived after a short one. Reads that found
- * nothing (-EAGAIN) give their frames back; each frame is stamped when its
- * completion is reaped. */
-static int32_t rx_uring(struct tap_queue *q, uint32_t *refs, uint32_t n,
-			int *noframe)
+/* The rest of a batch whose first frame a readv() found: n reads in one
+ * submit, into refs[0..n). As many reads as the last batch suggests:
+ * double after a full batch, twice what arrived after a short one. Reads
+ * that found nothing (-EAGAIN) give their frames back; each frame is
+ * stamped when its completion is reaped. Same results as rx_read. */
+static uint32_t rx_uring(struct tap_queue *q, uint32_t *refs, uint32_t n,
+			 uint64_t *bytes, int *err)
 {
 	struct tap *t = q->t;
 	struct bt_pool *p = t->d->pool;
-	struct pollfd pf = { q->fd, POLLIN, 0 };
 	struct bt_frame_meta *unused[TAP_MAX_BATCH];
 	int32_t res[TAP_MAX_BATCH];
 	uint64_t when[TAP_MAX_BATCH];
 	uint16_t order[TAP_MAX_BATCH];
-	uint64_t submits = 0, bytes = 0;
+	uint64_t submits = 0;
 	uint32_t want, have, k = 0, got = 0, nunused = 0;
 	int32_t a;
-	int err = 0, r;
 
-	while ((r = poll(&pf, 1, 0)) < 0 && errno == EINTR)
-		;
-	if (r < 0)
-		return -errno;
-	if (r == 0)
-		return 0;
 	want = q->rx_hint < n ? q->rx_hint : n;
 	a = bt_pool_alloc(t->d->pool_handle, refs, want);
-	if (a <= 0) {
-		add(&q->rx_noframe, 1);
-		*noframe = 1;
-		return 0;
-	}
+	if (a <= 0)
+		return 0; /* the pool ran dry after the first frame */
 	have = (uint32_t)a;
 	for (uint32_t i = 0; i < have; i++) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&q->rx_ring);
@@ -759,15 +748,15 @@ static int32_t rx_uring(struct tap_queue *q, uint32_t *refs, uint32_t n,
 			size_t cap = p->frame_size - m->data_off + t->vnet_len;
 			int f = rx_fill(q, m, (size_t)rr, cap, when[i]);
 			if (f > 0) {
-				bytes += m->len;
+				*bytes += m->len;
 				refs[got++] = refs[i];
 				continue;
 			}
-			if (f < 0 && !err)
-				err = -f;
+			if (f < 0 && !*err)
+				*err = -f;
 		} else if (rr != URING_NOT_SENT && rr != -EAGAIN &&
-			   rr != -EOPNOTSUPP && !err) {
-			err = -rr;
+			   rr != -EOPNOTSUPP && !*err) {
+			*err = -rr;
 		}
 		unused[nunused++] = m;
 	}
@@ -776,7 +765,7 @@ static int32_t rx_uring(struct tap_queue *q, uint32_t *refs, uint32_t n,
 		q->rx_hint = want * 2 < TAP_MAX_BATCH ? want * 2 : TAP_MAX_BATCH;
 	else
 		q->rx_hint = got * 2 > 4 ? got * 2 : 4;
-	return rx_done(q, got, bytes, err);
+	return got;
 }
 #endif
 
@@ -787,16 +776,29 @@ static int32_t rx_uring(struct tap_queue *q, uint32_t *refs, uint32_t n,
 static int32_t rx_batch(struct tap_queue *q, uint32_t *refs, uint32_t n,
 			int *noframe)
 {
+	uint64_t bytes = 0;
+	uint32_t got;
+	int err = 0;
+
 	*noframe = 0;
 	if (n > TAP_MAX_BATCH)
 		n = TAP_MAX_BATCH;
 	if (!n)
 		return 0;
 #ifdef BT_HAVE_LIBURING
-	if (atomic_load_explicit(&q->rx_uring, memory_order_relaxed))
-		return rx_uring(q, refs, n, noframe);
+	/* io_uring: the first frame by readv(). It says whether anything is
+	 * there at all (an idle queue costs one syscall and no frames, not a
+	 * batch of reads that all come back EAGAIN) and takes that frame;
+	 * the rest of the batch is one submit. */
+	if (atomic_load_explicit(&q->rx_uring, memory_order_relaxed)) {
+		got = rx_read(q, refs, 1, noframe, &bytes, &err);
+		if (got == 1 && n > 1 && !err)
+			got += rx_uring(q, refs + 1, n - 1, &bytes, &err);
+		return rx_done(q, got, bytes, err);
+	}
 #endif
-	return rx_read(q, refs, n, noframe);
+	got = rx_read(q, refs, n, noframe, &bytes, &err);
+	return rx_done(q, got, bytes, err);
 }
 
 static struct tap *tap_of(struct bt_dev *d);

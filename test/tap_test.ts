@@ -299,7 +299,7 @@ for (const io of ["uring", "write"] as const) {
 for (const io of ["uring", "write"] as const) {
   Deno.test({
     name:
-      `tap: a full kernel send buffer (EAGAIN) makes the writer wait for writability; every frame arrives, in order (io=${io})`,
+      `tap: a full kernel send buffer (EAGAIN) makes the writer wait for writability; every frame arrives once (io=${io})`,
     ...slowPathTest,
     async fn() {
       const id = uid();
@@ -333,7 +333,11 @@ for (const io of ["uring", "write"] as const) {
         assert.equal(s.writeErrors, 0);
         assert.ok(s.writePollouts > 0, `the writer waited for writability: ${JSON.stringify(s)}`);
         assert.ok((await sniffer.finish()).success, sniffer.errLines.join("\n"));
-        assert.deepEqual(sniffer.lines.filter((l) => l !== "ready"), want, "all, in order");
+        // Each exactly once. (io_uring: a frame may overtake another of its
+        // batch under EAGAIN, see tx_uring_batch in c/tap.c; write(): in order.)
+        const seen = sniffer.lines.filter((l) => l !== "ready");
+        if (io === "write") assert.deepEqual(seen, want, "all, in order");
+        else assert.deepEqual(seen.sort(), [...want].sort(), "all, once each");
         tap.close();
         assertPoolWhole(pool);
       } finally {
