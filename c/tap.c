@@ -1503,6 +1503,7 @@ int32_t bt_tap_open(uint32_t pool, const char *name, uint32_t nqueues,
 	}
 	d = bt_dev_enter((uint32_t)h, ts);
 	if (!d) {
+		bt_dev_close((uint32_t)h); /* no backend attached yet */
 		r = -ENXIO;
 		goto fail;
 	}
