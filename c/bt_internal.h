@@ -249,6 +249,9 @@ struct bt_dev {
 	struct bt_counters tx[BT_SLOTS + 1];
 	const struct bt_backend_ops *ops; /* NULL: in-memory device */
 	void *backend;
+	/* Set (negative errno) by a backend that can never transmit again
+	 * (a deleted TAP): bt_xmit then returns it and gives the frames back. */
+	_Atomic int32_t backend_dead;
 };
 
 /* Enter device h (see struct bt_life); NULL if it is not open. Pair with

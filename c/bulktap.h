@@ -210,15 +210,35 @@ enum bt_tap_stat {
 	BT_TS_FWD_PACKETS, /* frames a forwarder handed to its target */
 	BT_TS_FWD_DROPPED, /* frames the target did not accept */
 	BT_TS_ERROR, /* errno that stopped the device (deleted), else 0 */
-	BT_TS_IO_URING, /* 1 if writers use io_uring */
+	BT_TS_IO_URING, /* 1 if every writer uses io_uring right now */
 	BT_TS_VNET_LEN,
+	BT_TS_RX_TRUNCATED, /* packets too big for a frame: dropped */
+	BT_TS_STRANDED, /* frames kept out of the pool: their io_uring
+			 * completion could not be reaped (a failed ring) */
+	BT_TS_TX_URING_QUEUES, /* writers using io_uring */
+	BT_TS_RX_URING_QUEUES, /* receive sides using io_uring batches */
 	BT_TS_COUNT
+};
+
+/* Why the calling thread's last bt_tap_open failed, beyond its errno
+ * (bt_tap_open_why: out[0] reason, out[1] the existing device's TUN flags,
+ * out[2] its vnet header size, or the MTU it had). */
+enum bt_tap_why {
+	BT_TAP_WHY_NONE,
+	BT_TAP_WHY_KIND, /* -EEXIST: not a multi-queue TAP */
+	BT_TAP_WHY_VNET_FLAG, /* -EEXIST: IFF_VNET_HDR differs */
+	BT_TAP_WHY_PI_FLAG, /* -EEXIST: without IFF_NO_PI */
+	BT_TAP_WHY_VNET_SIZE, /* -EEXIST: another vnet header size */
+	BT_TAP_WHY_MTU, /* setting the MTU failed */
+	BT_TAP_WHY_UP, /* bringing the link up failed */
 };
 
 BT_API int32_t bt_tap_open(uint32_t pool, const char *name, uint32_t nqueues,
 			   uint32_t ring_size, uint32_t mtu, uint32_t vnet_len,
 			   uint32_t flags, uint32_t batch);
 BT_API int32_t bt_tap_name_check(const char *name);
+BT_API int32_t bt_tap_open_why(uint32_t *out, uint32_t n);
+BT_API int32_t bt_tap_set_sndbuf(uint32_t dev, int32_t bytes);
 BT_API int32_t bt_tap_rx(uint32_t dev, uint32_t queue, uint32_t *refs,
 			 uint32_t max);
 BT_API int32_t bt_tap_rx_wait(uint32_t dev, uint32_t queue,

@@ -175,6 +175,7 @@ int32_t bt_dev_create(uint32_t pool_handle, uint32_t nqueues,
 	memset(d->tx, 0, sizeof(d->tx));
 	d->ops = NULL;
 	d->backend = NULL;
+	atomic_store(&d->backend_dead, 0);
 	d->nqueues = nqueues;
 	d->ring_size = ring_size;
 	d->pool = pool;
@@ -275,8 +276,9 @@ static void queue_kick(struct bt_queue *q, struct bt_counters *c, int ts)
 	}
 }
 
-/* Frames handed to a closed device go home, so nothing is lost. */
-static void give_back_held(const uint32_t *refs, uint32_t n)
+/* Frames handed to a closed device go home, so nothing is lost. Returns
+ * how many. */
+static uint32_t give_back_held(const uint32_t *refs, uint32_t n)
 {
 	struct bt_frame_meta *metas[BT_MAX_BULK];
 	uint32_t k = 0;
@@ -294,6 +296,7 @@ static void give_back_held(const uint32_t *refs, uint32_t n)
 		}
 	}
 	bt_release_metas(metas, k);
+	return k;
 }
 
 int32_t bt_xmit(uint32_t h, const uint32_t *refs, uint32_t n, uint32_t flags,
@@ -318,6 +321,15 @@ int32_t bt_xmit(uint32_t h, const uint32_t *refs, uint32_t n, uint32_t flags,
 	if (!d) {
 		give_back_held(refs, n);
 		return -ENXIO;
+	}
+	/* A backend that lost its kernel end (a deleted TAP) takes nothing
+	 * more: the frames go home, counted as dropped. */
+	int32_t dead = atomic_load_explicit(&d->backend_dead,
+					    memory_order_relaxed);
+	if (BT_UNLIKELY(dead)) {
+		bt_count(&d->tx[ts], ts, TX_DROPPED, give_back_held(refs, n));
+		bt_leave(&d->life, ts);
+		return dead;
 	}
 
 	/* 1. Validate all before touching any: -EINVAL takes nothing. Each
@@ -398,6 +410,12 @@ int32_t bt_xmit_copy(uint32_t h, const uint8_t *data, const uint32_t *lens,
 	d = dev_enter(h, ts);
 	if (!d)
 		return -ENXIO;
+	int32_t dead = atomic_load_explicit(&d->backend_dead,
+					    memory_order_relaxed);
+	if (BT_UNLIKELY(dead)) {
+		bt_leave(&d->life, ts); /* see bt_xmit: nothing copied */
+		return dead;
+	}
 	/* A copy must fit a frame of the device's pool when it is read. */
 	maxlen = d->pool->frame_size - d->pool->headroom;
 	for (uint32_t i = 0; i < n; i++) {

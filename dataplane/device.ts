@@ -336,6 +336,14 @@ export class Device implements Disposable {
         r,
       );
     }
+    if (code === "ENODEV") {
+      const back = frames ? "were returned to their pool" : "were not copied";
+      throw new BulktapError(
+        "ENODEV",
+        `device ${this.handle} can no longer transmit (a deleted TAP?); the ${count} frames ${back}`,
+        r,
+      );
+    }
     throw new BulktapError(code, `xmit of ${count} frames failed`, r);
   }
 

@@ -193,9 +193,9 @@ export class BulkQueues {
       c[t * 4] += r;
       c[t * 4 + 1] += n - r;
     } else {
-      // -ENXIO: the library returned the frames. -EINVAL: a program
+      // -ENXIO, -ENODEV: the library returned the frames. -EINVAL: a program
       // corrupted a frame's metadata; return what is still held.
-      if (r !== -6) this.#lib.bt_frames_put(stage, n, null, 0);
+      if (r !== -6 && r !== -19) this.#lib.bt_frames_put(stage, n, null, 0);
       c[t * 4 + 1] += n;
       c[t * 4 + 2]++;
     }

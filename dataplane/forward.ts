@@ -188,15 +188,8 @@ async function run(o: RunOptions): Promise<number> {
   };
   using a = new TapDevice({ ...common, name: o.a });
   using b = new TapDevice({ ...common, name: o.b });
-  a.forwardTo(b, { bulk: o.bulk, mode: o.mode });
-  b.forwardTo(a, { bulk: o.bulk, mode: o.mode });
-  const t0 = performance.now();
-  console.error(
-    `bulktap forward: ${o.a} <-> ${o.b} (${o.queues} queues, bulk ${o.bulk}, ` +
-      `mode ${o.mode}, io ${a.stats().ioUring ? "uring" : "write"}, vnet ${o.vnet}); ` +
-      "ready, SIGINT/SIGTERM to stop",
-  );
-
+  // Listen before saying "ready": a signal right after it must stop the
+  // run and print the counts, not kill the process.
   let failed: BulktapError | undefined;
   let resolveStop!: (why: string) => void;
   const stopped = new Promise<string>((resolve) => (resolveStop = resolve));
@@ -205,21 +198,35 @@ async function run(o: RunOptions): Promise<number> {
     Deno.addSignalListener(sig, h);
     return [sig, h] as const;
   });
-  // A deleted device ends the run with its error.
-  const watch = setInterval(() => {
-    failed = a.error ?? b.error;
-    if (failed) resolveStop("error");
-  }, 200);
-  const tick = o.statsInterval > 0
-    ? setInterval(() => {
-      const secs = ((performance.now() - t0) / 1000).toFixed(1);
-      console.error(`[${secs} s] ${line(counts(a))}; ${line(counts(b))}`);
-    }, o.statsInterval * 1000)
-    : undefined;
-  const why = await stopped;
-  for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
-  clearInterval(watch);
-  if (tick !== undefined) clearInterval(tick);
+  let why: string;
+  let t0: number;
+  try {
+    a.forwardTo(b, { bulk: o.bulk, mode: o.mode });
+    b.forwardTo(a, { bulk: o.bulk, mode: o.mode });
+    t0 = performance.now();
+    const sa = a.stats();
+    const io = sa.ioUring ? "uring" : sa.ioUringWriters > 0 ? "uring on some queues" : "write";
+    console.error(
+      `bulktap forward: ${o.a} <-> ${o.b} (${o.queues} queues, bulk ${o.bulk}, ` +
+        `mode ${o.mode}, io ${io}, vnet ${o.vnet}); ready, SIGINT/SIGTERM to stop`,
+    );
+    // A deleted device ends the run with its error.
+    const watch = setInterval(() => {
+      failed = a.error ?? b.error;
+      if (failed) resolveStop("error");
+    }, 200);
+    const tick = o.statsInterval > 0
+      ? setInterval(() => {
+        const secs = ((performance.now() - t0) / 1000).toFixed(1);
+        console.error(`[${secs} s] ${line(counts(a))}; ${line(counts(b))}`);
+      }, o.statsInterval * 1000)
+      : undefined;
+    why = await stopped;
+    clearInterval(watch);
+    if (tick !== undefined) clearInterval(tick);
+  } finally {
+    for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
+  }
   await a.stopForwarding();
   await b.stopForwarding();
   await a.drained(2000);

@@ -2,8 +2,9 @@
  * Real Linux TAP devices behind the {@linkcode Device} API. Frames a program
  * transmits (`xmit`) are written into the kernel by one C writer thread per
  * queue (io_uring batches, or one `write()` per frame); frames the kernel
- * sends into the TAP are read into pool frames in batches (`rx`, `frames`),
- * or forwarded to another device without leaving C (`forwardTo`).
+ * sends into the TAP are read into pool frames in batches (`rx`, `frames`:
+ * one io_uring submit of a batch of reads, or one `readv()` per frame), or
+ * forwarded to another device without leaving C (`forwardTo`).
  *
  * Without root, attach to a persistent TAP an administrator created once:
  *
@@ -38,7 +39,11 @@ export interface TapDeviceOptions {
   mtu?: number;
   /** Virtio-net header size: 0 (none, default), 10 or 12. */
   vnetHdr?: 0 | 10 | 12;
-  /** How writer threads write: `"uring"` batches (default) or `"write"` per frame. */
+  /**
+   * How frames cross the fd, both ways: `"uring"` (default: io_uring batches
+   * of writes and of reads) or `"write"` (one `write()` / `readv()` per frame).
+   * `stats()` says which queues really use io_uring.
+   */
   io?: "uring" | "write";
   /** Create the device if it does not exist (default true; needs CAP_NET_ADMIN). */
   create?: boolean;
@@ -50,6 +55,14 @@ export interface TapDeviceOptions {
   ioBatch?: number;
   /** Default CPU for queue choice on xmit (see {@linkcode DeviceOptions}). */
   cpu?: number;
+  /**
+   * Kernel send buffer of the queues in bytes (`TUNSETSNDBUF`; device-wide,
+   * so it also applies to others attached to a persistent device). Default:
+   * leave it (the kernel's is unlimited). Frames written into the kernel
+   * and still queued there count against it; past it writes wait for
+   * writability (counted in `writePollouts`).
+   */
+  sndbuf?: number;
 }
 
 /** {@linkcode DeviceStats} plus what the TAP's kernel side did. */
@@ -72,12 +85,24 @@ export interface TapStats extends DeviceStats {
   receiveBatches: number;
   /** Reads skipped because the pool had no free frame. */
   receiveNoFrame: number;
+  /** Packets too big for a frame (the MTU was raised after open): dropped, not cut short. */
+  receiveTruncated: number;
   /** Frames a forwarder handed to its target device. */
   forwarded: number;
   /** Frames the target did not accept (full ring or closed). */
   forwardDropped: number;
-  /** Whether writers use io_uring. */
+  /** Whether every writer uses io_uring (false if any fell back to `write()`). */
   ioUring: boolean;
+  /** Writers using io_uring now (a writer whose ring failed uses `write()`). */
+  ioUringWriters: number;
+  /** Receive sides using io_uring batches now (else one `readv()` per frame). */
+  ioUringReceivers: number;
+  /**
+   * Frames kept out of their pool because their io_uring completion could
+   * not be reaped (a failed ring): the kernel might still use them. 0 unless
+   * io_uring itself failed.
+   */
+  stranded: number;
   /** Virtio-net header size. */
   vnetLen: number;
 }
@@ -98,7 +123,20 @@ const TAP_KEYS: (keyof TapStats)[] = [
 const TS_ERROR = 11;
 const TS_IO_URING = 12;
 const TS_VNET_LEN = 13;
-const TS_COUNT = 14;
+const TS_RX_TRUNCATED = 14;
+const TS_STRANDED = 15;
+const TS_TX_URING_QUEUES = 16;
+const TS_RX_URING_QUEUES = 17;
+const TS_COUNT = 18;
+
+// Why bt_tap_open failed, beyond its errno (enum bt_tap_why).
+const WHY_KIND = 1;
+const WHY_VNET_FLAG = 2;
+const WHY_PI_FLAG = 3;
+const WHY_VNET_SIZE = 4;
+const WHY_MTU = 5;
+const WHY_UP = 6;
+const IFF_VNET_HDR = 0x4000;
 
 /** Options for {@linkcode TapDevice.forwardTo}. */
 export interface ForwardOptions {
@@ -152,9 +190,67 @@ function user(): string {
   }
 }
 
-function openError(r: number, o: TapDeviceOptions, queues: number): BulktapError {
+function openError(
+  r: number,
+  o: TapDeviceOptions,
+  queues: number,
+  why: Uint32Array,
+): BulktapError {
   const code = codeForErrno(r);
   const n = JSON.stringify(o.name);
+  const [reason, flags, size] = why;
+  const vnet = o.vnetHdr ?? 0;
+  if (code === "EPERM" && reason === WHY_MTU) {
+    return new BulktapError(
+      "EPERM",
+      `TAP ${n} is attached, but setting its MTU to ${o.mtu}${
+        size ? ` (it is ${size})` : ""
+      } needs CAP_NET_ADMIN: have an administrator run \`sudo ip link set ${o.name} mtu ${o.mtu}\` ` +
+        "once, or leave mtu unset to keep the MTU the link has",
+      r,
+    );
+  }
+  if (code === "EPERM" && reason === WHY_UP) {
+    return new BulktapError(
+      "EPERM",
+      `TAP ${n} is attached, but it is down and bringing it up needs CAP_NET_ADMIN: have an ` +
+        `administrator run \`sudo ip link set ${o.name} up\` once (it stays up while the device exists)`,
+      r,
+    );
+  }
+  if (code === "EEXIST" && reason === WHY_VNET_FLAG) {
+    const has = (flags & IFF_VNET_HDR) !== 0;
+    return new BulktapError(
+      "EEXIST",
+      `${n} exists ${has ? "with" : "without"} IFF_VNET_HDR (vnet_hdr) but vnetHdr ${vnet} asks ` +
+        `for ${
+          vnet ? "a virtio-net header" : "none"
+        }: the flag is device-wide, so attaching would ` +
+        `change the framing of every queue. Open it with ${
+          has ? "vnetHdr set to its header size (10 unless a program set 12)" : "vnetHdr 0"
+        }, or ` +
+        `recreate it (\`ip link del ${o.name}\`, \`ip tuntap add dev ${o.name} mode tap ` +
+        `multi_queue${vnet ? " vnet_hdr" : ""}\`)`,
+      r,
+    );
+  }
+  if (code === "EEXIST" && reason === WHY_VNET_SIZE) {
+    return new BulktapError(
+      "EEXIST",
+      `${n} exists with a ${size}-byte virtio-net header (IFF_VNET_HDR; the size is ` +
+        `device-wide) but vnetHdr ${vnet} asks for ${vnet} bytes: open it with vnetHdr ${size}`,
+      r,
+    );
+  }
+  if (code === "EEXIST" && reason === WHY_PI_FLAG) {
+    return new BulktapError(
+      "EEXIST",
+      `${n} exists without IFF_NO_PI (created with \`pi\`): every frame would carry a packet ` +
+        `information header. Recreate it: \`ip link del ${o.name}\`, \`ip tuntap add dev ` +
+        `${o.name} mode tap multi_queue\``,
+      r,
+    );
+  }
   switch (code) {
     case "EPERM":
       return new BulktapError(
@@ -176,9 +272,9 @@ function openError(r: number, o: TapDeviceOptions, queues: number): BulktapError
     case "EEXIST":
       return new BulktapError(
         "EEXIST",
-        `${n} exists but is not a multi-queue TAP with these flags (vnetHdr ${
-          o.vnetHdr ?? 0
-        }): delete it (\`ip link del ${o.name}\`) or recreate it with \`ip tuntap add dev ${o.name} ` +
+        `${n} exists but is not a multi-queue TAP${
+          reason === WHY_KIND ? "" : ` with these flags (vnetHdr ${vnet})`
+        }: delete it (\`ip link del ${o.name}\`) or recreate it with \`ip tuntap add dev ${o.name} ` +
           "mode tap multi_queue`",
         r,
       );
@@ -261,6 +357,7 @@ export class TapDevice extends Device {
     if (io !== "uring" && io !== "write") {
       throw new BulktapError("EINVAL", `io=${JSON.stringify(io)} is not "uring" or "write"`);
     }
+    const sndbuf = o.sndbuf === undefined ? 0 : intIn("sndbuf", o.sndbuf, 1, 0x7fffffff);
     const cpu = o.cpu ?? -1;
     if (!Number.isInteger(cpu) || cpu < -1) {
       throw new BulktapError("EINVAL", `cpu=${cpu} is not -1 or a CPU number`);
@@ -281,8 +378,18 @@ export class TapDevice extends Device {
     const name = ENCODER.encode(o.name + "\0");
     const h = library().bt_tap_open(pool.handle, name, queues, ringSize, mtu, vnet, flags, batch);
     if (h < 0) {
+      const why = new Uint32Array(3);
+      library().bt_tap_open_why(why, 3);
       if (ownsPool) pool.close();
-      throw openError(h, o, queues);
+      throw openError(h, o, queues, why);
+    }
+    if (sndbuf) {
+      const r = library().bt_tap_set_sndbuf(h, sndbuf);
+      if (r < 0) {
+        library().bt_dev_close(h);
+        if (ownsPool) pool.close();
+        checkErrno(r, `setting the send buffer of TAP ${JSON.stringify(o.name)} to ${sndbuf}`);
+      }
     }
     return new AttachToken(h, cpu, true, pool, ownsPool);
   }
@@ -291,7 +398,10 @@ export class TapDevice extends Device {
    * Read up to `batch.capacity` frames that the kernel sent into queue
    * `queue`, without waiting (one FFI call). Frames still in the batch are
    * returned to their pools first. Each frame is stamped with its receive
-   * time; with a vnet header its bytes sit just before the data. Throws
+   * time; with a vnet header its bytes sit just before the data. Returns 0
+   * when nothing is readable or the pool has no free frame (counted in
+   * `receiveNoFrame`); a packet too big for a frame is dropped and counted
+   * in `receiveTruncated`, never delivered cut short. Throws
    * `ENODEV` if the device was deleted, `EBUSY` if a forwarder reads this
    * queue.
    *
@@ -333,9 +443,11 @@ export class TapDevice extends Device {
   }
 
   /**
-   * Wait until queue `queue` has frames to read (true) or the timeout
-   * passes (false); off the event loop. Throws `ENXIO` when the device
-   * closes and `ENODEV` when it was deleted.
+   * Wait until queue `queue` has frames to read and the pool a frame to
+   * read them into (true), or the timeout passes (false); off the event
+   * loop. With an empty pool it naps in 1 ms steps until a frame is back,
+   * so a wait/rx loop never spins. Throws `ENXIO` when the device closes
+   * and `ENODEV` when it was deleted.
    *
    * @example
    * ```ts ignore
@@ -487,9 +599,7 @@ export class TapDevice extends Device {
     const s = super.stats() as TapStats;
     const out = this.#tapOut;
     checkErrno(library().bt_tap_stats(this.handle, out, TS_COUNT), `TAP ${this.name} stats`);
-    TAP_KEYS.forEach((k, i) => ((s as unknown as Record<string, number>)[k] = Number(out[i])));
-    s.ioUring = out[TS_IO_URING] === 1n;
-    s.vnetLen = Number(out[TS_VNET_LEN]);
+    TapDevice.#fill(s, out);
     const e = Number(out[TS_ERROR]);
     if (e) {
       const err = this.#rxError(-e, 0);
@@ -513,14 +623,19 @@ export class TapDevice extends Device {
     } catch (e) {
       if (!(e instanceof BulktapError) || e.code !== "ENODEV") throw e;
       const s = super.stats() as TapStats;
-      TAP_KEYS.forEach((
-        k,
-        i,
-      ) => ((s as unknown as Record<string, number>)[k] = Number(this.#tapOut[i])));
-      s.ioUring = this.#tapOut[TS_IO_URING] === 1n;
-      s.vnetLen = Number(this.#tapOut[TS_VNET_LEN]);
+      TapDevice.#fill(s, this.#tapOut);
       return s;
     }
+  }
+
+  static #fill(s: TapStats, out: BigUint64Array): void {
+    TAP_KEYS.forEach((k, i) => ((s as unknown as Record<string, number>)[k] = Number(out[i])));
+    s.ioUring = out[TS_IO_URING] === 1n;
+    s.vnetLen = Number(out[TS_VNET_LEN]);
+    s.receiveTruncated = Number(out[TS_RX_TRUNCATED]);
+    s.stranded = Number(out[TS_STRANDED]);
+    s.ioUringWriters = Number(out[TS_TX_URING_QUEUES]);
+    s.ioUringReceivers = Number(out[TS_RX_URING_QUEUES]);
   }
 
   /**
@@ -538,7 +653,7 @@ export class TapDevice extends Device {
     const end = performance.now() + timeoutMs;
     for (;;) {
       const s = this.statsUnchecked();
-      if (s.queued === 0 && s.written + s.writeErrors >= s.txPackets) return true;
+      if (s.queued === 0 && s.written + s.writeErrors + s.stranded >= s.txPackets) return true;
       if (performance.now() > end) return false;
       await new Promise((r) => setTimeout(r, 1));
     }

@@ -169,3 +169,58 @@ export async function until(cond: () => boolean, ms: number, what: string): Prom
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+/**
+ * Commands that make frames written into TAP `tap` wait inside the kernel,
+ * still charged to the TAP's send buffer: its ingress is redirected (tc
+ * u32 + mirred, which keeps the frame's owner) to veth `v0`, whose tbf
+ * qdisc lets them out at `rate`; they arrive at its peer `v1`. With a small
+ * `sndbuf` this makes writes fail with EAGAIN, deterministically.
+ */
+export function slowPathCommands(tap: string, v0: string, v1: string, rate = "1mbit"): string[] {
+  return [
+    `ip link add ${v0} type veth peer name ${v1}`,
+    `ip link set ${v0} up && ip link set ${v1} up`,
+    `tc qdisc add dev ${v0} root tbf rate ${rate} burst 1600 limit 1000000`,
+    `tc qdisc add dev ${tap} ingress`,
+    `tc filter add dev ${tap} ingress protocol all u32 match u32 0 0 ` +
+    `action mirred egress redirect dev ${v0}`,
+  ];
+}
+
+function probeSlowPath(): string | undefined {
+  if (skipReason) return skipReason;
+  if (sh("command -v tc").code !== 0) return "tc (iproute2) is not installed";
+  const id = (Deno.pid % 0xfffff).toString(36);
+  const [t, v0, v1] = [`btpt${id}`, `btpv${id}`, `btpw${id}`];
+  try {
+    const r = sh(`ip tuntap add dev ${t} mode tap`);
+    if (r.code !== 0) return `cannot create a TAP: ${r.stderr.trim()}`;
+    for (const c of slowPathCommands(t, v0, v1)) {
+      const s = sh(c);
+      if (s.code !== 0) return `\`${c}\` failed: ${s.stderr.trim()}`;
+    }
+    return undefined;
+  } finally {
+    tryRun(`ip link del ${t}`);
+    tryRun(`ip link del ${v0}`);
+  }
+}
+
+/** Why the TAP backpressure test cannot run here (veth, tc u32/mirred/tbf), or undefined. */
+export const slowPathSkipReason: string | undefined = probeSlowPath();
+
+if (slowPathSkipReason && !skipReason) {
+  const bar = "!".repeat(78);
+  console.error(
+    `\n${bar}\n!!! TAP BACKPRESSURE (EAGAIN) TEST IGNORED: ${slowPathSkipReason}.\n` +
+      "!!! It needs veth and tc's u32 classifier, mirred action and tbf qdisc.\n" +
+      `!!! Writes that wait for writability were not tested in this run.\n${bar}\n`,
+  );
+}
+
+/** Options for the backpressure test: ignored (loudly, above) when unsupported. */
+export const slowPathTest = {
+  ignore: slowPathSkipReason !== undefined,
+  sanitizeResources: false,
+};
