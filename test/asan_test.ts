@@ -11,6 +11,7 @@
  * run (fuzz_test.ts), which keeps LeakSanitizer on.
  */
 import assert from "assert";
+import { needs } from "./capability.ts";
 
 const inChild = Deno.env.get("BULKTAP_FLAVOUR") === "asan";
 
@@ -31,12 +32,11 @@ function asanRuntime(): string | undefined {
 }
 
 const runtime = inChild ? undefined : asanRuntime();
-if (!inChild && !runtime) {
-  console.error(
-    "\n!!!!!!!! asan: IGNORED: gcc's libasan.so was not found (apt-get install gcc). " +
-      "The C library was not checked under AddressSanitizer from Deno. !!!!!!!!\n",
-  );
-}
+const noRuntime = !inChild && needs(
+  "asan (TypeScript tests against the ASan/UBSan library)",
+  runtime ? undefined : "gcc's libasan.so was not found",
+  "apt-get install gcc; the C library was not checked under AddressSanitizer from Deno.",
+);
 
 const FILES = [
   "test/boundary_test.ts",
@@ -48,7 +48,7 @@ const FILES = [
 
 Deno.test({
   name: "asan: spec, boundary and fault tests pass against the ASan/UBSan library",
-  ignore: inChild || !runtime,
+  ignore: inChild || noRuntime,
   async fn() {
     const root = new URL("..", import.meta.url).pathname;
     const out = await new Deno.Command(Deno.execPath(), {

@@ -4,6 +4,7 @@
  * run (its JSON, its terminal table and its HTML report in Chromium).
  */
 import assert from "assert";
+import { requireAll } from "./capability.ts";
 import { apiPoints } from "../bench/api_provider.ts";
 import { BENCH_HELP, benchMain, parseBenchArgs, UsageError } from "../bench/main.ts";
 import {
@@ -418,12 +419,18 @@ Deno.test({
         !e.measured && e.provider === "tap"
       );
       assert.ok(tapMissing || res.headlines.batchedOverPerFrame.length === 2);
+      // In CI (root, every package installed) nothing may be "not measured".
+      if (requireAll) {
+        const missing = res.entries.filter((e: { measured: boolean }) => !e.measured);
+        assert.deepEqual(missing, [], "every provider must measure under BULKTAP_REQUIRE_ALL=1");
+      }
       const html = Deno.readTextFileSync(`${dir}/r.html`);
       if (CHROMIUM) {
         const { charts } = await renderReport(html);
         assert.ok(charts.length >= points.length / 8, `only ${charts.length} charts`);
         assertEverySeriesDrew(charts);
       } else {
+        // Said loudly above (warnNoChromium); only the page's size is checked.
         assert.ok(html.length > 10_000);
       }
     } finally {

@@ -1,4 +1,5 @@
 import assert from "assert";
+import { needs } from "./capability.ts";
 
 const MOD = new URL("../mod.ts", import.meta.url).pathname;
 
@@ -94,15 +95,15 @@ const canTap = (() => {
     return false;
   }
 })();
-if (!canTap) {
-  console.error(
-    "\n#### cli --tap test IGNORED: needs root (CAP_NET_ADMIN) and /dev/net/tun ####\n",
-  );
-}
+const noTap = needs(
+  "cli --tap test",
+  canTap ? undefined : "not root, or no /dev/net/tun",
+  "It needs root (CAP_NET_ADMIN) and /dev/net/tun.",
+);
 
 Deno.test({
   name: "cli: --tap transmits into a real TAP, reports written frames, and removes the device",
-  ignore: !canTap,
+  ignore: noTap,
   async fn() {
     const name = `btcli${Deno.pid % 10000}`;
     try {

@@ -5,6 +5,7 @@
  * missing.
  */
 import assert from "assert";
+import { needs } from "./capability.ts";
 
 const RUN = new URL("./fuzz/run.sh", import.meta.url).pathname;
 const SECONDS = Number(Deno.env.get("BULKTAP_FUZZ_SECONDS") ?? "60");
@@ -27,17 +28,15 @@ function haveLibFuzzer(): string | undefined {
   }
 }
 
-const missing = haveLibFuzzer();
-if (missing) {
-  console.error(
-    `\n!!!!!!!! fuzz: IGNORED: ${missing}. Install clang and libclang-rt-14-dev ` +
-      "to run the libFuzzer harness. !!!!!!!!\n",
-  );
-}
+const missing = needs(
+  "fuzz (libFuzzer)",
+  haveLibFuzzer(),
+  "Install clang and libclang-rt-14-dev to run the libFuzzer harness.",
+);
 
 Deno.test({
   name: `fuzz: ${SECONDS} s of random API call sequences break no invariant (ASan, UBSan)`,
-  ignore: missing !== undefined,
+  ignore: missing,
   sanitizeResources: false,
   async fn() {
     const out = await new Deno.Command("bash", {

@@ -9,18 +9,13 @@ import { headlines, isPoint } from "../bench/points.ts";
 import { buildReport } from "../bench/report/build.ts";
 import { spread } from "../bench/stats.ts";
 import { FIXTURE_CHARTS, fixtureResult } from "./fixtures/bench_result.ts";
-import {
-  assertEverySeriesDrew,
-  CHROMIUM,
-  renderReport,
-  warnNoChromium,
-} from "./fixtures/chromium.ts";
+import { assertEverySeriesDrew, renderReport, warnNoChromium } from "./fixtures/chromium.ts";
 
-warnNoChromium("report_test");
+const noChromium = warnNoChromium("report_test");
 
 Deno.test({
   name: "report: every series of every chart of a fixture report draws in headless Chromium",
-  ignore: !CHROMIUM,
+  ignore: noChromium,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -48,7 +43,7 @@ Deno.test({
 
 Deno.test({
   name: "report: a series with data that draws nothing is caught",
-  ignore: !CHROMIUM,
+  ignore: noChromium,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -69,7 +64,7 @@ Deno.test({
 
 Deno.test({
   name: "report: ratio charts draw ratios from well below 0.1x to well above 10x",
-  ignore: !CHROMIUM,
+  ignore: noChromium,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {

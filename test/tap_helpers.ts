@@ -5,6 +5,8 @@
  * them in `finally`.
  */
 
+import { needs } from "./capability.ts";
+
 const TOOLS = new URL("./tap_tools.py", import.meta.url).pathname;
 const dec = new TextDecoder();
 
@@ -38,17 +40,16 @@ function probe(): string | undefined {
 /** Why the TAP tests cannot run here, or undefined if they can. */
 export const skipReason: string | undefined = probe();
 
-if (skipReason) {
-  const bar = "!".repeat(78);
-  console.error(
-    `\n${bar}\n!!! TAP TESTS IGNORED: ${skipReason}.\n` +
-      "!!! They need root (CAP_NET_ADMIN), /dev/net/tun, iproute2, python3 and netns.\n" +
-      `!!! Nothing about real TAP devices was tested in this run.\n${bar}\n`,
-  );
-}
-
-/** Options for TAP tests: ignored (loudly, above) when unsupported. */
-export const tapTest = { ignore: skipReason !== undefined, sanitizeResources: false };
+/** Options for TAP tests: ignored (loudly) when unsupported, failing under BULKTAP_REQUIRE_ALL=1. */
+export const tapTest = {
+  ignore: needs(
+    "TAP tests",
+    skipReason,
+    "They need root (CAP_NET_ADMIN), /dev/net/tun, iproute2, python3 and netns; " +
+      "nothing about real TAP devices was tested in this run.",
+  ),
+  sanitizeResources: false,
+};
 
 /** A short unique suffix for names (interface names hold 15 bytes). */
 export function uid(): string {
@@ -210,17 +211,13 @@ function probeSlowPath(): string | undefined {
 /** Why the TAP backpressure test cannot run here (veth, tc u32/mirred/tbf), or undefined. */
 export const slowPathSkipReason: string | undefined = probeSlowPath();
 
-if (slowPathSkipReason && !skipReason) {
-  const bar = "!".repeat(78);
-  console.error(
-    `\n${bar}\n!!! TAP BACKPRESSURE (EAGAIN) TEST IGNORED: ${slowPathSkipReason}.\n` +
-      "!!! It needs veth and tc's u32 classifier, mirred action and tbf qdisc.\n" +
-      `!!! Writes that wait for writability were not tested in this run.\n${bar}\n`,
-  );
-}
-
-/** Options for the backpressure test: ignored (loudly, above) when unsupported. */
+/** Options for the backpressure test: ignored (loudly) when unsupported, failing under BULKTAP_REQUIRE_ALL=1. */
 export const slowPathTest = {
-  ignore: slowPathSkipReason !== undefined,
+  ignore: skipReason !== undefined || needs(
+    "TAP backpressure (EAGAIN) test",
+    slowPathSkipReason,
+    "It needs veth and tc's u32 classifier, mirred action and tbf qdisc; " +
+      "writes that wait for writability were not tested in this run.",
+  ),
   sanitizeResources: false,
 };

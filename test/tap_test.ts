@@ -686,6 +686,88 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "tap: an unprivileged user (nobody) attaches to the persistent TAP it owns and transmits; one owned by root is refused with EPERM",
+  ...tapTest,
+  async fn() {
+    const id = uid();
+    const [mine, theirs] = [`btu1${id}`, `btu2${id}`];
+    // A copy of the library's sources the user can read (the checkout may sit
+    // where nobody can), its own Deno and library caches, no capabilities.
+    const dir = Deno.makeTempDirSync({ prefix: "bulktap-nobody-" });
+    const root = new URL("..", import.meta.url).pathname;
+    const script = (name: string) =>
+      `import { FramePool } from "./dataplane/pool.ts";
+       import { TapDevice } from "./dataplane/tap.ts";
+       const pool = new FramePool({ frames: 64 });
+       try {
+         const t = new TapDevice({ name: ${JSON.stringify(name)}, pool, queues: 2, create: false });
+         const r = new Uint32Array(4); pool.alloc(r);
+         for (const f of r) pool.write(f, new Uint8Array(60).fill(7));
+         t.xmit(r, { flush: true });
+         await t.drained();
+         console.log("OK", t.stats().written); t.close();
+       } catch (e) { console.log(e.code, e.message); }
+       const s = pool.stats(); console.log("POOL", s.free === s.frames); pool.close();`;
+    const asNobody = (name: string) => {
+      Deno.writeTextFileSync(`${dir}/main.ts`, script(name));
+      must(`chown -R nobody:nogroup ${dir}`);
+      return new Proc("setpriv", [
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--",
+        "env",
+        "-i",
+        `HOME=${dir}`,
+        `DENO_DIR=${dir}/deno`,
+        `BULKTAP_CACHE_DIR=${dir}/cache`,
+        `PATH=${Deno.env.get("PATH")}`,
+        Deno.execPath(),
+        "run",
+        "--allow-ffi",
+        `--allow-read=${dir}`,
+        `--allow-write=${dir}/cache`,
+        "--allow-run",
+        "--allow-env",
+        `${dir}/main.ts`,
+      ]);
+    };
+    try {
+      for (const sub of ["c", "ffi", "dataplane"]) must(`cp -r ${root}${sub} ${dir}/`);
+      must(`ip tuntap add dev ${mine} mode tap multi_queue user nobody && ip link set ${mine} up`);
+      must(`ip tuntap add dev ${theirs} mode tap multi_queue user 0 && ip link set ${theirs} up`);
+      const rx0 = kernelRxPackets(mine);
+
+      const p1 = asNobody(mine);
+      assert.ok((await p1.finish()).success, p1.errLines.join("\n"));
+      const out1 = p1.lines.join("\n");
+      assert.ok(out1.startsWith("OK 4"), `${out1}\n${p1.errLines.join("\n")}`);
+      assert.ok(out1.includes("POOL true"), out1);
+      assert.ok(kernelRxPackets(mine) - rx0 >= 4, "the kernel received the 4 frames nobody wrote");
+
+      const p2 = asNobody(theirs);
+      assert.ok((await p2.finish()).success, p2.errLines.join("\n"));
+      const out2 = p2.lines.join("\n");
+      assert.ok(out2.startsWith("EPERM"), out2);
+      assert.ok(out2.includes(`ip tuntap add dev ${theirs} mode tap multi_queue user`), out2);
+      assert.ok(out2.includes("POOL true"), out2);
+    } finally {
+      tryRun(`ip link del ${mine}`);
+      tryRun(`ip link del ${theirs}`);
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
+
+function kernelRxPackets(name: string): number {
+  const j = JSON.parse(must(`ip -s -j link show ${name}`));
+  return j[0].stats64.rx.packets;
+}
+
+Deno.test({
   name: "tap: close wakes a waiting reader and stops a forwarder; nothing hangs",
   ...tapTest,
   async fn() {
