@@ -39,6 +39,84 @@ extern _Atomic int bt_tsan_fence_word;
 enum { BT_FREE = 0, BT_HELD = 1, BT_QUEUED = 2 };
 
 /*
+ * Frame state transitions.
+ *
+ * A frame's state is the word that says who owns it, and callers can race
+ * on it: two Workers may pass the same HELD ref to xmit, unread or put at the
+ * same time (a caller bug, but one that must not corrupt the pool). With a
+ * plain "if (state == HELD) state = QUEUED" both can see HELD; the frame
+ * then enters a ring twice or the free stack twice, and bt_queue_read would
+ * hand it out twice. So every move OUT OF HELD is a compare-and-swap
+ * (bt_state_move), and exactly one racer wins:
+ *
+ *   HELD -> QUEUED   bt_xmit, bt_queue_unread, give_back_held   CAS
+ *   HELD -> FREE     bt_pool_put                                CAS
+ *   any  -> FREE     bt_release_metas (library-owned frames)     CAS loop
+ *   QUEUED -> HELD   bt_queue_read                               take
+ *   FREE -> HELD     bt_pool_alloc, bt_pool_take_one             take
+ *
+ * The last two are not CASes, by design: a QUEUED frame is owned by the one
+ * thread that removed its ring slot under the consumer lock, a FREE frame by
+ * the one thread that popped it off the free stack under the pool lock, and
+ * no other transition starts from QUEUED or FREE except the owner's own
+ * library-internal ones. Nobody can race the owner, so a checked relaxed
+ * load and a relaxed store (bt_state_take) are correct, and the check still
+ * catches a frame whose headroom a caller scribbled on (counted as corrupt,
+ * skipped).
+ *
+ * Why not CAS everywhere: a CAS is a locked instruction on x86 whatever its
+ * memory order. On bench/c/ring_bench.c's path (alloc, xmit, read, put) the
+ * CASes out of HELD are unavoidable; the two on owned transitions only cost.
+ * Single-thread cost of that whole cycle, bulk 16, 64-byte frames, min of 7
+ * runs, same session: plain 11.9 ns/frame, CAS everywhere 14.3, this design
+ * 13.4 (see the commit message for the ring_bench figures). What we give up:
+ * only a caller that scribbles on the state byte AND races two consumers on
+ * the duplicate entries it so created can get one frame twice; put's CAS
+ * still keeps the free stack free of duplicates.
+ *
+ * Ordering: relaxed is enough everywhere. The state only decides WHO may use
+ * the frame; what the new owner must see of the frame's contents travels
+ * with the hand-over itself: the ring slot's release/acquire pair (xmit to
+ * read), or the pool lock around the free stack (put to alloc).
+ *
+ * Diagnostics (statistics, bt_frame_check) read with bt_state_peek: a
+ * relaxed atomic load, a plain mov, but not a data race for the compiler or
+ * ThreadSanitizer.
+ */
+static inline uint8_t bt_state_peek(const struct bt_frame_meta *m)
+{
+	return __atomic_load_n(&m->state, __ATOMIC_RELAXED);
+}
+
+static inline void bt_state_set(struct bt_frame_meta *m, uint8_t s)
+{
+	__atomic_store_n(&m->state, s, __ATOMIC_RELAXED);
+}
+
+/* Move m from `from` to `to` atomically; 1 if this thread made the move,
+ * 0 if the frame was not in `from` (someone else owns it, or the headroom
+ * was scribbled on). For moves other threads may race (out of HELD). */
+static inline int bt_state_move(struct bt_frame_meta *m, uint8_t from,
+				uint8_t to)
+{
+	uint8_t expect = from;
+
+	return __atomic_compare_exchange_n(&m->state, &expect, to, 0,
+					   __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
+/* The owner's move (see above: nobody else may move the frame now): 1 if
+ * the frame was in `from` and is now in `to`, 0 (untouched) if not. */
+static inline int bt_state_take(struct bt_frame_meta *m, uint8_t from,
+				uint8_t to)
+{
+	if (BT_UNLIKELY(bt_state_peek(m) != from))
+		return 0;
+	bt_state_set(m, to);
+	return 1;
+}
+
+/*
  * Thread slots. Statistics are "per CPU" in the sense that matters in user
  * space: per thread. A thread leases one of BT_SLOTS exclusive slots on first
  * use and gives it back when it exits, so counters in its slot are written by
@@ -51,8 +129,10 @@ enum { BT_FREE = 0, BT_HELD = 1, BT_QUEUED = 2 };
 #define BT_SLOT_SHARED BT_SLOTS
 int bt_thread_slot(void);
 
+#define BT_COUNTERS 10
+
 struct bt_counters {
-	alignas(BT_CACHE_LINE) _Atomic uint64_t c[8];
+	alignas(BT_CACHE_LINE) _Atomic uint64_t c[BT_COUNTERS];
 };
 
 static inline void bt_count(struct bt_counters *s, int slot, int i, uint64_t v)
@@ -207,7 +287,10 @@ enum {
 	TX_WAKEUPS_SENT,
 	TX_WAKEUPS_AVOIDED,
 	TX_LOCKS,
+	TX_LOCK_CONTENDED, /* producer lock was held: spun or parked */
+	TX_LOCK_PARKS, /* producer lock wait slept on the futex */
 };
+_Static_assert(TX_LOCK_PARKS < BT_COUNTERS, "bt_counters too small");
 
 struct bt_queue {
 	struct bt_ring ring;
@@ -249,6 +332,9 @@ struct bt_dev {
 	struct bt_counters tx[BT_SLOTS + 1];
 	const struct bt_backend_ops *ops; /* NULL: in-memory device */
 	void *backend;
+	/* Set (under bt_table_lock) while bt_dev_close works outside the
+	 * lock: the slot is not free for bt_dev_create until it is clear. */
+	uint32_t closing;
 };
 
 /* Enter device h (see struct bt_life); NULL if it is not open. Pair with

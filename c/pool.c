@@ -36,7 +36,8 @@ struct bt_pool *bt_pool_get(uint32_t handle)
 	return p;
 }
 
-static void meta_init(struct bt_pool *p, uint32_t idx, uint8_t state)
+/* Everything but the state, which the caller sets or moves itself. */
+static void meta_init(struct bt_pool *p, uint32_t idx)
 {
 	struct bt_frame_meta *m = bt_frame_at(p, idx);
 
@@ -48,7 +49,6 @@ static void meta_init(struct bt_pool *p, uint32_t idx, uint8_t state)
 	m->tstamp_ns = 0;
 	m->mark = 0;
 	m->queue = 0;
-	m->state = state;
 	m->reserved = 0;
 }
 
@@ -154,7 +154,8 @@ int32_t bt_pool_create(uint32_t nframes, uint32_t frame_size, uint32_t headroom)
 	/* Highest index at the bottom: allocation hands out 0, 1, 2, ... */
 	for (uint32_t i = 0; i < nframes; i++) {
 		p->free_stack[i] = nframes - 1 - i;
-		meta_init(p, i, BT_FREE);
+		meta_init(p, i);
+		bt_state_set(bt_frame_at(p, i), BT_FREE);
 	}
 	p->nfree = nframes;
 
@@ -233,7 +234,7 @@ int32_t bt_pool_stats(uint32_t handle, uint64_t *out, uint32_t n)
 	/* Held and queued are summed on read by walking the frames: nothing
 	 * is counted per frame on the hot path. */
 	for (uint32_t i = 0; i < p->nframes; i++) {
-		uint8_t s = bt_frame_at(p, i)->state;
+		uint8_t s = bt_state_peek(bt_frame_at(p, i));
 		if (s == BT_HELD)
 			v[BT_PS_HELD]++;
 		else if (s == BT_QUEUED)
@@ -247,6 +248,7 @@ int32_t bt_pool_stats(uint32_t handle, uint64_t *out, uint32_t n)
 	v[BT_PS_DOUBLE_RETURN] = atomic_load(&p->double_return);
 	v[BT_PS_FOREIGN_RETURN] = atomic_load(&p->foreign_return);
 	v[BT_PS_INVALID_REF] = atomic_load(&p->invalid_ref);
+	v[BT_PS_CORRUPT] = atomic_load(&p->corrupt);
 	if (n > BT_PS_COUNT)
 		n = BT_PS_COUNT;
 	memcpy(out, v, n * sizeof(*v));
@@ -254,8 +256,9 @@ int32_t bt_pool_stats(uint32_t handle, uint64_t *out, uint32_t n)
 }
 
 /* Pop up to n indexes under the lock; initialise their metadata outside it
- * (the frames are ours once popped). Frames whose state says they are not
- * free (a caller scribbled on the headroom) are counted and skipped. */
+ * (the frames are ours once popped, so FREE -> HELD is bt_state_take, not a
+ * CAS: see bt_internal.h). A frame whose state says it is not free (a
+ * caller scribbled on the headroom) is counted and skipped. */
 int32_t bt_pool_alloc(uint32_t handle, uint32_t *refs, uint32_t n)
 {
 	struct bt_pool *p = bt_pool_get(handle);
@@ -280,11 +283,12 @@ int32_t bt_pool_alloc(uint32_t handle, uint32_t *refs, uint32_t n)
 
 	for (uint32_t i = 0; i < k; i++) {
 		uint32_t idx = refs[i];
-		if (BT_UNLIKELY(bt_frame_at(p, idx)->state != BT_FREE)) {
+		if (BT_UNLIKELY(!bt_state_take(bt_frame_at(p, idx), BT_FREE,
+					       BT_HELD))) {
 			atomic_fetch_add(&p->corrupt, 1);
 			continue;
 		}
-		meta_init(p, idx, BT_HELD);
+		meta_init(p, idx);
 		refs[got++] = (p->slot << BT_REF_INDEX_BITS) | idx;
 	}
 	if (k < n)
@@ -297,20 +301,28 @@ struct bt_frame_meta *bt_pool_take_one(struct bt_pool *p)
 {
 	uint32_t idx;
 
-	bt_lock_acquire(&p->lock);
-	if (!p->nfree) {
+	for (;;) {
+		bt_lock_acquire(&p->lock);
+		if (!p->nfree) {
+			bt_lock_release(&p->lock);
+			atomic_fetch_add_explicit(&p->alloc_failed, 1,
+						  memory_order_relaxed);
+			return NULL;
+		}
+		idx = p->free_stack[--p->nfree];
 		bt_lock_release(&p->lock);
-		atomic_fetch_add_explicit(&p->alloc_failed, 1,
-					  memory_order_relaxed);
-		return NULL;
+		/* As in bt_pool_alloc: skip (and count) a frame that is not
+		 * really free. */
+		if (BT_LIKELY(bt_state_take(bt_frame_at(p, idx), BT_FREE,
+					    BT_HELD)))
+			break;
+		atomic_fetch_add(&p->corrupt, 1);
 	}
-	idx = p->free_stack[--p->nfree];
-	bt_lock_release(&p->lock);
-	meta_init(p, idx, BT_HELD);
+	meta_init(p, idx);
 	return bt_frame_at(p, idx);
 }
 
-/* Push indexes whose frames the caller has already marked FREE. */
+/* Push indexes whose frames the caller has already moved to FREE. */
 static void pool_push(struct bt_pool *p, const uint32_t *idx, uint32_t n)
 {
 	bt_lock_acquire(&p->lock);
@@ -362,11 +374,13 @@ int32_t bt_pool_put(uint32_t handle, const uint32_t *refs, uint32_t n,
 			goto reject;
 		}
 		m = bt_frame_at(p, ix);
-		if (m->state != BT_HELD) {
+		/* The CAS is the claim: of two threads returning the same
+		 * frame at once, one moves it and pushes it; the other finds
+		 * it FREE and counts a double return. */
+		if (!bt_state_move(m, BT_HELD, BT_FREE)) {
 			atomic_fetch_add(&p->double_return, 1);
 			goto reject;
 		}
-		m->state = BT_FREE;
 		idx[k++] = ix;
 		done++;
 		if (k == PUT_CHUNK) {
@@ -396,9 +410,10 @@ int32_t bt_frame_check(uint32_t ref)
 	m = bt_ref_meta(ref, &p);
 	if (!m)
 		return BT_FRAME_BAD_INDEX;
-	if (m->state == BT_FREE)
+	uint8_t st = bt_state_peek(m);
+	if (st == BT_FREE)
 		return BT_FRAME_NOT_HELD;
-	if (m->state == BT_QUEUED)
+	if (st == BT_QUEUED)
 		return BT_FRAME_QUEUED;
 	if (m->data_off < sizeof(struct bt_frame_meta))
 		return BT_FRAME_BAD_OFFSET;
@@ -407,8 +422,12 @@ int32_t bt_frame_check(uint32_t ref)
 	return BT_FRAME_OK;
 }
 
-/* Library-internal return: the frames are ours (dropped or drained), so
- * they go back whatever their state; runs of one pool share a lock. */
+/* Library-internal return of frames the library owns (dropped, drained,
+ * written to a TAP, or allocated and not filled): they are QUEUED or HELD,
+ * and go back whichever; runs of one pool share a lock. A frame already FREE
+ * is not pushed a second time (a scribbled headroom or a ring entry the
+ * library was handed twice): it is counted and skipped. The move is a CAS
+ * for the same reason as everywhere else (see bt_state_move). */
 void bt_release_metas(struct bt_frame_meta *const *metas, uint32_t n)
 {
 	uint32_t idx[PUT_CHUNK];
@@ -422,13 +441,19 @@ void bt_release_metas(struct bt_frame_meta *const *metas, uint32_t n)
 
 		if (!m)
 			continue; /* not ours: counted by bt_frame_from_ptr */
+		uint8_t st = bt_state_peek(m);
+		while (st != BT_FREE && !bt_state_move(m, st, BT_FREE))
+			st = bt_state_peek(m);
+		if (BT_UNLIKELY(st == BT_FREE)) {
+			atomic_fetch_add(&p->corrupt, 1);
+			continue;
+		}
 		if (p != cur || k == PUT_CHUNK) {
 			if (k)
 				pool_push(cur, idx, k);
 			cur = p;
 			k = 0;
 		}
-		m->state = BT_FREE;
 		idx[k++] = (uint32_t)(((uint8_t *)m - p->base) / p->frame_size);
 	}
 	if (k)
