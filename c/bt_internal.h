@@ -44,44 +44,54 @@ enum { BT_FREE = 0, BT_HELD = 1, BT_QUEUED = 2 };
  * A frame's state is the word that says who owns it, and callers can race
  * on it: two Workers may pass the same HELD ref to xmit, unread or put at the
  * same time (a caller bug, but one that must not corrupt the pool). With a
- * plain "if (state == HELD) state = QUEUED" both can see HELD; the frame
- * then enters a ring twice or the free stack twice, and bt_queue_read would
- * hand it out twice. So every move OUT OF HELD is a compare-and-swap
- * (bt_state_move), and exactly one racer wins:
+ * plain "if (state == HELD) state = QUEUED" and no lock in common, both can
+ * see HELD; the frame then enters a ring twice or the free stack twice, and
+ * bt_queue_read hands it out twice. So:
  *
- *   HELD -> QUEUED   bt_xmit, bt_queue_unread, give_back_held   CAS
- *   HELD -> FREE     bt_pool_put                                CAS
- *   any  -> FREE     bt_release_metas (library-owned frames)     CAS loop
- *   QUEUED -> HELD   bt_queue_read                               take
- *   FREE -> HELD     bt_pool_alloc, bt_pool_take_one             take
+ *   HELD -> QUEUED   bt_xmit, bt_queue_unread,    bt_claim_held: under the
+ *                    give_back_held                frame's pool lock
+ *   HELD -> FREE     bt_pool_put                   under the pool lock
+ *   any  -> FREE     bt_release_metas (frames      under the pool lock
+ *                    the library owns)
+ *   QUEUED -> HELD   bt_queue_read                 owner's checked move
+ *   FREE -> HELD     bt_pool_alloc, take_one       owner's checked move
  *
- * The last two are not CASes, by design: a QUEUED frame is owned by the one
- * thread that removed its ring slot under the consumer lock, a FREE frame by
- * the one thread that popped it off the free stack under the pool lock, and
- * no other transition starts from QUEUED or FREE except the owner's own
- * library-internal ones. Nobody can race the owner, so a checked relaxed
- * load and a relaxed store (bt_state_take) are correct, and the check still
- * catches a frame whose headroom a caller scribbled on (counted as corrupt,
- * skipped).
+ * Every move OUT OF HELD (the state in which the ref is in callers' hands)
+ * is made with the frame's pool lock held, so for any one frame they are
+ * serialised and exactly one racer wins; the loser finds the frame not HELD
+ * (xmit and unread fail with -EINVAL, put counts a double return). The
+ * other two moves need no lock: a QUEUED frame is owned by the one thread
+ * that removed its ring slot under the consumer lock, a FREE frame by the
+ * one that popped it off the free stack under the pool lock, and no other
+ * move starts from QUEUED or FREE except the owner's own. They check the
+ * state anyway (bt_state_take), so an entry whose headroom a caller
+ * scribbled on is skipped and counted as corrupt, not handed out twice.
  *
- * Why not CAS everywhere: a CAS is a locked instruction on x86 whatever its
- * memory order. On bench/c/ring_bench.c's path (alloc, xmit, read, put) the
- * CASes out of HELD are unavoidable; the two on owned transitions only cost.
- * Single-thread cost of that whole cycle, bulk 16, 64-byte frames, min of 7
- * runs, same session: plain 11.9 ns/frame, CAS everywhere 14.3, this design
- * 13.4 (see the commit message for the ring_bench figures). What we give up:
- * only a caller that scribbles on the state byte AND races two consumers on
- * the duplicate entries it so created can get one frame twice; put's CAS
- * still keeps the free stack free of duplicates.
+ * Why a lock and not a compare-and-swap per frame: a CAS is a locked
+ * instruction on x86, paid per frame; the pool lock is paid per bulk (per
+ * run of one pool's frames), and put already took it per bulk to push.
+ * Measured in one session on a shared 2-core machine, alternating builds,
+ * 64-byte frames (ring_bench: best of 7 repeats, median over the runs the
+ * machine left undisturbed; cycle: alloc/xmit/read/put of 16 in one
+ * thread, ns per frame, best of 7):
  *
- * Ordering: relaxed is enough everywhere. The state only decides WHO may use
- * the frame; what the new owner must see of the frame's contents travels
- * with the hand-over itself: the ring slot's release/acquire pair (xmit to
- * read), or the pool lock around the free stack (put to alloc).
+ *                        ring_bench Mpps                    cycle
+ *                        1p1c bulk16  2p1q bulk16  1p1c single  ns/frame
+ *   unchecked (before)      71.7         70.7         45.0        11.8
+ *   CAS on every move       55.8         56.5         34.2        14.2
+ *   CAS out of HELD only    59.8         58.5         39.4        13.3
+ *   pool lock (this)        71.0         69.7         38.9        12.1
  *
- * Diagnostics (statistics, bt_frame_check) read with bt_state_peek: a
- * relaxed atomic load, a plain mov, but not a data race for the compiler or
- * ThreadSanitizer.
+ * Bulk 16 costs about 1-2%; single-packet mode pays a second lock per
+ * frame (-13%), as much as the CAS designs do. That is the price of one
+ * xmit call per packet, which is what single-packet mode exists to show.
+ * Lock order: a ring lock may be held while taking a pool lock (read's copy
+ * landing, unread's drops), never the reverse, and never two pool locks.
+ *
+ * All accesses are relaxed atomics (a plain mov on x86) so that statistics
+ * and diagnostics reading the state from other threads are not data races
+ * for the compiler or ThreadSanitizer. Ordering comes from the locks and
+ * from the ring slot's release/acquire pair (xmit to read).
  */
 static inline uint8_t bt_state_peek(const struct bt_frame_meta *m)
 {
@@ -93,20 +103,9 @@ static inline void bt_state_set(struct bt_frame_meta *m, uint8_t s)
 	__atomic_store_n(&m->state, s, __ATOMIC_RELAXED);
 }
 
-/* Move m from `from` to `to` atomically; 1 if this thread made the move,
- * 0 if the frame was not in `from` (someone else owns it, or the headroom
- * was scribbled on). For moves other threads may race (out of HELD). */
-static inline int bt_state_move(struct bt_frame_meta *m, uint8_t from,
-				uint8_t to)
-{
-	uint8_t expect = from;
-
-	return __atomic_compare_exchange_n(&m->state, &expect, to, 0,
-					   __ATOMIC_RELAXED, __ATOMIC_RELAXED);
-}
-
-/* The owner's move (see above: nobody else may move the frame now): 1 if
- * the frame was in `from` and is now in `to`, 0 (untouched) if not. */
+/* A checked move by whoever may make it (the owner, or the holder of the
+ * pool lock for moves out of HELD): 1 if the frame was in `from` and is now
+ * in `to`, 0 (untouched) if not. */
 static inline int bt_state_take(struct bt_frame_meta *m, uint8_t from,
 				uint8_t to)
 {
@@ -265,6 +264,13 @@ struct bt_frame_meta *bt_frame_from_ptr(uintptr_t ptr, struct bt_pool **pool);
  * grouping runs of the same pool under one lock. */
 void bt_release_refs(const uint32_t *refs, uint32_t n);
 void bt_release_metas(struct bt_frame_meta *const *metas, uint32_t n);
+
+/* Claim held frames HELD -> QUEUED under their pool locks (pool.c). With
+ * BT_CLAIM_ALL: all valid (data window too) or none, -EINVAL; without:
+ * the held ones, returns how many. */
+#define BT_CLAIM_ALL 1
+int32_t bt_claim_held(const uint32_t *refs, uint32_t n,
+		      struct bt_frame_meta **metas, int flags);
 
 /* Take one frame of pool p for the library's own use (copied entries). */
 struct bt_frame_meta *bt_pool_take_one(struct bt_pool *p);

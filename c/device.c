@@ -296,24 +296,18 @@ static void queue_kick(struct bt_queue *q, struct bt_counters *c, int ts)
 	}
 }
 
-/* Frames handed to a closed device go home, so nothing is lost. */
+/* Frames handed to a closed device go home, so nothing is lost. Each is
+ * claimed as it is collected (fuzz_api found this: the same ref twice in
+ * the bulk used to be pushed twice onto the free stack); the claim is made
+ * under the pool lock, so the same ref in two threads' calls is collected
+ * once too. */
 static void give_back_held(const uint32_t *refs, uint32_t n)
 {
 	struct bt_frame_meta *metas[BT_MAX_BULK];
-	uint32_t k = 0;
+	int32_t k = bt_claim_held(refs, n, metas, 0);
 
-	for (uint32_t i = 0; i < n; i++) {
-		struct bt_pool *p;
-		struct bt_frame_meta *m = bt_ref_meta(refs[i], &p);
-		/* Claim each frame as it is collected (fuzz_api found this):
-		 * the same ref twice in the bulk used to be collected twice,
-		 * pushed twice onto the free stack, and the pool then counted
-		 * more free frames than it has. The claim is a CAS, so the
-		 * same ref in two threads' calls is collected once too. */
-		if (m && bt_state_move(m, BT_HELD, BT_QUEUED))
-			metas[k++] = m;
-	}
-	bt_release_metas(metas, k);
+	if (k > 0)
+		bt_release_metas(metas, (uint32_t)k);
 }
 
 /* One producer-lock acquisition, and what it cost (bt_lock_acquire's
@@ -353,24 +347,14 @@ int32_t bt_xmit(uint32_t h, const uint32_t *refs, uint32_t n, uint32_t flags,
 	}
 
 	/* 1. Validate all before touching any: -EINVAL takes nothing. Each
-	 * frame is claimed (HELD -> QUEUED, a CAS: see bt_state_move) as it
+	 * frame is claimed (HELD -> QUEUED) under its pool lock as it
 	 * passes, so the same ref twice in one bulk, or in two threads'
 	 * bulks at once, is claimed once: the loser fails the claim instead
 	 * of putting the frame in a ring twice. On failure the claims made
-	 * so far are undone; the frames are still ours, so a plain store
-	 * gives them back. */
-	for (uint32_t i = 0; i < n; i++) {
-		struct bt_pool *p;
-		struct bt_frame_meta *m = bt_ref_meta(refs[i], &p);
-
-		if (BT_UNLIKELY(!m || !bt_meta_len_ok(p, m) ||
-				!bt_state_move(m, BT_HELD, BT_QUEUED))) {
-			for (uint32_t j = 0; j < i; j++)
-				bt_state_set(metas[j], BT_HELD);
-			bt_leave(&d->life, ts);
-			return -EINVAL;
-		}
-		metas[i] = m;
+	 * so far are undone. */
+	if (BT_UNLIKELY(bt_claim_held(refs, n, metas, BT_CLAIM_ALL) < 0)) {
+		bt_leave(&d->life, ts);
+		return -EINVAL;
 	}
 
 	/* 2-3. One queue, one lock, as many as fit. */
@@ -560,8 +544,8 @@ int32_t bt_queue_read(uint32_t h, uint32_t qi, uint32_t *refs, uint32_t max)
 					continue; /* counted by the lookup */
 				/* QUEUED -> HELD. We own the frame: we took
 				 * its ring slot under the consumer lock, and
-				 * nobody else moves a QUEUED frame, so no CAS
-				 * (bt_internal.h). An entry whose frame is not
+				 * nobody else moves a QUEUED frame, so no
+				 * lock (bt_internal.h). An entry whose frame is not
 				 * QUEUED (a scribbled headroom let it into a
 				 * ring twice) is skipped and counted, not
 				 * handed out a second time. */
@@ -678,6 +662,7 @@ int32_t bt_queue_wait(uint32_t h, uint32_t qi, int32_t timeout_ms)
 int32_t bt_queue_unread(uint32_t h, uint32_t qi, const uint32_t *refs,
 			uint32_t n)
 {
+	struct bt_frame_meta *metas[BT_MAX_BULK];
 	uintptr_t e[BT_MAX_BULK];
 	struct bt_dev *d;
 	struct bt_queue *q;
@@ -698,19 +683,12 @@ int32_t bt_queue_unread(uint32_t h, uint32_t qi, const uint32_t *refs,
 	}
 	/* Claim as we validate (see bt_xmit): a duplicate ref, in this call
 	 * or in another thread's at the same time, fails. */
-	for (uint32_t i = 0; i < n; i++) {
-		struct bt_pool *p;
-		struct bt_frame_meta *m = bt_ref_meta(refs[i], &p);
-		if (!m || !bt_meta_len_ok(p, m) ||
-		    !bt_state_move(m, BT_HELD, BT_QUEUED)) {
-			for (uint32_t j = 0; j < i; j++)
-				bt_state_set((struct bt_frame_meta *)e[j],
-					     BT_HELD);
-			bt_leave(&d->life, ts);
-			return -EINVAL;
-		}
-		e[i] = (uintptr_t)m;
+	if (bt_claim_held(refs, n, metas, BT_CLAIM_ALL) < 0) {
+		bt_leave(&d->life, ts);
+		return -EINVAL;
 	}
+	for (uint32_t i = 0; i < n; i++)
+		e[i] = (uintptr_t)metas[i];
 	q = &d->queues[qi];
 	/* Both locks: unconsume writes slots a producer may test next. */
 	bt_lock_acquire(&q->ring.consumer_lock);
