@@ -364,7 +364,9 @@ Deno.test({
         `rss ${mib(early.rss)} MiB at t=${Math.max(1, Math.ceil(n / 10))}s -> ${
           mib(last.rss)
         } MiB ` +
-        `at t=${n}s (+${mib(growth)} MiB); heap ${mib(early.heap)} -> ${mib(last.heap)} MiB`,
+        `at t=${n}s (${growth >= 0 ? "+" : ""}${mib(growth)} MiB); heap ${mib(early.heap)} -> ${
+          mib(last.heap)
+        } MiB`,
     );
     assert.ok(last.sent > samples[0].sent, "traffic flowed for the whole soak");
     assert.ok(lastQ <= bound && firstQ <= bound, `in-use peaked above ${bound}`);
