@@ -20,6 +20,7 @@
 #ifndef BT_LOCK_H
 #define BT_LOCK_H
 
+#include <errno.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -48,11 +49,14 @@ static inline void bt_lock_init(struct bt_lock *l)
 	atomic_init(&l->state, 0);
 }
 
-static inline void bt_futex_wait(_Atomic uint32_t *addr, uint32_t expect)
+/* 1 if the thread slept, 0 if the kernel found *addr != expect and
+ * returned at once (EAGAIN): no lost wake-up between our exchange below and
+ * the sleep. */
+static inline int bt_futex_wait(_Atomic uint32_t *addr, uint32_t expect)
 {
-	/* Returns at once if *addr != expect: no lost wake-up between our
-	 * exchange below and the sleep. */
-	syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, expect, NULL, NULL, 0);
+	return syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, expect, NULL, NULL,
+		       0) == 0 ||
+	       errno != EAGAIN;
 }
 
 static inline void bt_futex_wake_one(_Atomic uint32_t *addr)
@@ -60,7 +64,14 @@ static inline void bt_futex_wake_one(_Atomic uint32_t *addr)
 	syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-static void bt_lock_acquire_slow(struct bt_lock *l)
+/* What bt_lock_acquire had to do, for contention statistics: nothing
+ * (0), spin for a holder (BT_LOCK_CONTENDED), or also sleep in the kernel
+ * (BT_LOCK_CONTENDED | BT_LOCK_PARKED). Callers that do not count ignore
+ * it. */
+#define BT_LOCK_CONTENDED 1
+#define BT_LOCK_PARKED 2
+
+static int bt_lock_acquire_slow(struct bt_lock *l)
 {
 	uint32_t c;
 
@@ -73,22 +84,28 @@ static void bt_lock_acquire_slow(struct bt_lock *l)
 		    atomic_compare_exchange_weak_explicit(&l->state, &c, 1,
 							  memory_order_acquire,
 							  memory_order_relaxed))
-			return;
+			return BT_LOCK_CONTENDED;
 	}
 	/* Phase 2: park. Marking the word 2 before sleeping tells the holder
 	 * to wake someone; if the exchange returns 0 we took the lock (in
-	 * state 2, which costs at most one spurious wake later). */
+	 * state 2, which costs at most one spurious wake later). Only an
+	 * actual futex sleep counts as parked. */
+	int ret = BT_LOCK_CONTENDED;
 	c = atomic_exchange_explicit(&l->state, 2, memory_order_acquire);
 	while (c != 0) {
-		bt_futex_wait(&l->state, 2);
+		if (bt_futex_wait(&l->state, 2))
+			ret = BT_LOCK_CONTENDED | BT_LOCK_PARKED;
 		c = atomic_exchange_explicit(&l->state, 2,
 					     memory_order_acquire);
 	}
+	return ret;
 }
 
 /* Acquire ordering: everything the previous holder wrote before releasing
- * is visible to us (the ring's producer index, the slots it filled). */
-static inline void bt_lock_acquire(struct bt_lock *l)
+ * is visible to us (the ring's producer index, the slots it filled).
+ * Returns 0 when the lock was free (one CAS), else BT_LOCK_CONTENDED,
+ * possibly with BT_LOCK_PARKED. */
+static inline int bt_lock_acquire(struct bt_lock *l)
 {
 	uint32_t c = 0;
 
@@ -96,8 +113,8 @@ static inline void bt_lock_acquire(struct bt_lock *l)
 				     &l->state, &c, 1, memory_order_acquire,
 				     memory_order_relaxed),
 			     1))
-		return;
-	bt_lock_acquire_slow(l);
+		return 0;
+	return bt_lock_acquire_slow(l);
 }
 
 /* Release ordering pairs with the acquire above. */

@@ -45,10 +45,25 @@
  * Frame metadata, at the start of every frame, inside its headroom (32
  * bytes). The library writes magic, ref, state and data_off at allocation;
  * the caller writes len (and data_off, to push or pull headers) and may stamp
- * tstamp_ns and mark. Because the caller can write here, the library
- * re-validates every field it reads: a caller that scribbles on magic, ref or
- * state can confuse its own accounting (the library counts what it notices)
- * but never makes the library write outside a pool.
+ * tstamp_ns and mark.
+ *
+ * The frame's ownership state (free, held, queued) lives here too, in memory
+ * the caller can write: there is no separate, protected copy, because
+ * checking it must touch only the line the caller is about to use. Every
+ * move out of held (xmit, unread, put) is made under the frame's pool lock,
+ * so two threads passing the same ref at once cannot both win: the loser's
+ * xmit fails with -EINVAL, its put counts a double return. Moves out of
+ * queued (read) and free (alloc) are made by the one thread that took the
+ * frame from its ring slot or the free stack, and are checked: a frame found
+ * in the wrong state there is skipped and counted (BT_PS_CORRUPT).
+ *
+ * Because the caller can write here, the library also re-validates every
+ * field it reads. A caller that scribbles on magic, ref, state, data_off or
+ * len confuses only its own accounting: a frame may then be refused, skipped
+ * or counted as corrupt, and the pool's free + held + queued may no longer
+ * add up. It never makes the library read or write outside a pool: frame
+ * addresses come from the pool's geometry, never from the headroom, and
+ * the free stack refuses to grow past the pool.
  */
 struct bt_frame_meta {
 	uint32_t magic; /* BT_FRAME_MAGIC */
@@ -85,6 +100,9 @@ enum bt_pool_stat {
 	BT_PS_DOUBLE_RETURN, /* returns of frames that were not held */
 	BT_PS_FOREIGN_RETURN, /* returns of frames of another pool */
 	BT_PS_INVALID_REF, /* refs that name no frame of this pool */
+	BT_PS_CORRUPT, /* frames whose state said otherwise than where the
+			* library found them (a scribbled headroom, or two
+			* threads passing the same ref): skipped, not used */
 	BT_PS_COUNT
 };
 
@@ -115,6 +133,8 @@ enum bt_dev_stat {
 	BT_DS_RX_SLEEPS, /* times a reader announced it sleeps */
 	BT_DS_RX_DROPPED, /* copied entries with no pool frame to land in */
 	BT_DS_QUEUED, /* entries in the queues right now */
+	BT_DS_LOCK_CONTENDED, /* xmit calls that found the producer lock held */
+	BT_DS_LOCK_PARKS, /* ... and slept on its futex (not just spun) */
 	BT_DS_COUNT
 };
 

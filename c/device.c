@@ -131,8 +131,11 @@ int32_t bt_dev_create(uint32_t pool_handle, uint32_t nqueues,
 		ret = -ENXIO;
 		goto out;
 	}
+	/* A slot whose device is closing is still in use: its close has
+	 * dropped the table lock and is draining the rings. */
 	for (slot = 1; slot < BT_MAX_DEVS; slot++)
-		if (!devs[slot] || !atomic_load(&devs[slot]->life.open))
+		if (!devs[slot] || (!atomic_load(&devs[slot]->life.open) &&
+				    !devs[slot]->closing))
 			break;
 	if (slot == BT_MAX_DEVS) {
 		ret = -EMFILE;
@@ -193,7 +196,18 @@ out:
 	return ret;
 }
 
-/* Returns how many queued entries were returned to their pools. */
+/*
+ * Returns how many queued entries were returned to their pools.
+ *
+ * The table lock is held only to decide (mark the device closed and its
+ * slot closing) and to finish (give the slot back): never while waiting.
+ * Waiting for in-flight calls and joining a backend's threads can take as
+ * long as a reader's batch or a TAP write, and every create, close and
+ * pool destroy of every Worker would stall behind it. In between, the slot
+ * cannot be reused (bt_dev_create skips closing slots), a second close of
+ * the same handle fails with -ENXIO (open is 0), and the home pool cannot
+ * be destroyed (its device count still includes this device).
+ */
 int32_t bt_dev_close(uint32_t h)
 {
 	struct bt_dev *d;
@@ -206,15 +220,19 @@ int32_t bt_dev_close(uint32_t h)
 		pthread_mutex_unlock(&bt_table_lock);
 		return -ENXIO;
 	}
-	/* Closed first, then wake sleeping readers so they notice and leave,
-	 * then wait until no call is inside the device. */
+	/* Closed first: from here every new call backs out with -ENXIO. */
+	d->closing = 1;
 	atomic_store_explicit(&d->life.open, 0, memory_order_seq_cst);
+	pthread_mutex_unlock(&bt_table_lock);
+
+	/* Wake sleeping readers so they notice and leave. */
 	for (uint32_t i = 0; i < d->nqueues; i++)
 		eventfd_write(d->queues[i].efd, 1);
 	/* The backend's threads read the rings without entering the device:
 	 * join them before the drain, or they would race it. */
 	if (d->ops)
 		d->ops->stop(d);
+	/* Then wait until no call is inside the device. */
 	bt_retire(&d->life);
 	for (uint32_t i = 0; i < d->nqueues; i++)
 		drained += ring_drain(&d->queues[i].ring);
@@ -223,7 +241,10 @@ int32_t bt_dev_close(uint32_t h)
 	d->ops = NULL;
 	d->backend = NULL;
 	dev_free_queues(d, d->nqueues);
+
+	pthread_mutex_lock(&bt_table_lock);
 	d->pool->devices--;
+	d->closing = 0; /* the slot is free for the next device */
 	pthread_mutex_unlock(&bt_table_lock);
 	return (int32_t)drained;
 }
@@ -276,27 +297,32 @@ static void queue_kick(struct bt_queue *q, struct bt_counters *c, int ts)
 	}
 }
 
-/* Frames handed to a closed device go home, so nothing is lost. Returns
- * how many. */
+/* Frames handed to a closed device go home, so nothing is lost. Each is
+ * claimed as it is collected (fuzz_api found this: the same ref twice in
+ * the bulk used to be pushed twice onto the free stack); the claim is made
+ * under the pool lock, so the same ref in two threads' calls is collected
+ * once too. Returns how many went home. */
 static uint32_t give_back_held(const uint32_t *refs, uint32_t n)
 {
 	struct bt_frame_meta *metas[BT_MAX_BULK];
-	uint32_t k = 0;
+	int32_t k = bt_claim_held(refs, n, metas, 0);
 
-	for (uint32_t i = 0; i < n; i++) {
-		struct bt_pool *p;
-		struct bt_frame_meta *m = bt_ref_meta(refs[i], &p);
-		/* Claim each frame as it is collected (fuzz_api found this):
-		 * the same ref twice in the bulk used to be collected twice,
-		 * pushed twice onto the free stack, and the pool then counted
-		 * more free frames than it has. */
-		if (m && m->state == BT_HELD) {
-			m->state = BT_QUEUED;
-			metas[k++] = m;
-		}
+	if (k <= 0)
+		return 0;
+	bt_release_metas(metas, (uint32_t)k);
+	return (uint32_t)k;
+}
+
+/* One producer-lock acquisition, and what it cost (bt_lock_acquire's
+ * return): contended (a holder was there), parked (we slept on it). */
+static void count_lock(struct bt_counters *c, int ts, int lk)
+{
+	bt_count(c, ts, TX_LOCKS, 1);
+	if (BT_UNLIKELY(lk)) {
+		bt_count(c, ts, TX_LOCK_CONTENDED, 1);
+		if (lk & BT_LOCK_PARKED)
+			bt_count(c, ts, TX_LOCK_PARKS, 1);
 	}
-	bt_release_metas(metas, k);
-	return k;
 }
 
 int32_t bt_xmit(uint32_t h, const uint32_t *refs, uint32_t n, uint32_t flags,
@@ -308,7 +334,7 @@ int32_t bt_xmit(uint32_t h, const uint32_t *refs, uint32_t n, uint32_t flags,
 	struct bt_counters *c;
 	uint64_t bytes = 0;
 	uint32_t sent;
-	int ts;
+	int ts, lk;
 
 	if (flags & ~BT_XMIT_FLAGS_MASK)
 		return -EINVAL;
@@ -333,27 +359,19 @@ int32_t bt_xmit(uint32_t h, const uint32_t *refs, uint32_t n, uint32_t flags,
 	}
 
 	/* 1. Validate all before touching any: -EINVAL takes nothing. Each
-	 * frame is claimed (QUEUED) as it passes, so the same ref twice in
-	 * one bulk fails the HELD test instead of entering the ring twice;
-	 * on failure the claims are undone. */
-	for (uint32_t i = 0; i < n; i++) {
-		struct bt_pool *p;
-		struct bt_frame_meta *m = bt_ref_meta(refs[i], &p);
-
-		if (BT_UNLIKELY(!m || m->state != BT_HELD ||
-				!bt_meta_len_ok(p, m))) {
-			for (uint32_t j = 0; j < i; j++)
-				metas[j]->state = BT_HELD;
-			bt_leave(&d->life, ts);
-			return -EINVAL;
-		}
-		m->state = BT_QUEUED;
-		metas[i] = m;
+	 * frame is claimed (HELD -> QUEUED) under its pool lock as it
+	 * passes, so the same ref twice in one bulk, or in two threads'
+	 * bulks at once, is claimed once: the loser fails the claim instead
+	 * of putting the frame in a ring twice. On failure the claims made
+	 * so far are undone. */
+	if (BT_UNLIKELY(bt_claim_held(refs, n, metas, BT_CLAIM_ALL) < 0)) {
+		bt_leave(&d->life, ts);
+		return -EINVAL;
 	}
 
 	/* 2-3. One queue, one lock, as many as fit. */
 	q = &d->queues[queue_index(d, cpu)];
-	bt_lock_acquire(&q->ring.producer_lock);
+	lk = bt_lock_acquire(&q->ring.producer_lock);
 	for (sent = 0; sent < n; sent++) {
 		struct bt_frame_meta *m = metas[sent];
 		/* Read len before the release store that publishes the
@@ -363,10 +381,8 @@ int32_t bt_xmit(uint32_t h, const uint32_t *refs, uint32_t n, uint32_t flags,
 
 		/* The frame is already QUEUED (step 1), before the release
 		 * store that publishes it: the reader may take it at once. */
-		if (bt_ring_produce(&q->ring, (uintptr_t)m)) {
-			m->state = BT_HELD;
-			break;
-		}
+		if (bt_ring_produce(&q->ring, (uintptr_t)m))
+			break; /* m and the rest stay QUEUED: ours, dropped */
 		bytes += len;
 	}
 	bt_lock_release(&q->ring.producer_lock);
@@ -380,7 +396,7 @@ int32_t bt_xmit(uint32_t h, const uint32_t *refs, uint32_t n, uint32_t flags,
 	bt_count(c, ts, TX_PACKETS, sent);
 	bt_count(c, ts, TX_BYTES, bytes);
 	bt_count(c, ts, TX_CALLS, 1);
-	bt_count(c, ts, TX_LOCKS, 1);
+	count_lock(c, ts, lk);
 
 	/* 5. Doorbell. */
 	if (flags & BT_XMIT_FLUSH)
@@ -398,7 +414,7 @@ int32_t bt_xmit_copy(uint32_t h, const uint8_t *data, const uint32_t *lens,
 	struct bt_counters *c;
 	uint64_t bytes = 0, off = 0;
 	uint32_t sent, maxlen;
-	int ts;
+	int ts, lk;
 
 	if (flags & ~BT_XMIT_FLAGS_MASK)
 		return -EINVAL;
@@ -440,7 +456,7 @@ int32_t bt_xmit_copy(uint32_t h, const uint8_t *data, const uint32_t *lens,
 		copies[i] = (uintptr_t)cp | BT_TAG_COPY;
 	}
 	q = &d->queues[queue_index(d, cpu)];
-	bt_lock_acquire(&q->ring.producer_lock);
+	lk = bt_lock_acquire(&q->ring.producer_lock);
 	for (sent = 0; sent < n; sent++) {
 		if (bt_ring_produce(&q->ring, copies[sent]))
 			break;
@@ -455,7 +471,7 @@ int32_t bt_xmit_copy(uint32_t h, const uint8_t *data, const uint32_t *lens,
 	bt_count(c, ts, TX_PACKETS, sent);
 	bt_count(c, ts, TX_BYTES, bytes);
 	bt_count(c, ts, TX_CALLS, 1);
-	bt_count(c, ts, TX_LOCKS, 1);
+	count_lock(c, ts, lk);
 	if (flags & BT_XMIT_FLUSH)
 		queue_kick(q, c, ts);
 	bt_leave(&d->life, ts);
@@ -494,7 +510,11 @@ static struct bt_frame_meta *copy_to_frame(struct bt_dev *d, uintptr_t e)
 	struct bt_frame_meta *m = bt_pool_take_one(d->pool);
 
 	if (m) {
-		memcpy((uint8_t *)m + m->data_off, cp->data, cp->len);
+		/* At the pool's headroom, not m->data_off: the headroom is
+		 * caller-writable even while the frame is free, and the
+		 * length was checked against frame_size - headroom. */
+		m->data_off = (uint16_t)d->pool->headroom;
+		memcpy((uint8_t *)m + d->pool->headroom, cp->data, cp->len);
 		m->len = cp->len;
 		m->tstamp_ns = cp->tstamp_ns;
 	}
@@ -540,8 +560,19 @@ int32_t bt_queue_read(uint32_t h, uint32_t qi, uint32_t *refs, uint32_t max)
 				m = bt_frame_from_ptr(e[i], &p);
 				if (!m)
 					continue; /* counted by the lookup */
+				/* QUEUED -> HELD. We own the frame: we took
+				 * its ring slot under the consumer lock, and
+				 * nobody else moves a QUEUED frame, so no
+				 * lock (bt_internal.h). An entry whose frame is not
+				 * QUEUED (a scribbled headroom let it into a
+				 * ring twice) is skipped and counted, not
+				 * handed out a second time. */
+				if (BT_UNLIKELY(!bt_state_take(m, BT_QUEUED,
+							       BT_HELD))) {
+					atomic_fetch_add(&p->corrupt, 1);
+					continue;
+				}
 			}
-			m->state = BT_HELD;
 			m->queue = (uint16_t)qi;
 			bytes += m->len;
 			refs[got++] = m->ref;
@@ -649,6 +680,7 @@ int32_t bt_queue_wait(uint32_t h, uint32_t qi, int32_t timeout_ms)
 int32_t bt_queue_unread(uint32_t h, uint32_t qi, const uint32_t *refs,
 			uint32_t n)
 {
+	struct bt_frame_meta *metas[BT_MAX_BULK];
 	uintptr_t e[BT_MAX_BULK];
 	struct bt_dev *d;
 	struct bt_queue *q;
@@ -667,19 +699,14 @@ int32_t bt_queue_unread(uint32_t h, uint32_t qi, const uint32_t *refs,
 		bt_leave(&d->life, ts);
 		return -EINVAL;
 	}
-	/* Claim as we validate (see bt_xmit): a duplicate ref fails. */
-	for (uint32_t i = 0; i < n; i++) {
-		struct bt_pool *p;
-		struct bt_frame_meta *m = bt_ref_meta(refs[i], &p);
-		if (!m || m->state != BT_HELD || !bt_meta_len_ok(p, m)) {
-			for (uint32_t j = 0; j < i; j++)
-				((struct bt_frame_meta *)e[j])->state = BT_HELD;
-			bt_leave(&d->life, ts);
-			return -EINVAL;
-		}
-		m->state = BT_QUEUED;
-		e[i] = (uintptr_t)m;
+	/* Claim as we validate (see bt_xmit): a duplicate ref, in this call
+	 * or in another thread's at the same time, fails. */
+	if (bt_claim_held(refs, n, metas, BT_CLAIM_ALL) < 0) {
+		bt_leave(&d->life, ts);
+		return -EINVAL;
 	}
+	for (uint32_t i = 0; i < n; i++)
+		e[i] = (uintptr_t)metas[i];
 	q = &d->queues[qi];
 	/* Both locks: unconsume writes slots a producer may test next. */
 	bt_lock_acquire(&q->ring.consumer_lock);
@@ -736,9 +763,22 @@ int32_t bt_dev_stats(uint32_t h, uint64_t *out, uint32_t n)
 	d = dev_enter(h, ts);
 	if (!d)
 		return -ENXIO;
+	/* Per-thread transmit counters, in bt_dev_stat's order. */
+	static const uint8_t tx_stat[BT_COUNTERS] = {
+		[TX_PACKETS] = BT_DS_TX_PACKETS,
+		[TX_BYTES] = BT_DS_TX_BYTES,
+		[TX_DROPPED] = BT_DS_TX_DROPPED,
+		[TX_CALLS] = BT_DS_XMIT_CALLS,
+		[TX_FLUSHES] = BT_DS_FLUSHES,
+		[TX_WAKEUPS_SENT] = BT_DS_WAKEUPS_SENT,
+		[TX_WAKEUPS_AVOIDED] = BT_DS_WAKEUPS_AVOIDED,
+		[TX_LOCKS] = BT_DS_LOCK_ACQUISITIONS,
+		[TX_LOCK_CONTENDED] = BT_DS_LOCK_CONTENDED,
+		[TX_LOCK_PARKS] = BT_DS_LOCK_PARKS,
+	};
 	for (int s = 0; s <= BT_SLOTS; s++) {
-		for (int i = 0; i < 8; i++)
-			v[BT_DS_TX_PACKETS + i] += atomic_load_explicit(
+		for (int i = 0; i < BT_COUNTERS; i++)
+			v[tx_stat[i]] += atomic_load_explicit(
 				&d->tx[s].c[i], memory_order_relaxed);
 	}
 	for (uint32_t i = 0; i < d->nqueues; i++) {

@@ -36,7 +36,8 @@ struct bt_pool *bt_pool_get(uint32_t handle)
 	return p;
 }
 
-static void meta_init(struct bt_pool *p, uint32_t idx, uint8_t state)
+/* Everything but the state, which the caller sets or moves itself. */
+static void meta_init(struct bt_pool *p, uint32_t idx)
 {
 	struct bt_frame_meta *m = bt_frame_at(p, idx);
 
@@ -48,7 +49,6 @@ static void meta_init(struct bt_pool *p, uint32_t idx, uint8_t state)
 	m->tstamp_ns = 0;
 	m->mark = 0;
 	m->queue = 0;
-	m->state = state;
 	m->reserved = 0;
 }
 
@@ -154,7 +154,8 @@ int32_t bt_pool_create(uint32_t nframes, uint32_t frame_size, uint32_t headroom)
 	/* Highest index at the bottom: allocation hands out 0, 1, 2, ... */
 	for (uint32_t i = 0; i < nframes; i++) {
 		p->free_stack[i] = nframes - 1 - i;
-		meta_init(p, i, BT_FREE);
+		meta_init(p, i);
+		bt_state_set(bt_frame_at(p, i), BT_FREE);
 	}
 	p->nfree = nframes;
 
@@ -233,7 +234,7 @@ int32_t bt_pool_stats(uint32_t handle, uint64_t *out, uint32_t n)
 	/* Held and queued are summed on read by walking the frames: nothing
 	 * is counted per frame on the hot path. */
 	for (uint32_t i = 0; i < p->nframes; i++) {
-		uint8_t s = bt_frame_at(p, i)->state;
+		uint8_t s = bt_state_peek(bt_frame_at(p, i));
 		if (s == BT_HELD)
 			v[BT_PS_HELD]++;
 		else if (s == BT_QUEUED)
@@ -247,6 +248,7 @@ int32_t bt_pool_stats(uint32_t handle, uint64_t *out, uint32_t n)
 	v[BT_PS_DOUBLE_RETURN] = atomic_load(&p->double_return);
 	v[BT_PS_FOREIGN_RETURN] = atomic_load(&p->foreign_return);
 	v[BT_PS_INVALID_REF] = atomic_load(&p->invalid_ref);
+	v[BT_PS_CORRUPT] = atomic_load(&p->corrupt);
 	if (n > BT_PS_COUNT)
 		n = BT_PS_COUNT;
 	memcpy(out, v, n * sizeof(*v));
@@ -254,8 +256,9 @@ int32_t bt_pool_stats(uint32_t handle, uint64_t *out, uint32_t n)
 }
 
 /* Pop up to n indexes under the lock; initialise their metadata outside it
- * (the frames are ours once popped). Frames whose state says they are not
- * free (a caller scribbled on the headroom) are counted and skipped. */
+ * (the frames are ours once popped, so FREE -> HELD is the owner's checked
+ * move: see bt_internal.h). A frame whose state says it is not free (a
+ * caller scribbled on the headroom) is counted and skipped. */
 int32_t bt_pool_alloc(uint32_t handle, uint32_t *refs, uint32_t n)
 {
 	struct bt_pool *p = bt_pool_get(handle);
@@ -280,11 +283,12 @@ int32_t bt_pool_alloc(uint32_t handle, uint32_t *refs, uint32_t n)
 
 	for (uint32_t i = 0; i < k; i++) {
 		uint32_t idx = refs[i];
-		if (BT_UNLIKELY(bt_frame_at(p, idx)->state != BT_FREE)) {
+		if (BT_UNLIKELY(!bt_state_take(bt_frame_at(p, idx), BT_FREE,
+					       BT_HELD))) {
 			atomic_fetch_add(&p->corrupt, 1);
 			continue;
 		}
-		meta_init(p, idx, BT_HELD);
+		meta_init(p, idx);
 		refs[got++] = (p->slot << BT_REF_INDEX_BITS) | idx;
 	}
 	if (k < n)
@@ -297,44 +301,53 @@ struct bt_frame_meta *bt_pool_take_one(struct bt_pool *p)
 {
 	uint32_t idx;
 
-	bt_lock_acquire(&p->lock);
-	if (!p->nfree) {
+	for (;;) {
+		bt_lock_acquire(&p->lock);
+		if (!p->nfree) {
+			bt_lock_release(&p->lock);
+			atomic_fetch_add_explicit(&p->alloc_failed, 1,
+						  memory_order_relaxed);
+			return NULL;
+		}
+		idx = p->free_stack[--p->nfree];
 		bt_lock_release(&p->lock);
-		atomic_fetch_add_explicit(&p->alloc_failed, 1,
-					  memory_order_relaxed);
-		return NULL;
+		/* As in bt_pool_alloc: skip (and count) a frame that is not
+		 * really free. */
+		if (BT_LIKELY(bt_state_take(bt_frame_at(p, idx), BT_FREE,
+					    BT_HELD)))
+			break;
+		atomic_fetch_add(&p->corrupt, 1);
 	}
-	idx = p->free_stack[--p->nfree];
-	bt_lock_release(&p->lock);
-	meta_init(p, idx, BT_HELD);
+	meta_init(p, idx);
 	return bt_frame_at(p, idx);
 }
 
-/* Push indexes whose frames the caller has already marked FREE. */
-static void pool_push(struct bt_pool *p, const uint32_t *idx, uint32_t n)
+/* Push one index, under the pool lock, onto a stack that cannot overflow
+ * unless a caller forged frame states (then the entry is dropped rather
+ * than written out of bounds, and counted). */
+static inline void push_locked(struct bt_pool *p, uint32_t idx)
 {
-	bt_lock_acquire(&p->lock);
-	for (uint32_t i = 0; i < n; i++) {
-		/* Cannot overflow unless a caller forged frame states; then
-		 * the extra entries are dropped rather than written out of
-		 * bounds, and counted. */
-		if (BT_UNLIKELY(p->nfree >= p->nframes)) {
-			atomic_fetch_add(&p->corrupt, n - i);
-			break;
-		}
-		p->free_stack[p->nfree++] = idx[i];
-	}
-	bt_lock_release(&p->lock);
+	if (BT_LIKELY(p->nfree < p->nframes))
+		p->free_stack[p->nfree++] = idx;
+	else
+		atomic_fetch_add(&p->corrupt, 1);
 }
 
+/* Frames per pool-lock hold in put and release: bounds how long an alloc
+ * can wait behind a big return. */
 #define PUT_CHUNK 256
 
+/*
+ * Return held frames. The HELD -> FREE move is made under the pool lock
+ * (see "Frame state transitions" in bt_internal.h), so of two threads
+ * returning the same frame, or returning it while another sends it, one
+ * wins; the other finds it not HELD and counts a double return.
+ */
 int32_t bt_pool_put(uint32_t handle, const uint32_t *refs, uint32_t n,
 		    uint32_t *bad, uint32_t bad_max)
 {
 	struct bt_pool *p = bt_pool_get(handle);
-	uint32_t idx[PUT_CHUNK];
-	uint32_t k = 0, done = 0, nbad = 0;
+	uint32_t done = 0, nbad = 0;
 
 	if (!p)
 		return -ENXIO;
@@ -342,45 +355,39 @@ int32_t bt_pool_put(uint32_t handle, const uint32_t *refs, uint32_t n,
 		return -EFAULT;
 	if (!bad)
 		bad_max = 0;
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t ref = refs[i];
-		uint32_t slot = ref >> BT_REF_INDEX_BITS;
-		uint32_t ix = ref & BT_REF_INDEX_MASK;
-		struct bt_frame_meta *m;
+	for (uint32_t i = 0; i < n;) {
+		uint32_t end = n - i > PUT_CHUNK ? i + PUT_CHUNK : n;
 
-		if (slot != p->slot) {
-			atomic_fetch_add(slot && slot <= BT_MAX_POOLS &&
-							 bt_pools[slot] &&
-							 atomic_load(&bt_pools[slot]->open) ?
-						 &p->foreign_return :
-						 &p->invalid_ref,
-					 1);
-			goto reject;
+		bt_lock_acquire(&p->lock);
+		for (; i < end; i++) {
+			uint32_t ref = refs[i];
+			uint32_t slot = ref >> BT_REF_INDEX_BITS;
+			uint32_t ix = ref & BT_REF_INDEX_MASK;
+
+			if (slot != p->slot) {
+				atomic_fetch_add(slot && slot <= BT_MAX_POOLS &&
+								 bt_pools[slot] &&
+								 atomic_load(&bt_pools[slot]
+										      ->open) ?
+							 &p->foreign_return :
+							 &p->invalid_ref,
+						 1);
+			} else if (ix >= p->nframes) {
+				atomic_fetch_add(&p->invalid_ref, 1);
+			} else if (!bt_state_take(bt_frame_at(p, ix), BT_HELD,
+						  BT_FREE)) {
+				atomic_fetch_add(&p->double_return, 1);
+			} else {
+				push_locked(p, ix);
+				done++;
+				continue;
+			}
+			if (nbad < bad_max)
+				bad[nbad] = i;
+			nbad++;
 		}
-		if (ix >= p->nframes) {
-			atomic_fetch_add(&p->invalid_ref, 1);
-			goto reject;
-		}
-		m = bt_frame_at(p, ix);
-		if (m->state != BT_HELD) {
-			atomic_fetch_add(&p->double_return, 1);
-			goto reject;
-		}
-		m->state = BT_FREE;
-		idx[k++] = ix;
-		done++;
-		if (k == PUT_CHUNK) {
-			pool_push(p, idx, k);
-			k = 0;
-		}
-		continue;
-reject:
-		if (nbad < bad_max)
-			bad[nbad] = i;
-		nbad++;
+		bt_lock_release(&p->lock);
 	}
-	if (k)
-		pool_push(p, idx, k);
 	return (int32_t)done;
 }
 
@@ -396,9 +403,10 @@ int32_t bt_frame_check(uint32_t ref)
 	m = bt_ref_meta(ref, &p);
 	if (!m)
 		return BT_FRAME_BAD_INDEX;
-	if (m->state == BT_FREE)
+	uint8_t st = bt_state_peek(m);
+	if (st == BT_FREE)
 		return BT_FRAME_NOT_HELD;
-	if (m->state == BT_QUEUED)
+	if (st == BT_QUEUED)
 		return BT_FRAME_QUEUED;
 	if (m->data_off < sizeof(struct bt_frame_meta))
 		return BT_FRAME_BAD_OFFSET;
@@ -407,13 +415,16 @@ int32_t bt_frame_check(uint32_t ref)
 	return BT_FRAME_OK;
 }
 
-/* Library-internal return: the frames are ours (dropped or drained), so
- * they go back whatever their state; runs of one pool share a lock. */
+/* Library-internal return of frames the library owns (dropped, drained,
+ * written to a TAP, or allocated and not filled): they are QUEUED or HELD,
+ * and go back whichever, under the pool lock like any return; runs of one
+ * pool share a lock hold. A frame already FREE is not pushed a second time
+ * (a scribbled headroom, or a ring entry the library was handed twice): it
+ * is counted and skipped. */
 void bt_release_metas(struct bt_frame_meta *const *metas, uint32_t n)
 {
-	uint32_t idx[PUT_CHUNK];
 	struct bt_pool *cur = NULL;
-	uint32_t k = 0;
+	uint32_t held = 0;
 
 	for (uint32_t i = 0; i < n; i++) {
 		struct bt_pool *p;
@@ -422,17 +433,76 @@ void bt_release_metas(struct bt_frame_meta *const *metas, uint32_t n)
 
 		if (!m)
 			continue; /* not ours: counted by bt_frame_from_ptr */
-		if (p != cur || k == PUT_CHUNK) {
-			if (k)
-				pool_push(cur, idx, k);
+		if (p != cur || held == PUT_CHUNK) {
+			if (cur)
+				bt_lock_release(&cur->lock);
 			cur = p;
-			k = 0;
+			held = 0;
+			bt_lock_acquire(&cur->lock);
 		}
-		m->state = BT_FREE;
-		idx[k++] = (uint32_t)(((uint8_t *)m - p->base) / p->frame_size);
+		held++;
+		if (BT_UNLIKELY(bt_state_peek(m) == BT_FREE)) {
+			atomic_fetch_add(&p->corrupt, 1);
+			continue;
+		}
+		bt_state_set(m, BT_FREE);
+		push_locked(p, (uint32_t)(((uint8_t *)m - p->base) /
+					  p->frame_size));
 	}
-	if (k)
-		pool_push(cur, idx, k);
+	if (cur)
+		bt_lock_release(&cur->lock);
+}
+
+/*
+ * Claim held frames for the library: HELD -> QUEUED, under each frame's pool
+ * lock (see "Frame state transitions" in bt_internal.h), one lock hold per
+ * run of refs of one pool, never two pool locks at once. With
+ * BT_CLAIM_ALL, every ref must be a held frame with a valid data window, or
+ * nothing is claimed and -EINVAL returned; metas[] gets every frame.
+ * Without it, refs that are not held frames are skipped; metas[] gets the
+ * claimed ones and their number is returned.
+ */
+int32_t bt_claim_held(const uint32_t *refs, uint32_t n,
+		      struct bt_frame_meta **metas, int flags)
+{
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < n;) {
+		struct bt_pool *p;
+		uint32_t slot = refs[i] >> BT_REF_INDEX_BITS;
+
+		if (BT_UNLIKELY(!bt_ref_meta(refs[i], &p))) {
+			if (flags & BT_CLAIM_ALL)
+				goto undo;
+			i++;
+			continue;
+		}
+		bt_lock_acquire(&p->lock);
+		for (; i < n && refs[i] >> BT_REF_INDEX_BITS == slot; i++) {
+			struct bt_pool *q;
+			struct bt_frame_meta *m = bt_ref_meta(refs[i], &q);
+
+			/* Re-looked up under the lock: the pool cannot be
+			 * destroyed now while a frame of it is held. */
+			if (BT_LIKELY(m && q == p &&
+				      (!(flags & BT_CLAIM_ALL) ||
+				       bt_meta_len_ok(p, m)) &&
+				      bt_state_take(m, BT_HELD, BT_QUEUED))) {
+				metas[k++] = m;
+			} else if (flags & BT_CLAIM_ALL) {
+				bt_lock_release(&p->lock);
+				goto undo;
+			}
+		}
+		bt_lock_release(&p->lock);
+	}
+	return (int32_t)k;
+undo:
+	/* The frames claimed so far are ours (QUEUED, in no ring): nobody
+	 * else moves them, so plain stores give them back. */
+	for (uint32_t j = 0; j < k; j++)
+		bt_state_set(metas[j], BT_HELD);
+	return -EINVAL;
 }
 
 void bt_release_refs(const uint32_t *refs, uint32_t n)

@@ -7,7 +7,7 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
-import { BulktapError, checkErrno, codeForErrno } from "./errors.ts";
+import { BulktapError, checkCount, checkErrno, codeForErrno } from "./errors.ts";
 import { describeRef, FramePool } from "./pool.ts";
 import { DeviceQueue } from "./queue.ts";
 
@@ -58,7 +58,7 @@ export interface DeviceStats {
   wakeupsSent: number;
   /** Doorbells that found the reader busy (no syscall). */
   wakeupsAvoided: number;
-  /** Producer lock acquisitions (one per xmit call). */
+  /** Producer lock acquisitions (one per xmit call, dropped bulks included). */
   lockAcquisitions: number;
   /** Frames read by readers. */
   rxPackets: number;
@@ -72,6 +72,13 @@ export interface DeviceStats {
   rxDropped: number;
   /** Frames sitting in the queues now. */
   queued: number;
+  /**
+   * Producer lock acquisitions that found the lock held by another thread
+   * (they spun, and maybe parked). 0 while every queue has one producer.
+   */
+  lockContended: number;
+  /** Of those, the ones that had to sleep on the lock's futex. */
+  lockParks: number;
 }
 
 const STAT_KEYS: (keyof DeviceStats)[] = [
@@ -89,6 +96,8 @@ const STAT_KEYS: (keyof DeviceStats)[] = [
   "rxSleeps",
   "rxDropped",
   "queued",
+  "lockContended",
+  "lockParks",
 ];
 
 /**
@@ -170,7 +179,7 @@ export class Device implements Disposable {
       this.cpu = Device.#checkCpu(options.cpu ?? -1);
     }
     const info = new BigUint64Array(3);
-    checkErrno(library().bt_dev_info(h, info, 3), `device ${h}`);
+    checkErrno(library().bt_dev_info(h, info, 3), `info of device ${h}`);
     this.handle = h;
     this.queues = Number(info[0]);
     this.ringSize = Number(info[1]);
@@ -223,7 +232,11 @@ export class Device implements Disposable {
   /** The queue `xmit` picks for `cpu` (default: this device's cpu). */
   queueForCpu(cpu: number = this.cpu): number {
     this.assertOpen();
-    return checkErrno(library().bt_queue_for_cpu(this.handle, cpu), "queueForCpu");
+    if (cpu !== this.cpu) Device.#checkCpu(cpu);
+    return checkErrno(
+      library().bt_queue_for_cpu(this.handle, cpu),
+      `queueForCpu(${cpu}) on device ${this.handle}`,
+    );
   }
 
   /**
@@ -231,17 +244,18 @@ export class Device implements Disposable {
    * how many were accepted: always the first ones. The library has already
    * returned the rest to their pool and counted them in `txDropped`; the
    * caller must not touch them. Throws `EINVAL` (taking no frame) if any
-   * frame is not held or its length runs past its frame, `ENXIO` if the
-   * device was closed elsewhere (the frames went back to their pool).
+   * frame is not held or its length runs past its frame or a count or cpu
+   * is not a valid number. Throws `ENXIO` if the device was closed
+   * elsewhere, `ECLOSED` if this object was closed: either way the held
+   * frames went back to their pool first, so the caller must not touch them.
    */
   xmit(frames: Uint32Array, options?: XmitOptions): number {
-    this.assertOpen();
     const count = options?.count ?? frames.length;
     const flags = options?.flush ? XMIT_FLUSH : 0;
     const cpu = options?.cpu ?? this.cpu;
-    if (count > frames.length || count < 0) {
-      throw new BulktapError("EINVAL", `count=${count} does not fit an array of ${frames.length}`);
-    }
+    checkCount(count, frames.length, `xmit on device ${this.handle}`);
+    if (cpu !== this.cpu) Device.#checkCpu(cpu);
+    if (this.#closed) this.#closedError(frames, count);
     const r = library().bt_xmit(this.handle, frames, count, flags, cpu);
     if (r < 0) this.#xmitError(r, frames, count);
     return r;
@@ -253,11 +267,13 @@ export class Device implements Disposable {
    * frame went back to its pool, counted as dropped).
    */
   xmitOne(ref: number, options?: XmitOptions): boolean {
-    this.assertOpen();
     const one = this.#one;
     one[0] = ref;
     const flags = options?.flush ? XMIT_FLUSH : 0;
-    const r = library().bt_xmit(this.handle, one, 1, flags, options?.cpu ?? this.cpu);
+    const cpu = options?.cpu ?? this.cpu;
+    if (cpu !== this.cpu) Device.#checkCpu(cpu);
+    if (this.#closed) this.#closedError(one, 1);
+    const r = library().bt_xmit(this.handle, one, 1, flags, cpu);
     if (r < 0) this.#xmitError(r, one, 1);
     return r === 1;
   }
@@ -271,9 +287,9 @@ export class Device implements Disposable {
   xmitCopy(data: Uint8Array, lengths: Uint32Array, options?: XmitOptions): number {
     this.assertOpen();
     const count = options?.count ?? lengths.length;
-    if (count > lengths.length || count < 0) {
-      throw new BulktapError("EINVAL", `count=${count} does not fit ${lengths.length} lengths`);
-    }
+    const cpu = options?.cpu ?? this.cpu;
+    checkCount(count, lengths.length, `xmitCopy on device ${this.handle} (lengths)`);
+    if (cpu !== this.cpu) Device.#checkCpu(cpu);
     let total = 0;
     for (let i = 0; i < count; i++) total += lengths[i];
     if (total > data.length) {
@@ -289,7 +305,7 @@ export class Device implements Disposable {
       lengths,
       count,
       flags,
-      options?.cpu ?? this.cpu,
+      cpu,
     );
     if (r >= 0) return r;
     if (r === -22) {
@@ -307,6 +323,20 @@ export class Device implements Disposable {
       }
     }
     return this.#xmitError(r, undefined, count);
+  }
+
+  /**
+   * xmit on an object closed by its own close(): the frames are handed back
+   * to their pool, as the library does for a device closed elsewhere, so the
+   * rule "a frame given to xmit is sent or returned" holds here too.
+   */
+  #closedError(frames: Uint32Array, count: number): never {
+    const returned = count > 0 ? library().bt_frames_put(frames, count, null, 0) : 0;
+    throw new BulktapError(
+      "ECLOSED",
+      `xmit on device ${this.handle}, which this object's close() closed; ` +
+        `${Math.max(0, returned)} of the ${count} frames were returned to their pool`,
+    );
   }
 
   #xmitError(r: number, frames: Uint32Array | undefined, count: number): never {
@@ -332,7 +362,8 @@ export class Device implements Disposable {
     if (code === "ENXIO") {
       throw new BulktapError(
         "ENXIO",
-        `device ${this.handle} is closed; the ${count} frames were returned to their pool`,
+        `xmit on device ${this.handle}: the device is closed (perhaps by another Worker); ` +
+          `the ${count} frames were returned to their pool`,
         r,
       );
     }
@@ -344,7 +375,7 @@ export class Device implements Disposable {
         r,
       );
     }
-    throw new BulktapError(code, `xmit of ${count} frames failed`, r);
+    return checkErrno(r, `xmit of ${count} frames on device ${this.handle}`) as never;
   }
 
   /** Ring the doorbell of one queue, or of all queues if none is named. */
@@ -356,14 +387,20 @@ export class Device implements Disposable {
         `queue ${queue} does not exist: the device has ${this.queues}`,
       );
     }
-    checkErrno(library().bt_flush(this.handle, queue), "flush");
+    checkErrno(
+      library().bt_flush(this.handle, queue),
+      `flush of queue ${queue} on device ${this.handle}`,
+    );
   }
 
   /** Counters, summed now over every thread and queue. */
   stats(): DeviceStats {
     this.assertOpen();
     const out = new BigUint64Array(STAT_KEYS.length);
-    checkErrno(library().bt_dev_stats(this.handle, out, out.length), `device ${this.handle} stats`);
+    checkErrno(
+      library().bt_dev_stats(this.handle, out, out.length),
+      `stats of device ${this.handle}`,
+    );
     const s = {} as DeviceStats;
     STAT_KEYS.forEach((k, i) => (s[k] = Number(out[i])));
     return s;
@@ -393,7 +430,7 @@ export class Device implements Disposable {
       }
     }
     if (r < 0 && codeForErrno(r) === "ENXIO") return 0;
-    return checkErrno(r, "device close");
+    return checkErrno(r, `close of device ${this.handle}`);
   }
 
   /** Same as {@linkcode Device.close}. */

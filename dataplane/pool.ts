@@ -8,7 +8,13 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
-import { BulktapError, checkErrno, codeForErrno } from "./errors.ts";
+import {
+  BulktapError,
+  type BulktapErrorCode,
+  checkCount,
+  checkErrno,
+  codeForErrno,
+} from "./errors.ts";
 
 /** Byte offsets of the metadata at the start of each frame (its headroom). */
 export const META = {
@@ -58,21 +64,59 @@ export interface PoolStats {
   foreignReturns: number;
   /** Refs that named no frame of this pool. */
   invalidRefs: number;
+  /**
+   * Frames the library found in a state other than where it found them (a
+   * headroom scribbled on, e.g. a state byte overwritten): skipped, not used.
+   */
+  corrupt: number;
 }
 
-const PROBLEMS: Record<number, string> = {
-  1: "names no open pool",
-  2: "has an index beyond its pool",
-  3: "is free, not held (returned twice?)",
-  4: "is still in a device queue",
-  5: "has a length that runs past the end of its frame",
-  6: "has a data offset inside the 32-byte metadata",
+/** How many counters {@linkcode FramePool.stats} reads (`BT_PS_COUNT`). */
+const POOL_STATS = 9;
+
+/** `bt_frame_check`'s answers (enum bt_frame_problem): text and error code. */
+const PROBLEMS: Record<number, { text: string; code: BulktapErrorCode }> = {
+  1: { text: "names no open pool (closed, or never created)", code: "ENXIO" },
+  2: { text: "has an index beyond its pool", code: "EINVAL" },
+  3: { text: "is free, not held (returned twice?)", code: "EALREADY" },
+  4: { text: "is still in a device queue", code: "EALREADY" },
+  5: { text: "has a length that runs past the end of its frame", code: "EINVAL" },
+  6: { text: "has a data offset inside the 32-byte metadata", code: "EINVAL" },
 };
 
-/** Describe why the library refused a ref, for error messages. */
+/**
+ * Describe why the library refuses a ref, for error messages.
+ *
+ * @example
+ * ```ts
+ * import { describeRef } from "./dataplane/pool.ts";
+ * console.log(describeRef(0)); // "frame ref 0x0 names no open pool (closed, or never created)"
+ * ```
+ */
 export function describeRef(ref: number): string {
+  return refProblem(ref).text;
+}
+
+/**
+ * Why the library refuses a ref right now, as a message and the code an
+ * error about it should carry: `ENXIO` (its pool is not open), `EALREADY`
+ * (free or queued: not held), `EINVAL` (bad index, length or offset). A
+ * ref that checks out now (another thread changed it meanwhile) gets
+ * `EINVAL` with "is valid now".
+ *
+ * @example
+ * ```ts
+ * import { refProblem } from "./dataplane/pool.ts";
+ * console.log(refProblem(0).code); // "ENXIO"
+ * ```
+ */
+export function refProblem(ref: number): { code: BulktapErrorCode; text: string } {
   const why = library().bt_frame_check(ref >>> 0);
-  return `frame ref 0x${(ref >>> 0).toString(16)} ${PROBLEMS[why] ?? "is valid"}`;
+  const p = PROBLEMS[why];
+  const name = `frame ref 0x${(ref >>> 0).toString(16)}`;
+  return p
+    ? { code: p.code, text: `${name} ${p.text}` }
+    : { code: "EINVAL", text: `${name} was refused (it is valid now: changed meanwhile?)` };
 }
 
 /** Module-private: marks the constructor call made by {@linkcode FramePool.attach}. */
@@ -82,6 +126,28 @@ class AttachToken {
 
 /** Pools seen by this Worker, by slot, so any ref can find its views. */
 const bySlot: (FramePool | undefined)[] = new Array(256);
+
+/** Every pool object of this Worker not yet closed (see {@linkcode openPools}). */
+const live = new Set<FramePool>();
+
+/**
+ * The pool objects this Worker has created or attached and not closed, in
+ * creation order. Tests use it to check the accounting invariant of every
+ * pool a test left open.
+ *
+ * @example
+ * ```ts
+ * import { FramePool, openPools } from "./dataplane/pool.ts";
+ * using pool = new FramePool({ frames: 8 });
+ * console.log(openPools().includes(pool)); // true
+ * ```
+ */
+export function openPools(): FramePool[] {
+  return [...live];
+}
+
+/** Scratch for the first refused position: freeFrames runs per batch. */
+const FIRST_BAD = new Uint32Array(1);
 
 /**
  * A pool of fixed-size frames. Allocate and return in bulk; reach frame
@@ -146,6 +212,7 @@ export class FramePool implements Disposable {
     this.#u32 = new Uint32Array(ab);
     this.#u16 = new Uint16Array(ab);
     bySlot[this.slot] = this;
+    live.add(this);
   }
 
   static #create(options: FramePoolOptions): number {
@@ -232,13 +299,11 @@ export class FramePool implements Disposable {
    */
   alloc(refs: Uint32Array, count: number = refs.length): number {
     this.#check();
-    if (count > refs.length || count < 0) {
-      throw new BulktapError(
-        "EINVAL",
-        `count=${count} does not fit an array of ${refs.length}`,
-      );
-    }
-    return checkErrno(library().bt_pool_alloc(this.handle, refs, count), "alloc");
+    checkCount(count, refs.length, `alloc from pool ${this.handle}`);
+    return checkErrno(
+      library().bt_pool_alloc(this.handle, refs, count),
+      `alloc of ${count} frames from pool ${this.handle}`,
+    );
   }
 
   /**
@@ -248,22 +313,17 @@ export class FramePool implements Disposable {
    */
   free(refs: Uint32Array, count: number = refs.length): void {
     this.#check();
-    if (count > refs.length || count < 0) {
-      throw new BulktapError(
-        "EINVAL",
-        `count=${count} does not fit an array of ${refs.length}`,
-      );
-    }
+    checkCount(count, refs.length, `free to pool ${this.handle}`);
     const done = checkErrno(
       library().bt_pool_put(this.handle, refs, count, this.#bad, this.#bad.length),
-      "free",
+      `free of ${count} frames to pool ${this.handle}`,
     );
     if (done === count) return;
     const pos = this.#bad[0];
     const ref = refs[pos];
-    const why = library().bt_frame_check(ref);
     const nbad = count - done;
-    if (ref >>> INDEX_BITS !== this.slot && why !== 1) {
+    const problem = refProblem(ref);
+    if (ref >>> INDEX_BITS !== this.slot && problem.code !== "ENXIO") {
       throw new BulktapError(
         "EXDEV",
         `refs[${pos}] = 0x${ref.toString(16)} belongs to pool slot ${
@@ -272,8 +332,8 @@ export class FramePool implements Disposable {
       );
     }
     throw new BulktapError(
-      why === 3 || why === 4 ? "EALREADY" : "EINVAL",
-      `refs[${pos}]: ${describeRef(ref)}; ${nbad} of ${count} refused, the rest returned`,
+      problem.code,
+      `refs[${pos}]: ${problem.text}; ${nbad} of ${count} refused, the rest returned`,
     );
   }
 
@@ -404,8 +464,11 @@ export class FramePool implements Disposable {
   /** Counters, summed now. */
   stats(): PoolStats {
     this.#check();
-    const out = new BigUint64Array(8);
-    checkErrno(library().bt_pool_stats(this.handle, out, 8), `pool ${this.handle} stats`);
+    const out = new BigUint64Array(POOL_STATS);
+    checkErrno(
+      library().bt_pool_stats(this.handle, out, POOL_STATS),
+      `stats of pool ${this.handle}`,
+    );
     return {
       frames: Number(out[0]),
       free: Number(out[1]),
@@ -415,6 +478,7 @@ export class FramePool implements Disposable {
       doubleReturns: Number(out[5]),
       foreignReturns: Number(out[6]),
       invalidRefs: Number(out[7]),
+      corrupt: Number(out[8]),
     };
   }
 
@@ -441,9 +505,10 @@ export class FramePool implements Disposable {
           r,
         );
       }
-      if (r < 0 && codeForErrno(r) !== "ENXIO") checkErrno(r, "pool close");
+      if (r < 0 && codeForErrno(r) !== "ENXIO") checkErrno(r, `close of pool ${this.handle}`);
     }
     this.#closed = true;
+    live.delete(this);
     if (bySlot[this.slot] === this) bySlot[this.slot] = undefined;
   }
 
@@ -455,7 +520,10 @@ export class FramePool implements Disposable {
 
 /**
  * Return frames of any pools (e.g. a batch read from a device fed by several
- * pools). Throws like {@linkcode FramePool.free} if any ref is refused.
+ * pools). Every acceptable frame is returned; then, if any ref was refused,
+ * throws for the first one with the code for its problem: `EALREADY` (free
+ * or queued, not held), `ENXIO` (its pool is closed), `EINVAL` (no such
+ * frame).
  *
  * @example
  * ```ts
@@ -467,17 +535,16 @@ export class FramePool implements Disposable {
  * ```
  */
 export function freeFrames(refs: Uint32Array, count: number = refs.length): void {
-  if (count > refs.length || count < 0) {
-    throw new BulktapError("EINVAL", `count=${count} does not fit an array of ${refs.length}`);
-  }
-  const bad = new Uint32Array(1);
-  const done = checkErrno(library().bt_frames_put(refs, count, bad, 1), "freeFrames");
+  checkCount(count, refs.length, "freeFrames");
+  const done = checkErrno(
+    library().bt_frames_put(refs, count, FIRST_BAD, 1),
+    `freeFrames of ${count} frames`,
+  );
   if (done === count) return;
-  const pos = bad[0];
+  const pos = FIRST_BAD[0];
+  const problem = refProblem(refs[pos]);
   throw new BulktapError(
-    "EALREADY",
-    `refs[${pos}]: ${describeRef(refs[pos])}; ${
-      count - done
-    } of ${count} refused, the rest returned`,
+    problem.code,
+    `refs[${pos}]: ${problem.text}; ${count - done} of ${count} refused, the rest returned`,
   );
 }

@@ -7,7 +7,7 @@
  */
 import { library } from "../ffi/lib.ts";
 import { Batch } from "./batch.ts";
-import { BulktapError, checkErrno, codeForErrno } from "./errors.ts";
+import { BulktapError, checkCount, checkErrno, codeForErrno } from "./errors.ts";
 import { describeRef } from "./pool.ts";
 
 /** The part of a device a queue reader needs. */
@@ -81,7 +81,7 @@ export class DeviceQueue {
       batch.refs,
       batch.refs.length,
     );
-    batch.count = checkErrno(n, `reading queue ${this.index}`);
+    batch.count = checkErrno(n, `read of queue ${this.index} of device ${this.device.handle}`);
     return batch.count;
   }
 
@@ -98,7 +98,7 @@ export class DeviceQueue {
       this.index,
       Math.max(-1, Math.min(0x7fffffff, Math.trunc(timeoutMs))),
     );
-    return checkErrno(r, `waiting on queue ${this.index}`) > 0;
+    return checkErrno(r, `wait on queue ${this.index} of device ${this.device.handle}`) > 0;
   }
 
   /**
@@ -126,7 +126,7 @@ export class DeviceQueue {
         const r = await library().bt_queue_wait_async(this.device.handle, this.index, sleepMs);
         if (r < 0) {
           if (codeForErrno(r) === "ENXIO") return; // device closed: end of stream
-          checkErrno(r, `waiting on queue ${this.index}`);
+          checkErrno(r, `wait on queue ${this.index} of device ${this.device.handle}`);
         }
       }
     } finally {
@@ -142,9 +142,18 @@ export class DeviceQueue {
    * Hand the first `count` frames of `refs` back to the head of this queue,
    * in order, to be read again first. Frames that no longer fit go back to
    * their pool and are counted as dropped. Returns how many were requeued.
+   * Throws `EINVAL` (taking nothing) if `count` does not fit `refs` or a
+   * frame is not held.
    */
   unread(refs: Uint32Array, count: number = refs.length): number {
     this.device.assertOpen();
+    // The library cannot see the array's length: a count beyond it would
+    // make it read past the typed array.
+    checkCount(
+      count,
+      refs.length,
+      `unread into queue ${this.index} of device ${this.device.handle}`,
+    );
     const r = library().bt_queue_unread(this.device.handle, this.index, refs, count);
     if (r === -22) {
       for (let i = 0; i < count; i++) {
@@ -153,7 +162,10 @@ export class DeviceQueue {
         }
       }
     }
-    return checkErrno(r, `unread into queue ${this.index}`);
+    return checkErrno(
+      r,
+      `unread of ${count} frames into queue ${this.index} of device ${this.device.handle}`,
+    );
   }
 
   /** Entries in the queue right now. */
@@ -161,7 +173,7 @@ export class DeviceQueue {
     this.device.assertOpen();
     return checkErrno(
       library().bt_queue_count(this.device.handle, this.index),
-      `counting queue ${this.index}`,
+      `count of queue ${this.index} of device ${this.device.handle}`,
     );
   }
 }

@@ -1,7 +1,11 @@
 /**
  * Builds the C library on first use. The output is cached under a name that
  * hashes the C sources, the compiler and the flags, so editing a C file
- * rebuilds it and a second run does not. Builds write to a temporary file and
+ * rebuilds it and a second run does not. "The compiler" is the command named
+ * AND what it says it is (`cc --version`): upgrading gcc, or pointing `cc` at
+ * clang, rebuilds too. Without permission to run the compiler (a cached run
+ * under least privilege) its version cannot be asked, and the newest cached
+ * build of the same sources, flags and compiler name is used. Builds write to a temporary file and
  * rename it into place, so two processes (or Workers) building at once never
  * load a half-written library.
  *
@@ -109,6 +113,51 @@ function sources(dir: URL): { name: string; bytes: Uint8Array }[] {
   return out;
 }
 
+/** Whether this process may run `cc` (no prompt: a query, not a request). */
+function mayRun(cc: string): boolean {
+  try {
+    return Deno.permissions.querySync({ name: "run", command: cc }).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The compiler that would build, and what it says about itself: the first
+ * of the candidates (CC, or cc, gcc, clang) that runs `--version`. Undefined
+ * when none does, or when running compilers is not permitted.
+ */
+function compilerIdentity(explicit?: string): { cc: string; version: string } | undefined {
+  const wanted = explicit ?? env("CC");
+  for (const cc of wanted ? [wanted] : ["cc", "gcc", "clang"]) {
+    if (!mayRun(cc)) continue;
+    try {
+      const r = new Deno.Command(cc, { args: ["--version"], stdout: "piped", stderr: "null" })
+        .outputSync();
+      if (r.success) return { cc, version: new TextDecoder().decode(r.stdout) };
+    } catch {
+      // not found: try the next
+    }
+  }
+  return undefined;
+}
+
+/** The newest cached library whose name starts with `prefix`, if any. */
+function newestCached(dir: string, prefix: string): string | undefined {
+  let best: { path: string; mtime: number } | undefined;
+  try {
+    for (const e of Deno.readDirSync(dir)) {
+      if (!e.isFile || !e.name.startsWith(prefix) || !e.name.endsWith(".so")) continue;
+      const path = `${dir}/${e.name}`;
+      const mtime = Deno.statSync(path).mtime?.getTime() ?? 0;
+      if (!best || mtime > best.mtime) best = { path, mtime };
+    }
+  } catch {
+    return undefined; // no cache directory yet
+  }
+  return best?.path;
+}
+
 function pickCompiler(explicit?: string): string {
   const wanted = explicit ?? env("CC");
   const candidates = wanted ? [wanted] : ["cc", "gcc", "clang"];
@@ -172,19 +221,29 @@ export function buildLibrary(options: BuildOptions = {}): string {
   const cc = options.cc ?? env("CC") ?? "cc";
   const flags = [...COMMON, ...FLAGS[flavour], ...features.defines];
   const enc = new TextEncoder();
+  // The name has two keys: what is asked for (sources, flags, compiler
+  // name), then which compiler answered and its version.
   const hash = fnv1a64([
     enc.encode([cc, ...flags, ...features.libs].join(" ")),
     ...srcs.flatMap((s) => [enc.encode(s.name), s.bytes]),
   ]);
   const dir = options.cacheDir ?? cacheDir();
-  const lib = `${dir}/libbulktap-${flavour}-${hash}.so`;
+  const prefix = `libbulktap-${flavour}-${hash}-`;
+  const id = compilerIdentity(options.cc);
+  if (!id) {
+    // Cannot ask the compiler (not permitted, or none installed): any
+    // build of exactly these sources and flags will do.
+    const cached = newestCached(dir, prefix);
+    if (cached) return cached;
+  }
+  const compiler = id?.cc ?? pickCompiler(options.cc);
+  const lib = `${dir}/${prefix}${fnv1a64([enc.encode(`${compiler}\n${id?.version ?? ""}`)])}.so`;
   try {
     Deno.statSync(lib);
     return lib; // cached
   } catch {
     // build below
   }
-  const compiler = pickCompiler(options.cc);
   Deno.mkdirSync(dir, { recursive: true });
   const tmp = `${lib}.${Deno.pid}.${Math.random().toString(36).slice(2)}.tmp`;
   const cfiles = srcs.filter((s) => s.name.endsWith(".c")).map((s) =>

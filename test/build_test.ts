@@ -81,3 +81,26 @@ Deno.test("build: an unknown flavour fails with EINVAL naming it", () => {
     (e: Error & { code?: string }) => e.code === "EINVAL" && e.message.includes("fast"),
   );
 });
+
+Deno.test("build: a different compiler version behind the same name rebuilds", () => {
+  using s = scratch();
+  // A compiler named the same both times whose --version changes, as when
+  // gcc is upgraded or `cc` is pointed at clang.
+  const cc = `${s.cache}-cc`;
+  const fake = (version: string) =>
+    Deno.writeTextFileSync(
+      cc,
+      `#!/bin/sh\n[ "$1" = --version ] && { echo "fakecc ${version}"; exit 0; }\nexec cc "$@"\n`,
+      { mode: 0o755 },
+    );
+  try {
+    fake("1.0");
+    const first = buildLibrary({ sourceDir: s.src, cacheDir: s.cache, cc });
+    assert.equal(buildLibrary({ sourceDir: s.src, cacheDir: s.cache, cc }), first, "cached");
+    fake("2.0");
+    const second = buildLibrary({ sourceDir: s.src, cacheDir: s.cache, cc });
+    assert.notEqual(second, first, "the new version got its own build");
+  } finally {
+    Deno.removeSync(cc);
+  }
+});

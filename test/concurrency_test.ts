@@ -1,6 +1,6 @@
 import assert from "assert";
 import { Device, FramePool } from "../mod.ts";
-import { eventually } from "./helpers.ts";
+import { accounted, eventually } from "./helpers.ts";
 
 interface Result {
   sent: number;
@@ -37,7 +37,7 @@ for (const producers of [2, 4]) {
     Deno.test(
       `concurrency: ${producers} Workers x ${FRAMES} frames into ${queues} queue(s): ` +
         "each delivered once or counted as dropped, in order per producer",
-      async () => {
+      accounted(async () => {
         const pool = new FramePool({ frames: 8192 });
         const dev = new Device({ pool, queues, ringSize: 1024 });
         const readers = Array.from(
@@ -91,7 +91,7 @@ for (const producers of [2, 4]) {
         const s = pool.stats();
         assert.equal(s.free, s.frames, "pool whole");
         pool.close();
-      },
+      }),
     );
   }
 }

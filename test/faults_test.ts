@@ -231,72 +231,114 @@ Deno.test({
   },
 });
 
-/** Frames per second accepted by xmit (queued for the reader), and offered. */
-async function rates(
+function producer1(pool: FramePool, dev: Device, cpu: number): Running {
+  return start("fault_producer.ts", { pool: pool.handle, device: dev.handle, cpu, bulk: 1 });
+}
+
+/**
+ * The producer side of one queue shared by `producers` Workers, in
+ * single-packet mode (one xmit call, one producer-lock acquisition per
+ * frame): xmit calls per second, whether the frame was accepted or dropped,
+ * and what the lock statistics say. A reader Worker keeps draining the
+ * queue, but it is not what is measured: frames it cannot keep up with are
+ * dropped, and a dropped call took the lock like an accepted one.
+ */
+async function xmitRate(
   producers: number,
   ms: number,
-): Promise<{ accepted: number; offered: number }> {
+): Promise<{ calls: number; accepted: number; contended: number; parks: number; locks: number }> {
   const pool = new FramePool({ frames: 8192 });
   const dev = new Device({ pool, queues: 1, ringSize: 1024 });
   const rd = reader(dev);
-  const ps = Array.from({ length: producers }, (_, i) => producer(pool, dev, i));
+  const ps = Array.from({ length: producers }, (_, i) => producer1(pool, dev, i));
   await eventually(() => ps.every((p) => Atomics.load(p.ctl, LOOPS) > 0), 10_000, "start");
   await sleep(100); // warm up
-  const sent = () => ps.reduce((a, p) => a + Atomics.load(p.ctl, SENT), 0);
-  const offered = () =>
-    ps.reduce((a, p) => a + Atomics.load(p.ctl, SENT) + Atomics.load(p.ctl, DROP), 0);
-  const s0 = sent(), o0 = offered(), t0 = performance.now();
+  const sum = (i: number) => ps.reduce((a, p) => a + Atomics.load(p.ctl, i), 0);
+  const s0 = dev.stats(), c0 = sum(SENT) + sum(DROP), a0 = sum(SENT), t0 = performance.now();
   await sleep(ms);
   const secs = (performance.now() - t0) / 1000;
-  const rate = { accepted: (sent() - s0) / secs, offered: (offered() - o0) / secs };
+  const s1 = dev.stats(), c1 = sum(SENT) + sum(DROP), a1 = sum(SENT);
   await stopAll(ps);
   dev.close();
   await rd.done;
   rd.worker.terminate();
   assertWhole(pool);
   pool.close();
-  return rate;
+  return {
+    calls: (c1 - c0) / secs,
+    accepted: (a1 - a0) / secs,
+    contended: s1.lockContended - s0.lockContended,
+    parks: s1.lockParks - s0.lockParks,
+    locks: s1.lockAcquisitions - s0.lockAcquisitions,
+  };
 }
 
 Deno.test({
   ...opts,
-  name: "faults: 4 Workers on 2 cores sharing 1 queue keep >= 0.3 of 2 Workers' throughput",
+  name: "faults: 4 Workers sharing 1 queue on this machine's cores keep >= 0.3 of 2 Workers' " +
+    "xmit call rate",
   async fn() {
-    const two = await rates(2, 1000);
-    const four = await rates(4, 1000);
-    const ratio = four.accepted / two.accepted;
+    // What is measured: xmit calls per second (bulk 1: one lock per call),
+    // accepted or dropped, so the rate is the producers' and their lock's,
+    // not the reader's. If the lock collapsed under oversubscription (a
+    // spinner burning its slice on a preempted holder) this rate would
+    // fall with 4 Workers on 2 cores; with the adaptive lock it stays
+    // level, since the cores are busy either way.
+    //
+    // Why 0.3 and not the issue's 0.5: this runs on a shared 2-core machine
+    // next to other jobs, with a reader Worker and the test's own thread
+    // competing too, and a 1 s window; one unlucky second can cost a third.
+    // The 0.5 claim is carried by the benchmark (bench/c/ring_bench.c,
+    // "4p1q_2cores/2p1q" ratio, repeats and spread reported), not by this
+    // timed test; the floor here only catches a collapse, which costs far
+    // more than half.
+    const cores = navigator.hardwareConcurrency;
+    const two = await xmitRate(2, 1000);
+    const four = await xmitRate(4, 1000);
+    const ratio = four.calls / two.calls;
     const m = (x: number) => (x / 1e6).toFixed(2);
-    console.log(
-      `  ${navigator.hardwareConcurrency} cores, 1 queue + 1 reader Worker: accepted by xmit ` +
-        `2 Workers ${m(two.accepted)} Mpps, 4 Workers ${m(four.accepted)} Mpps, ratio ` +
-        `${ratio.toFixed(2)} (offered incl. drops: ${m(two.offered)} vs ${m(four.offered)} Mpps)`,
-    );
-    assert.ok(ratio >= 0.3, `ratio ${ratio.toFixed(2)} < 0.3`);
+    for (const [n, r] of [[2, two], [4, four]] as const) {
+      console.log(
+        `  ${n} Workers on ${cores} cores, 1 queue, bulk 1: ${m(r.calls)} M xmit calls/s ` +
+          `(${m(r.accepted)} M accepted), lock: ${r.locks} acquisitions, ${r.contended} ` +
+          `contended, ${r.parks} parked`,
+      );
+    }
+    console.log(`  4/2 ratio of xmit calls/s: ${ratio.toFixed(2)} (floor 0.3)`);
+    assert.ok(ratio >= 0.3, `ratio ${ratio.toFixed(2)} < 0.3: the shared lock collapsed`);
   },
 });
 
-const SOAK_S = Number(Deno.env.get("BULKTAP_SOAK_SECONDS") ?? "10");
+/**
+ * Soak length: 60 s (issue 6). BULKTAP_SOAK_SECONDS may shorten it for a
+ * local run; CI runs the full minute.
+ */
+const SOAK_S = Math.max(4, Number(Deno.env.get("BULKTAP_SOAK_SECONDS") ?? "60"));
 
 Deno.test({
   ...opts,
-  name: `faults: a ${SOAK_S} s soak at full rate leaks no frame and keeps in-use bounded`,
+  name: `faults: a ${SOAK_S} s soak at full rate keeps pool in-use, heap and RSS flat`,
   async fn() {
     const pool = new FramePool({ frames: 4096 });
     const dev = new Device({ pool, queues: 1, ringSize: 1024 });
     const rd = reader(dev);
     const ps = [producer(pool, dev, 0), producer(pool, dev, 1)];
-    const rss0 = Deno.memoryUsage().rss;
-    let maxInUse = 0;
+    const samples: { inUse: number; heap: number; rss: number; sent: number }[] = [];
+    const mib = (b: number) => (b / 2 ** 20).toFixed(1);
     for (let s = 1; s <= SOAK_S; s++) {
       await sleep(1000);
       const st = pool.stats();
-      const inUse = st.held + st.queued;
-      maxInUse = Math.max(maxInUse, inUse);
       const m = Deno.memoryUsage();
+      const sample = {
+        inUse: st.held + st.queued,
+        heap: m.heapUsed,
+        rss: m.rss,
+        sent: ps.reduce((a, p) => a + Atomics.load(p.ctl, SENT), 0),
+      };
+      samples.push(sample);
       console.log(
-        `  t=${s}s sent ${ps.reduce((a, p) => a + Atomics.load(p.ctl, SENT), 0)} ` +
-          `in-use ${inUse} heap ${(m.heapUsed / 2 ** 20).toFixed(1)} MiB ` +
-          `rss ${(m.rss / 2 ** 20).toFixed(1)} MiB`,
+        `  t=${s}s sent ${sample.sent} in-use ${sample.inUse} heap ${mib(sample.heap)} MiB ` +
+          `rss ${mib(sample.rss)} MiB`,
       );
     }
     await stopAll(ps);
@@ -304,10 +346,37 @@ Deno.test({
     dev.flush();
     await rd.done;
     rd.worker.terminate();
-    // In use: at most the ring, one batch in the reader and one bulk per producer.
-    assert.ok(maxInUse <= 1024 + 64 + 2 * BULK, `in-use peaked at ${maxInUse}`);
-    const rss1 = Deno.memoryUsage().rss;
-    console.log(`  rss grew ${((rss1 - rss0) / 2 ** 20).toFixed(1)} MiB over the soak`);
+
+    const n = samples.length;
+    const q = Math.max(1, Math.floor(n / 4));
+    const maxOf = (xs: typeof samples) => Math.max(...xs.map((x) => x.inUse));
+    const firstQ = maxOf(samples.slice(0, q)), lastQ = maxOf(samples.slice(n - q));
+    // Structural bound: the ring, one reader batch, one bulk per producer.
+    const bound = 1024 + 64 + 2 * BULK;
+    // A leak grows in-use without end; sampling the same bounded traffic in
+    // two quarters can differ by a reader batch and a producer bulk or two.
+    const slack = 64 + 2 * BULK;
+    const early = samples[Math.max(0, Math.ceil(n / 10) - 1)];
+    const last = samples[n - 1];
+    const growth = last.rss - early.rss;
+    console.log(
+      `  in-use max: first quarter ${firstQ}, last quarter ${lastQ} (bound ${bound}); ` +
+        `rss ${mib(early.rss)} MiB at t=${Math.max(1, Math.ceil(n / 10))}s -> ${
+          mib(last.rss)
+        } MiB ` +
+        `at t=${n}s (${growth >= 0 ? "+" : ""}${mib(growth)} MiB); heap ${mib(early.heap)} -> ${
+          mib(last.heap)
+        } MiB`,
+    );
+    assert.ok(last.sent > samples[0].sent, "traffic flowed for the whole soak");
+    assert.ok(lastQ <= bound && firstQ <= bound, `in-use peaked above ${bound}`);
+    assert.ok(
+      lastQ <= firstQ + slack,
+      `pool in-use grew: first-quarter max ${firstQ}, last-quarter max ${lastQ}`,
+    );
+    // Generous: RSS moves with the allocator and V8's heap sizing; a leak
+    // of a frame's worth of memory per packet would be gigabytes.
+    assert.ok(growth < 32 * 2 ** 20, `RSS grew ${mib(growth)} MiB after the first 10%`);
     assertAccounted(pool, 0, [dev]);
     dev.close();
     assertWhole(pool);

@@ -1,13 +1,17 @@
 /**
- * Test fixtures. Every spec test runs inside {@linkcode withDevice}, which
- * checks the accounting invariant when the test body ends:
+ * Test fixtures. The accounting invariant
  *
  *   frames free + frames in queues + frames held by the caller == frames in the pool
  *
- * and then that closing the device and the pool leaves nothing behind.
+ * is checked after every spec test: {@linkcode accounted} wraps a test body
+ * and checks it for every pool the test created and left open (a pool that
+ * was closed could only close whole), and {@linkcode withDevice} also checks
+ * how many frames the caller holds and that closing the device and the pool
+ * leaves nothing behind.
  */
 import assert from "assert";
 import { Device, type DeviceOptions, FramePool, type FramePoolOptions } from "../mod.ts";
+import { openPools } from "../dataplane/pool.ts";
 
 /** What a spec test gets. */
 export interface Fixture {
@@ -76,6 +80,40 @@ export async function withDevice(
   const s = pool.stats();
   assert.equal(s.free, s.frames, "pool whole after the test");
   pool.close();
+}
+
+/**
+ * Wrap a test body so that, when it ends (passed or failed), every pool it
+ * created or attached and left open satisfies free + queued + held ==
+ * frames. Use as `Deno.test("name", accounted(() => { ... }))`.
+ */
+export function accounted(body: () => void | Promise<void>): () => Promise<void> {
+  return async () => {
+    const before = new Set(openPools());
+    let failure: unknown = undefined;
+    try {
+      await body();
+    } catch (e) {
+      failure = e;
+    }
+    const broken: string[] = [];
+    for (const pool of openPools()) {
+      if (before.has(pool)) continue;
+      let s;
+      try {
+        s = pool.stats();
+      } catch {
+        continue; // destroyed by its creator elsewhere: nothing to count
+      }
+      if (s.free + s.queued + s.held !== s.frames) {
+        broken.push(
+          `pool ${pool.handle}: free ${s.free} + queued ${s.queued} + held ${s.held} != ${s.frames} frames`,
+        );
+      }
+    }
+    if (failure !== undefined) throw failure;
+    assert.deepEqual(broken, [], "accounting invariant after the test");
+  };
 }
 
 /** Poll `cond` every ms until it holds or `ms` pass. */

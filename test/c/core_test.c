@@ -1451,6 +1451,71 @@ static void reused_device_slot_rejects_old_handle(void)
 }
 
 /* ================================================================== */
+/* Lock statistics and frame states                                    */
+
+static void xmit_from_one_thread_never_contends_the_lock(void)
+{
+	int32_t p = fx_pool(64, 256, 64);
+	int32_t d = fx_dev(p, 1, 64);
+	uint32_t refs[16], got[16];
+
+	EXPECT(p > 0 && d > 0);
+	for (int i = 0; i < 100; i++) {
+		EXPECT_EQ(alloc_filled(p, refs, 16, 10, 1), 0);
+		EXPECT_EQ(bt_xmit((uint32_t)d, refs, 16, 0, 0), 16);
+		EXPECT_EQ(bt_queue_read((uint32_t)d, 0, got, 16), 16);
+		EXPECT_EQ(bt_pool_put((uint32_t)p, got, 16, NULL, 0), 16);
+	}
+	EXPECT_EQ(dev_stat(d, BT_DS_LOCK_ACQUISITIONS), 100);
+	EXPECT_EQ(dev_stat(d, BT_DS_LOCK_CONTENDED), 0);
+	EXPECT_EQ(dev_stat(d, BT_DS_LOCK_PARKS), 0);
+}
+
+static void queue_read_hands_out_a_frame_queued_twice_only_once(void)
+{
+	/* A caller scribbles HELD over a queued frame's state and sends it
+	 * again, so the frame sits in the ring twice. The reader hands it
+	 * out once; the second entry is skipped and counted as corrupt. */
+	int32_t p = fx_pool(8, 256, 64);
+	int32_t d = fx_dev(p, 1, 8);
+	uint32_t ref, got[4];
+
+	EXPECT(p > 0 && d > 0);
+	EXPECT_EQ(alloc_filled(p, &ref, 1, 10, 1), 0);
+	EXPECT_EQ(bt_xmit((uint32_t)d, &ref, 1, 0, 0), 1);
+	meta_of(p, ref)->state = ST_HELD; /* the scribble */
+	EXPECT_EQ(bt_xmit((uint32_t)d, &ref, 1, 0, 0), 1);
+	EXPECT_EQ(bt_queue_read((uint32_t)d, 0, got, 4), 1);
+	EXPECT_EQ(got[0], ref);
+	EXPECT_EQ(pool_stat(p, BT_PS_CORRUPT), 1);
+	EXPECT_EQ(state_of(p, ref), ST_HELD);
+	EXPECT_EQ(bt_queue_count((uint32_t)d, 0), 0);
+	EXPECT_EQ(bt_pool_put((uint32_t)p, got, 1, NULL, 0), 1);
+}
+
+static void close_returns_a_frame_queued_twice_to_its_pool_once(void)
+{
+	/* Same scribble, but the device is closed with both entries still
+	 * queued: the drain frees the frame once and counts the second. */
+	int32_t p = fx_pool(8, 256, 64);
+	int32_t d = bt_dev_create((uint32_t)p, 1, 8);
+	uint32_t ref;
+
+	EXPECT(p > 0 && d > 0);
+	EXPECT_EQ(alloc_filled(p, &ref, 1, 10, 1), 0);
+	EXPECT_EQ(bt_xmit((uint32_t)d, &ref, 1, 0, 0), 1);
+	meta_of(p, ref)->state = ST_HELD;
+	EXPECT_EQ(bt_xmit((uint32_t)d, &ref, 1, 0, 0), 1);
+	EXPECT_EQ(bt_dev_close((uint32_t)d), 2);
+	EXPECT_EQ(pool_stat(p, BT_PS_FREE), 8);
+	EXPECT_EQ(pool_stat(p, BT_PS_CORRUPT), 1);
+	uint32_t all[8];
+	EXPECT_EQ(bt_pool_alloc((uint32_t)p, all, 8), 8);
+	EXPECT_EQ(pool_stat(p, BT_PS_CORRUPT), 1);
+	EXPECT_EQ(bt_pool_put((uint32_t)p, all, 8, NULL, 0), 8);
+}
+
+/* ================================================================== */
 
 #define T(fn) { #fn, fn }
 static const struct {
@@ -1515,6 +1580,9 @@ static const struct {
 	T(close_leaves_frames_held_by_reader_with_reader),
 	T(calls_on_closed_device_fail_with_enxio),
 	T(reused_device_slot_rejects_old_handle),
+	T(xmit_from_one_thread_never_contends_the_lock),
+	T(queue_read_hands_out_a_frame_queued_twice_only_once),
+	T(close_returns_a_frame_queued_twice_to_its_pool_once),
 };
 
 int main(int argc, char **argv)

@@ -46,6 +46,10 @@ if [ -n "${missing:-}" ]; then
 	echo "# Their builds and sanitizer runs are SKIPPED; checking only" \
 		"with: ${compilers[*]:-nothing}"
 	echo "################################################################"
+	if [ "${BULKTAP_REQUIRE_ALL:-}" = 1 ]; then
+		echo "# BULKTAP_REQUIRE_ALL=1: every compiler is required (CI)"
+		total_fail=$((total_fail + 1))
+	fi
 fi
 if [ ${#compilers[@]} -eq 0 ]; then
 	echo "no C compiler found"
