@@ -17,7 +17,7 @@ import {
 } from "../bench/points.ts";
 import { DPDK_MISSING, peerPoints } from "../bench/peers.ts";
 import { ringPoints, type RingRunLine } from "../bench/ring_provider.ts";
-import { CASES } from "../bench/sched_bench.ts";
+import { COST_CASES } from "../bench/sched_bench.ts";
 import { latencyCostCases, sweepCases } from "../bench/sched_provider.ts";
 import { repeatOrder } from "../bench/stats.ts";
 import { tapPoints } from "../bench/tap_provider.ts";
@@ -260,7 +260,7 @@ Deno.test("sched: the sweep honours bulk and frame sizes; --quick is bulk-16 vs 
 
 Deno.test("sched: latency recording cost pairs every recording-off case with its twin", () => {
   const pairs = latencyCostCases(64);
-  assert.ok(pairs.length >= 1, "sched_bench CASES has a latency-off case");
+  assert.ok(pairs.length >= 1, "sched_bench COST_CASES has a latency-off case");
   for (const { on, off } of pairs) {
     assert.equal(off.latency, false);
     assert.notEqual(on.latency, false);
@@ -269,7 +269,9 @@ Deno.test("sched: latency recording cost pairs every recording-off case with its
     assert.equal(on.queues, off.queues);
     assert.equal(on.frameSize, 64);
   }
-  assert.equal(pairs.length, CASES.filter((c) => c.latency === false).length);
+  assert.equal(pairs.length, COST_CASES.filter((c) => c.latency === false).length);
+  // Both kinds of timestamps are measured: shared per batch and one per frame.
+  assert.deepEqual(pairs.map((p) => p.off.stamps).sort(), ["batch", "each"]);
 });
 
 Deno.test("api: every raw repeat keeps locks, wake-ups, drops, CPU and latency", () => {
