@@ -41,52 +41,47 @@ enum { BT_FREE = 0, BT_HELD = 1, BT_QUEUED = 2 };
 /*
  * Frame state transitions.
  *
- * A frame's state is the word that says who owns it, and callers can race
- * on it: two Workers may pass the same HELD ref to xmit, unread or put at the
- * same time (a caller bug, but one that must not corrupt the pool). With a
- * plain "if (state == HELD) state = QUEUED" and no lock in common, both can
- * see HELD; the frame then enters a ring twice or the free stack twice, and
- * bt_queue_read hands it out twice. So:
+ * A frame's state says who owns it: FREE (its pool), HELD (a caller),
+ * QUEUED (a ring, or the library on its way to one).
  *
- *   HELD -> QUEUED   bt_xmit, bt_queue_unread,    bt_claim_held: under the
- *                    give_back_held                frame's pool lock
+ *   HELD -> QUEUED   bt_xmit, bt_queue_unread,    bt_claim_held
+ *                    give_back_held
  *   HELD -> FREE     bt_pool_put                   under the pool lock
  *   any  -> FREE     bt_release_metas (frames      under the pool lock
  *                    the library owns)
  *   QUEUED -> HELD   bt_queue_read                 owner's checked move
  *   FREE -> HELD     bt_pool_alloc, take_one       owner's checked move
  *
- * Every move OUT OF HELD (the state in which the ref is in callers' hands)
- * is made with the frame's pool lock held, so for any one frame they are
- * serialised and exactly one racer wins; the loser finds the frame not HELD
- * (xmit and unread fail with -EINVAL, put counts a double return). The
- * other two moves need no lock: a QUEUED frame is owned by the one thread
- * that removed its ring slot under the consumer lock, a FREE frame by the
- * one that popped it off the free stack under the pool lock, and no other
- * move starts from QUEUED or FREE except the owner's own. They check the
- * state anyway (bt_state_take), so an entry whose headroom a caller
- * scribbled on is skipped and counted as corrupt, not handed out twice.
+ * Every move is checked (bt_state_take): a frame not in the expected state
+ * is refused (xmit and unread: -EINVAL, taking nothing; put: a counted
+ * double return) or, where the library finds it in a ring or on the free
+ * stack, skipped and counted as corrupt. So a frame returned twice, a ref
+ * twice in one bulk, a frame of another pool, or a state byte a caller
+ * scribbled on never puts a frame in two places. Two puts of one frame
+ * racing in two threads meet at the pool lock: one wins.
  *
- * Why a lock and not a compare-and-swap per frame: a CAS is a locked
- * instruction on x86, paid per frame; the pool lock is paid per bulk (per
- * run of one pool's frames), and put already took it per bulk to push.
- * Measured in one session on a shared 2-core machine, alternating builds,
- * 64-byte frames (ring_bench: best of 7 repeats, median over the runs the
- * machine left undisturbed; cycle: alloc/xmit/read/put of 16 in one
- * thread, ns per frame, best of 7):
+ * The contract, as in the kernel: a HELD ref belongs to ONE thread at a
+ * time. If two threads pass the same held ref to xmit (or xmit and put) at
+ * the same instant, a release build does not arbitrate: both may see HELD.
+ * Arbitrating costs the fast path either a second lock per xmit (the
+ * frame's pool lock: then xmit is no longer one lock per bulk, and the pool
+ * lock's line bounces between producer and reader cores) or a locked
+ * read-modify-write per frame. Measured in this repository (ring_bench,
+ * 1 producer + 1 reader on 2 cores, 64-byte frames, 5 x 0.3 s, medians, two
+ * alternating rounds on a quiet machine):
  *
- *                        ring_bench Mpps                    cycle
- *                        1p1c bulk16  2p1q bulk16  1p1c single  ns/frame
- *   unchecked (before)      71.7         70.7         45.0        11.8
- *   CAS on every move       55.8         56.5         34.2        14.2
- *   CAS out of HELD only    59.8         58.5         39.4        13.3
- *   pool lock (this)        71.0         69.7         38.9        12.1
+ *                                1p1c single   1p1c bulk16   2p1q bulk16
+ *   checked moves (release)       33.6-36.4     57.1-58.7     61.9-71.7
+ *   pool lock in xmit (strict)    19.8-21.5     46.7-48.2     52.1-56.5
+ *   CAS out of HELD               28.0-31.0     42.6-50.1     37.2-54.4
  *
- * Bulk 16 costs about 1-2%; single-packet mode pays a second lock per
- * frame (-13%), as much as the CAS designs do. That is the price of one
- * xmit call per packet, which is what single-packet mode exists to show.
- * Lock order: a ring lock may be held while taking a pool lock (read's copy
- * landing, unread's drops), never the reverse, and never two pool locks.
+ * (Mpps; the same run's figures on one line.) So release builds keep the
+ * kernel's design, and BT_STRICT_OWNERSHIP builds (the debug and asan
+ * flavours, the sanitizer and fuzz tests) take the pool lock in
+ * bt_claim_held and serialise racing owners: exactly one wins, the other
+ * gets -EINVAL or a counted double return. Lock order: a ring lock may be
+ * held while taking a pool lock (read's copy landing, unread's drops),
+ * never the reverse, and never two pool locks.
  *
  * All accesses are relaxed atomics (a plain mov on x86) so that statistics
  * and diagnostics reading the state from other threads are not data races
@@ -265,12 +260,40 @@ struct bt_frame_meta *bt_frame_from_ptr(uintptr_t ptr, struct bt_pool **pool);
 void bt_release_refs(const uint32_t *refs, uint32_t n);
 void bt_release_metas(struct bt_frame_meta *const *metas, uint32_t n);
 
-/* Claim held frames HELD -> QUEUED under their pool locks (pool.c). With
+/* Claim held frames HELD -> QUEUED (see "Frame state transitions"). With
  * BT_CLAIM_ALL: all valid (data window too) or none, -EINVAL; without:
- * the held ones, returns how many. */
+ * the held ones, returns how many. Strict builds do it under the frames'
+ * pool locks (pool.c); release builds inline the owner's checked move, so
+ * xmit's only lock is the queue's. */
 #define BT_CLAIM_ALL 1
+#ifdef BT_STRICT_OWNERSHIP
 int32_t bt_claim_held(const uint32_t *refs, uint32_t n,
 		      struct bt_frame_meta **metas, int flags);
+#else
+static inline int32_t bt_claim_held(const uint32_t *refs, uint32_t n,
+				    struct bt_frame_meta **metas, int flags)
+{
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct bt_pool *p;
+		struct bt_frame_meta *m = bt_ref_meta(refs[i], &p);
+
+		if (BT_LIKELY(m &&
+			      (!(flags & BT_CLAIM_ALL) ||
+			       bt_meta_len_ok(p, m)) &&
+			      bt_state_take(m, BT_HELD, BT_QUEUED))) {
+			metas[k++] = m;
+		} else if (flags & BT_CLAIM_ALL) {
+			/* Undo: the frames claimed so far are ours. */
+			for (uint32_t j = 0; j < k; j++)
+				bt_state_set(metas[j], BT_HELD);
+			return -EINVAL;
+		}
+	}
+	return (int32_t)k;
+}
+#endif
 
 /* Take one frame of pool p for the library's own use (copied entries). */
 struct bt_frame_meta *bt_pool_take_one(struct bt_pool *p);

@@ -454,14 +454,18 @@ void bt_release_metas(struct bt_frame_meta *const *metas, uint32_t n)
 }
 
 /*
- * Claim held frames for the library: HELD -> QUEUED, under each frame's pool
- * lock (see "Frame state transitions" in bt_internal.h), one lock hold per
- * run of refs of one pool, never two pool locks at once. With
- * BT_CLAIM_ALL, every ref must be a held frame with a valid data window, or
- * nothing is claimed and -EINVAL returned; metas[] gets every frame.
- * Without it, refs that are not held frames are skipped; metas[] gets the
- * claimed ones and their number is returned.
+ * Claim held frames for the library: HELD -> QUEUED (see "Frame state
+ * transitions" in bt_internal.h). With BT_CLAIM_ALL, every ref must be a
+ * held frame with a valid data window, or nothing is claimed and -EINVAL
+ * returned; metas[] gets every frame. Without it, refs that are not held
+ * frames are skipped; metas[] gets the claimed ones and their number is
+ * returned. A ref twice in one call is claimed once (the second finds it
+ * QUEUED).
  */
+#ifdef BT_STRICT_OWNERSHIP
+/* Strict builds: under each frame's pool lock, one lock hold per run of
+ * refs of one pool, never two pool locks at once, so racing callers that
+ * pass the same ref are serialised and exactly one wins. */
 int32_t bt_claim_held(const uint32_t *refs, uint32_t n,
 		      struct bt_frame_meta **metas, int flags)
 {
@@ -504,6 +508,7 @@ undo:
 		bt_state_set(metas[j], BT_HELD);
 	return -EINVAL;
 }
+#endif
 
 void bt_release_refs(const uint32_t *refs, uint32_t n)
 {

@@ -28,8 +28,14 @@ export type Flavour = "release" | "debug" | "asan";
 
 const FLAGS: Record<Flavour, string[]> = {
   release: ["-O2", "-g"],
-  debug: ["-O0", "-g3"],
-  asan: ["-O1", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"],
+  debug: ["-O0", "-g3", "-DBT_STRICT_OWNERSHIP"],
+  asan: [
+    "-O1",
+    "-g",
+    "-fsanitize=address,undefined",
+    "-fno-omit-frame-pointer",
+    "-DBT_STRICT_OWNERSHIP",
+  ],
 };
 
 const COMMON = [

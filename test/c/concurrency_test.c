@@ -858,11 +858,19 @@ static int race_round(int32_t pool, int32_t dev, enum race_op op0,
 
 static int same_refs_from_two_threads(int rounds)
 {
+	/* Two puts of one frame meet at the pool lock in every build. The
+	 * moves out of HELD in xmit and unread are arbitrated only in
+	 * BT_STRICT_OWNERSHIP builds (see bt_internal.h), which run.sh
+	 * always uses for this test. */
 	static const enum race_op pairs[][2] = {
+		{ RACE_PUT, RACE_PUT },
+#ifdef BT_STRICT_OWNERSHIP
 		{ RACE_XMIT, RACE_XMIT },	{ RACE_XMIT_BULK, RACE_XMIT_BULK },
-		{ RACE_XMIT, RACE_PUT },	{ RACE_PUT, RACE_PUT },
-		{ RACE_XMIT, RACE_UNREAD },	{ RACE_UNREAD, RACE_PUT },
+		{ RACE_XMIT, RACE_PUT },	{ RACE_XMIT, RACE_UNREAD },
+		{ RACE_UNREAD, RACE_PUT },
+#endif
 	};
+	const int npairs = (int)(sizeof(pairs) / sizeof(pairs[0]));
 	int32_t pool = bt_pool_create(RACE_FRAMES, 128, 32);
 	/* Rings larger than the pool: a frame is never dropped for room,
 	 * so "queued" means exactly "claimed by xmit or unread". */
@@ -875,13 +883,12 @@ static int same_refs_from_two_threads(int rounds)
 		return -1;
 	}
 	for (int round = 0; round < rounds && !ret; round++)
-		for (size_t k = 0; k < sizeof(pairs) / sizeof(pairs[0]) && !ret;
-		     k++)
+		for (int k = 0; k < npairs && !ret; k++)
 			ret = race_round(pool, dev, pairs[k][0], pairs[k][1]);
 	double_returns = pool_stat(pool, BT_PS_DOUBLE_RETURN);
-	printf("# %d rounds x 6 pairings of %u frames: %llu returns refused "
+	printf("# %d rounds x %d pairings of %u frames: %llu returns refused "
 	       "as not held\n",
-	       rounds, RACE_FRAMES, (unsigned long long)double_returns);
+	       rounds, npairs, RACE_FRAMES, (unsigned long long)double_returns);
 	if (bt_dev_close((uint32_t)dev) != 0)
 		report("race: close found frames queued");
 	if (bt_pool_destroy((uint32_t)pool) != 0)

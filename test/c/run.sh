@@ -20,8 +20,8 @@ trap 'rm -rf "$build"' EXIT
 warn="-Wall -Wextra -Werror"
 common="-g -fno-omit-frame-pointer -I$repo/c"
 lib_src=("$repo"/c/*.c)
-asan="-O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined"
-tsan="-O1 -fsanitize=thread"
+asan="-O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -DBT_STRICT_OWNERSHIP"
+tsan="-O1 -fsanitize=thread -DBT_STRICT_OWNERSHIP"
 
 # LSan is on by default with ASan on Linux; say so explicitly. UBSan stops
 # at the first error (-fno-sanitize-recover) so it cannot pass silently.

@@ -19,7 +19,7 @@ mkdir -p "$work/corpus"
 bin="$work/fuzz_api"
 "$cc" -g -O1 -std=gnu11 -Wall -Wextra -Werror \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -fno-omit-frame-pointer -pthread \
+  -fno-omit-frame-pointer -pthread -DBT_STRICT_OWNERSHIP \
   -o "$bin" "$here/fuzz_api.c" "$root"/c/*.c
 
 log="$work/fuzz.log"
