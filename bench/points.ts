@@ -374,8 +374,27 @@ export interface Ratio {
   den: number;
   /** Frame size of both points (0: pointers). */
   frameSize: number;
+  /**
+   * The ratio of each repeat's pair (numerator and denominator of the same
+   * repeat index, which the C harnesses run back to back): median and
+   * range. Absent when the two points' repeats do not pair up.
+   */
+  paired?: { median: number; min: number; max: number; n: number };
   /** The least acceptable value, when the project sets one. */
   required?: number;
+}
+
+function pairedRatio(a: BenchPoint, b: BenchPoint): Ratio["paired"] {
+  const den = new Map(b.runs.map((r) => [r.repeat, r.mpps]));
+  const xs = a.runs.filter((r) => (den.get(r.repeat) ?? 0) > 0).map((r) =>
+    r.mpps / den.get(r.repeat)!
+  ).sort((x, y) => x - y);
+  if (xs.length === 0 || xs.length !== a.runs.length || xs.length !== b.runs.length) {
+    return undefined;
+  }
+  const mid = xs.length >> 1;
+  const median = xs.length % 2 ? xs[mid] : (xs[mid - 1] + xs[mid]) / 2;
+  return { median, min: xs[0], max: xs[xs.length - 1], n: xs.length };
 }
 
 function ratio(
@@ -395,6 +414,7 @@ function ratio(
     num: a.mpps.median,
     den: b.mpps.median,
     frameSize: a.frameSize,
+    paired: pairedRatio(a, b),
   };
 }
 

@@ -168,13 +168,39 @@ export function pointsTable(entries: ResultEntry[]): string {
  * ```
  */
 export function ratioLine(r: Ratio): string {
+  const judged = ratioVerdictValue(r);
   const verdict = r.required === undefined
     ? ""
-    : `; required >= ${r.required}: ${r.value >= r.required ? "ok" : "BELOW"}`;
+    : `; required >= ${r.required}: ${judged >= r.required ? "ok" : "BELOW"}`;
+  const paired = r.paired
+    ? `; paired by repeat ${r.paired.median.toFixed(2)}x (${r.paired.min.toFixed(2)}-${
+      r.paired.max.toFixed(2)
+    })`
+    : "";
   return `${r.provider} ${r.scenario} [${r.point}] ${r.label} = ${r.value.toFixed(2)}x ` +
     `(range ${r.low.toFixed(2)}-${r.high.toFixed(2)}; ${r.num.toFixed(2)} vs ${
       r.den.toFixed(2)
-    } Mpps${verdict})`;
+    } Mpps${paired}${verdict})`;
+}
+
+/**
+ * The value a required floor is judged on: the median of the per-repeat
+ * paired ratios when the two sides were measured back to back in each
+ * repeat (drift of a shared machine then hits both), else the ratio of
+ * medians.
+ *
+ * @example
+ * ```ts
+ * import { ratioVerdictValue } from "./bench/table.ts";
+ * console.log(ratioVerdictValue({
+ *   label: "4p/2p on 2 cores", provider: "ring", scenario: "4p1q_2cores", point: "single",
+ *   value: 0.45, low: 0.3, high: 1.2, num: 9, den: 20, frameSize: 0, required: 0.5,
+ *   paired: { median: 0.9, min: 0.8, max: 1.1, n: 5 },
+ * })); // 0.9
+ * ```
+ */
+export function ratioVerdictValue(r: Ratio): number {
+  return r.paired?.median ?? r.value;
 }
 
 /** Headline sections, in print order, with their titles. */

@@ -254,7 +254,16 @@ function ratioChart(section: HTMLElement, title: string, ratios: Ratio[]): void 
   const t = el("table");
   const head = el("tr");
   head.append(
-    ...["#", "comparison", "ratio", "range", "numerator Mpps", "baseline Mpps", "verdict"].map((
+    ...[
+      "#",
+      "comparison",
+      "ratio",
+      "range",
+      "paired by repeat",
+      "numerator Mpps",
+      "baseline Mpps",
+      "verdict",
+    ].map((
       h,
     ) => el("th", {}, h)),
   );
@@ -266,12 +275,23 @@ function ratioChart(section: HTMLElement, title: string, ratios: Ratio[]): void 
       el("td", {}, `${r.provider}: ${labels[i]}`),
       el("td", {}, `${r.value.toFixed(2)}x`),
       el("td", {}, `${r.low.toFixed(2)}-${r.high.toFixed(2)}`),
+      el(
+        "td",
+        {},
+        r.paired
+          ? `${r.paired.median.toFixed(2)}x (${r.paired.min.toFixed(2)}-${r.paired.max.toFixed(2)})`
+          : "",
+      ),
       el("td", {}, fmtNum(r.num)),
       el("td", {}, fmtNum(r.den)),
       el(
         "td",
         {},
-        r.required === undefined ? "" : r.value >= r.required ? "ok" : `below ${r.required}`,
+        r.required === undefined
+          ? ""
+          : (r.paired?.median ?? r.value) >= r.required
+          ? "ok"
+          : `below ${r.required}`,
       ),
     );
     t.append(tr);
