@@ -211,10 +211,17 @@ Deno.test({
     // the Worker's thread (e.g. a put that has marked frames free but not
     // yet pushed them), so wait until the counts settle. A frame really
     // lost never settles, and fails here after 5 s.
+    // Settled means: the counts add up and have not moved for 500 ms (a
+    // dead Worker's call that is still running moves them, e.g. an xmit on
+    // the closed device that returns its held bulk to the pool).
+    let last = "";
+    let stableSince = performance.now();
     await eventually(
       () => {
         const t = pool.stats();
-        return t.free + t.queued + t.held === t.frames;
+        const now = JSON.stringify([t.free, t.queued, t.held]);
+        if (now !== last) [last, stableSince] = [now, performance.now()];
+        return t.free + t.queued + t.held === t.frames && performance.now() - stableSince >= 500;
       },
       5000,
       "the terminated Workers' last library calls to finish",

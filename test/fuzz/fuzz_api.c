@@ -675,6 +675,11 @@ static void op_xmit(struct in *in)
 		expect(r, -EINVAL, "xmit(bad frame)");
 		return;
 	}
+	/* After a wild scribble a frame the model holds may read as FREE or
+	 * QUEUED to the library: refusing the bulk (taking nothing) is then
+	 * right, and what the model believes is moot. */
+	if (wild && r == -EINVAL)
+		return;
 	CHECK(r >= 0 && (uint32_t)r <= n, "xmit accepted %d of %u", r, n);
 	CHECK(bt_queue_count(h, (uint32_t)qi) == before + r,
 	      "queue %d grew by %d, xmit said %d",
@@ -809,6 +814,8 @@ static void op_unread(struct in *in)
 		expect(r, -EINVAL, "unread(bad frame)");
 		return;
 	}
+	if (wild && r == -EINVAL)
+		return; /* see op_xmit */
 	CHECK(r >= 0 && (uint32_t)r <= n, "unread %d of %u", r, n);
 	for (uint32_t k = 0; k < n; k++)
 		model_drop(refs[k]);
