@@ -97,6 +97,12 @@ export interface RunResult {
    * stage can wait at most the deadline plus one source's turn).
    */
   maxStageAgeNs: number;
+  /**
+   * Longest one source's turn took, ns: the slack on top of the deadline.
+   * Milliseconds here mean the OS preempted a Worker (more threads than
+   * cores) or a garbage collection paused it, not a late flush.
+   */
+  maxSourceRunNs: number;
   /** Frames consumed by the readers. */
   frames: number;
   /** Readers' frames per second over the run's window (start to stop), in millions. */
@@ -324,6 +330,7 @@ export async function runJob(
     generatedPps: genInWindow / measured,
     poolEmpty: c.poolEmpty,
     maxStageAgeNs: c.maxStageAgeNs,
+    maxSourceRunNs: c.maxSourceRunNs,
     target: tap ? `tap:${tap.name}` : "memory",
     frames: tap ? written : c.read,
     mpps: readInWindow / measured / 1e6,
@@ -370,7 +377,8 @@ function printSummary(r: RunResult): void {
     "doorbells (flushes)": r.device.flushes,
     "wake-ups sent": r.device.wakeupsSent,
     "pool empty (generator polls short)": r.poolEmpty,
-    "longest stage wait": fmtNs(r.maxStageAgeNs),
+    "longest stage wait (deadline 50 us)": fmtNs(r.maxStageAgeNs),
+    "longest source turn (preemption shows here)": fmtNs(r.maxSourceRunNs),
     "latency p50": fmtNs(r.latencyNs.p50),
     "latency p90": fmtNs(r.latencyNs.p90),
     "latency p99": fmtNs(r.latencyNs.p99),
