@@ -22,6 +22,8 @@ flags:
   --bulk N             frames per read batch and xmit call, 1..256 (default 64)
   --mode bulk|single   one xmit per batch (default) or one per frame
   --vnet-hdr           use a 12-byte virtio-net header on both devices
+  --vnet-hdr-size N    the header's size, 10 or 12 (implies --vnet-hdr; a device made
+                       with \`ip tuntap add ... vnet_hdr\` has 10)
   --io uring|write     how frames are written into the kernel (default uring)
   --mtu N              set both links' MTU (default: leave as is)
   --stats-interval S   print counts every S seconds (default 0: never)
@@ -90,6 +92,7 @@ export async function forwardMain(args: string[]): Promise<number> {
         bulk: { type: "string" },
         mode: { type: "string" },
         "vnet-hdr": { type: "boolean" },
+        "vnet-hdr-size": { type: "string" },
         io: { type: "string" },
         mtu: { type: "string" },
         "stats-interval": { type: "string" },
@@ -131,6 +134,15 @@ export async function forwardMain(args: string[]): Promise<number> {
     if (interval !== undefined && (!(statsInterval >= 0) || interval.trim() === "")) {
       throw new UsageError(`--stats-interval=${interval} is not a number of seconds >= 0`);
     }
+    const size = values["vnet-hdr-size"];
+    if (size !== undefined && size !== "10" && size !== "12") {
+      throw new UsageError(`--vnet-hdr-size=${size} is not 10 or 12`);
+    }
+    const vnet = size === "10"
+      ? 10 as const
+      : size === "12" || values["vnet-hdr"]
+      ? 12 as const
+      : 0 as const;
     opts = {
       a: positionals[0],
       b: positionals[1],
@@ -139,7 +151,7 @@ export async function forwardMain(args: string[]): Promise<number> {
       mtu: values.mtu === undefined ? undefined : intFlag("mtu", values.mtu, 0, 68, 65535),
       mode: mode as "bulk" | "single",
       io: io as "uring" | "write",
-      vnet: values["vnet-hdr"] ? 12 as const : 0 as const,
+      vnet,
       statsInterval,
       json: values.json ?? false,
     };
@@ -169,7 +181,7 @@ interface RunOptions {
   mtu?: number;
   mode: "bulk" | "single";
   io: "uring" | "write";
-  vnet: 0 | 12;
+  vnet: 0 | 10 | 12;
   statsInterval: number;
   json: boolean;
 }

@@ -1010,6 +1010,45 @@ for (const [sig, json] of [["SIGTERM", true], ["SIGTERM", false]] as const) {
   });
 }
 
+Deno.test({
+  name:
+    "tap: forward --vnet-hdr-size 10 attaches to a device made with vnet_hdr; the default 12 is refused naming the size",
+  ...tapTest,
+  async fn() {
+    const id = uid();
+    const [a, b] = [`btv1${id}`, `btv2${id}`];
+    const mod = new URL("../mod.ts", import.meta.url).pathname;
+    try {
+      must(`ip tuntap add dev ${a} mode tap multi_queue vnet_hdr`); // a 10-byte header
+      const wrong = new Proc("deno", ["run", "-A", mod, "forward", a, b, "--vnet-hdr"]);
+      const ws = await wrong.finish();
+      assert.notEqual(ws.code, 0, "a 12-byte header on a 10-byte device is refused");
+      assert.ok(wrong.errLines.join("\n").includes("10-byte"), wrong.errLines.join("\n"));
+
+      const fwd = new Proc("deno", [
+        "run",
+        "-A",
+        mod,
+        "forward",
+        a,
+        b,
+        "--vnet-hdr-size",
+        "10",
+        "--json",
+      ]);
+      await fwd.waitFor("ready");
+      fwd.child.kill("SIGINT");
+      const st = await fwd.finish();
+      assert.equal(st.code, 0, fwd.errLines.join("\n"));
+      const out = JSON.parse(fwd.lines.at(-1)!);
+      assert.ok(out.devices[a] && out.devices[b], JSON.stringify(out));
+    } finally {
+      tryRun(`ip link del ${a}`);
+      tryRun(`ip link del ${b}`);
+    }
+  },
+});
+
 Deno.test("tap: forward command: unknown flags and bad values exit 2 naming them", async () => {
   const mod = new URL("../mod.ts", import.meta.url).pathname;
   const cases: [string[], string][] = [
@@ -1018,6 +1057,7 @@ Deno.test("tap: forward command: unknown flags and bad values exit 2 naming them
     [["btx1", "btx2", "--queues", "65"], "--queues=65"],
     [["btx1", "btx2", "--bulk", "0"], "--bulk=0"],
     [["btx1", "btx2", "--stats-interval=-1"], "--stats-interval=-1"],
+    [["btx1", "btx2", "--vnet-hdr-size", "11"], "--vnet-hdr-size=11"],
     [["btx1"], "two device names"],
     [["a/b", "btx2"], "a/b"],
   ];
