@@ -8,7 +8,7 @@
  * @module
  */
 import { API_SCENARIOS, type ApiPoint, type ApiScenario, runApiBench } from "./api_bench.ts";
-import { type BenchPoint, pointFromRuns, type ScenarioProvider } from "./points.ts";
+import { type BenchPoint, pointFromRuns, rawRunsOf, type ScenarioProvider } from "./points.ts";
 
 /** Scenarios of a full run: the core issue's two, plus 2 producers on 2 queues. */
 export const API_FULL_SCENARIOS: ApiScenario[] = [
@@ -29,19 +29,7 @@ export function apiPoints(points: ApiPoint[]): BenchPoint[] {
         bulk: p.bulk,
         frameSize: p.frameSize,
       },
-      p.runs.map((r, repeat) => ({
-        repeat,
-        mpps: r.mpps,
-        frames: r.frames,
-        wallNs: r.wallNs,
-        cpuNs: r.cpuNs,
-        drops: r.drops,
-        dropShare: r.dropShare,
-        callsPerFrame: r.callsPerFrame,
-        locksPerFrame: r.locksPerFrame,
-        wakeupsPerFrame: r.wakeupsPerFrame,
-        latency: r.latency,
-      })),
+      rawRunsOf(p.runs),
     )
   );
 }

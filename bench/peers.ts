@@ -240,6 +240,49 @@ export function cLatency(l: CLatency): RawRun["latency"] {
     : undefined;
 }
 
+/** The fields every C benchmark run line has (ring_peer and ring_bench). */
+export interface CRunLine {
+  repeat: number;
+  mpps: number;
+  delivered?: number;
+  wall_ns?: number;
+  cpu_ns?: number;
+  dropped?: number;
+  drop_rate: number;
+  calls_per_frame: number;
+  /** null: the implementation has no lock (rte_ring). */
+  locks_per_frame?: number | null;
+  /** null: the queue has no doorbell. */
+  wakeups_per_frame?: number | null;
+  lat: CLatency;
+}
+
+/**
+ * A C run line as a {@linkcode RawRun}.
+ *
+ * @example
+ * ```ts
+ * import { cRawRun } from "./bench/peers.ts";
+ * const r = cRawRun({ repeat: 1, mpps: 9, drop_rate: 0, calls_per_frame: 1, locks_per_frame: null, lat: { samples: 0 } });
+ * console.log(r.repeat, r.locksPerFrame); // 1 undefined
+ * ```
+ */
+export function cRawRun(l: CRunLine): RawRun {
+  return {
+    repeat: l.repeat,
+    mpps: l.mpps,
+    frames: l.delivered,
+    wallNs: l.wall_ns,
+    cpuNs: l.cpu_ns,
+    drops: l.dropped,
+    dropShare: l.drop_rate,
+    callsPerFrame: l.calls_per_frame,
+    locksPerFrame: l.locks_per_frame ?? undefined,
+    wakeupsPerFrame: l.wakeups_per_frame ?? undefined,
+    latency: cLatency(l.lat),
+  };
+}
+
 /**
  * Why ring_peer cannot count a metric for an implementation.
  *
@@ -272,19 +315,7 @@ export function peerPoints(lines: PeerRunLine[]): BenchPoint[] {
   const out: BenchPoint[] = [];
   for (const ls of groups.values()) {
     const f = ls[0];
-    const runs: RawRun[] = ls.map((l) => ({
-      repeat: l.repeat,
-      mpps: l.mpps,
-      frames: l.delivered,
-      wallNs: l.wall_ns,
-      cpuNs: l.cpu_ns,
-      drops: l.dropped,
-      dropShare: l.drop_rate,
-      callsPerFrame: l.calls_per_frame,
-      locksPerFrame: l.locks_per_frame ?? undefined,
-      wakeupsPerFrame: l.wakeups_per_frame ?? undefined,
-      latency: cLatency(l.lat),
-    }));
+    const runs = ls.map(cRawRun);
     out.push(pointFromRuns({
       provider: "peers",
       scenario: f.scenario,

@@ -66,6 +66,55 @@ export interface RawRun {
   latency?: LatencyRun;
 }
 
+/**
+ * What a TypeScript provider measured in one run (api, sched and tap runs
+ * all have this shape): {@linkcode RawRun} without its repeat index, with
+ * the frames offered so the drop share can be derived.
+ */
+export interface RunMeasures {
+  mpps: number;
+  frames: number;
+  wallNs: number;
+  cpuNs: number;
+  /** Frames offered on the measured path. */
+  offered: number;
+  drops: number;
+  /** drops / offered, when the provider computed it itself. */
+  dropShare?: number;
+  callsPerFrame?: number;
+  locksPerFrame?: number;
+  wakeupsPerFrame?: number;
+  syscallsPerFrame?: number;
+  latency?: LatencyRun;
+}
+
+/**
+ * A provider's runs, in run order, as raw repeats.
+ *
+ * @example
+ * ```ts
+ * import { rawRunsOf } from "./bench/points.ts";
+ * const [r] = rawRunsOf([{ mpps: 2, frames: 20, wallNs: 1e7, cpuNs: 1e7, offered: 40, drops: 20 }]);
+ * console.log(r.repeat, r.dropShare); // 0 0.5
+ * ```
+ */
+export function rawRunsOf(runs: readonly RunMeasures[]): RawRun[] {
+  return runs.map((r, repeat) => ({
+    repeat,
+    mpps: r.mpps,
+    frames: r.frames,
+    wallNs: r.wallNs,
+    cpuNs: r.cpuNs,
+    drops: r.drops,
+    dropShare: r.dropShare ?? (r.offered ? r.drops / r.offered : 0),
+    callsPerFrame: r.callsPerFrame,
+    locksPerFrame: r.locksPerFrame,
+    wakeupsPerFrame: r.wakeupsPerFrame,
+    syscallsPerFrame: r.syscallsPerFrame,
+    latency: r.latency,
+  }));
+}
+
 /** Latency summary of a point: spreads over repeats and the median run's curve. */
 export interface LatencySummary {
   /** p50 over repeats, ns. */

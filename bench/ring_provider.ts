@@ -12,11 +12,10 @@
  * @module
  */
 import { buildProgram, librarySources, runLines } from "./cbuild.ts";
-import { type CLatency, cLatency } from "./peers.ts";
+import { type CLatency, cRawRun } from "./peers.ts";
 import {
   type BenchPoint,
   pointFromRuns,
-  type RawRun,
   type ResultEntry,
   type ScenarioProvider,
 } from "./points.ts";
@@ -54,19 +53,7 @@ export function ringPoints(lines: RingRunLine[]): BenchPoint[] {
   }
   return [...groups.values()].map((ls) => {
     const f = ls[0];
-    const runs: RawRun[] = ls.map((l) => ({
-      repeat: l.repeat,
-      mpps: l.mpps,
-      frames: l.delivered,
-      wallNs: l.wall_ns,
-      cpuNs: l.cpu_ns,
-      drops: l.dropped,
-      dropShare: l.drop_rate,
-      callsPerFrame: l.calls_per_frame,
-      locksPerFrame: l.locks_per_frame,
-      wakeupsPerFrame: l.wakeups_per_frame,
-      latency: cLatency(l.lat),
-    }));
+    const runs = ls.map(cRawRun);
     return pointFromRuns({
       provider: "ring",
       scenario: f.scenario,

@@ -34,6 +34,7 @@ import {
   type SchedulerOptions,
   type StageMode,
 } from "../mod.ts";
+import type { LatencyRun } from "./points.ts";
 import { repeatOrder } from "./stats.ts";
 
 /** One benchmark case. */
@@ -86,14 +87,7 @@ export interface SchedRun {
    * Latency from the generator's stamp to the reader over the whole run
    * (warm-up included), when recorded: percentiles and the HDR curve, ns.
    */
-  latency?: {
-    samples: number;
-    p50: number;
-    p99: number;
-    p999: number;
-    max: number;
-    curve: [number, number][];
-  };
+  latency?: LatencyRun;
 }
 
 /** Median and range of a case over its repeats. */

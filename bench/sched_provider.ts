@@ -17,7 +17,7 @@ import {
   type BenchPoint,
   pointFromRuns,
   type ProviderContext,
-  type RawRun,
+  rawRunsOf,
   type ResultEntry,
   type ScenarioProvider,
 } from "./points.ts";
@@ -27,7 +27,6 @@ import {
   COST_CASES,
   idleShare,
   schedBench,
-  type SchedRun,
 } from "./sched_bench.ts";
 import { spread } from "./stats.ts";
 
@@ -107,22 +106,6 @@ export function latencyCostCases(
   });
 }
 
-function rawRuns(runs: SchedRun[]): RawRun[] {
-  return runs.map((r, repeat) => ({
-    repeat,
-    mpps: r.mpps,
-    frames: r.frames,
-    wallNs: r.wallNs,
-    cpuNs: r.cpuNs,
-    drops: r.drops,
-    dropShare: r.offered ? r.drops / r.offered : 0,
-    callsPerFrame: r.callsPerFrame,
-    locksPerFrame: r.locksPerFrame,
-    wakeupsPerFrame: r.wakeupsPerFrame,
-    latency: r.latency,
-  }));
-}
-
 function scenarioOf(c: BenchCase): string {
   return `scheduler: ${c.cpus} CPU(s), ${c.queues} queue(s)`;
 }
@@ -140,7 +123,7 @@ export function schedPoints(results: BenchResult[], frameSize: number): BenchPoi
         bulk: r.case.bulk,
         frameSize: r.case.frameSize ?? frameSize,
       },
-      rawRuns(r.runs),
+      rawRunsOf(r.runs),
     )
   );
 }
@@ -166,7 +149,7 @@ export function latencyCostPoints(
             ? { latency: "latency recording is off in this case" }
             : undefined,
         },
-        rawRuns(r.runs),
+        rawRunsOf(r.runs),
       )
     )
   );

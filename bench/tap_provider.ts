@@ -11,7 +11,7 @@ import {
   type BenchPoint,
   INTO_TAP,
   pointFromRuns,
-  type RawRun,
+  rawRunsOf,
   type ResultEntry,
   type ScenarioProvider,
 } from "./points.ts";
@@ -39,21 +39,6 @@ export const TAP_NOT_APPLICABLE = {
   },
 };
 
-function rawRuns(f: Figure): RawRun[] {
-  return f.raw.map((r, repeat) => ({
-    repeat,
-    mpps: r.mpps,
-    frames: r.frames,
-    wallNs: r.wallNs,
-    cpuNs: r.cpuNs,
-    drops: r.drops,
-    dropShare: r.offered ? r.drops / r.offered : 0,
-    locksPerFrame: r.locksPerFrame,
-    wakeupsPerFrame: r.wakeupsPerFrame,
-    syscallsPerFrame: r.syscallsPerFrame,
-  }));
-}
-
 /** Convert TAP figures into harness points. */
 export function tapPoints(into: Figure[], forward: Figure[]): BenchPoint[] {
   const out: BenchPoint[] = [];
@@ -69,7 +54,7 @@ export function tapPoints(into: Figure[], forward: Figure[]): BenchPoint[] {
       bulk: f.bulk,
       frameSize: f.frameSize,
       notApplicable: TAP_NOT_APPLICABLE.into,
-    }, rawRuns(f)));
+    }, rawRunsOf(f.raw)));
   }
   for (const f of forward) {
     out.push(pointFromRuns({
@@ -81,7 +66,7 @@ export function tapPoints(into: Figure[], forward: Figure[]): BenchPoint[] {
       bulk: f.bulk,
       frameSize: f.frameSize,
       notApplicable: TAP_NOT_APPLICABLE.forward,
-    }, rawRuns(f)));
+    }, rawRunsOf(f.raw)));
   }
   return out;
 }

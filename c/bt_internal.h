@@ -266,6 +266,25 @@ void bt_release_metas(struct bt_frame_meta *const *metas, uint32_t n);
  * pool locks (pool.c); release builds inline the owner's checked move, so
  * xmit's only lock is the queue's. */
 #define BT_CLAIM_ALL 1
+
+/* Claim frame m of pool p (HELD -> QUEUED); with BT_CLAIM_ALL its data
+ * window must be valid too. 1 if claimed. */
+static inline int bt_claim_one(struct bt_pool *p, struct bt_frame_meta *m,
+			       int flags)
+{
+	return (!(flags & BT_CLAIM_ALL) || bt_meta_len_ok(p, m)) &&
+	       bt_state_take(m, BT_HELD, BT_QUEUED);
+}
+
+/* Give back the claims of metas[0..k): the frames are ours (QUEUED, in no
+ * ring), so nobody else moves them and plain stores do. Returns -EINVAL. */
+static inline int32_t bt_claim_undo(struct bt_frame_meta **metas, uint32_t k)
+{
+	for (uint32_t j = 0; j < k; j++)
+		bt_state_set(metas[j], BT_HELD);
+	return -EINVAL;
+}
+
 #ifdef BT_STRICT_OWNERSHIP
 int32_t bt_claim_held(const uint32_t *refs, uint32_t n,
 		      struct bt_frame_meta **metas, int flags);
@@ -279,21 +298,23 @@ static inline int32_t bt_claim_held(const uint32_t *refs, uint32_t n,
 		struct bt_pool *p;
 		struct bt_frame_meta *m = bt_ref_meta(refs[i], &p);
 
-		if (BT_LIKELY(m &&
-			      (!(flags & BT_CLAIM_ALL) ||
-			       bt_meta_len_ok(p, m)) &&
-			      bt_state_take(m, BT_HELD, BT_QUEUED))) {
+		if (BT_LIKELY(m && bt_claim_one(p, m, flags)))
 			metas[k++] = m;
-		} else if (flags & BT_CLAIM_ALL) {
-			/* Undo: the frames claimed so far are ours. */
-			for (uint32_t j = 0; j < k; j++)
-				bt_state_set(metas[j], BT_HELD);
-			return -EINVAL;
-		}
+		else if (flags & BT_CLAIM_ALL)
+			return bt_claim_undo(metas, k);
 	}
 	return (int32_t)k;
 }
 #endif
+
+/* Did a bt_xmit that failed as a whole give the frames back itself?
+ * -ENXIO (the device is closed) and -ENODEV (its kernel end is gone) did;
+ * any other error (-EINVAL, ...) took none of them: the caller still holds
+ * them. */
+static inline int bt_xmit_returned_frames(int32_t r)
+{
+	return r == -ENXIO || r == -ENODEV;
+}
 
 /* Take one frame of pool p for the library's own use (copied entries). */
 struct bt_frame_meta *bt_pool_take_one(struct bt_pool *p);

@@ -50,12 +50,14 @@
  * The frame's ownership state (free, held, queued) lives here too, in memory
  * the caller can write: there is no separate, protected copy, because
  * checking it must touch only the line the caller is about to use. Every
- * move out of held (xmit, unread, put) is made under the frame's pool lock,
- * so two threads passing the same ref at once cannot both win: the loser's
- * xmit fails with -EINVAL, its put counts a double return. Moves out of
- * queued (read) and free (alloc) are made by the one thread that took the
- * frame from its ring slot or the free stack, and are checked: a frame found
- * in the wrong state there is skipped and counted (BT_PS_CORRUPT).
+ * move is checked: xmit and unread refuse a frame that is not held
+ * (-EINVAL), put counts a double return (made under the pool lock, so two
+ * threads returning one frame cannot both win), and read and alloc skip
+ * and count a frame found in the wrong state (BT_PS_CORRUPT). A held ref
+ * belongs to one thread at a time: two threads passing the same ref to xmit
+ * at the same instant are arbitrated only in BT_STRICT_OWNERSHIP builds
+ * (see "Frame state transitions" in bt_internal.h for why and what it
+ * costs).
  *
  * Because the caller can write here, the library also re-validates every
  * field it reads. A caller that scribbles on magic, ref, state, data_off or

@@ -299,9 +299,8 @@ static void queue_kick(struct bt_queue *q, struct bt_counters *c, int ts)
 
 /* Frames handed to a closed device go home, so nothing is lost. Each is
  * claimed as it is collected (fuzz_api found this: the same ref twice in
- * the bulk used to be pushed twice onto the free stack); the claim is made
- * under the pool lock, so the same ref in two threads' calls is collected
- * once too. Returns how many went home. */
+ * the bulk used to be pushed twice onto the free stack). Returns how many
+ * went home. */
 static uint32_t give_back_held(const uint32_t *refs, uint32_t n)
 {
 	struct bt_frame_meta *metas[BT_MAX_BULK];
@@ -359,11 +358,10 @@ int32_t bt_xmit(uint32_t h, const uint32_t *refs, uint32_t n, uint32_t flags,
 	}
 
 	/* 1. Validate all before touching any: -EINVAL takes nothing. Each
-	 * frame is claimed (HELD -> QUEUED) under its pool lock as it
-	 * passes, so the same ref twice in one bulk, or in two threads'
-	 * bulks at once, is claimed once: the loser fails the claim instead
-	 * of putting the frame in a ring twice. On failure the claims made
-	 * so far are undone. */
+	 * frame is claimed (HELD -> QUEUED) as it passes, so the same ref
+	 * twice in one bulk is claimed once and fails the second time instead
+	 * of entering the ring twice (two threads' bulks too, in strict
+	 * builds). On failure the claims made so far are undone. */
 	if (BT_UNLIKELY(bt_claim_held(refs, n, metas, BT_CLAIM_ALL) < 0)) {
 		bt_leave(&d->life, ts);
 		return -EINVAL;
@@ -699,8 +697,7 @@ int32_t bt_queue_unread(uint32_t h, uint32_t qi, const uint32_t *refs,
 		bt_leave(&d->life, ts);
 		return -EINVAL;
 	}
-	/* Claim as we validate (see bt_xmit): a duplicate ref, in this call
-	 * or in another thread's at the same time, fails. */
+	/* Claim as we validate (see bt_xmit): a duplicate ref fails. */
 	if (bt_claim_held(refs, n, metas, BT_CLAIM_ALL) < 0) {
 		bt_leave(&d->life, ts);
 		return -EINVAL;

@@ -44,8 +44,7 @@ static int32_t stage_send(uint32_t dev, struct devmap_stage *s,
 		counts[0] += (uint32_t)r;
 		counts[1] += s->n - (uint32_t)r;
 	} else {
-		/* -ENXIO, -ENODEV: bt_xmit gave the held frames back already. */
-		if (r != -ENXIO && r != -ENODEV)
+		if (!bt_xmit_returned_frames(r))
 			bt_frames_put(s->refs, s->n, NULL, 0);
 		counts[1] += s->n;
 		counts[2] += 1;

@@ -340,8 +340,8 @@ static inline void push_locked(struct bt_pool *p, uint32_t idx)
 /*
  * Return held frames. The HELD -> FREE move is made under the pool lock
  * (see "Frame state transitions" in bt_internal.h), so of two threads
- * returning the same frame, or returning it while another sends it, one
- * wins; the other finds it not HELD and counts a double return.
+ * returning the same frame one wins; the other finds it not HELD and
+ * counts a double return.
  */
 int32_t bt_pool_put(uint32_t handle, const uint32_t *refs, uint32_t n,
 		    uint32_t *bad, uint32_t bad_max)
@@ -477,7 +477,7 @@ int32_t bt_claim_held(const uint32_t *refs, uint32_t n,
 
 		if (BT_UNLIKELY(!bt_ref_meta(refs[i], &p))) {
 			if (flags & BT_CLAIM_ALL)
-				goto undo;
+				return bt_claim_undo(metas, k);
 			i++;
 			continue;
 		}
@@ -489,24 +489,16 @@ int32_t bt_claim_held(const uint32_t *refs, uint32_t n,
 			/* Re-looked up under the lock: the pool cannot be
 			 * destroyed now while a frame of it is held. */
 			if (BT_LIKELY(m && q == p &&
-				      (!(flags & BT_CLAIM_ALL) ||
-				       bt_meta_len_ok(p, m)) &&
-				      bt_state_take(m, BT_HELD, BT_QUEUED))) {
+				      bt_claim_one(p, m, flags))) {
 				metas[k++] = m;
 			} else if (flags & BT_CLAIM_ALL) {
 				bt_lock_release(&p->lock);
-				goto undo;
+				return bt_claim_undo(metas, k);
 			}
 		}
 		bt_lock_release(&p->lock);
 	}
 	return (int32_t)k;
-undo:
-	/* The frames claimed so far are ours (QUEUED, in no ring): nobody
-	 * else moves them, so plain stores give them back. */
-	for (uint32_t j = 0; j < k; j++)
-		bt_state_set(metas[j], BT_HELD);
-	return -EINVAL;
 }
 #endif
 

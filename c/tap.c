@@ -745,8 +745,8 @@ static uint32_t rx_uring(struct tap_queue *q, uint32_t *refs, uint32_t n,
 			continue;
 		}
 		if (rr >= 0) {
-			size_t cap = p->frame_size - m->data_off + t->vnet_len;
-			int f = rx_fill(q, m, (size_t)rr, cap, when[i]);
+			int f = rx_fill(q, m, (size_t)rr, q->rx_iov[i][0].iov_len,
+					when[i]);
 			if (f > 0) {
 				*bytes += m->len;
 				refs[got++] = refs[i];
@@ -936,12 +936,11 @@ int32_t bt_tap_rx_wait(uint32_t h, uint32_t qi, int32_t timeout_ms)
 
 /* ---- forwarding ----------------------------------------------------- */
 
-/* bt_xmit failed as a whole. -ENXIO (target closed) and -ENODEV (its
- * kernel end is gone) gave the frames back already; any other error took
- * none of them, so they go home here. Either way they count as dropped. */
+/* bt_xmit failed as a whole: the frames it did not give back itself go
+ * home here. Either way they count as dropped. */
 static void fwd_refused(int32_t r, const uint32_t *refs, uint32_t n)
 {
-	if (r != -ENXIO && r != -ENODEV)
+	if (!bt_xmit_returned_frames(r))
 		bt_release_refs(refs, n);
 }
 
@@ -1013,6 +1012,7 @@ static void *fwd_main(void *arg)
 	atomic_store(&q->rx_busy, 0);
 	return NULL;
 }
+
 static void fwd_join(struct tap *t)
 {
 	eventfd_t v;
@@ -1193,9 +1193,7 @@ static void tap_free(struct tap *t)
 
 static void tap_release(struct bt_dev *d)
 {
-	/* The slot is reused by the next device: it starts alive. */
-	atomic_store(&d->backend_dead, 0);
-	tap_free(d->backend);
+	tap_free(d->backend); /* bt_dev_create clears backend_dead on reuse */
 }
 
 static const struct bt_backend_ops tap_ops = {
@@ -1511,7 +1509,6 @@ int32_t bt_tap_open(uint32_t pool, const char *name, uint32_t nqueues,
 	t->handle = (uint32_t)h;
 	/* The handle is not returned yet, so nobody else can close the
 	 * device while the backend is being attached. */
-	atomic_store(&d->backend_dead, 0);
 	d->backend = t;
 	d->ops = &tap_ops;
 	for (uint32_t i = 0; i < nqueues; i++) {

@@ -26,7 +26,7 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
-import { BulktapError } from "./errors.ts";
+import { BulktapError, codeForErrno } from "./errors.ts";
 import { XMIT_FLUSH } from "./device.ts";
 
 /**
@@ -193,9 +193,11 @@ export class BulkQueues {
       c[t * 4] += r;
       c[t * 4 + 1] += n - r;
     } else {
-      // -ENXIO, -ENODEV: the library returned the frames. -EINVAL: a program
-      // corrupted a frame's metadata; return what is still held.
-      if (r !== -6 && r !== -19) this.#lib.bt_frames_put(stage, n, null, 0);
+      // ENXIO (closed), ENODEV (a deleted TAP): the library returned the
+      // frames. EINVAL: a program corrupted a frame's metadata; return what
+      // is still held.
+      const code = codeForErrno(r);
+      if (code !== "ENXIO" && code !== "ENODEV") this.#lib.bt_frames_put(stage, n, null, 0);
       c[t * 4 + 1] += n;
       c[t * 4 + 2]++;
     }

@@ -380,6 +380,26 @@ function l4ChecksumAt(proto: number): number {
   return proto === IpProto.UDP ? 6 : proto === IpProto.TCP ? 16 : -1;
 }
 
+// Patch the UDP/TCP checksum at `at` for words m -> m2, n -> n2 (see
+// csumReplace). UDP over IPv4: a checksum of 0 means "none" and stays 0;
+// a computed 0 is sent as 0xffff (RFC 768).
+function l4ChecksumReplace(
+  b: Uint8Array,
+  at: number,
+  proto: number,
+  m: number,
+  m2: number,
+  n: number,
+  n2: number,
+): void {
+  const c = b[at] << 8 | b[at + 1];
+  if (proto === IpProto.UDP && c === 0) return;
+  let nc = csumReplace(c, m, m2, n, n2);
+  if (nc === 0 && proto === IpProto.UDP) nc = 0xffff;
+  b[at] = nc >>> 8;
+  b[at + 1] = nc;
+}
+
 /**
  * Source address of an IPv4 header at `off`, as an unsigned 32-bit number
  * (`10.0.0.1` is `0x0a000001`), or a negative code from
@@ -443,17 +463,7 @@ function ipv4SetAddress(b: Uint8Array, off: number, len: number, at: number, add
   const nhc = csumReplace(hc, oldHi, hi, oldLo, lo);
   b[off + 10] = nhc >>> 8;
   b[off + 11] = nhc;
-  if (l4c >= 0) {
-    const c = b[l4c] << 8 | b[l4c + 1];
-    // UDP over IPv4: checksum 0 means "none" and stays 0; a computed 0 is
-    // sent as 0xffff (RFC 768).
-    if (!(proto === IpProto.UDP && c === 0)) {
-      let nc = csumReplace(c, oldHi, hi, oldLo, lo);
-      if (nc === 0 && proto === IpProto.UDP) nc = 0xffff;
-      b[l4c] = nc >>> 8;
-      b[l4c + 1] = nc;
-    }
-  }
+  if (l4c >= 0) l4ChecksumReplace(b, l4c, proto, oldHi, hi, oldLo, lo);
   b[off + at] = hi >>> 8;
   b[off + at + 1] = hi;
   b[off + at + 2] = lo >>> 8;
@@ -594,14 +604,7 @@ function l4SetPort(
   }
   const p = port & 0xffff;
   const old = b[off + at] << 8 | b[off + at + 1];
-  const cat = off + l4ChecksumAt(proto);
-  const c = b[cat] << 8 | b[cat + 1];
-  if (!(proto === IpProto.UDP && c === 0)) {
-    let nc = csumReplace(c, old, p, 0, 0);
-    if (nc === 0 && proto === IpProto.UDP) nc = 0xffff;
-    b[cat] = nc >>> 8;
-    b[cat + 1] = nc;
-  }
+  l4ChecksumReplace(b, off + l4ChecksumAt(proto), proto, old, p, 0, 0);
   b[off + at] = p >>> 8;
   b[off + at + 1] = p;
   return 0;

@@ -227,20 +227,6 @@ export function histogramFromBuckets(
 }
 
 /**
- * Frames a bucket array skipped: without a timestamp, or with an invalid
- * ref.
- *
- * @example
- * ```ts
- * import { LatencyRecorder, skippedInBuckets } from "./dataplane/latency.ts";
- * console.log(skippedInBuckets(new LatencyRecorder().shared)); // 0
- * ```
- */
-export function skippedInBuckets(buffer: SharedArrayBuffer | ArrayBuffer): number {
-  return Number(Atomics.load(words(buffer), L.H_SKIPPED));
-}
-
-/**
  * A latency bucket array shared by a Worker, with its histogram label.
  * Labels name what the reader consumes: `t<i>/q<n>` for queue n of
  * device-map target i (see `dataplane/worker.ts`), `pass` for PASS frames.

@@ -236,7 +236,6 @@ export class PollLoop {
   // BROADCAST copies of one batch, per pool slot: [start, end) in #copies,
   // consumed from #copyAt. Sized on the first flood.
   #copies = new Uint32Array(0);
-  #allocTmp = new Uint32Array(0);
   readonly #copyNeed = new Uint32Array(256);
   readonly #copyAt = new Uint32Array(256);
   readonly #copyEnd = new Uint32Array(256);
@@ -509,7 +508,6 @@ export class PollLoop {
     }
     if (this.#copies.length < total) {
       this.#copies = new Uint32Array(Math.max(total, this.#budget * per));
-      this.#allocTmp = new Uint32Array(this.#copies.length);
     }
     let at = 0, missed = 0;
     for (let k = 0; k < nslots; k++) {
@@ -517,13 +515,9 @@ export class PollLoop {
       const want = need[slot];
       need[slot] = 0;
       const handle = FramePool.of(this.#copyRef[slot]).handle;
-      let got: number;
-      if (at === 0) {
-        got = Math.max(0, this.#lib.bt_pool_alloc(handle, this.#copies, want));
-      } else {
-        got = Math.max(0, this.#lib.bt_pool_alloc(handle, this.#allocTmp, want));
-        for (let j = 0; j < got; j++) this.#copies[at + j] = this.#allocTmp[j];
-      }
+      // A view per pool and flooded batch, not per frame.
+      const into = at === 0 ? this.#copies : this.#copies.subarray(at);
+      const got = Math.max(0, this.#lib.bt_pool_alloc(handle, into, want));
       this.#copyAt[slot] = at;
       this.#copyEnd[slot] = at + got;
       missed += want - got;
@@ -541,8 +535,7 @@ export class PollLoop {
       const slot = this.#copySlots[k];
       const left = this.#copyEnd[slot] - this.#copyAt[slot];
       if (left > 0) {
-        for (let j = 0; j < left; j++) this.#allocTmp[j] = this.#copies[this.#copyAt[slot] + j];
-        this.#lib.bt_frames_put(this.#allocTmp, left, null, 0);
+        this.#lib.bt_frames_put(this.#copies.subarray(this.#copyAt[slot]), left, null, 0);
       }
       this.#copyAt[slot] = this.#copyEnd[slot] = 0;
     }

@@ -5,9 +5,9 @@
  * AND what it says it is (`cc --version`): upgrading gcc, or pointing `cc` at
  * clang, rebuilds too. Without permission to run the compiler (a cached run
  * under least privilege) its version cannot be asked, and the newest cached
- * build of the same sources, flags and compiler name is used. Builds write to a temporary file and
- * rename it into place, so two processes (or Workers) building at once never
- * load a half-written library.
+ * build of the same sources, flags and compiler name is used. Builds write
+ * to a temporary file and rename it into place, so two processes (or
+ * Workers) building at once never load a half-written library.
  *
  * Environment:
  * - `BULKTAP_FLAVOUR`: `release` (default), `debug` (-O0 -g3) or `asan`
