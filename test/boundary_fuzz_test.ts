@@ -205,6 +205,18 @@ async function runGroup(
           findings: ev.findings as Finding[],
           counterexample: ev.counterexample as string,
         });
+      } else if (ev.ev === "soft") {
+        const f = ev.finding as Finding;
+        out.fails.push({
+          group,
+          prop: ev.prop as string,
+          seed,
+          path: ev.path as string,
+          flavour,
+          outcome: f.kind === "untyped" ? "untyped error" : "bad value accepted",
+          findings: [f],
+          counterexample: ev.input as string,
+        });
       } else if (ev.ev === "done") {
         out.cases += ev.cases as number;
         out.calls += ev.calls as number;
@@ -243,7 +255,12 @@ function report(label: string, runs: GroupRun[], groups: string[]) {
     `  ${label}: ${groups.length} groups, ${cases} cases, ${calls} API calls, ${ffi} FFI calls, ` +
       `${(ms / 1000).toFixed(1)} s`,
   );
-  const fails = runs.flatMap((r) => r.fails);
+  const all = runs.flatMap((r) => r.fails);
+  // Crashes, corruption and lost frames first; untyped errors last.
+  const soft = (f: Fail) => f.outcome === "untyped error" || f.outcome === "bad value accepted";
+  const fails = [...all.filter((f) => !soft(f)), ...all.filter(soft)];
+  console.log(`  ${all.filter((f) => !soft(f)).length} crash/corruption/lost-frame/hang findings, ` +
+    `${all.filter(soft).length} untyped-error or bad-value-accepted findings`);
   for (const f of fails) {
     const kinds = [...new Set(f.findings.map((x) => x.kind))].join(",");
     console.log(`\n  FINDING [${kinds}] ${f.group}/${f.prop} (${f.flavour}): ${f.outcome}`);
