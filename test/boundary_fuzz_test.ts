@@ -106,6 +106,7 @@ export const GROUP_NAMES = [
   "misc",
 ];
 
+const STALL_MS = 15_000;
 const ROOT = new URL("..", import.meta.url).pathname;
 const CHILD = "test/fuzz/boundary/child.ts";
 
@@ -177,17 +178,28 @@ async function runGroup(
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    const timer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // already gone
+    // A case that makes no progress for STALL_MS (a synchronous endless
+    // loop cannot be interrupted inside the child) is killed: a hang.
+    let text = "", lastEvent = performance.now(), stalled = false;
+    const stderrP = new Response(child.stderr).text();
+    const watchdog = setInterval(() => {
+      if (performance.now() - lastEvent > STALL_MS) {
+        stalled = true;
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // already gone
+        }
       }
-    }, 120_000);
-    const res = await child.output();
-    clearTimeout(timer);
-    const text = new TextDecoder().decode(res.stdout);
-    const stderr = new TextDecoder().decode(res.stderr);
+    }, 500);
+    const dec = new TextDecoder();
+    for await (const chunk of child.stdout) {
+      text += dec.decode(chunk, { stream: true });
+      lastEvent = performance.now();
+    }
+    const res = await child.status;
+    clearInterval(watchdog);
+    const stderr = await stderrP;
     let prop: string | undefined, path = "0", finished = false;
     for (const line of text.split("\n")) {
       if (!line.startsWith("BFZ ")) continue;
@@ -226,7 +238,9 @@ async function runGroup(
     }
     if (finished && res.code === 0) break;
     // The child died inside `prop` at case `path`.
-    const why = res.signal
+    const why = stalled
+      ? `hung: no progress for ${STALL_MS / 1000} s in one case, killed`
+      : res.signal
       ? `killed by ${res.signal}`
       : `exit status ${res.code}`;
     const asan = stderr.match(/ERROR: AddressSanitizer: [^\n]*|runtime error: [^\n]*/)?.[0];

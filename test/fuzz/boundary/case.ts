@@ -37,6 +37,9 @@ export class CaseFailure extends Error {
 /** Totals over a child run. */
 export const totals = { cases: 0, calls: 0, typed: 0, ffi: 0 };
 
+/** Pools a case left unclosable: reported once, then left alone. */
+const abandoned = new Set<FramePool>();
+
 /** A pool no case names: its bytes and counters must never change. */
 let bystander: { pool: FramePool; held: Uint32Array; sum: number } | undefined;
 
@@ -287,7 +290,7 @@ export class Case implements RefSource {
     for (const p of this.#livePools()) this.#returnAndClose(p);
     // Attached pools and pools the case made through the API, left open.
     for (const p of openPools()) {
-      if (p === bystander?.pool) continue;
+      if (p === bystander?.pool || abandoned.has(p)) continue;
       try {
         p.close();
       } catch {
@@ -363,7 +366,7 @@ export class Case implements RefSource {
         }
       })();
       this.find("lost-frame", `pool slot ${p.slot} does not close after the case: ${e}; ${st}`);
-      // Leave it open rather than leak the slot? It cannot close: forget it.
+      abandoned.add(p); // it cannot close: report it once, then leave it
     }
   }
 }
