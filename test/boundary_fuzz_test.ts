@@ -251,7 +251,10 @@ async function runGroup(
       path,
       flavour,
       outcome: `child ${why}${asan ? `: ${asan}` : ""}`,
-      findings: [{ kind: "crash", what: stderr.split("\n").filter((l) => l.trim()).slice(-12).join("\n") }],
+      findings: [{
+        kind: "crash",
+        what: stderr.split("\n").filter((l) => l.trim()).slice(-12).join("\n"),
+      }],
     });
     if (!prop || only) break;
     after = prop;
@@ -273,12 +276,16 @@ function report(label: string, runs: GroupRun[], groups: string[]) {
   // Crashes, corruption and lost frames first; untyped errors last.
   const soft = (f: Fail) => f.outcome === "untyped error" || f.outcome === "bad value accepted";
   const fails = [...all.filter((f) => !soft(f)), ...all.filter(soft)];
-  console.log(`  ${all.filter((f) => !soft(f)).length} crash/corruption/lost-frame/hang findings, ` +
-    `${all.filter(soft).length} untyped-error or bad-value-accepted findings`);
+  console.log(
+    `  ${all.filter((f) => !soft(f)).length} crash/corruption/lost-frame/hang findings, ` +
+      `${all.filter(soft).length} untyped-error or bad-value-accepted findings`,
+  );
   for (const f of fails) {
     const kinds = [...new Set(f.findings.map((x) => x.kind))].join(",");
     console.log(`\n  FINDING [${kinds}] ${f.group}/${f.prop} (${f.flavour}): ${f.outcome}`);
-    for (const x of f.findings.slice(0, 6)) console.log(`    - [${x.kind}] ${x.what.replaceAll("\n", "\n      ")}`);
+    for (const x of f.findings.slice(0, 6)) {
+      console.log(`    - [${x.kind}] ${x.what.replaceAll("\n", "\n      ")}`);
+    }
     if (f.counterexample) console.log(`    input: ${f.counterexample.slice(0, 600)}`);
     console.log(`    replay: ${replay(f)}`);
   }
@@ -295,6 +302,15 @@ const runtime = asanRuntime();
 
 async function fuzzFlavour(flavour: string, runs: number) {
   console.log(`  seed ${SEED}, ${runs} runs per property (BULKTAP_FUZZ_SEED=${SEED} to repeat)`);
+  // Build the library first: a build inside a child's first case would
+  // look like a hang to the watchdog.
+  const built = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "ffi/build.ts", flavour],
+    cwd: ROOT,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.ok(built.success, new TextDecoder().decode(built.stderr));
   const results: GroupRun[] = [];
   for (const g of GROUPS) results.push(await runGroup(g, SEED, runs, flavour, runtime));
   const fails = report(flavour, results, GROUPS);
@@ -318,7 +334,8 @@ if (replaySpec) {
     await fuzzFlavour("release", RUNS);
   });
   Deno.test({
-    name: "boundary fuzz: no hostile argument crashes, corrupts or loses a frame (ASan/UBSan build)",
+    name:
+      "boundary fuzz: no hostile argument crashes, corrupts or loses a frame (ASan/UBSan build)",
     ignore: runtime === undefined,
     async fn() {
       await fuzzFlavour("asan", Math.max(1, Math.round(RUNS / 2)));

@@ -94,7 +94,12 @@ export class Case implements RefSource {
     const c = new Case();
     c.pool = c.newPool({ frames: o.frames ?? 512, frameSize: 256, headroom: 64 });
     c.other = c.newPool({ frames: 64, frameSize: 256, headroom: 64 });
-    c.dev = c.newDevice({ pool: c.pool, queues: o.queues ?? 2, ringSize: o.ringSize ?? 64, cpu: 0 });
+    c.dev = c.newDevice({
+      pool: c.pool,
+      queues: o.queues ?? 2,
+      ringSize: o.ringSize ?? 64,
+      cpu: 0,
+    });
     const take = (p: FramePool, n: number) => {
       const refs = new Uint32Array(n);
       const got = p.alloc(refs);
@@ -143,7 +148,22 @@ export class Case implements RefSource {
     if (!this.#saved.has(obj)) {
       const keep: Record<string, unknown> = {};
       for (const k of Object.keys(obj)) keep[k] = (obj as Record<string, unknown>)[k];
-      for (const k of ["handle", "slot", "frames", "frameSize", "headroom", "bytes", "refs", "count", "words", "pool", "queues", "cpu"]) {
+      for (
+        const k of [
+          "handle",
+          "slot",
+          "frames",
+          "frameSize",
+          "headroom",
+          "bytes",
+          "refs",
+          "count",
+          "words",
+          "pool",
+          "queues",
+          "cpu",
+        ]
+      ) {
         try {
           keep[k] = (obj as Record<string, unknown>)[k];
         } catch {
@@ -256,7 +276,10 @@ export class Case implements RefSource {
     totals.calls++;
     try {
       const r = fn();
-      this.find("unchecked", `${label} was accepted (returned ${fmt(r)}) instead of a BulktapError`);
+      this.find(
+        "unchecked",
+        `${label} was accepted (returned ${fmt(r)}) instead of a BulktapError`,
+      );
     } catch (e) {
       this.#caught(label, e);
     }
@@ -340,7 +363,10 @@ export class Case implements RefSource {
       } else if (st === FrameState.QUEUED) queued++;
     }
     if (queued) {
-      this.find("lost-frame", `pool slot ${p.slot}: ${queued} frames queued after every device closed`);
+      this.find(
+        "lost-frame",
+        `pool slot ${p.slot}: ${queued} frames queued after every device closed`,
+      );
     }
     if (unseen) {
       this.find(

@@ -112,10 +112,20 @@ async function main() {
       const hard = findings.filter((f) => f.kind !== "untyped" && f.kind !== "unchecked");
       for (const f of findings) {
         if (hard.length) break;
-        const key = `${name}|${f.kind}|${f.what.replace(/[-0-9.e+]+|"[^"]*"|\(.*?\)/g, "#").slice(0, 80)}`;
+        const key = `${name}|${f.kind}|${
+          f.what.replace(/[-0-9.e+]+|"[^"]*"|\(.*?\)/g, "#").slice(0, 80)
+        }`;
         if (soft.has(key)) continue;
         soft.add(key);
-        emit({ ev: "soft", group, prop: name, seed, path: path ?? String(i - 1), finding: f, input: fc.stringify([prelude, a]).slice(0, 800) });
+        emit({
+          ev: "soft",
+          group,
+          prop: name,
+          seed,
+          path: path ?? String(i - 1),
+          finding: f,
+          input: fc.stringify([prelude, a]).slice(0, 800),
+        });
       }
       if (hard.length) throw new CaseFailure(findings);
     });
@@ -133,7 +143,9 @@ async function main() {
         prop: name,
         seed,
         path: r.counterexamplePath,
-        findings: err instanceof CaseFailure ? err.findings : [{ kind: "untyped", what: String(err) }],
+        findings: err instanceof CaseFailure
+          ? err.findings
+          : [{ kind: "untyped", what: String(err) }],
         counterexample: fc.stringify(r.counterexample).slice(0, 2000),
       });
     }

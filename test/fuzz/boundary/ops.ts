@@ -121,7 +121,9 @@ const ACCESSORS = [
 const SETTERS = new Set(["setLength", "adjustHead", "setTimestamp", "setMark", "write"]);
 
 function isHeldOf(p: FramePool, ref: unknown): boolean {
-  if (typeof ref !== "number" || !Number.isInteger(ref) || ref < 0 || ref > 0xffffffff) return false;
+  if (typeof ref !== "number" || !Number.isInteger(ref) || ref < 0 || ref > 0xffffffff) {
+    return false;
+  }
   if (p.closed || ref >>> 24 !== p.slot || (ref & 0xffffff) >= p.frames) return false;
   return p.bytes[(ref & 0xffffff) * p.frameSize + 30] === 1;
 }
@@ -131,8 +133,10 @@ export const poolOps: Group = {
   ctor: op(
     fc.record({ frames: maybe(anyValue), frameSize: maybe(anyValue), headroom: maybe(anyValue) }),
     (c, o) => {
-      const p = c.call(`new FramePool(${JSON.stringify(o, (_k, v) => fmt(v))})`, () =>
-        new FramePool(U(o)));
+      const p = c.call(
+        `new FramePool(${JSON.stringify(o, (_k, v) => fmt(v))})`,
+        () => new FramePool(U(o)),
+      );
       if (p) c.pools.push(p);
     },
   ),
@@ -140,14 +144,18 @@ export const poolOps: Group = {
     const p = await pickPool(c, w);
     const arr = c.array(a, `alloc(${w})`);
     const count = resolveCount(n, arr);
-    const got = c.call(`pool(${w}).alloc(${fmt(arr)}, ${count})`, () =>
-      count === undefined ? p!.alloc(U(arr)) : p!.alloc(U(arr), count));
+    const got = c.call(
+      `pool(${w}).alloc(${fmt(arr)}, ${count})`,
+      () => count === undefined ? p!.alloc(U(arr)) : p!.alloc(U(arr), count),
+    );
     if (typeof got === "number" && got > 0) {
       // What was handed out, read through the intrinsic view of the memory.
       if (ArrayBuffer.isView(arr) && !(arr instanceof DataView) && !U(arr.buffer).detached) {
         const u = new Uint32Array(arr.buffer, arr.byteOffset, Math.floor(arr.byteLength / 4));
         c.receive(u, got);
-        if (got > u.length) c.find("out-of-bounds", `alloc handed out ${got} refs into ${u.length} words`);
+        if (got > u.length) {
+          c.find("out-of-bounds", `alloc handed out ${got} refs into ${u.length} words`);
+        }
       } else if (Array.isArray(arr)) c.receive(arr, got);
     }
   }),
@@ -155,14 +163,18 @@ export const poolOps: Group = {
     const p = await pickPool(c, w);
     const arr = c.array(a, `free(${w})`);
     const count = resolveCount(n, arr);
-    c.call(`pool(${w}).free(${fmt(arr)}, ${count})`, () =>
-      count === undefined ? p!.free(U(arr)) : p!.free(U(arr), count));
+    c.call(
+      `pool(${w}).free(${fmt(arr)}, ${count})`,
+      () => count === undefined ? p!.free(U(arr)) : p!.free(U(arr), count),
+    );
   }),
   freeFrames: op(fc.tuple(arrSpec, countSpec), (c, [a, n]) => {
     const arr = c.array(a, "freeFrames");
     const count = resolveCount(n, arr);
-    c.call(`freeFrames(${fmt(arr)}, ${count})`, () =>
-      count === undefined ? freeFrames(U(arr)) : freeFrames(U(arr), count));
+    c.call(
+      `freeFrames(${fmt(arr)}, ${count})`,
+      () => count === undefined ? freeFrames(U(arr)) : freeFrames(U(arr), count),
+    );
   }),
   accessor: op(
     fc.tuple(poolPick, fc.constantFrom(...ACCESSORS), refSpec, anyNumber, fc.nat(300)),
@@ -171,7 +183,9 @@ export const poolOps: Group = {
       const ref = c.ref(r);
       const arg = name === "write" ? new Uint8Array(wlen) : v;
       const label = `pool(${w}).${name}(0x${(ref >>> 0).toString(16)}, ${fmt(arg)})`;
-      if (!isHeldOf(p, ref) && (p.closed || ref >>> 24 !== p.slot || (ref & 0xffffff) >= p.frames)) {
+      if (
+        !isHeldOf(p, ref) && (p.closed || ref >>> 24 !== p.slot || (ref & 0xffffff) >= p.frames)
+      ) {
         // A ref this pool object cannot name (another pool, past the end,
         // a closed pool): reading or writing it reaches memory the caller
         // did not name.
@@ -216,7 +230,10 @@ export const poolOps: Group = {
     c.call(`closed pool.${m}()`, () => U(p)[m](new Uint32Array(2)));
   }),
   reassign: op(
-    fc.tuple(fc.constantFrom("handle", "slot", "frames", "frameSize", "headroom", "bytes"), anyValue),
+    fc.tuple(
+      fc.constantFrom("handle", "slot", "frames", "frameSize", "headroom", "bytes"),
+      anyValue,
+    ),
     (c, [field, v]) => {
       const p = c.newPool({ frames: 16, frameSize: 128, headroom: 64 });
       const r = new Uint32Array(4);
@@ -262,7 +279,7 @@ function pickDev(c: Case, w: string): Device {
   return c.dev;
 }
 
-function xmitArgs(c: Case, arr: unknown, o: { count: unknown; flush?: unknown; cpu?: unknown }) {
+function xmitArgs(_c: Case, arr: unknown, o: { count: unknown; flush?: unknown; cpu?: unknown }) {
   const count = resolveCount(o.count as never, arr);
   const opts: Record<string, unknown> = {};
   if (count !== undefined) opts.count = count;
@@ -281,9 +298,7 @@ export const deviceOps: Group = {
       cpu: maybe(anyValue),
     }),
     (c, o) => {
-      const pool = o.pool === "main"
-        ? c.pool
-        : o.pool === "closed"
+      const pool = o.pool === "main" ? c.pool : o.pool === "closed"
         ? (() => {
           const p = c.newPool({ frames: 4, frameSize: 128, headroom: 64 });
           p.close();
@@ -294,8 +309,12 @@ export const deviceOps: Group = {
         : o.pool === "junk"
         ? 42
         : undefined;
-      const d = c.call(`new Device({pool: ${o.pool}, queues: ${fmt(o.queues)}, ringSize: ${fmt(o.ringSize)}, cpu: ${fmt(o.cpu)}})`, () =>
-        new Device(U({ pool, queues: o.queues, ringSize: o.ringSize, cpu: o.cpu })));
+      const d = c.call(
+        `new Device({pool: ${o.pool}, queues: ${fmt(o.queues)}, ringSize: ${
+          fmt(o.ringSize)
+        }, cpu: ${fmt(o.cpu)}})`,
+        () => new Device(U({ pool, queues: o.queues, ringSize: o.ringSize, cpu: o.cpu })),
+      );
       if (d) c.devices.push(d);
     },
   ),
@@ -303,21 +322,28 @@ export const deviceOps: Group = {
     const d = pickDev(c, w);
     const arr = c.array(a, "xmit");
     const opts = xmitArgs(c, arr, o);
-    c.call(`dev(${w}).xmit(${fmt(arr)}, ${JSON.stringify(opts, (_k, v) => fmt(v))})`, () =>
-      d.xmit(U(arr), U(opts)));
+    c.call(
+      `dev(${w}).xmit(${fmt(arr)}, ${JSON.stringify(opts, (_k, v) => fmt(v))})`,
+      () => d.xmit(U(arr), U(opts)),
+    );
   }),
   xmitOne: op(fc.tuple(devPick, refSpec, xmitOpts), (c, [w, r, o]) => {
     const d = pickDev(c, w);
     const ref = c.ref(r);
-    c.call(`dev(${w}).xmitOne(${fmt(ref)})`, () => d.xmitOne(ref, U({ flush: o.flush, cpu: o.cpu })));
+    c.call(
+      `dev(${w}).xmitOne(${fmt(ref)})`,
+      () => d.xmitOne(ref, U({ flush: o.flush, cpu: o.cpu })),
+    );
   }),
   xmitCopy: op(fc.tuple(devPick, arrSpec, arrSpec, xmitOpts), (c, [w, a, l, o]) => {
     const d = pickDev(c, w);
     const data = c.array(a, "xmitCopy data");
     const lengths = c.array(l, "xmitCopy lengths");
     const opts = xmitArgs(c, lengths, o);
-    c.call(`dev(${w}).xmitCopy(${fmt(data)}, ${fmt(lengths)}, count ${fmt(opts.count)})`, () =>
-      d.xmitCopy(U(data), U(lengths), U(opts)));
+    c.call(
+      `dev(${w}).xmitCopy(${fmt(data)}, ${fmt(lengths)}, count ${fmt(opts.count)})`,
+      () => d.xmitCopy(U(data), U(lengths), U(opts)),
+    );
   }),
   flush: op(fc.tuple(devPick, anyValue), (c, [w, q]) => {
     const d = pickDev(c, w);
@@ -346,15 +372,20 @@ export const deviceOps: Group = {
     c.call(`xmit after dev.cpu = ${fmt(cpu)}`, () => d.xmit(U(arr)));
     c.call(`queueForCpu() after dev.cpu = ${fmt(cpu)}`, () => d.queueForCpu());
   }),
-  reassignHandle: op(fc.tuple(fc.constantFrom("handle", "queues", "pool"), anyValue, arrSpec), (c, [f, v, a]) => {
-    const d = c.newDevice({ pool: c.pool, queues: 2, ringSize: 16 });
-    c.assign(d, f, v);
-    const arr = c.array(a, `xmit after dev.${f} reassigned`);
-    c.call(`xmit after dev.${f} = ${fmt(v)}`, () => d.xmit(U(arr)));
-    c.call(`xmitCopy after dev.${f} = ${fmt(v)}`, () =>
-      d.xmitCopy(new Uint8Array(64), Uint32Array.of(64)));
-    c.call(`flush after dev.${f} = ${fmt(v)}`, () => d.flush());
-  }),
+  reassignHandle: op(
+    fc.tuple(fc.constantFrom("handle", "queues", "pool"), anyValue, arrSpec),
+    (c, [f, v, a]) => {
+      const d = c.newDevice({ pool: c.pool, queues: 2, ringSize: 16 });
+      c.assign(d, f, v);
+      const arr = c.array(a, `xmit after dev.${f} reassigned`);
+      c.call(`xmit after dev.${f} = ${fmt(v)}`, () => d.xmit(U(arr)));
+      c.call(
+        `xmitCopy after dev.${f} = ${fmt(v)}`,
+        () => d.xmitCopy(new Uint8Array(64), Uint32Array.of(64)),
+      );
+      c.call(`flush after dev.${f} = ${fmt(v)}`, () => d.flush());
+    },
+  ),
 };
 
 /** A batch argument: real, or with hostile refs/count, or a fake object. */
@@ -366,7 +397,11 @@ const batchSpec = fc.record({
 });
 function makeBatch(c: Case, b: { cap: unknown; refs?: unknown; count?: unknown; fake: boolean }) {
   if (b.fake) {
-    return { refs: b.refs ? c.array(U(b.refs), "fake batch refs") : new Uint32Array(4), count: b.count ?? 0, release() {} };
+    return {
+      refs: b.refs ? c.array(U(b.refs), "fake batch refs") : new Uint32Array(4),
+      count: b.count ?? 0,
+      release() {},
+    };
   }
   const batch = c.call(`new Batch(${fmt(b.cap)})`, () => new Batch(U(b.cap))) ?? new Batch(16);
   if (b.refs !== undefined) {
@@ -379,7 +414,11 @@ function makeBatch(c: Case, b: { cap: unknown; refs?: unknown; count?: unknown; 
 function receiveBatch(c: Case, b: unknown, n: unknown) {
   const refs = U(b).refs;
   if (typeof n === "number" && n > 0 && ArrayBuffer.isView(refs) && !U(refs).buffer.detached) {
-    const u = new Uint32Array(U(refs).buffer, U(refs).byteOffset, Math.floor(U(refs).byteLength / 4));
+    const u = new Uint32Array(
+      U(refs).buffer,
+      U(refs).byteOffset,
+      Math.floor(U(refs).byteLength / 4),
+    );
     c.receive(u, n);
     if (n > u.length) c.find("out-of-bounds", `a read delivered ${n} refs into ${u.length} words`);
   }
@@ -410,29 +449,37 @@ export const queueOps: Group = {
     await c.callAsync(`queue(${q.dev}, ${fmt(q.q)}).wait(${fmt(tm)})`, () => queue.wait(U(tm)));
   }),
   frames: op(
-    fc.tuple(qPick, fc.record({ batchSize: maybe(anyValue), sleepMs: maybe(fc.integer({ min: -5, max: 20 })) })),
+    fc.tuple(
+      qPick,
+      fc.record({ batchSize: maybe(anyValue), sleepMs: maybe(fc.integer({ min: -5, max: 20 })) }),
+    ),
     async (c, [q, o]) => {
       const queue = pickQueue(c, q);
       const ac = new AbortController();
-      await c.callAsync(`queue(${q.dev}, ${fmt(q.q)}).frames(${JSON.stringify(o, (_k, v) => fmt(v))})`, async () => {
-        const it = queue.frames(U({ ...o, signal: ac.signal, sleepMs: 5 }));
-        const t = setTimeout(() => ac.abort(), 30);
-        try {
-          const r = await it.next();
-          if (!r.done) c.receive(r.value.refs, r.value.count);
-          await it.return();
-        } finally {
-          clearTimeout(t);
-        }
-      });
+      await c.callAsync(
+        `queue(${q.dev}, ${fmt(q.q)}).frames(${JSON.stringify(o, (_k, v) => fmt(v))})`,
+        async () => {
+          const it = queue.frames(U({ ...o, signal: ac.signal, sleepMs: 5 }));
+          const t = setTimeout(() => ac.abort(), 30);
+          try {
+            const r = await it.next();
+            if (!r.done) c.receive(r.value.refs, r.value.count);
+            await it.return();
+          } finally {
+            clearTimeout(t);
+          }
+        },
+      );
     },
   ),
   unread: op(fc.tuple(qPick, arrSpec, countSpec), (c, [q, a, n]) => {
     const queue = pickQueue(c, q);
     const arr = c.array(a, "unread");
     const count = resolveCount(n, arr);
-    c.call(`queue(${q.dev}, ${fmt(q.q)}).unread(${fmt(arr)}, ${count})`, () =>
-      count === undefined ? queue.unread(U(arr)) : queue.unread(U(arr), count));
+    c.call(
+      `queue(${q.dev}, ${fmt(q.q)}).unread(${fmt(arr)}, ${count})`,
+      () => count === undefined ? queue.unread(U(arr)) : queue.unread(U(arr), count),
+    );
   }),
   count: op(qPick, (c, q) => {
     const queue = pickQueue(c, q);
@@ -441,7 +488,10 @@ export const queueOps: Group = {
   fakeOwner: op(fc.tuple(anyValue, anyValue, batchSpec), (c, [h, i, b]) => {
     const queue = new DeviceQueue(U({ handle: h, assertOpen() {} }), U(i));
     const batch = makeBatch(c, b);
-    const n = c.call(`new DeviceQueue({handle: ${fmt(h)}}, ${fmt(i)}).poll(batch)`, () => queue.poll(U(batch)));
+    const n = c.call(
+      `new DeviceQueue({handle: ${fmt(h)}}, ${fmt(i)}).poll(batch)`,
+      () => queue.poll(U(batch)),
+    );
     receiveBatch(c, batch, n);
     c.call("fake-owner queue.count()", () => queue.count());
   }),
@@ -459,7 +509,10 @@ export const batchOps: Group = {
       receiveBatch(c, batch, n);
       if (b.count !== undefined) c.assign(batch, "count", b.count);
     }
-    c.call(`batch.release() with count ${fmt(batch.count)} of ${trueLength(batch.refs)}`, () => batch.release());
+    c.call(
+      `batch.release() with count ${fmt(batch.count)} of ${trueLength(batch.refs)}`,
+      () => batch.release(),
+    );
   }),
   accessors: op(
     fc.tuple(batchSpec, fc.constantFrom("pool", "length", "data", "capacity", "detach"), anyValue),
@@ -500,8 +553,16 @@ export const devmapOps: Group = {
     }),
     (c, o) => {
       const targets = o.targets.map(([w, h]) => pickTarget(c, w, h));
-      const bq = c.call(`new BulkQueues(${targets.length} targets, ${JSON.stringify({ ...o, targets: undefined }, (_k, v) => fmt(v))})`, () =>
-        new BulkQueues(targets, U({ bulk: o.bulk, mode: o.mode, cpu: o.cpu, cycleCapacity: o.cycleCapacity })));
+      const bq = c.call(
+        `new BulkQueues(${targets.length} targets, ${
+          JSON.stringify({ ...o, targets: undefined }, (_k, v) => fmt(v))
+        })`,
+        () =>
+          new BulkQueues(
+            targets,
+            U({ bulk: o.bulk, mode: o.mode, cpu: o.cpu, cycleCapacity: o.cycleCapacity }),
+          ),
+      );
       if (bq) c.call("bq.flush()", () => bq.flush());
     },
   ),
@@ -518,8 +579,14 @@ export const devmapOps: Group = {
     }),
     (c, o) => {
       const targets = o.targets.map(([w, h]) => pickTarget(c, w, h));
-      const bq = c.call(`new BulkQueues(mode ${o.mode}, bulk ${fmt(o.bulk)}, cpu ${fmt(o.cpu)})`, () =>
-        new BulkQueues(targets, U({ bulk: o.bulk, mode: o.mode, cpu: o.cpu, cycleCapacity: o.cycleCapacity })));
+      const bq = c.call(
+        `new BulkQueues(mode ${o.mode}, bulk ${fmt(o.bulk)}, cpu ${fmt(o.cpu)})`,
+        () =>
+          new BulkQueues(
+            targets,
+            U({ bulk: o.bulk, mode: o.mode, cpu: o.cpu, cycleCapacity: o.cycleCapacity }),
+          ),
+      );
       if (!bq) return;
       // Frames staged are the caller's until flushed: each at most once.
       const used = new Set<number>();
@@ -532,10 +599,12 @@ export const devmapOps: Group = {
         let ref = c.ref(r);
         if (used.has(ref)) ref = 0xffffffff;
         used.add(ref);
-        if (!c.call(`bq.enqueue(0x${(ref >>> 0).toString(16)}, ${fmt(t)}, ${fmt(now)})`, () => {
-          bq.enqueue(ref, U(t), now);
-          return true;
-        })) break;
+        if (
+          !c.call(`bq.enqueue(0x${(ref >>> 0).toString(16)}, ${fmt(t)}, ${fmt(now)})`, () => {
+            bq.enqueue(ref, U(t), now);
+            return true;
+          })
+        ) break;
       }
       c.call(`bq.flush() with pending ${fmt(bq.pending)}`, () => bq.flush());
       c.call("bq.sent/dropped(hostile)", () => [bq.sent(U(o.at)), bq.dropped(U(-1))]);
@@ -551,13 +620,21 @@ export const latencyOps: Group = {
       const rec = new LatencyRecorder();
       const arr = c.array(a, m);
       const count = resolveCount(n === "default" ? "len" : n, arr);
-      c.call(`rec.${m}(${fmt(arr)}, ${fmt(count)}, ${fmt(now)})`, () =>
-        m === "recordBatch" ? rec.recordBatch(U(arr), U(count)) : rec.recordBatchAt(U(arr), U(count), now));
+      c.call(
+        `rec.${m}(${fmt(arr)}, ${fmt(count)}, ${fmt(now)})`,
+        () =>
+          m === "recordBatch"
+            ? rec.recordBatch(U(arr), U(count))
+            : rec.recordBatchAt(U(arr), U(count), now),
+      );
       c.call("rec.summary()", () => rec.summary());
     },
   ),
   reassignWords: op(
-    fc.tuple(fc.constantFrom("BigUint64Array(1)", "Uint8Array(8)", "shared-small", "detached", "null"), arrSpec),
+    fc.tuple(
+      fc.constantFrom("BigUint64Array(1)", "Uint8Array(8)", "shared-small", "detached", "null"),
+      arrSpec,
+    ),
     (c, [w, a]) => {
       const rec = new LatencyRecorder();
       const words = w === "BigUint64Array(1)"
@@ -586,14 +663,19 @@ export const latencyOps: Group = {
     const rec = new LatencyRecorder();
     const vals = c.array(v, "recordRuns vals");
     const counts = c.array(n, "recordRuns counts");
-    c.call(`rec.recordRuns(${fmt(vals)}, ${fmt(counts)}, ${fmt(runs)}, ${fmt(sk)})`, () =>
-      rec.recordRuns(U(vals), U(counts), U(runs), U(sk)));
+    c.call(
+      `rec.recordRuns(${fmt(vals)}, ${fmt(counts)}, ${fmt(runs)}, ${fmt(sk)})`,
+      () => rec.recordRuns(U(vals), U(counts), U(runs), U(sk)),
+    );
     c.call("rec.summary() after recordRuns", () => rec.summary());
   }),
   fromBuckets: op(arrSpec, (c, a) => {
     const arr = c.array(a, "histogramFromBuckets");
     const buf = ArrayBuffer.isView(arr) ? arr.buffer : arr;
-    c.call(`histogramFromBuckets(${fmt(buf)})`, () => histogramFromBuckets(U(buf), newLatencyHistogram()));
+    c.call(
+      `histogramFromBuckets(${fmt(buf)})`,
+      () => histogramFromBuckets(U(buf), newLatencyHistogram()),
+    );
   }),
 };
 
@@ -613,9 +695,7 @@ export const sourceOps: Group = {
       anyNumber,
     ),
     (c, [s, a, max, now]) => {
-      const pool = s.pool === "main"
-        ? c.pool.handle
-        : s.pool === "closed"
+      const pool = s.pool === "main" ? c.pool.handle : s.pool === "closed"
         ? (() => {
           const p = c.newPool({ frames: 4, frameSize: 128, headroom: 64 });
           p.close();
@@ -623,15 +703,22 @@ export const sourceOps: Group = {
         })()
         : s.pool;
       const spec = { kind: "generator" as const, ...s, pool: U(pool) };
-      const g = c.call(`new GeneratorSource(${JSON.stringify(spec, (_k, v) => fmt(v))})`, () =>
-        new GeneratorSource(U(spec)));
+      const g = c.call(
+        `new GeneratorSource(${JSON.stringify(spec, (_k, v) => fmt(v))})`,
+        () => new GeneratorSource(U(spec)),
+      );
       if (!g) return;
       const arr = c.array(a, "generator.poll");
-      const n = c.call(`gen.poll(${fmt(arr)}, ${fmt(max)}, ${fmt(now)})`, () => g.poll(U(arr), U(max), now));
+      const n = c.call(
+        `gen.poll(${fmt(arr)}, ${fmt(max)}, ${fmt(now)})`,
+        () => g.poll(U(arr), U(max), now),
+      );
       if (typeof n === "number" && n > 0 && ArrayBuffer.isView(arr)) {
         const u = new Uint32Array(arr.buffer, arr.byteOffset, Math.floor(arr.byteLength / 4));
         c.receive(u, n);
-        if (n > u.length) c.find("out-of-bounds", `generator.poll delivered ${n} refs into ${u.length} words`);
+        if (n > u.length) {
+          c.find("out-of-bounds", `generator.poll delivered ${n} refs into ${u.length} words`);
+        }
       }
       c.call(`gen.readyAtNs(${fmt(now)})`, () => g.readyAtNs(now));
       c.call("gen.close()", () => g.close());
@@ -639,15 +726,26 @@ export const sourceOps: Group = {
   ),
   queue: op(
     fc.tuple(
-      fc.record({ device: fc.oneof(fc.constantFrom("main", "closed"), anyValue), queue: fc.oneof(fc.constant(0), anyValue), ingress: maybe(anyValue) }),
+      fc.record({
+        device: fc.oneof(fc.constantFrom("main", "closed"), anyValue),
+        queue: fc.oneof(fc.constant(0), anyValue),
+        ingress: maybe(anyValue),
+      }),
       arrSpec,
       countSpec,
       maybe(fc.integer({ min: -1, max: 20 })),
     ),
     async (c, [s, a, max, t]) => {
-      const device = s.device === "main" ? c.dev.handle : s.device === "closed" ? pickDev(c, "closed").handle : s.device;
+      const device = s.device === "main"
+        ? c.dev.handle
+        : s.device === "closed"
+        ? pickDev(c, "closed").handle
+        : s.device;
       const spec = { kind: "queue" as const, ...s, device: U(device) };
-      const q = c.call(`new QueueSource(${JSON.stringify(spec, (_k, v) => fmt(v))})`, () => new QueueSource(U(spec)));
+      const q = c.call(
+        `new QueueSource(${JSON.stringify(spec, (_k, v) => fmt(v))})`,
+        () => new QueueSource(U(spec)),
+      );
       if (!q) return;
       const arr = c.array(a, "queueSource.poll");
       const m = resolveCount(max === "default" ? "len" : max, arr);
@@ -655,7 +753,9 @@ export const sourceOps: Group = {
       if (typeof n === "number" && n > 0 && ArrayBuffer.isView(arr)) {
         const u = new Uint32Array(arr.buffer, arr.byteOffset, Math.floor(arr.byteLength / 4));
         c.receive(u, n);
-        if (n > u.length) c.find("out-of-bounds", `queueSource.poll delivered ${n} refs into ${u.length} words`);
+        if (n > u.length) {
+          c.find("out-of-bounds", `queueSource.poll delivered ${n} refs into ${u.length} words`);
+        }
       }
       if (t !== undefined) {
         const tm = t < 0 ? 5 : t;
@@ -669,14 +769,16 @@ export const sourceOps: Group = {
     fc.tuple(fc.constantFrom("generator", "queue", "nope", ""), anyValue, anyValue),
     (c, [kind, x, cpu]) => {
       const spec = kind === "generator" ? { kind, pool: x } : { kind, device: x, queue: x };
-      c.call(`sourceFromSpec(${JSON.stringify(spec, (_k, v) => fmt(v))}, ${fmt(cpu)})`, () =>
-        sourceFromSpec(U(spec), U(cpu)));
+      c.call(
+        `sourceFromSpec(${JSON.stringify(spec, (_k, v) => fmt(v))}, ${fmt(cpu)})`,
+        () => sourceFromSpec(U(spec), U(cpu)),
+      );
     },
   ),
 };
 
 /** A source that lies: returns hostile counts, refs it does not hold. */
-function lyingSource(c: Case, n: unknown, fill: number[]) {
+function lyingSource(_c: Case, n: unknown, fill: number[]) {
   return {
     name: "lying",
     ingress: 0,
@@ -696,9 +798,18 @@ export const pollLoopOps: Group = {
       source: fc.constantFrom("generator", "queue", "lying"),
       lie: anyValue,
       program: fc.constantFrom("forward", "drop", "reflect", "random", "scribble"),
-      verdicts: fc.array(fc.oneof(fc.nat(6), fc.nat(0xffffffff), anyNumber.map((t) => redirect(t))), { minLength: 1, maxLength: 8 }),
+      verdicts: fc.array(
+        fc.oneof(fc.nat(6), fc.nat(0xffffffff), anyNumber.map((t) => redirect(t))),
+        { minLength: 1, maxLength: 8 },
+      ),
       targets: fc.array(fc.tuple(targetPick, anyValue), { maxLength: 4 }),
-      readers: fc.array(fc.record({ device: fc.oneof(fc.constant("main"), anyValue), queue: fc.oneof(fc.nat(2), anyValue) }), { maxLength: 3 }),
+      readers: fc.array(
+        fc.record({
+          device: fc.oneof(fc.constant("main"), anyValue),
+          queue: fc.oneof(fc.nat(2), anyValue),
+        }),
+        { maxLength: 3 },
+      ),
       pass: fc.constantFrom("none", "dev", "closed", "fake"),
       bulk: maybe(anyValue),
       stageMode: maybe(fc.constantFrom("cycle", "target")),
@@ -732,8 +843,17 @@ export const pollLoopOps: Group = {
           }
         };
       const targets = o.targets.map(([w, h]) => pickTarget(c, w, h));
-      const readers = o.readers.map((r) => ({ device: r.device === "main" ? c.dev.handle : r.device, queue: r.queue }));
-      const pass = o.pass === "dev" ? pickDev(c, "fresh") : o.pass === "closed" ? pickDev(c, "closed") : o.pass === "fake" ? { handle: 0xffffffff } : undefined;
+      const readers = o.readers.map((r) => ({
+        device: r.device === "main" ? c.dev.handle : r.device,
+        queue: r.queue,
+      }));
+      const pass = o.pass === "dev"
+        ? pickDev(c, "fresh")
+        : o.pass === "closed"
+        ? pickDev(c, "closed")
+        : o.pass === "fake"
+        ? { handle: 0xffffffff }
+        : undefined;
       const counters = o.counters === "small"
         ? new Float64Array(4)
         : o.counters === "shared"
@@ -741,20 +861,23 @@ export const pollLoopOps: Group = {
         : o.counters === "big"
         ? new Float64Array(64)
         : undefined;
-      const loop = c.call(`new PollLoop(${JSON.stringify({ ...o, verdicts: undefined }, (_k, v) => fmt(v))})`, () =>
-        new PollLoop(U({
-          sources: [src],
-          program,
-          targets,
-          readers,
-          pass,
-          bulk: o.bulk,
-          stageMode: o.stageMode,
-          budget: o.budget,
-          deadlineNs: o.deadlineNs,
-          counters,
-          cpu: o.cpu,
-        })));
+      const loop = c.call(
+        `new PollLoop(${JSON.stringify({ ...o, verdicts: undefined }, (_k, v) => fmt(v))})`,
+        () =>
+          new PollLoop(U({
+            sources: [src],
+            program,
+            targets,
+            readers,
+            pass,
+            bulk: o.bulk,
+            stageMode: o.stageMode,
+            budget: o.budget,
+            deadlineNs: o.deadlineNs,
+            counters,
+            cpu: o.cpu,
+          })),
+      );
       if (!loop) {
         if (o.source === "lying") c.held.push(...fill);
         return;

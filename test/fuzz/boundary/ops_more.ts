@@ -41,8 +41,10 @@ export const tapOps: Group = {
     }),
     (c, o) => {
       // Never create a device by a random name: attach only (create false).
-      const t = c.call(`new TapDevice(${JSON.stringify(o, (_k, v) => fmt(v))}, create: false)`, () =>
-        new TapDevice(U({ ...o, create: false, pool: c.pool })));
+      const t = c.call(
+        `new TapDevice(${JSON.stringify(o, (_k, v) => fmt(v))}, create: false)`,
+        () => new TapDevice(U({ ...o, create: false, pool: c.pool })),
+      );
       if (t) c.devices.push(t);
     },
   ),
@@ -50,7 +52,11 @@ export const tapOps: Group = {
     fc.record({
       queues: fc.integer({ min: 1, max: 3 }),
       rxQueue: fc.oneof(fc.nat(3), anyValue),
-      batch: fc.record({ cap: fc.oneof(fc.constant(16), anyValue), count: maybe(anyValue), refs: maybe(arrSpec) }),
+      batch: fc.record({
+        cap: fc.oneof(fc.constant(16), anyValue),
+        count: maybe(anyValue),
+        refs: maybe(arrSpec),
+      }),
       timeout: fc.oneof(fc.integer({ min: -1, max: 10 }), anyValue),
       target: fc.constantFrom("dev", "closed", "fake", "self"),
       bulk: maybe(anyValue),
@@ -58,11 +64,14 @@ export const tapOps: Group = {
       xmit: maybe(arrSpec),
     }),
     async (c, o) => {
-      const t = c.call("new TapDevice (real)", () =>
-        new TapDevice({ name: tapName(), queues: o.queues, pool: c.pool, ringSize: 64 }));
+      const t = c.call(
+        "new TapDevice (real)",
+        () => new TapDevice({ name: tapName(), queues: o.queues, pool: c.pool, ringSize: 64 }),
+      );
       if (!t) return;
       c.devices.push(t);
-      const batch = c.call(`new Batch(${fmt(o.batch.cap)})`, () => new Batch(U(o.batch.cap))) ?? new Batch(16);
+      const batch = c.call(`new Batch(${fmt(o.batch.cap)})`, () => new Batch(U(o.batch.cap))) ??
+        new Batch(16);
       if (o.batch.refs) {
         const arr = c.array(o.batch.refs, "tap batch.refs");
         c.assign(batch, "refs", arr);
@@ -71,7 +80,10 @@ export const tapOps: Group = {
       const n = c.call(`tap.rx(batch, ${fmt(o.rxQueue)})`, () => t.rx(batch, U(o.rxQueue)));
       if (typeof n === "number") c.receive(batch.refs, n);
       const tm = typeof o.timeout === "number" && (o.timeout < 0 || o.timeout > 20) ? 5 : o.timeout;
-      await c.callAsync(`tap.wait(${fmt(o.rxQueue)}, ${fmt(tm)})`, () => t.wait(U(o.rxQueue), U(tm)));
+      await c.callAsync(
+        `tap.wait(${fmt(o.rxQueue)}, ${fmt(tm)})`,
+        () => t.wait(U(o.rxQueue), U(tm)),
+      );
       if (o.xmit) {
         const arr = c.array(o.xmit, "tap.xmit");
         c.call(`tap.xmit(${fmt(arr)})`, () => t.xmit(U(arr)));
@@ -87,8 +99,10 @@ export const tapOps: Group = {
           return d;
         })()
         : { handle: 0xffffffff, assertOpen() {} };
-      c.call(`tap.forwardTo(${o.target}, bulk ${fmt(o.bulk)}, mode ${fmt(o.mode)})`, () =>
-        t.forwardTo(U(target), U({ bulk: o.bulk, mode: o.mode })));
+      c.call(
+        `tap.forwardTo(${o.target}, bulk ${fmt(o.bulk)}, mode ${fmt(o.mode)})`,
+        () => t.forwardTo(U(target), U({ bulk: o.bulk, mode: o.mode })),
+      );
       await c.callAsync("tap.stopForwarding()", () => t.stopForwarding());
       c.call("tap.stats()", () => t.stats());
       c.call("tap.statsUnchecked()", () => t.statsUnchecked());
@@ -112,8 +126,10 @@ export const schedulerOps: Group = {
       budget: maybe(anyValue),
     }),
     (c, o) => {
-      const s = c.call(`new Scheduler(${JSON.stringify(o, (_k, v) => fmt(v))})`, () =>
-        new Scheduler(U({ ...o, sources: [], program: { name: "drop" }, targets: [] })));
+      const s = c.call(
+        `new Scheduler(${JSON.stringify(o, (_k, v) => fmt(v))})`,
+        () => new Scheduler(U({ ...o, sources: [], program: { name: "drop" }, targets: [] })),
+      );
       if (s) c.call("sched.counters()", () => s.counters());
     },
   ),
@@ -139,11 +155,34 @@ export const schedulerOps: Group = {
         : o.program === "badTarget"
         ? { name: "forward", options: { target: -1 } }
         : { name: o.program };
-      const readers = o.reader === "main" ? [{ device: c.dev.handle, queue: 0 }] : o.reader === "bad" ? [{ device: 0xffffffff, queue: 7 }] : [];
-      const s = c.call("new Scheduler(start case)", () =>
-        new Scheduler(U({ cpus: 1, sources: [source], program, targets: [c.dev], readers, bulk: o.bulk, budget: o.budget, stageMode: o.stageMode, statusIntervalMs: 50 })));
+      const readers = o.reader === "main"
+        ? [{ device: c.dev.handle, queue: 0 }]
+        : o.reader === "bad"
+        ? [{ device: 0xffffffff, queue: 7 }]
+        : [];
+      const s = c.call(
+        "new Scheduler(start case)",
+        () =>
+          new Scheduler(
+            U({
+              cpus: 1,
+              sources: [source],
+              program,
+              targets: [c.dev],
+              readers,
+              bulk: o.bulk,
+              budget: o.budget,
+              stageMode: o.stageMode,
+              statusIntervalMs: 50,
+            }),
+          ),
+      );
       if (!s) return;
-      await c.callAsync(`sched.start(${JSON.stringify(o, (_k, v) => fmt(v))})`, () => s.start(), 15000);
+      await c.callAsync(
+        `sched.start(${JSON.stringify(o, (_k, v) => fmt(v))})`,
+        () => s.start(),
+        15000,
+      );
       await new Promise((r) => setTimeout(r, 20));
       await c.callAsync("sched.close()", () => s.close(), 15000);
     },
@@ -168,7 +207,14 @@ const HEADER_FNS = [
   "ipv6HeaderLength",
   "ipv6DecrementHopLimit",
 ] as const;
-const HEADER_SETTERS = ["writeMac", "ipv4SetSrc", "ipv4SetDst", "l4SetSrcPort", "l4SetDstPort", "l4Ports"] as const;
+const HEADER_SETTERS = [
+  "writeMac",
+  "ipv4SetSrc",
+  "ipv4SetDst",
+  "l4SetSrcPort",
+  "l4SetDstPort",
+  "l4Ports",
+] as const;
 
 /** Headers group: every header helper with hostile offsets and lengths. */
 export const headerOps: Group = {
@@ -182,14 +228,18 @@ export const headerOps: Group = {
       fc.constantFrom("plain", "sub", "shared"),
     ),
     (c, [name, bytes, off, len, x, backing]) => {
-      const outer = backing === "shared" ? new Uint8Array(new SharedArrayBuffer(bytes.length + 32)) : new Uint8Array(bytes.length + 32);
+      const outer = backing === "shared"
+        ? new Uint8Array(new SharedArrayBuffer(bytes.length + 32))
+        : new Uint8Array(bytes.length + 32);
       outer.fill(0xa5);
       outer.set(bytes, 16);
       const b = backing === "plain" ? outer : outer.subarray(16, 16 + bytes.length);
       const before = outer.slice();
       // deno-lint-ignore no-explicit-any
       const H = M as any;
-      const label = `${name}(${backing} ${bytes.length} B, off ${fmt(off)}, len ${fmt(len)}, ${fmt(x)})`;
+      const label = `${name}(${backing} ${bytes.length} B, off ${fmt(off)}, len ${fmt(len)}, ${
+        fmt(x)
+      })`;
       const r = c.call(label, () => {
         if (name === "FiveTuple") {
           const t = new M.FiveTuple();
@@ -225,27 +275,49 @@ export const miscOps: Group = {
       c.find("unchecked", `redirect(${fmt(v)}) = ${r} is not a verdict word`);
     }
   }),
-  programs: op(fc.tuple(anyValue, fc.record({ capacity: maybe(anyValue), ageNs: maybe(anyValue) }), anyNumber, anyNumber), (c, [t, o, mac, now]) => {
-    c.call(`forward(${fmt(t)})`, () => M.forward(U(t)));
-    c.call("drop()", () => M.drop());
-    c.call("reflect()", () => M.reflect());
-    const sw = c.call(`new L2Switch(${JSON.stringify(o, (_k, v) => fmt(v))})`, () => new M.L2Switch(U(o)));
-    if (sw) {
-      c.call(`sw.learn(${fmt(mac)}, ${fmt(t)}, ${fmt(now)})`, () => sw.learn(mac, U(t), now));
-      c.call(`sw.lookup(${fmt(mac)}, ${fmt(now)})`, () => sw.lookup(mac, now));
-      c.call("sw.size", () => sw.size);
-    }
-  }),
+  programs: op(
+    fc.tuple(
+      anyValue,
+      fc.record({ capacity: maybe(anyValue), ageNs: maybe(anyValue) }),
+      anyNumber,
+      anyNumber,
+    ),
+    (c, [t, o, mac, now]) => {
+      c.call(`forward(${fmt(t)})`, () => M.forward(U(t)));
+      c.call("drop()", () => M.drop());
+      c.call("reflect()", () => M.reflect());
+      const sw = c.call(
+        `new L2Switch(${JSON.stringify(o, (_k, v) => fmt(v))})`,
+        () => new M.L2Switch(U(o)),
+      );
+      if (sw) {
+        c.call(`sw.learn(${fmt(mac)}, ${fmt(t)}, ${fmt(now)})`, () => sw.learn(mac, U(t), now));
+        c.call(`sw.lookup(${fmt(mac)}, ${fmt(now)})`, () => sw.lookup(mac, now));
+        c.call("sw.size", () => sw.size);
+      }
+    },
+  ),
   programFromSpec: op(
-    fc.record({ name: fc.oneof(fc.constantFrom("forward", "drop", "reflect", "l2switch", "nope"), fc.string()), options: maybe(fc.dictionary(fc.constantFrom("target", "capacity", "ageNs"), anyValue)) }),
+    fc.record({
+      name: fc.oneof(
+        fc.constantFrom("forward", "drop", "reflect", "l2switch", "nope"),
+        fc.string(),
+      ),
+      options: maybe(fc.dictionary(fc.constantFrom("target", "capacity", "ageNs"), anyValue)),
+    }),
     async (c, s) => {
-      await c.callAsync(`programFromSpec(${JSON.stringify(s, (_k, v) => fmt(v))})`, () => M.programFromSpec(U(s)));
+      await c.callAsync(
+        `programFromSpec(${JSON.stringify(s, (_k, v) => fmt(v))})`,
+        () => M.programFromSpec(U(s)),
+      );
     },
   ),
   clock: op(fc.constant(0), (c) => {
     const a = c.call("nowNs()", () => M.nowNs());
     const b = c.call("nowNs()", () => M.nowNs());
-    if (typeof a === "number" && typeof b === "number" && b < a) c.find("unchecked", "nowNs went backwards");
+    if (typeof a === "number" && typeof b === "number" && b < a) {
+      c.find("unchecked", "nowNs went backwards");
+    }
   }),
   histograms: op(fc.tuple(fc.string(), fc.array(anyNumber, { maxLength: 8 })), (c, [s, vals]) => {
     c.call(`decodeHistogram(${fmt(s)})`, () => M.decodeHistogram(s));
@@ -256,32 +328,78 @@ export const miscOps: Group = {
     c.call("encode/decode", () => M.decodeHistogram(M.encodeHistogram(h)));
     c.call("mergeHistograms", () => M.mergeHistograms([h, M.newLatencyHistogram()]));
   }),
-  cli: op(fc.array(fc.oneof(fc.constantFrom("--cpus", "--bulk", "--mode", "--rate", "--duration", "--tap", "--queues", "--frame-size", "single", "-1", "NaN", "1e309", "0x10", " ", "a/b"), fc.string({ maxLength: 8 })), { maxLength: 6 }), async (c, args) => {
-    let ok = false;
-    totals_parse(c, args, () => {
-      const r = M.parseRunArgs(args);
-      ok = r !== undefined;
-    });
-    // Only refused flags reach runMain: a valid line would run a 5 s job.
-    if (!ok) {
-      await c.callAsync(`runMain(${JSON.stringify(args)})`, async () => {
-        const log = console.log, err = console.error;
-        console.log = console.error = () => {};
-        try {
-          return await M.runMain(args);
-        } finally {
-          console.log = log;
-          console.error = err;
-        }
+  cli: op(
+    fc.array(
+      fc.oneof(
+        fc.constantFrom(
+          "--cpus",
+          "--bulk",
+          "--mode",
+          "--rate",
+          "--duration",
+          "--tap",
+          "--queues",
+          "--frame-size",
+          "single",
+          "-1",
+          "NaN",
+          "1e309",
+          "0x10",
+          " ",
+          "a/b",
+        ),
+        fc.string({ maxLength: 8 }),
+      ),
+      { maxLength: 6 },
+    ),
+    async (c, args) => {
+      let ok = false;
+      totals_parse(c, args, () => {
+        const r = M.parseRunArgs(args);
+        ok = r !== undefined;
       });
-    }
-  }),
-  runJob: op(fc.record({ field: fc.constantFrom("cpus", "queues", "frameSize", "bulk", "rate"), v: anyValue }), async (c, o) => {
-    const opts = { mode: "bulk", bulk: 16, cpus: 1, queues: 1, frameSize: 64, rate: 0, duration: 0.05, pin: false, json: true, [o.field]: o.v };
-    const ac = new AbortController();
-    setTimeout(() => ac.abort(), 200);
-    await c.callAsync(`runJob({${o.field}: ${fmt(o.v)}})`, () => M.runJob(U(opts), undefined, ac.signal), 15000);
-  }),
+      // Only refused flags reach runMain: a valid line would run a 5 s job.
+      if (!ok) {
+        await c.callAsync(`runMain(${JSON.stringify(args)})`, async () => {
+          const log = console.log, err = console.error;
+          console.log = console.error = () => {};
+          try {
+            return await M.runMain(args);
+          } finally {
+            console.log = log;
+            console.error = err;
+          }
+        });
+      }
+    },
+  ),
+  runJob: op(
+    fc.record({
+      field: fc.constantFrom("cpus", "queues", "frameSize", "bulk", "rate"),
+      v: anyValue,
+    }),
+    async (c, o) => {
+      const opts = {
+        mode: "bulk",
+        bulk: 16,
+        cpus: 1,
+        queues: 1,
+        frameSize: 64,
+        rate: 0,
+        duration: 0.05,
+        pin: false,
+        json: true,
+        [o.field]: o.v,
+      };
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 200);
+      await c.callAsync(
+        `runJob({${o.field}: ${fmt(o.v)}})`,
+        () => M.runJob(U(opts), undefined, ac.signal),
+        15000,
+      );
+    },
+  ),
   constants: op(fc.constant(0), (c) => {
     // The exported constants keep their documented values.
     const want: [string, unknown, unknown][] = [
@@ -304,8 +422,13 @@ export const miscOps: Group = {
       ["IpProto.UDP", M.IpProto.UDP, 17],
       ["RUN_HELP", typeof M.RUN_HELP, "string"],
     ];
-    for (const [n, got, exp] of want) if (got !== exp) c.find("unchecked", `${n} is ${got}, not ${exp}`);
-    c.call("registerSourceKind(fresh)", () => M.registerSourceKind(`fuzz${Math.random()}`, () => ({}) as never));
+    for (const [n, got, exp] of want) {
+      if (got !== exp) c.find("unchecked", `${n} is ${got}, not ${exp}`);
+    }
+    c.call(
+      "registerSourceKind(fresh)",
+      () => M.registerSourceKind(`fuzz${Math.random()}`, () => ({}) as never),
+    );
     c.call("UsageError", () => new M.UsageError("x"));
     c.call("BulktapError", () => new M.BulktapError("EINVAL", "x"));
   }),

@@ -126,7 +126,15 @@ export type ArrSpec =
   | { t: "plain"; refs: RefSpec[] }
   | { t: "junk"; v: number };
 
-const BACKINGS: Backing[] = ["own", "guarded", "shared", "detached", "offset", "lying", "ownLength"];
+const BACKINGS: Backing[] = [
+  "own",
+  "guarded",
+  "shared",
+  "detached",
+  "offset",
+  "lying",
+  "ownLength",
+];
 
 /**
  * An array argument: mostly Uint32Arrays (what the API takes) in every
@@ -151,7 +159,10 @@ export const arrSpec: fc.Arbitrary<ArrSpec> = fc.oneof(
       refs: fc.array(refSpec, { maxLength: 24 }),
     }),
   },
-  { weight: 1, arbitrary: fc.record({ t: fc.constant("plain" as const), refs: fc.array(refSpec) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ t: fc.constant("plain" as const), refs: fc.array(refSpec) }),
+  },
   { weight: 1, arbitrary: fc.record({ t: fc.constant("junk" as const), v: fc.nat(JUNK.length) }) },
 );
 
@@ -275,7 +286,10 @@ export const countSpec: fc.Arbitrary<number | "len" | "len+1" | "default"> = fc.
 );
 
 /** The count a {@linkcode countSpec} stands for, given the array. */
-export function resolveCount(c: number | "len" | "len+1" | "default", arr: unknown): number | undefined {
+export function resolveCount(
+  c: number | "len" | "len+1" | "default",
+  arr: unknown,
+): number | undefined {
   if (c === "default") return undefined;
   const len = trueLength(arr);
   if (c === "len") return len;
