@@ -143,6 +143,14 @@ function replay(f: { group: string; prop: string; seed: number; path: string; fl
     `deno test -A --no-check=remote test/boundary_fuzz_test.ts`;
 }
 
+/** The useful part of a dead child's stderr: the sanitizer report's head, or the tail. */
+function crashText(stderr: string): string {
+  const lines = stderr.split("\n");
+  const at = lines.findIndex((l) => /ERROR: AddressSanitizer|runtime error:/.test(l));
+  if (at < 0) return lines.filter((l) => l.trim()).slice(-12).join("\n");
+  return lines.slice(at, at + 12).filter((l) => l.trim()).join("\n");
+}
+
 interface GroupRun {
   fails: Fail[];
   cases: number;
@@ -253,7 +261,7 @@ async function runGroup(
       outcome: `child ${why}${asan ? `: ${asan}` : ""}`,
       findings: [{
         kind: "crash",
-        what: stderr.split("\n").filter((l) => l.trim()).slice(-12).join("\n"),
+        what: crashText(stderr),
       }],
     });
     if (!prop || only) break;
