@@ -334,4 +334,56 @@ BT_API int32_t bt_queue_consume(uint32_t dev, uint32_t queue, uint32_t *refs,
 /* Pin the calling thread to one CPU (affinity.c). */
 BT_API int32_t bt_pin_thread(int32_t cpu);
 
+/*
+ * Entry points for foreign callers (ffi_abi.c): the calls above that take
+ * arrays, each array followed by its length in elements. The count is
+ * checked against that length before anything is read or written: a count
+ * past its array fails with -EFAULT and moves no frame.
+ */
+BT_API int32_t bt_ffi_pool_alloc(uint32_t pool, uint32_t *refs,
+				 uint32_t refs_len, uint32_t n);
+BT_API int32_t bt_ffi_pool_put(uint32_t pool, const uint32_t *refs,
+			       uint32_t refs_len, uint32_t n, uint32_t *bad,
+			       uint32_t bad_len);
+BT_API int32_t bt_ffi_frames_put(const uint32_t *refs, uint32_t refs_len,
+				 uint32_t n, uint32_t *bad, uint32_t bad_len);
+BT_API int32_t bt_ffi_xmit(uint32_t dev, const uint32_t *refs,
+			   uint32_t refs_len, uint32_t n, uint32_t flags,
+			   int32_t cpu);
+BT_API int32_t bt_ffi_xmit_copy(uint32_t dev, const uint8_t *data,
+				uint32_t data_len, const uint32_t *lens,
+				uint32_t lens_len, uint32_t n, uint32_t flags,
+				int32_t cpu);
+BT_API int32_t bt_ffi_queue_read(uint32_t dev, uint32_t queue, uint32_t *refs,
+				 uint32_t refs_len, uint32_t max);
+BT_API int32_t bt_ffi_queue_unread(uint32_t dev, uint32_t queue,
+				   const uint32_t *refs, uint32_t refs_len,
+				   uint32_t n);
+BT_API int32_t bt_ffi_tap_rx(uint32_t dev, uint32_t queue, uint32_t *refs,
+			     uint32_t refs_len, uint32_t max);
+BT_API int32_t bt_ffi_frames_latency(const uint32_t *refs, uint32_t refs_len,
+				     uint32_t n, uint64_t *h, uint32_t h_len);
+BT_API int32_t bt_ffi_frames_latency_at(const uint32_t *refs,
+					uint32_t refs_len, uint32_t n,
+					double now_ns, uint64_t *h,
+					uint32_t h_len);
+BT_API int32_t bt_ffi_queue_consume(uint32_t dev, uint32_t queue,
+				    uint32_t *refs, uint32_t refs_len,
+				    uint32_t max, uint64_t *h, uint32_t h_len);
+BT_API int32_t bt_ffi_devmap_xmit(const uint32_t *devs, uint32_t devs_len,
+				  uint32_t ntargets, const uint32_t *refs,
+				  uint32_t refs_len, const uint32_t *targets,
+				  uint32_t targets_len, uint32_t n,
+				  uint32_t bulk, uint32_t flags, int32_t cpu,
+				  uint32_t *counts, uint32_t counts_len);
+
+/*
+ * The handle of the pool open in each slot, 0 for a closed slot: an array
+ * of BT_MAX_POOLS + 1 words the library updates under its table lock.
+ * Readers in other threads use it to tell that a pool object they hold is
+ * stale (closed, or its slot reused by a new pool) without a call: one
+ * word to compare before touching a frame.
+ */
+BT_API const uint32_t *bt_pool_handles(void);
+
 #endif /* BULKTAP_H */

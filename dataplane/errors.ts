@@ -98,7 +98,7 @@ const ERRNO_TEXT: Partial<Record<BulktapErrorCode, string>> = {
   ENXIO: "is not open (closed, perhaps by another Worker, or never created)",
   EINVAL: "refused an argument",
   E2BIG: "refused a bulk larger than the library accepts",
-  EFAULT: "was given no buffer",
+  EFAULT: "was given an array shorter than its count (or none)",
   ENOMEM: "could not allocate memory",
   EMFILE: "has no free slot (too many pools or devices open)",
   EBUSY: "is still in use",
@@ -122,32 +122,4 @@ export function checkErrno(ret: number, what: string): number {
   const code = codeForErrno(ret);
   const text = ERRNO_TEXT[code] ?? "failed";
   throw new BulktapError(code, `${what}: the library says it ${text} (errno ${-ret})`, ret);
-}
-
-/**
- * Check that `count` is a whole number of elements that fits an array of
- * `length`: throws `EINVAL` naming the value otherwise. NaN, fractions and
- * negative numbers are refused too (a plain `count > length` test lets NaN
- * and 2.5 through, and FFI would truncate them).
- *
- * @example
- * ```ts
- * import { checkCount } from "./dataplane/errors.ts";
- * checkCount(4, 8, "xmit"); // fine
- * try {
- *   checkCount(2.5, 8, "xmit");
- * } catch (e) {
- *   console.log((e as Error).message); // EINVAL: xmit: count=2.5 is not a whole number of frames
- * }
- * ```
- */
-export function checkCount(count: number, length: number, what: string): void {
-  if (Number.isInteger(count) && count >= 0 && count <= length) return;
-  if (!Number.isInteger(count)) {
-    throw new BulktapError("EINVAL", `${what}: count=${count} is not a whole number of frames`);
-  }
-  throw new BulktapError(
-    "EINVAL",
-    `${what}: count=${count} does not fit an array of ${length}`,
-  );
 }

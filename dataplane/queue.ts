@@ -6,8 +6,9 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
-import { Batch } from "./batch.ts";
-import { BulktapError, checkCount, checkErrno, codeForErrno } from "./errors.ts";
+import { Batch, batchRefs, setBatchCount } from "./batch.ts";
+import { checkCount, u32Length } from "./boundary.ts";
+import { BulktapError, checkErrno, codeForErrno } from "./errors.ts";
 import { describeRef } from "./pool.ts";
 
 /** The part of a device a queue reader needs. */
@@ -74,15 +75,16 @@ export class DeviceQueue {
    */
   poll(batch: Batch): number {
     this.device.assertOpen();
+    const refs = batchRefs(batch);
     batch.release();
-    const n = library().bt_queue_read(
-      this.device.handle,
-      this.index,
-      batch.refs,
-      batch.refs.length,
+    // Lengths from the engine, not from `refs.length`: the array is handed
+    // out by `batch.refs`, and an own `length` property could lie.
+    const len = u32Length(refs, "batch refs");
+    const n = library().bt_queue_read(this.device.handle, this.index, refs, len, len);
+    return setBatchCount(
+      batch,
+      checkErrno(n, `read of queue ${this.index} of device ${this.device.handle}`),
     );
-    batch.count = checkErrno(n, `read of queue ${this.index} of device ${this.device.handle}`);
-    return batch.count;
   }
 
   /**
@@ -145,16 +147,13 @@ export class DeviceQueue {
    * Throws `EINVAL` (taking nothing) if `count` does not fit `refs` or a
    * frame is not held.
    */
-  unread(refs: Uint32Array, count: number = refs.length): number {
+  unread(refs: Uint32Array, count?: number): number {
     this.device.assertOpen();
-    // The library cannot see the array's length: a count beyond it would
-    // make it read past the typed array.
-    checkCount(
-      count,
-      refs.length,
-      `unread into queue ${this.index} of device ${this.device.handle}`,
-    );
-    const r = library().bt_queue_unread(this.device.handle, this.index, refs, count);
+    const what = `unread into queue ${this.index} of device ${this.device.handle}`;
+    const len = u32Length(refs, `${what}: refs`);
+    count ??= len;
+    checkCount(count, len, what);
+    const r = library().bt_queue_unread(this.device.handle, this.index, refs, len, count);
     if (r === -22) {
       for (let i = 0; i < count; i++) {
         if (library().bt_frame_check(refs[i]) !== 0) {

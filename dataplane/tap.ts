@@ -18,7 +18,8 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
-import { Batch } from "./batch.ts";
+import { Batch, batchRefs, setBatchCount } from "./batch.ts";
+import { intIn, u32Length } from "./boundary.ts";
 import { AttachToken, Device, type DeviceStats } from "./device.ts";
 import { BulktapError, checkErrno, codeForErrno } from "./errors.ts";
 import { FramePool } from "./pool.ts";
@@ -300,13 +301,6 @@ function openError(
   }
 }
 
-function intIn(what: string, v: number, min: number, max: number): number {
-  if (!Number.isInteger(v) || v < min || v > max) {
-    throw new BulktapError("EINVAL", `${what}=${v} is not an integer in ${min}..${max}`);
-  }
-  return v;
-}
-
 // False only when /dev/net/tun is missing. Without --allow-read for it (a
 // least-privilege run) the C library still opens it, so that is not an error.
 function tunExists(): boolean {
@@ -356,10 +350,10 @@ export class TapDevice extends Device {
   static #open(o: TapDeviceOptions): AttachToken {
     const why = tapNameProblem(o.name);
     if (why) throw new BulktapError("EINVAL", `TAP name ${JSON.stringify(o.name)} ${why}`);
-    const queues = intIn("queues", o.queues ?? 1, 1, TAP_MAX_QUEUES);
-    const ringSize = intIn("ringSize", o.ringSize ?? 1024, 2, 65536);
-    const batch = intIn("ioBatch", o.ioBatch ?? 64, 1, 256);
-    const mtu = o.mtu === undefined ? 0 : intIn("mtu", o.mtu, 68, 65535);
+    const queues = intIn(o.queues ?? 1, 1, TAP_MAX_QUEUES, "queues");
+    const ringSize = intIn(o.ringSize ?? 1024, 2, 65536, "ringSize");
+    const batch = intIn(o.ioBatch ?? 64, 1, 256, "ioBatch");
+    const mtu = o.mtu === undefined ? 0 : intIn(o.mtu, 68, 65535, "mtu");
     const vnet = o.vnetHdr ?? 0;
     if (vnet !== 0 && vnet !== 10 && vnet !== 12) {
       throw new BulktapError("EINVAL", `vnetHdr=${vnet} is not 0, 10 or 12`);
@@ -368,7 +362,7 @@ export class TapDevice extends Device {
     if (io !== "uring" && io !== "write") {
       throw new BulktapError("EINVAL", `io=${JSON.stringify(io)} is not "uring" or "write"`);
     }
-    const sndbuf = o.sndbuf === undefined ? 0 : intIn("sndbuf", o.sndbuf, 1, 0x7fffffff);
+    const sndbuf = o.sndbuf === undefined ? 0 : intIn(o.sndbuf, 1, 0x7fffffff, "sndbuf");
     const cpu = o.cpu ?? -1;
     if (!Number.isInteger(cpu) || cpu < -1) {
       throw new BulktapError("EINVAL", `cpu=${cpu} is not -1 or a CPU number`);
@@ -426,11 +420,13 @@ export class TapDevice extends Device {
    */
   rx(batch: Batch, queue = 0): number {
     this.assertOpen();
+    intIn(queue, 0, this.queues - 1, `rx on TAP ${JSON.stringify(this.name)}: queue`);
+    const refs = batchRefs(batch);
     batch.release();
-    const r = library().bt_tap_rx(this.handle, queue, batch.refs, batch.refs.length);
+    const len = u32Length(refs, "batch refs");
+    const r = library().bt_tap_rx(this.handle, queue, refs, len, len);
     if (r < 0) throw this.#rxError(r, queue);
-    batch.count = r;
-    return r;
+    return setBatchCount(batch, r);
   }
 
   #rxError(r: number, queue: number): BulktapError {
@@ -493,7 +489,7 @@ export class TapDevice extends Device {
    * ```
    */
   async *frames(queue = 0, options: TapFramesOptions = {}): AsyncGenerator<Batch, void, undefined> {
-    const batch = new Batch(intIn("batchSize", options.batchSize ?? 64, 1, 256));
+    const batch = new Batch(intIn(options.batchSize ?? 64, 1, 256, "batchSize"));
     const sleepMs = options.sleepMs ?? 250;
     try {
       while (!options.signal?.aborted) {
@@ -543,7 +539,7 @@ export class TapDevice extends Device {
   forwardTo(target: Device, options: ForwardOptions = {}): void {
     this.assertOpen();
     target.assertOpen();
-    const bulk = intIn("bulk", options.bulk ?? 64, 1, 256);
+    const bulk = intIn(options.bulk ?? 64, 1, 256, "bulk");
     const mode = options.mode ?? "bulk";
     if (mode !== "bulk" && mode !== "single") {
       throw new BulktapError("EINVAL", `mode=${JSON.stringify(mode)} is not "bulk" or "single"`);

@@ -207,7 +207,7 @@ Deno.test(
     const pool = new FramePool({ frames: 4 });
     const elsewhere = FramePool.attach(pool.handle); // as another Worker would
     pool.close();
-    const err = assertCode(() => elsewhere.alloc(new Uint32Array(3)), "ENXIO");
+    const err = assertCode(() => elsewhere.alloc(new Uint32Array(3), 3), "ENXIO");
     assert.match(err.message, new RegExp(`alloc of 3 frames from pool ${pool.handle}: .*not open`));
     elsewhere.close();
   }),
