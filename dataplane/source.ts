@@ -185,10 +185,10 @@ export class GeneratorSource implements Source {
    */
   poolEmpty = 0;
   readonly #pool: FramePool;
-  readonly #frameSize: number;
-  readonly #flows: number;
-  readonly #rate: number;
-  readonly #limit: number;
+  #frameSize = 0;
+  #flows = 0;
+  #rate = 0;
+  #limit = 0;
   readonly #template: Uint8Array;
   #startNs = -1;
   #flow = 0;
@@ -196,7 +196,23 @@ export class GeneratorSource implements Source {
 
   /** A generator as described by `spec`. */
   constructor(spec: GeneratorSpec) {
+    if (typeof spec !== "object" || spec === null) {
+      throw new BulktapError("EINVAL", `generator spec is ${show(spec)}, not an object`);
+    }
     this.#pool = FramePool.attach(spec.pool);
+    try {
+      this.#check(spec);
+    } catch (e) {
+      this.#pool.close(); // attached: only forgotten here
+      throw e;
+    }
+    this.#template = udpTemplate(this.#frameSize);
+    this.name = `generator(${this.#frameSize}B, ${this.#flows} flows, ${
+      this.#rate ? this.#rate + " pps" : "max"
+    })`;
+  }
+
+  #check(spec: GeneratorSpec): void {
     const frameSize = spec.frameSize ?? 64;
     const cap = this.#pool.frameSize - this.#pool.headroom;
     if (!Number.isInteger(frameSize) || frameSize < 42 || frameSize > cap) {
@@ -216,8 +232,6 @@ export class GeneratorSource implements Source {
     const limit = spec.limit ?? Infinity;
     if (limit !== Infinity) intIn(limit, 0, Number.MAX_SAFE_INTEGER, "generator limit");
     this.#limit = limit;
-    this.#template = udpTemplate(frameSize);
-    this.name = `generator(${frameSize}B, ${flows} flows, ${rate ? rate + " pps" : "max"})`;
   }
 
   #due(nowNs: number): number {
