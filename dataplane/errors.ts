@@ -190,7 +190,9 @@ const ERRNO_TEXT: Partial<Record<BulktapErrorCode, string>> = {
 export function checkErrno(ret: number, what: string): number {
   if (ret >= 0) return ret;
   const code = codeForErrno(ret);
-  const text = ERRNO_TEXT[code] ?? "failed";
+  const text = ERRNO_NAMES[-ret] === undefined
+    ? "failed with an errno bulktap has no name for"
+    : ERRNO_TEXT[code] ?? "failed";
   throw new BulktapError(code, `${what}: the library says it ${text} (errno ${-ret})`, ret);
 }
 
