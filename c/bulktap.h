@@ -244,7 +244,9 @@ enum bt_tap_stat {
 
 /* Why the calling thread's last bt_tap_open failed, beyond its errno
  * (bt_tap_open_why: out[0] reason, out[1] the existing device's TUN flags,
- * out[2] its vnet header size, or the MTU it had). */
+ * out[2] its vnet header size, or the MTU it had; for BT_TAP_WHY_NOT_TAP,
+ * out[1] is the device's IFF_* link flags and out[3..10] its driver's name
+ * as reported by ethtool, NUL-padded, empty if it reports none). */
 enum bt_tap_why {
 	BT_TAP_WHY_NONE,
 	BT_TAP_WHY_KIND, /* -EEXIST: not a multi-queue TAP */
@@ -253,7 +255,11 @@ enum bt_tap_why {
 	BT_TAP_WHY_VNET_SIZE, /* -EEXIST: another vnet header size */
 	BT_TAP_WHY_MTU, /* setting the MTU failed */
 	BT_TAP_WHY_UP, /* bringing the link up failed */
+	BT_TAP_WHY_NOT_TAP, /* -EEXIST: an interface that is no TUN/TAP */
 };
+
+/* Words bt_tap_open_why can fill. */
+#define BT_TAP_WHY_WORDS 11
 
 BT_API int32_t bt_tap_open(uint32_t pool, const char *name, uint32_t nqueues,
 			   uint32_t ring_size, uint32_t mtu, uint32_t vnet_len,

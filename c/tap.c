@@ -44,8 +44,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/ethtool.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -1207,11 +1209,12 @@ static struct tap *tap_of(struct bt_dev *d)
 }
 
 /* Why this thread's last bt_tap_open failed, beyond its errno. */
-static __thread uint32_t open_why[3];
+static __thread uint32_t open_why[BT_TAP_WHY_WORDS];
 
 static int32_t why(int32_t err, uint32_t reason, uint32_t flags,
 		   uint32_t vnet)
 {
+	memset(open_why, 0, sizeof(open_why));
 	open_why[0] = reason;
 	open_why[1] = flags;
 	open_why[2] = vnet;
@@ -1222,14 +1225,24 @@ int32_t bt_tap_open_why(uint32_t *out, uint32_t n)
 {
 	if (!out && n)
 		return -EFAULT;
-	if (n > 3)
-		n = 3;
+	if (n > BT_TAP_WHY_WORDS)
+		n = BT_TAP_WHY_WORDS;
 	memcpy(out, open_why, n * sizeof(*out));
-	return 3;
+	return BT_TAP_WHY_WORDS;
 }
 
-/* IFNAMSIZ includes the NUL; the kernel also refuses '/', ':' and
- * whitespace (dev_valid_name), and "." / "..". */
+/* The bytes the kernel's isspace() is true for: its ctype table classes
+ * \t \n \v \f \r, ' ' and 0xA0 (Latin-1 no-break space) as space, and
+ * nothing else (not the other control bytes, not DEL). */
+static int kernel_space(unsigned char c)
+{
+	return (c >= '\t' && c <= '\r') || c == ' ' || c == 0xa0;
+}
+
+/* The kernel's rule for interface names (dev_valid_name), byte for byte:
+ * 1..15 bytes before the NUL (IFNAMSIZ holds the NUL), not "." or "..",
+ * and no '/', ':' or byte the kernel's isspace() is true for. Any other
+ * byte is fine, control bytes and bytes of UTF-8 sequences included. */
 static int name_ok(const char *name)
 {
 	size_t n = strnlen(name, IFNAMSIZ);
@@ -1240,10 +1253,48 @@ static int name_ok(const char *name)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)name[i];
-		if (c == '/' || c == ':' || c <= ' ' || c == 0x7f)
+		if (c == '/' || c == ':' || kernel_space(c))
 			return 0;
 	}
 	return 1;
+}
+
+/* Is the existing interface `name` something other than a TUN/TAP? Asks
+ * its driver (ETHTOOL_GDRVINFO, which needs no privilege): the tun driver
+ * answers "tun". 1 (not a TUN/TAP: its link flags and driver name are left
+ * in open_why), 0 (a TUN/TAP) or -1 (cannot tell). */
+static int not_tuntap(const char *name)
+{
+	struct ethtool_drvinfo info;
+	struct ifreq ifr;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int r = -1, e = 0;
+	uint32_t lflags = 0;
+
+	if (s < 0)
+		return -1;
+	memset(&info, 0, sizeof(info));
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, name, strlen(name));
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0)
+		lflags = (uint16_t)ifr.ifr_flags;
+	info.cmd = ETHTOOL_GDRVINFO;
+	ifr.ifr_data = (void *)&info;
+	if (ioctl(s, SIOCETHTOOL, &ifr) < 0)
+		e = errno;
+	close(s);
+	info.driver[sizeof(info.driver) - 1] = 0;
+	if (!e)
+		r = strcmp(info.driver, "tun") != 0;
+	else if (e == EOPNOTSUPP) /* the tun driver always answers */
+		r = 1;
+	if (r == 1) {
+		why(0, BT_TAP_WHY_NOT_TAP, lflags, 0);
+		if (!e)
+			memcpy(&open_why[3], info.driver,
+			       (BT_TAP_WHY_WORDS - 3) * sizeof(uint32_t));
+	}
+	return r;
 }
 
 /* Bring the link up and set its MTU, touching only what differs, so an
@@ -1438,6 +1489,10 @@ int32_t bt_tap_open(uint32_t pool, const char *name, uint32_t nqueues,
 		return existed;
 	if (existed == 0 && !(flags & BT_TAP_CREATE))
 		return -ENOENT;
+	/* An interface of another kind (a veth, a bridge, lo): say so before
+	 * touching /dev/net/tun, whose refusal would speak of permissions. */
+	if (existed && sysfs_tun_flags(nm) < 0 && not_tuntap(nm) == 1)
+		return -EEXIST; /* open_why says what it is */
 	if (existed && (r = flags_fit(sysfs_tun_flags(nm), vnet_len)) < 0)
 		return r;
 

@@ -21,7 +21,7 @@ import { library } from "../ffi/lib.ts";
 import { Batch, batchRefs, setBatchCount } from "./batch.ts";
 import { intIn, u32Length } from "./boundary.ts";
 import { AttachToken, Device, type DeviceStats } from "./device.ts";
-import { BulktapError, checkErrno, codeForErrno } from "./errors.ts";
+import { BulktapError, type BulktapErrorCode, checkErrno, codeForErrno } from "./errors.ts";
 import { FramePool } from "./pool.ts";
 
 /** Largest number of queues of a TAP device. */
@@ -32,7 +32,10 @@ const WRITE = 2;
 
 /** Options for {@linkcode TapDevice}. */
 export interface TapDeviceOptions {
-  /** Interface name: 1..15 bytes, no `/`, `:` or whitespace. */
+  /**
+   * Interface name: 1..15 bytes of UTF-8, not `.` or `..`, no `/`, `:` or
+   * byte the kernel counts as whitespace (see {@linkcode tapNameProblem}).
+   */
   name: string;
   /** Queues (file descriptors), 1..64 (default 1). */
   queues?: number;
@@ -137,6 +140,12 @@ const WHY_PI_FLAG = 3;
 const WHY_VNET_SIZE = 4;
 const WHY_MTU = 5;
 const WHY_UP = 6;
+const WHY_NOT_TAP = 7;
+const WHY_WORDS = 11; // BT_TAP_WHY_WORDS
+const IFF_LOOPBACK = 0x8;
+/** Bytes of a frame beyond the MTU: an Ethernet header (14) and one VLAN tag (4). */
+const L2_OVERHEAD = 18;
+const MAX_FRAME_SIZE = 65536; // FramePool's largest frameSize
 const IFF_VNET_HDR = 0x4000;
 
 /** Options for {@linkcode TapDevice.forwardTo}. */
@@ -160,27 +169,127 @@ export interface TapFramesOptions {
 const ENCODER = new TextEncoder();
 
 /**
+ * Whether the kernel's `isspace()` is true for byte `b`: its ctype table
+ * classes \t \n \v \f \r, ' ' and 0xA0 (Latin-1 no-break space) as space,
+ * and no other byte (not the other control bytes, not DEL).
+ */
+function kernelSpace(b: number): boolean {
+  return (b >= 0x09 && b <= 0x0d) || b === 0x20 || b === 0xa0;
+}
+
+const hexByte = (b: number) => `0x${b.toString(16).padStart(2, "0")}`;
+
+/**
  * Why `name` is not a valid interface name (as a phrase), or undefined if
- * it is one.
+ * it is one. The kernel's rule (dev_valid_name) is checked byte by byte on
+ * the name's UTF-8 encoding, as the kernel sees it: 1..15 bytes, not `.` or
+ * `..`, and no `/`, `:` or byte the kernel counts as whitespace (\t \n \v
+ * \f \r, space, and 0xA0, which is also the second byte of UTF-8 `à`,
+ * `U+00A0` and others). Also refused: a NUL byte (the kernel would see only
+ * the bytes before it) and a lone UTF-16 surrogate (it has no UTF-8 form).
+ * The C library checks the same rule (`bt_tap_name_check`).
  *
  * @example
  * ```ts
  * import { tapNameProblem } from "./mod.ts";
- * console.log(tapNameProblem("a/b")); // "contains '/', ':', whitespace or a control byte"
+ * console.log(tapNameProblem("a/b")); // "has '/' (byte 0x2f) at byte 1; the kernel refuses '/' and ':' in interface names"
+ * console.log(tapNameProblem("tapà")); // 'has byte 0xa0 (byte 2 of "à", U+00E0, UTF-8 c3 a0) at byte 4, ...'
+ * console.log(tapNameProblem("tap0")); // undefined
  * ```
  */
 export function tapNameProblem(name: string): string | undefined {
-  if (typeof name !== "string" || name.length === 0) return "is empty";
-  const bytes = ENCODER.encode(name).length;
-  if (bytes > 15) return `is ${bytes} bytes; at most 15 fit IFNAMSIZ (16 with the NUL)`;
-  if (name === "." || name === "..") return "is . or ..";
+  if (typeof name !== "string") return `is not a string but ${typeof name}`;
+  if (name.length === 0) return "is empty";
   for (let i = 0; i < name.length; i++) {
     const c = name.charCodeAt(i);
-    if (c <= 0x20 || c === 0x7f || c === 0x2f || c === 0x3a || /\s/.test(name[i])) {
-      return "contains '/', ':', whitespace or a control byte";
+    if (c >= 0xd800 && c <= 0xdfff) {
+      const pair = c <= 0xdbff && i + 1 < name.length &&
+        name.charCodeAt(i + 1) >= 0xdc00 && name.charCodeAt(i + 1) <= 0xdfff;
+      if (!pair) {
+        return `has a lone UTF-16 surrogate (\\u${c.toString(16)}) at index ${i}, which has ` +
+          "no UTF-8 encoding";
+      }
+      i++;
     }
   }
+  const bytes = ENCODER.encode(name);
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) {
+    return `has a NUL byte (0x00) at byte ${nul}; the kernel would see only ${
+      JSON.stringify(name.slice(0, name.indexOf("\0")))
+    }`;
+  }
+  if (bytes.length > 15) {
+    return `is ${bytes.length} bytes; at most 15 fit IFNAMSIZ (16 with the NUL)`;
+  }
+  if (name === "." || name === "..") return `is ${JSON.stringify(name)}, which the kernel refuses`;
+  let at = 0; // the character the byte belongs to
+  for (const ch of name) {
+    const enc = ENCODER.encode(ch);
+    for (let k = 0; k < enc.length; k++) {
+      const b = enc[k];
+      const pos = at + k;
+      if (b === 0x2f || b === 0x3a) {
+        return `has '${ch}' (byte ${hexByte(b)}) at byte ${pos}; the kernel refuses '/' and ':' ` +
+          "in interface names";
+      }
+      if (kernelSpace(b)) {
+        const what = enc.length === 1
+          ? `${JSON.stringify(ch)} (byte ${hexByte(b)})`
+          : `byte ${hexByte(b)} (byte ${k + 1} of ${JSON.stringify(ch)}, U+${
+            ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")
+          }, UTF-8 ${Array.from(enc, (x) => x.toString(16).padStart(2, "0")).join(" ")})`;
+        return `has ${what} at byte ${pos}, which the kernel counts as whitespace ` +
+          "and refuses in interface names";
+      }
+    }
+    at += enc.length;
+  }
   return undefined;
+}
+
+/**
+ * Whether an fd error means the TAP's device is gone: the kernel says
+ * EBADFD on the fd of a deleted TAP (ENODEV, EBADF as well; EIO as before).
+ * Users see all of them as `ENODEV`, the errno kept in the error.
+ */
+function fdLostDevice(code: BulktapErrorCode): boolean {
+  return code === "ENODEV" || code === "EBADFD" || code === "EBADF" || code === "EIO";
+}
+
+/**
+ * The largest MTU a TAP can have with `pool`'s frames: a received frame
+ * (MTU + Ethernet header + one VLAN tag) must fit the bytes after the
+ * headroom.
+ *
+ * @example
+ * ```ts
+ * import { FramePool } from "./mod.ts";
+ * import { tapMaxMtu } from "./dataplane/tap.ts";
+ * using pool = new FramePool({ frames: 16 }); // 2048-byte frames, 256 of headroom
+ * console.log(tapMaxMtu(pool)); // 1774
+ * ```
+ */
+export function tapMaxMtu(pool: { frameSize: number; headroom: number }): number {
+  return pool.frameSize - pool.headroom - L2_OVERHEAD;
+}
+
+/** How to get frames that hold `mtu`: the pool's frameSize it takes. */
+function biggerFrames(mtu: number, headroom: number): string {
+  const need = Math.ceil((mtu + L2_OVERHEAD + headroom) / 64) * 64;
+  if (need <= MAX_FRAME_SIZE) return `give the TAP a pool with frameSize >= ${need}`;
+  return `even the largest frames (frameSize ${MAX_FRAME_SIZE}) hold an MTU up to ` +
+    `${MAX_FRAME_SIZE - headroom - L2_OVERHEAD} with ${headroom} bytes of headroom`;
+}
+
+/** "mode 0600 here; " for /dev/net/tun, or "" if it cannot be read. */
+function tunMode(): string {
+  try {
+    const mode = Deno.statSync("/dev/net/tun").mode;
+    return mode === null ? "" : `mode ${(mode & 0o777).toString(8).padStart(4, "0")} here; `;
+  } catch {
+    return "";
+  }
 }
 
 function user(): string {
@@ -201,6 +310,25 @@ function openError(
   const n = JSON.stringify(o.name);
   const [reason, flags, size] = why;
   const vnet = o.vnetHdr ?? 0;
+  if (code === "EEXIST" && reason === WHY_NOT_TAP) {
+    // Not ours to delete: say what it is, and what would work instead.
+    const driver = new TextDecoder().decode(new Uint8Array(why.buffer, 12, 32)).replace(
+      /\0.*$/s,
+      "",
+    );
+    const kind = flags & IFF_LOOPBACK
+      ? "the loopback interface"
+      : driver
+      ? `an interface with driver ${JSON.stringify(driver)}`
+      : "an interface of another kind";
+    return new BulktapError(
+      "EEXIST",
+      `${n} exists and is not a TAP device: it is ${kind}. bulktap opens only TAP devices ` +
+        "and leaves other interfaces alone: use the name of a multi-queue TAP, or a name no " +
+        "interface has yet (a TAP is then created under it)",
+      r,
+    );
+  }
   if (code === "EPERM" && reason === WHY_MTU) {
     return new BulktapError(
       "EPERM",
@@ -252,7 +380,24 @@ function openError(
       r,
     );
   }
+  if (code === "EINVAL" && reason === WHY_MTU) {
+    return new BulktapError(
+      "EINVAL",
+      `TAP ${n} is attached, but the kernel refused MTU ${o.mtu} for it${
+        size ? ` (it is ${size})` : ""
+      }`,
+      r,
+    );
+  }
   switch (code) {
+    case "EACCES":
+      return new BulktapError(
+        "EACCES",
+        `opening TAP ${n}: this user may not read and write /dev/net/tun (${tunMode()}its ` +
+          "usual mode is 0666): have an administrator restore it (`sudo chmod 0666 /dev/net/tun`), " +
+          "or run as root",
+        r,
+      );
     case "EPERM":
       return new BulktapError(
         "EPERM",
@@ -288,8 +433,7 @@ function openError(
     case "EINVAL":
       return new BulktapError(
         "EINVAL",
-        `TAP ${n}: the kernel refused ${queues} queues, mtu ${o.mtu ?? "unchanged"} ` +
-          "or the pool's frames are too small for the MTU",
+        `opening TAP ${n} with ${queues} queues: the kernel refused it (errno ${-r})`,
         r,
       );
     default:
@@ -377,12 +521,24 @@ export class TapDevice extends Device {
     const ownsPool = o.pool === undefined;
     const pool = o.pool ?? new FramePool();
     if (pool.closed) throw new BulktapError("ECLOSED", `pool ${pool.handle} was closed`);
+    const maxMtu = tapMaxMtu(pool);
+    if (mtu > maxMtu) {
+      if (ownsPool) pool.close();
+      throw new BulktapError(
+        "EINVAL",
+        `mtu=${mtu} does not fit the pool's frames: a ${pool.frameSize}-byte frame with ` +
+          `${pool.headroom} bytes of headroom holds frames of an MTU up to ${maxMtu} ` +
+          `(plus ${L2_OVERHEAD} bytes of Ethernet header and VLAN tag); ${
+            biggerFrames(mtu, pool.headroom)
+          }`,
+      );
+    }
     const flags = (o.create ?? true ? CREATE : 0) | (io === "write" ? WRITE : 0);
     const name = ENCODER.encode(o.name + "\0");
     const h = library().bt_tap_open(pool.handle, name, queues, ringSize, mtu, vnet, flags, batch);
     if (h < 0) {
-      const why = new Uint32Array(3);
-      library().bt_tap_open_why(why, 3);
+      const why = new Uint32Array(WHY_WORDS);
+      library().bt_tap_open_why(why, WHY_WORDS);
       if (ownsPool) pool.close();
       throw openError(h, o, queues, why);
     }
@@ -431,10 +587,11 @@ export class TapDevice extends Device {
 
   #rxError(r: number, queue: number): BulktapError {
     const code = codeForErrno(r);
-    if (code === "ENODEV" || code === "EIO") {
+    if (fdLostDevice(code)) {
       return new BulktapError(
         "ENODEV",
-        `TAP ${JSON.stringify(this.name)} is gone (deleted while in use?): errno ${-r}`,
+        `TAP ${JSON.stringify(this.name)} is gone (deleted while in use?): the kernel said ` +
+          `${code} (errno ${-r}) on its fd`,
         r,
       );
     }
@@ -550,7 +707,7 @@ export class TapDevice extends Device {
       if (code === "EBUSY") {
         throw new BulktapError("EBUSY", `${this.name} already forwards or is being read`, r);
       }
-      if (code === "ENODEV" || code === "EIO") throw this.#rxError(r, 0);
+      if (fdLostDevice(code)) throw this.#rxError(r, 0);
       checkErrno(r, `forwarding ${this.name}`);
     }
     this.#forwarding = true;
