@@ -7,7 +7,7 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
-import { arrayLength, checkCount, intIn, show, u32Arg, u32Length } from "./boundary.ts";
+import { arrayLength, checkCount, show, u32Arg, u32Length } from "./boundary.ts";
 import { BulktapError, checkErrno, codeForErrno } from "./errors.ts";
 import { describeRef, FramePool } from "./pool.ts";
 import { DeviceQueue } from "./queue.ts";
