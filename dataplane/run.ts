@@ -296,6 +296,8 @@ export async function runJob(
   const timer = onStatus ? setInterval(status, 1000) : undefined;
   try {
     await new Promise<void>((resolve) => {
+      // A signal during start-up has already aborted: stop now, not at --duration.
+      if (signal?.aborted) return resolve();
       const end = setTimeout(resolve, o.duration * 1000);
       signal?.addEventListener("abort", () => {
         clearTimeout(end);

@@ -29,6 +29,7 @@ Deno.test(
   accounted(() =>
     withDevice({}, ({ dev }) => {
       assert.equal(dev.queue(0).poll(new Batch()), 0);
+      assert.equal(dev.stats().rxSleeps, 0, "poll never sleeps");
     })
   ),
 );

@@ -267,18 +267,11 @@ for (const io of ["uring", "write"] as const) {
         const want = [frame(1, 60), frame(2, 61), frame(3, 62)];
         await inject(name, want); // readable, but nowhere to read into
         const t0 = tap.stats().receiveNoFrame;
-        const cpu0 = process.cpuUsage();
         reader = readOurs(tap, 0, want.length, 10_000);
         await new Promise((r) => setTimeout(r, 300));
-        const cpu = process.cpuUsage(cpu0);
-        const cpuMs = (cpu.user + cpu.system) / 1000;
         const tries = tap.stats().receiveNoFrame - t0;
-        // A spinning reader burns a core (>= 200 ms of the 300) and counts
-        // thousands of skipped reads; a waiting one a few of each.
-        assert.ok(
-          cpuMs < 100,
-          `reader with an empty pool used ${cpuMs.toFixed(1)} ms CPU in 300 ms`,
-        );
+        // Counted, not timed: a spinning reader counts thousands of skipped
+        // reads in 300 ms; a waiting one a few (a loaded machine, fewer).
         assert.ok(tries >= 1 && tries < 50, `${tries} reads skipped for want of a frame`);
         pool.free(held);
         const got = await reader;
