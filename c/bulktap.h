@@ -201,6 +201,9 @@ BT_API int32_t bt_flush(uint32_t dev, int32_t queue);
 BT_API int32_t bt_queue_read(uint32_t dev, uint32_t queue, uint32_t *refs,
 			     uint32_t max);
 BT_API int32_t bt_queue_wait(uint32_t dev, uint32_t queue, int32_t timeout_ms);
+/* Wake every reader asleep in bt_queue_wait on queue (-1: all queues) in
+ * any thread; those whose queue is still empty return 0 at once. */
+BT_API int32_t bt_queue_kick(uint32_t dev, int32_t queue);
 BT_API int32_t bt_queue_unread(uint32_t dev, uint32_t queue,
 			       const uint32_t *refs, uint32_t n);
 BT_API int32_t bt_queue_count(uint32_t dev, uint32_t queue);
