@@ -351,7 +351,6 @@ struct bt_queue {
 	 * touched once per flush, not per frame. */
 	alignas(BT_CACHE_LINE) _Atomic uint32_t doorbell;
 	_Atomic uint32_t wake_seq;
-	_Atomic uint32_t kicks; /* bt_queue_kick calls: sleepers leave */
 	/* Reader-side counters, written under the consumer lock. */
 	alignas(BT_CACHE_LINE) _Atomic uint64_t rx_packets;
 	_Atomic uint64_t rx_bytes;
@@ -403,11 +402,13 @@ struct bt_dev *bt_dev_enter(uint32_t h, int ts);
 
 /* Sleep on queue q's doorbell (protocol at the top of device.c) until it
  * has entries (1), deadline_ns (bt_now_ns time, 0: none) passes or
- * bt_queue_kick kicks the queue (0), or gone(ctx) says the owner is going
- * away (-1); gone is read after each look at the wake sequence. A ring
- * that finds the queue empty again (another reader was first) sleeps on. */
+ * *cancel (if not NULL) is set (0), or gone(ctx) says the owner is going
+ * away (-1); gone and *cancel are read after each look at the wake
+ * sequence, so whoever sets them and then rings is heard. A ring that
+ * finds the queue empty again (another reader was first) sleeps on. */
 int bt_queue_sleep(struct bt_queue *q, uint64_t deadline_ns,
-		   int (*gone)(void *ctx), void *ctx);
+		   int (*gone)(void *ctx), void *ctx,
+		   const _Atomic uint32_t *cancel);
 /* Wake every reader sleeping on q, whatever the ring holds. */
 void bt_queue_ring(struct bt_queue *q);
 

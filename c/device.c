@@ -660,9 +660,9 @@ static void seq_sleep(_Atomic uint32_t *seq, uint32_t seen, uint64_t deadline)
 }
 
 int bt_queue_sleep(struct bt_queue *q, uint64_t deadline_ns,
-		   int (*gone)(void *ctx), void *ctx)
+		   int (*gone)(void *ctx), void *ctx,
+		   const _Atomic uint32_t *cancel)
 {
-	uint32_t kicks = atomic_load_explicit(&q->kicks, memory_order_acquire);
 	uint32_t old, next;
 	int ret, slept = 0;
 
@@ -683,10 +683,11 @@ int bt_queue_sleep(struct bt_queue *q, uint64_t deadline_ns,
 			ret = -1;
 			break;
 		}
-		/* A kick bumps kicks before it rings: a sleeper that saw the
-		 * ring's bump sees the kick. */
-		if (atomic_load_explicit(&q->kicks, memory_order_acquire) !=
-			    kicks ||
+		/* The canceller stores *cancel before bt_queue_kick rings: a
+		 * sleeper that saw the ring's bump sees the store, one that
+		 * did not is woken by it (see "The futex" at the top). */
+		if ((cancel && atomic_load_explicit(cancel,
+						    memory_order_acquire)) ||
 		    (deadline_ns && bt_now_ns() >= deadline_ns)) {
 			ret = 0;
 			break;
@@ -718,12 +719,17 @@ static int dev_gone(void *ctx)
 	return !atomic_load_explicit(&d->life.open, memory_order_seq_cst);
 }
 
-/* Block until the queue has entries (1), the timeout passes or
- * bt_queue_kick kicks the queue (0), or the device closes (-ENXIO). Every
- * reader asleep on the queue wakes on a flush (the doorbell is a
- * broadcast). Meant to be called from a thread that may sleep: Deno calls
- * it as a nonblocking FFI symbol on its blocking pool. */
+/* Block until the queue has entries (1), the timeout passes (0), or the
+ * device closes (-ENXIO). Every reader asleep on the queue wakes on a flush
+ * (the doorbell is a broadcast). Meant to be called from a thread that may
+ * sleep: Deno calls it as a nonblocking FFI symbol on its blocking pool. */
 int32_t bt_queue_wait(uint32_t h, uint32_t qi, int32_t timeout_ms)
+{
+	return bt_queue_wait_cancellable(h, qi, timeout_ms, NULL);
+}
+
+int32_t bt_queue_wait_cancellable(uint32_t h, uint32_t qi, int32_t timeout_ms,
+				  const uint32_t *cancel)
 {
 	struct bt_dev *d;
 	int ts, ret;
@@ -744,14 +750,15 @@ int32_t bt_queue_wait(uint32_t h, uint32_t qi, int32_t timeout_ms)
 	if (timeout_ms >= 0)
 		deadline = bt_now_ns() + (uint64_t)timeout_ms * 1000000ull;
 	/* deadline 0 is "none": timeout 0 at time 0 cannot happen. */
-	ret = bt_queue_sleep(&d->queues[qi], deadline, dev_gone, d);
+	ret = bt_queue_sleep(&d->queues[qi], deadline, dev_gone, d,
+			     (const _Atomic uint32_t *)cancel);
 	bt_leave(&d->life, ts);
 	return ret < 0 ? -ENXIO : ret;
 }
 
-/* Wake every reader asleep on queue qi (-1: every queue) without a flush;
- * they return 0 if their queue is still empty. For a caller that stops
- * waiting (an aborted reader) and wants its sleeping thread back now. */
+/* Wake every reader asleep on queue qi (-1: every queue) without a flush:
+ * each looks again, and a cancellable wait whose word is set returns 0
+ * (the others sleep on). */
 int32_t bt_queue_kick(uint32_t h, int32_t qi)
 {
 	int ts = bt_thread_slot();
@@ -763,14 +770,9 @@ int32_t bt_queue_kick(uint32_t h, int32_t qi)
 		bt_leave(&d->life, ts);
 		return -EINVAL;
 	}
-	for (uint32_t i = 0; i < d->nqueues; i++) {
-		if (qi >= 0 && i != (uint32_t)qi)
-			continue;
-		/* kicks before the ring's release bump (see bt_queue_sleep) */
-		atomic_fetch_add_explicit(&d->queues[i].kicks, 1,
-					  memory_order_relaxed);
-		bt_queue_ring(&d->queues[i]);
-	}
+	for (uint32_t i = 0; i < d->nqueues; i++)
+		if (qi < 0 || i == (uint32_t)qi)
+			bt_queue_ring(&d->queues[i]);
 	bt_leave(&d->life, ts);
 	return 0;
 }

@@ -512,7 +512,7 @@ static int tap_stopping(void *ctx)
  * rings, so a writer that saw the ring sees stopping. */
 static void writer_sleep(struct tap *t, struct bt_queue *bq)
 {
-	bt_queue_sleep(bq, 0, tap_stopping, t);
+	bt_queue_sleep(bq, 0, tap_stopping, t, NULL);
 }
 
 static void *writer_main(void *arg)
@@ -866,6 +866,20 @@ static int ms_left(uint64_t deadline)
  * back or the timeout passes. */
 int32_t bt_tap_rx_wait(uint32_t h, uint32_t qi, int32_t timeout_ms)
 {
+	return bt_tap_rx_wait_cancellable(h, qi, timeout_ms, NULL);
+}
+
+/* The fd cannot be woken from outside, so a cancellable wait polls in
+ * slices this long and looks at *cancel between them: a cancelled wait
+ * gives its thread back within one slice. Several waiters of one queue
+ * all wake when the fd turns readable (poll is level-triggered and
+ * nothing here consumes the readiness), so no broadcast is needed. */
+#define TAP_CANCEL_SLICE_MS 50
+
+int32_t bt_tap_rx_wait_cancellable(uint32_t h, uint32_t qi, int32_t timeout_ms,
+				   const uint32_t *cancel_word)
+{
+	const _Atomic uint32_t *cancel = (const _Atomic uint32_t *)cancel_word;
 	int ts = bt_thread_slot();
 	uint64_t deadline = 0;
 	struct bt_dev *d;
@@ -888,7 +902,18 @@ int32_t bt_tap_rx_wait(uint32_t h, uint32_t qi, int32_t timeout_ms)
 
 		if ((r = atomic_load(&t->error)) < 0)
 			break;
-		r = poll(p, 2, left);
+		if (cancel && atomic_load_explicit(cancel,
+						   memory_order_acquire)) {
+			r = 0;
+			break;
+		}
+		if (cancel && (left < 0 || left > TAP_CANCEL_SLICE_MS)) {
+			r = poll(p, 2, TAP_CANCEL_SLICE_MS);
+			if (r == 0)
+				continue; /* a slice, not the timeout */
+		} else {
+			r = poll(p, 2, left);
+		}
 		if (r < 0) {
 			r = errno == EINTR ? 0 : -errno;
 			break;
