@@ -167,13 +167,13 @@ class Group {
   }
 
   /** How long the C sleep may last: until the latest deadline (-1: none).
-   * Waiters already past theirs are settled (0) here, and 0 returned if
-   * that was all of them. */
+   * Waiters already past theirs are settled (with a last look) here, and 0
+   * returned if that was all of them. */
   #slice(): number {
     const now = performance.now();
     let latest = 0;
     for (const w of [...this.waiters]) {
-      if (w.deadline <= now) w.settle(0);
+      if (w.deadline <= now) w.settle(this.source.look());
       else latest = Math.max(latest, w.deadline);
     }
     if (this.waiters.size === 0) return 0;
@@ -183,9 +183,10 @@ class Group {
 }
 
 /**
- * Wait until `source` is ready (> 0), `timeoutMs` passes (-1: never) or
- * `signal` aborts (0), or the library fails (negative errno), sharing the
- * C sleep with every other waiter of the same queue in this isolate.
+ * Wait until `source` is ready (> 0), `timeoutMs` passes (a last look: > 0
+ * or 0; -1: never) or `signal` aborts (0), or the library fails (negative
+ * errno), sharing the C sleep with every other waiter of the same queue in
+ * this isolate.
  * `timeoutMs` must already be checked ({@linkcode waitTimeout}).
  *
  * @example
@@ -231,7 +232,9 @@ export function waitShared(
       fail: (e) => leave() && reject(e),
     };
     group.waiters.add(w);
-    if (timeoutMs > 0) timer = setTimeout(() => w.settle(0), timeoutMs);
+    // Timed out: one last look, so frames that came without a flush are
+    // still reported (as the C wait does at its deadline).
+    if (timeoutMs > 0) timer = setTimeout(() => w.settle(source.look()), timeoutMs);
     signal?.addEventListener("abort", onAbort, { once: true });
     if (!group.running) group.run();
   });
