@@ -6,6 +6,7 @@
 import assert from "assert";
 import { BulktapError, Device, FramePool } from "../mod.ts";
 import { accounted, assertCode, eventually } from "./helpers.ts";
+import { MAX_PARKED } from "../dataplane/waiter.ts";
 
 // Rejects with `what` if `p` has not settled after `ms`: a correctness
 // bound (the event should take milliseconds), never a timing floor.
@@ -154,5 +155,18 @@ Deno.test(
         (e) => e instanceof BulktapError && e.code === "EINVAL" && e.message.includes(`=${v}`),
       );
     }
+  }),
+);
+
+Deno.test(
+  "waiters of more queues than MAX_PARKED still wake on a flush",
+  accounted(async () => {
+    using pool = new FramePool({ frames: 64 });
+    using dev = new Device({ pool, queues: MAX_PARKED + 4 });
+    const waits = Array.from({ length: MAX_PARKED + 4 }, (_, q) => dev.queue(q).wait(10_000));
+    // The last queues' waits look on a timer: the flush reaches them too.
+    for (let q = 0; q < MAX_PARKED + 4; q++) dev.xmit(oneFrame(pool), { cpu: q, flush: true });
+    const woke = await before(Promise.all(waits), 5_000, "every queue's waiter waking");
+    assert.deepEqual(woke, waits.map(() => true));
   }),
 );
