@@ -201,6 +201,15 @@ BT_API int32_t bt_flush(uint32_t dev, int32_t queue);
 BT_API int32_t bt_queue_read(uint32_t dev, uint32_t queue, uint32_t *refs,
 			     uint32_t max);
 BT_API int32_t bt_queue_wait(uint32_t dev, uint32_t queue, int32_t timeout_ms);
+/* bt_queue_wait that also returns 0 once *cancel is nonzero: set it, then
+ * call bt_queue_kick to wake the sleeper (a wait that has not started yet
+ * returns at once). cancel must stay valid until the call returns. */
+BT_API int32_t bt_queue_wait_cancellable(uint32_t dev, uint32_t queue,
+					 int32_t timeout_ms,
+					 const uint32_t *cancel);
+/* Wake every reader asleep on queue (-1: all queues), in any thread,
+ * without a flush: each looks again; only cancelled waits return. */
+BT_API int32_t bt_queue_kick(uint32_t dev, int32_t queue);
 BT_API int32_t bt_queue_unread(uint32_t dev, uint32_t queue,
 			       const uint32_t *refs, uint32_t n);
 BT_API int32_t bt_queue_count(uint32_t dev, uint32_t queue);
@@ -271,6 +280,12 @@ BT_API int32_t bt_tap_rx(uint32_t dev, uint32_t queue, uint32_t *refs,
 			 uint32_t max);
 BT_API int32_t bt_tap_rx_wait(uint32_t dev, uint32_t queue,
 			      int32_t timeout_ms);
+/* bt_tap_rx_wait that also returns 0 once *cancel is nonzero (noticed
+ * within 50 ms: the fd cannot be woken from outside). cancel must stay
+ * valid until the call returns. */
+BT_API int32_t bt_tap_rx_wait_cancellable(uint32_t dev, uint32_t queue,
+					  int32_t timeout_ms,
+					  const uint32_t *cancel);
 BT_API int32_t bt_tap_stats(uint32_t dev, uint64_t *out, uint32_t n);
 BT_API int32_t bt_forward_start(uint32_t src, uint32_t dst, uint32_t bulk,
 				uint32_t mode);

@@ -4,9 +4,9 @@
  *
  * One file descriptor per queue (IFF_MULTI_QUEUE). Each queue gets:
  *
- *   - a writer thread, the reader of the queue's ring. It sleeps with the
- *     same doorbell protocol as bt_queue_wait (need_wakeup, full fence,
- *     re-check, poll the eventfd), drains the ring in batches and writes the
+ *   - a writer thread, the reader of the queue's ring. It sleeps on the
+ *     queue's doorbell like bt_queue_wait (bt_queue_sleep: arm, full fence,
+ *     re-check, futex), drains the ring in batches and writes the
  *     frames to the fd: one io_uring submit per batch, or one write() per
  *     frame. Frames go back to their pool when their write has completed
  *     (for io_uring: when its completion has been reaped, never earlier).
@@ -502,35 +502,19 @@ static uint32_t ring_take(struct bt_queue *bq, uintptr_t *e, uint32_t n)
 	return k;
 }
 
-static int ring_has(struct bt_queue *bq)
+static int tap_stopping(void *ctx)
 {
-	int r;
+	struct tap *t = ctx;
 
-	bt_lock_acquire(&bq->ring.consumer_lock);
-	r = !bt_ring_empty(&bq->ring);
-	bt_lock_release(&bq->ring.consumer_lock);
-	return r;
+	return atomic_load_explicit(&t->stopping, memory_order_seq_cst);
 }
 
-/* Sleep until a producer rings the doorbell or the device stops. The
- * protocol of device.c: announce (need_wakeup = 1), full fence, look again;
- * a producer publishes, fences, then reads need_wakeup. One of the two
- * sees the other's store, so the doorbell is never lost. */
+/* Sleep until a producer rings the doorbell or the device stops: the
+ * protocol of device.c (bt_queue_sleep). tap_stop sets stopping before it
+ * rings, so a writer that saw the ring sees stopping. */
 static void writer_sleep(struct tap *t, struct bt_queue *bq)
 {
-	struct pollfd p[2] = { { bq->efd, POLLIN, 0 },
-			       { t->stop_efd, POLLIN, 0 } };
-	eventfd_t v;
-
-	atomic_store_explicit(&bq->need_wakeup, 1, memory_order_relaxed);
-	bt_full_fence();
-	if (!ring_has(bq) && !atomic_load(&t->stopping)) {
-		add(&bq->rx_sleeps, 1);
-		while (poll(p, 2, -1) < 0 && errno == EINTR)
-			;
-		eventfd_read(bq->efd, &v); /* nonblocking: reset the count */
-	}
-	atomic_store_explicit(&bq->need_wakeup, 0, memory_order_relaxed);
+	bt_queue_sleep(bq, 0, tap_stopping, t, NULL);
 }
 
 static void *writer_main(void *arg)
@@ -884,6 +868,20 @@ static int ms_left(uint64_t deadline)
  * back or the timeout passes. */
 int32_t bt_tap_rx_wait(uint32_t h, uint32_t qi, int32_t timeout_ms)
 {
+	return bt_tap_rx_wait_cancellable(h, qi, timeout_ms, NULL);
+}
+
+/* The fd cannot be woken from outside, so a cancellable wait polls in
+ * slices this long and looks at *cancel between them: a cancelled wait
+ * gives its thread back within one slice. Several waiters of one queue
+ * all wake when the fd turns readable (poll is level-triggered and
+ * nothing here consumes the readiness), so no broadcast is needed. */
+#define TAP_CANCEL_SLICE_MS 50
+
+int32_t bt_tap_rx_wait_cancellable(uint32_t h, uint32_t qi, int32_t timeout_ms,
+				   const uint32_t *cancel_word)
+{
+	const _Atomic uint32_t *cancel = (const _Atomic uint32_t *)cancel_word;
 	int ts = bt_thread_slot();
 	uint64_t deadline = 0;
 	struct bt_dev *d;
@@ -906,7 +904,18 @@ int32_t bt_tap_rx_wait(uint32_t h, uint32_t qi, int32_t timeout_ms)
 
 		if ((r = atomic_load(&t->error)) < 0)
 			break;
-		r = poll(p, 2, left);
+		if (cancel && atomic_load_explicit(cancel,
+						   memory_order_acquire)) {
+			r = 0;
+			break;
+		}
+		if (cancel && (left < 0 || left > TAP_CANCEL_SLICE_MS)) {
+			r = poll(p, 2, TAP_CANCEL_SLICE_MS);
+			if (r == 0)
+				continue; /* a slice, not the timeout */
+		} else {
+			r = poll(p, 2, left);
+		}
 		if (r < 0) {
 			r = errno == EINTR ? 0 : -errno;
 			break;
@@ -1157,10 +1166,13 @@ static void tap_stop(struct bt_dev *d)
 {
 	struct tap *t = d->backend;
 
-	/* stopping before the eventfd write: a thread woken by it (or one
-	 * that has not slept yet) reads stopping == 1 and leaves. */
+	/* stopping before the eventfd write and the doorbells: a thread
+	 * woken by them (or one that has not slept yet) reads stopping == 1
+	 * and leaves. */
 	atomic_store_explicit(&t->stopping, 1, memory_order_seq_cst);
 	eventfd_write(t->stop_efd, 1);
+	for (uint32_t i = 0; i < t->nqueues; i++)
+		bt_queue_ring(&d->queues[i]);
 	pthread_mutex_lock(&t->fwd_lock);
 	fwd_join(t);
 	pthread_mutex_unlock(&t->fwd_lock);

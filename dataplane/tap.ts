@@ -23,6 +23,7 @@ import { intIn, u32Length } from "./boundary.ts";
 import { AttachToken, Device, type DeviceStats } from "./device.ts";
 import { BulktapError, type BulktapErrorCode, checkErrno, codeForErrno } from "./errors.ts";
 import { FramePool } from "./pool.ts";
+import { sleepBound, waitShared, type WaitSource, waitTimeout } from "./waiter.ts";
 
 /** Largest number of queues of a TAP device. */
 export const TAP_MAX_QUEUES = 64;
@@ -162,8 +163,17 @@ export interface TapFramesOptions {
   batchSize?: number;
   /** Stop iterating when this signal aborts. */
   signal?: AbortSignal;
-  /** Longest single sleep in the library, in ms (default 250). */
+  /**
+   * Longest single wait, in ms: an integer in 1..2147483647 (default 250);
+   * anything else throws `EINVAL`. An abort ends the wait at once.
+   */
   sleepMs?: number;
+}
+
+/** Options for {@linkcode TapDevice.wait}. */
+export interface TapWaitOptions {
+  /** Stop waiting (resolve false) when this signal aborts. */
+  signal?: AbortSignal;
 }
 
 const ENCODER = new TextEncoder();
@@ -609,7 +619,10 @@ export class TapDevice extends Device {
    * read them into (true), or the timeout passes (false); off the event
    * loop. With an empty pool it naps in 1 ms steps until a frame is back,
    * so a wait/rx loop never spins. Throws `ENXIO` when the device closes
-   * and `ENODEV` when it was deleted.
+   * and `ENODEV` when it was deleted; resolves false when
+   * `options.signal` aborts. Waiters of one queue in one isolate share one
+   * sleeping thread (see waiter.ts). `timeoutMs` is an integer up to
+   * 2147483647, negative for forever; anything else throws `EINVAL`.
    *
    * @example
    * ```ts ignore
@@ -618,10 +631,10 @@ export class TapDevice extends Device {
    * console.log(await tap.wait(0, 100));
    * ```
    */
-  async wait(queue = 0, timeoutMs = -1): Promise<boolean> {
+  async wait(queue = 0, timeoutMs = -1, options: TapWaitOptions = {}): Promise<boolean> {
+    const t = waitTimeout("timeoutMs", timeoutMs);
     this.assertOpen();
-    const t = Math.max(-1, Math.min(0x7fffffff, Math.trunc(timeoutMs)));
-    const r = await library().bt_tap_rx_wait_async(this.handle, queue, t);
+    const r = await waitShared(this.#waitSource(queue), t, options.signal);
     if (r < 0) {
       if (codeForErrno(r) === "ENXIO") checkErrno(r, `waiting on queue ${queue}`);
       throw this.#rxError(r, queue);
@@ -645,11 +658,34 @@ export class TapDevice extends Device {
    * }
    * ```
    */
-  async *frames(queue = 0, options: TapFramesOptions = {}): AsyncGenerator<Batch, void, undefined> {
+  frames(queue = 0, options: TapFramesOptions = {}): AsyncGenerator<Batch, void, undefined> {
     const batch = new Batch(intIn(options.batchSize ?? 64, 1, 256, "batchSize"));
-    const sleepMs = options.sleepMs ?? 250;
+    const sleepMs = sleepBound("sleepMs", options.sleepMs ?? 250);
+    return this.#frames(queue, batch, sleepMs, options.signal);
+  }
+
+  // What the shared waits of queue `queue` sleep on (waiter.ts). The C
+  // wait looks at its cancel word every 50 ms (a TAP fd cannot be woken
+  // from outside), so kick has nothing to do.
+  #waitSource(queue: number): WaitSource {
+    const h = this.handle;
+    return {
+      key: `tap:${h}:${queue}`,
+      sleep: (ms, cancel) => library().bt_tap_rx_wait_cancellable_async(h, queue, ms, cancel),
+      look: () => library().bt_tap_rx_wait(h, queue, 0),
+      kick: () => {},
+    };
+  }
+
+  async *#frames(
+    queue: number,
+    batch: Batch,
+    sleepMs: number,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<Batch, void, undefined> {
+    const source = this.#waitSource(queue);
     try {
-      while (!options.signal?.aborted) {
+      while (!signal?.aborted) {
         if (this.closed) return;
         let n: number;
         try {
@@ -662,7 +698,7 @@ export class TapDevice extends Device {
           yield batch;
           continue;
         }
-        const r = await library().bt_tap_rx_wait_async(this.handle, queue, sleepMs);
+        const r = await waitShared(source, sleepMs, signal);
         if (r < 0) {
           if (codeForErrno(r) === "ENXIO") return;
           throw this.#rxError(r, queue);

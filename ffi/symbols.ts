@@ -76,6 +76,14 @@ export const symbols = {
     result: "i32",
     nonblocking: true,
   },
+  // The shared waits of dataplane/waiter.ts: cancellable through a word.
+  bt_queue_wait_cancellable_async: {
+    name: "bt_queue_wait_cancellable",
+    parameters: ["u32", "u32", "i32", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
+  bt_queue_kick: { parameters: ["u32", "i32"], result: "i32" },
 
   bt_tap_open: {
     parameters: ["u32", "buffer", "u32", "u32", "u32", "u32", "u32", "u32"],
@@ -92,6 +100,13 @@ export const symbols = {
   bt_tap_rx_wait_async: {
     name: "bt_tap_rx_wait",
     parameters: ["u32", "u32", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  bt_tap_rx_wait: { parameters: ["u32", "u32", "i32"], result: "i32" },
+  bt_tap_rx_wait_cancellable_async: {
+    name: "bt_tap_rx_wait_cancellable",
+    parameters: ["u32", "u32", "i32", "buffer"],
     result: "i32",
     nonblocking: true,
   },
