@@ -29,7 +29,7 @@ export {
   type PoolStats,
 } from "./dataplane/pool.ts";
 export { Batch } from "./dataplane/batch.ts";
-export { DeviceQueue, type FramesOptions } from "./dataplane/queue.ts";
+export { DeviceQueue, type FramesOptions, type WaitOptions } from "./dataplane/queue.ts";
 export {
   Device,
   type DeviceOptions,
@@ -47,6 +47,7 @@ export {
   type TapFramesOptions,
   tapNameProblem,
   type TapStats,
+  type TapWaitOptions,
 } from "./dataplane/tap.ts";
 export {
   MAX_REDIRECT_INDEX,

@@ -16,7 +16,9 @@
  *   alternate (on-off, then off-on), so drift of a noisy machine hits both;
  *   the cost is given from the medians and as the median of back-to-back
  *   pairs. Plus ns per frame of `LatencyRecorder.recordBatch` alone;
- * - idle CPU: a dataplane with no traffic, as a share of one CPU.
+ * - idle CPU: a dataplane with no traffic, as a share of one CPU;
+ * - generator rate: frames per second a fixed-rate generator made, beside
+ *   the rate asked for ({@linkcode generatorRate}; `mod.ts bench` only).
  *
  * Run: `deno run -A bench/sched_bench.ts [--repeats N] [--seconds S] [--frame-size B]
  * [--cost-only] [--json]`
@@ -355,6 +357,39 @@ export async function idleShare(ms = 1000): Promise<number> {
   await sched.close();
   dev.close();
   return share;
+}
+
+/**
+ * Frames a generator at a fixed `rate` (frames/s) made per second over
+ * `ms`, after a 200 ms warm-up: 1 Worker, generator -> forward -> 1 queue
+ * -> reader. A late Worker makes its frames late, not never, so a shortfall
+ * here is a window the Worker spent descheduled.
+ *
+ * @example
+ * ```ts ignore
+ * import { generatorRate } from "./bench/sched_bench.ts";
+ * console.log(await generatorRate(100_000, 200)); // ~100000
+ * ```
+ */
+export async function generatorRate(rate = 100_000, ms = 1000): Promise<number> {
+  using pool = new FramePool({ frames: 4096 });
+  const dev = new Device({ pool, queues: 1, ringSize: 1024 });
+  const sched = new Scheduler({
+    cpus: 1,
+    sources: [{ kind: "generator", pool: pool.handle, rate }],
+    program: { name: "forward", options: { target: 0 } },
+    targets: [dev],
+    readers: [{ device: dev.handle, queue: 0 }],
+  });
+  await sched.start();
+  await sleep(200);
+  const rx0 = sched.counters().rx;
+  const t0 = performance.now();
+  await sleep(ms);
+  const pps = (sched.counters().rx - rx0) / ((performance.now() - t0) / 1000);
+  await sched.close();
+  dev.close();
+  return pps;
 }
 
 function machine() {

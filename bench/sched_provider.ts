@@ -7,8 +7,8 @@
  * A full run also measures what latency recording costs (the case(s) of
  * sched_bench's `COST_CASES` with `latency: false`: shared and distinct
  * timestamps, each beside the same case
- * with recording on, in the same repeat loop) and the CPU an idle dataplane
- * uses; `--quick` skips both.
+ * with recording on, in the same repeat loop), the CPU an idle dataplane
+ * uses and the rate a fixed-rate generator achieves; `--quick` skips them.
  *
  * @module
  */
@@ -25,6 +25,7 @@ import {
   type BenchCase,
   type BenchResult,
   COST_CASES,
+  generatorRate,
   idleShare,
   schedBench,
 } from "./sched_bench.ts";
@@ -160,6 +161,18 @@ function idleMs(ctx: ProviderContext): number {
   return Math.max(ctx.durationMs, 300);
 }
 
+/**
+ * The rate of the generator-rate figure, frames/s (the rate test/cli_test.ts
+ * runs `--rate` at; the test checks the cap, this figure the accuracy).
+ *
+ * @example
+ * ```ts
+ * import { GENERATOR_RATE } from "./bench/sched_provider.ts";
+ * console.log(GENERATOR_RATE); // 100000
+ * ```
+ */
+export const GENERATOR_RATE = 100_000;
+
 /** Per scheduler run: start, 200 ms warm-up, close. */
 const RUN_OVERHEAD_MS = 650;
 
@@ -179,7 +192,8 @@ export const schedProvider: ScenarioProvider = {
     const cases = sweepCases(ctx).length +
       (ctx.quick ? 0 : 2 * latencyCostCases(ctx.frameSizes[0]).length);
     const run = Math.max(ctx.durationMs, 300) + RUN_OVERHEAD_MS;
-    return cases * ctx.repeats * run + (ctx.quick ? 0 : ctx.repeats * (idleMs(ctx) + 500));
+    // Idle and generator-rate figures: one window each per repeat, plus start and close.
+    return cases * ctx.repeats * run + (ctx.quick ? 0 : 2 * ctx.repeats * (idleMs(ctx) + 500));
   },
   async run(ctx) {
     const seconds = Math.max(ctx.durationMs, 300) / 1000;
@@ -239,6 +253,30 @@ export const schedProvider: ScenarioProvider = {
           `queues' eventfds (${idleMs(ctx)} ms per repeat)`,
       };
       out.push(idle);
+      const rates: number[] = [];
+      for (let i = 0; i < ctx.repeats; i++) {
+        rates.push(100 * await generatorRate(GENERATOR_RATE, idleMs(ctx)) / GENERATOR_RATE);
+        ctx.progress({
+          scenario: "generator rate",
+          point: `${GENERATOR_RATE} frames/s`,
+          repeat: i + 1,
+          repeats: ctx.repeats,
+          done,
+          total,
+        });
+      }
+      out.push({
+        measured: true,
+        figure: true,
+        provider: "sched",
+        scenario: `generator at a fixed rate: 1 Worker, 1 queue, ${GENERATOR_RATE} frames/s`,
+        name: "generated rate",
+        unit: "% of the rate asked for",
+        value: spread(rates),
+        baseline: `the rate asked for (${GENERATOR_RATE} frames/s = 100%) over the same ` +
+          `${idleMs(ctx)} ms window per repeat; frames due while the Worker is descheduled ` +
+          `come late, so a shortfall is time the machine took away`,
+      });
     }
     return out;
   },

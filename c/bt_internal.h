@@ -344,10 +344,13 @@ _Static_assert(TX_LOCK_PARKS < BT_COUNTERS, "bt_counters too small");
 
 struct bt_queue {
 	struct bt_ring ring;
-	/* Written by the reader (set before sleeping) and producers (clear
-	 * when waking): its own line, touched once per flush, not per frame. */
-	alignas(BT_CACHE_LINE) _Atomic uint32_t need_wakeup;
-	int efd;
+	/* The doorbell (device.c): BT_DB_ARMED, set by a reader before it
+	 * sleeps and cleared by the producer that rings, plus the number of
+	 * readers inside bt_queue_sleep (BT_DB_SLEEPER each); wake_seq is the
+	 * futex word they sleep on, bumped by every ring. Their own line,
+	 * touched once per flush, not per frame. */
+	alignas(BT_CACHE_LINE) _Atomic uint32_t doorbell;
+	_Atomic uint32_t wake_seq;
 	/* Reader-side counters, written under the consumer lock. */
 	alignas(BT_CACHE_LINE) _Atomic uint64_t rx_packets;
 	_Atomic uint64_t rx_bytes;
@@ -393,5 +396,20 @@ struct bt_dev {
 /* Enter device h (see struct bt_life); NULL if it is not open. Pair with
  * bt_leave(&d->life, ts). */
 struct bt_dev *bt_dev_enter(uint32_t h, int ts);
+
+#define BT_DB_ARMED 1u
+#define BT_DB_SLEEPER 2u
+
+/* Sleep on queue q's doorbell (protocol at the top of device.c) until it
+ * has entries (1), deadline_ns (bt_now_ns time, 0: none) passes or
+ * *cancel (if not NULL) is set (0), or gone(ctx) says the owner is going
+ * away (-1); gone and *cancel are read after each look at the wake
+ * sequence, so whoever sets them and then rings is heard. A ring that
+ * finds the queue empty again (another reader was first) sleeps on. */
+int bt_queue_sleep(struct bt_queue *q, uint64_t deadline_ns,
+		   int (*gone)(void *ctx), void *ctx,
+		   const _Atomic uint32_t *cancel);
+/* Wake every reader sleeping on q, whatever the ring holds. */
+void bt_queue_ring(struct bt_queue *q);
 
 #endif /* BT_INTERNAL_H */

@@ -201,6 +201,15 @@ BT_API int32_t bt_flush(uint32_t dev, int32_t queue);
 BT_API int32_t bt_queue_read(uint32_t dev, uint32_t queue, uint32_t *refs,
 			     uint32_t max);
 BT_API int32_t bt_queue_wait(uint32_t dev, uint32_t queue, int32_t timeout_ms);
+/* bt_queue_wait that also returns 0 once *cancel is nonzero: set it, then
+ * call bt_queue_kick to wake the sleeper (a wait that has not started yet
+ * returns at once). cancel must stay valid until the call returns. */
+BT_API int32_t bt_queue_wait_cancellable(uint32_t dev, uint32_t queue,
+					 int32_t timeout_ms,
+					 const uint32_t *cancel);
+/* Wake every reader asleep on queue (-1: all queues), in any thread,
+ * without a flush: each looks again; only cancelled waits return. */
+BT_API int32_t bt_queue_kick(uint32_t dev, int32_t queue);
 BT_API int32_t bt_queue_unread(uint32_t dev, uint32_t queue,
 			       const uint32_t *refs, uint32_t n);
 BT_API int32_t bt_queue_count(uint32_t dev, uint32_t queue);
@@ -244,7 +253,9 @@ enum bt_tap_stat {
 
 /* Why the calling thread's last bt_tap_open failed, beyond its errno
  * (bt_tap_open_why: out[0] reason, out[1] the existing device's TUN flags,
- * out[2] its vnet header size, or the MTU it had). */
+ * out[2] its vnet header size, or the MTU it had; for BT_TAP_WHY_NOT_TAP,
+ * out[1] is the device's IFF_* link flags and out[3..10] its driver's name
+ * as reported by ethtool, NUL-padded, empty if it reports none). */
 enum bt_tap_why {
 	BT_TAP_WHY_NONE,
 	BT_TAP_WHY_KIND, /* -EEXIST: not a multi-queue TAP */
@@ -253,7 +264,11 @@ enum bt_tap_why {
 	BT_TAP_WHY_VNET_SIZE, /* -EEXIST: another vnet header size */
 	BT_TAP_WHY_MTU, /* setting the MTU failed */
 	BT_TAP_WHY_UP, /* bringing the link up failed */
+	BT_TAP_WHY_NOT_TAP, /* -EEXIST: an interface that is no TUN/TAP */
 };
+
+/* Words bt_tap_open_why can fill. */
+#define BT_TAP_WHY_WORDS 11
 
 BT_API int32_t bt_tap_open(uint32_t pool, const char *name, uint32_t nqueues,
 			   uint32_t ring_size, uint32_t mtu, uint32_t vnet_len,
@@ -265,6 +280,12 @@ BT_API int32_t bt_tap_rx(uint32_t dev, uint32_t queue, uint32_t *refs,
 			 uint32_t max);
 BT_API int32_t bt_tap_rx_wait(uint32_t dev, uint32_t queue,
 			      int32_t timeout_ms);
+/* bt_tap_rx_wait that also returns 0 once *cancel is nonzero (noticed
+ * within 50 ms: the fd cannot be woken from outside). cancel must stay
+ * valid until the call returns. */
+BT_API int32_t bt_tap_rx_wait_cancellable(uint32_t dev, uint32_t queue,
+					  int32_t timeout_ms,
+					  const uint32_t *cancel);
 BT_API int32_t bt_tap_stats(uint32_t dev, uint64_t *out, uint32_t n);
 BT_API int32_t bt_forward_start(uint32_t src, uint32_t dst, uint32_t bulk,
 				uint32_t mode);
@@ -333,5 +354,57 @@ BT_API int32_t bt_queue_consume(uint32_t dev, uint32_t queue, uint32_t *refs,
 
 /* Pin the calling thread to one CPU (affinity.c). */
 BT_API int32_t bt_pin_thread(int32_t cpu);
+
+/*
+ * Entry points for foreign callers (ffi_abi.c): the calls above that take
+ * arrays, each array followed by its length in elements. The count is
+ * checked against that length before anything is read or written: a count
+ * past its array fails with -EFAULT and moves no frame.
+ */
+BT_API int32_t bt_ffi_pool_alloc(uint32_t pool, uint32_t *refs,
+				 uint32_t refs_len, uint32_t n);
+BT_API int32_t bt_ffi_pool_put(uint32_t pool, const uint32_t *refs,
+			       uint32_t refs_len, uint32_t n, uint32_t *bad,
+			       uint32_t bad_len);
+BT_API int32_t bt_ffi_frames_put(const uint32_t *refs, uint32_t refs_len,
+				 uint32_t n, uint32_t *bad, uint32_t bad_len);
+BT_API int32_t bt_ffi_xmit(uint32_t dev, const uint32_t *refs,
+			   uint32_t refs_len, uint32_t n, uint32_t flags,
+			   int32_t cpu);
+BT_API int32_t bt_ffi_xmit_copy(uint32_t dev, const uint8_t *data,
+				uint32_t data_len, const uint32_t *lens,
+				uint32_t lens_len, uint32_t n, uint32_t flags,
+				int32_t cpu);
+BT_API int32_t bt_ffi_queue_read(uint32_t dev, uint32_t queue, uint32_t *refs,
+				 uint32_t refs_len, uint32_t max);
+BT_API int32_t bt_ffi_queue_unread(uint32_t dev, uint32_t queue,
+				   const uint32_t *refs, uint32_t refs_len,
+				   uint32_t n);
+BT_API int32_t bt_ffi_tap_rx(uint32_t dev, uint32_t queue, uint32_t *refs,
+			     uint32_t refs_len, uint32_t max);
+BT_API int32_t bt_ffi_frames_latency(const uint32_t *refs, uint32_t refs_len,
+				     uint32_t n, uint64_t *h, uint32_t h_len);
+BT_API int32_t bt_ffi_frames_latency_at(const uint32_t *refs,
+					uint32_t refs_len, uint32_t n,
+					double now_ns, uint64_t *h,
+					uint32_t h_len);
+BT_API int32_t bt_ffi_queue_consume(uint32_t dev, uint32_t queue,
+				    uint32_t *refs, uint32_t refs_len,
+				    uint32_t max, uint64_t *h, uint32_t h_len);
+BT_API int32_t bt_ffi_devmap_xmit(const uint32_t *devs, uint32_t devs_len,
+				  uint32_t ntargets, const uint32_t *refs,
+				  uint32_t refs_len, const uint32_t *targets,
+				  uint32_t targets_len, uint32_t n,
+				  uint32_t bulk, uint32_t flags, int32_t cpu,
+				  uint32_t *counts, uint32_t counts_len);
+
+/*
+ * The handle of the pool open in each slot, 0 for a closed slot: an array
+ * of BT_MAX_POOLS + 1 words the library updates under its table lock.
+ * Readers in other threads use it to tell that a pool object they hold is
+ * stale (closed, or its slot reused by a new pool) without a call: one
+ * word to compare before touching a frame.
+ */
+BT_API const uint32_t *bt_pool_handles(void);
 
 #endif /* BULKTAP_H */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * In-memory multi-queue devices: a TAP device without the kernel. Each queue
- * is a ring plus an eventfd that wakes its reader.
+ * is a ring plus a doorbell that wakes its readers.
  *
  * Transmit (bt_xmit) follows the kernel's bulk ndo_xdp_xmit:
  *   1. validate every frame (all or nothing: -EINVAL leaves them with the
@@ -12,19 +12,50 @@
  *      release;
  *   4. return the frames that did not fit to their pools, count them as
  *      tx_dropped, and return how many were accepted (a prefix);
- *   5. with BT_XMIT_FLUSH, ring the doorbell: wake the reader, but only if it
- *      said it sleeps.
+ *   5. with BT_XMIT_FLUSH, ring the doorbell: wake the readers, but only if
+ *      one said it sleeps.
  *
- * The doorbell protocol (no lost wake-up, no syscall while the reader works):
+ * The doorbell (no lost wake-up, no syscall while readers work, and a
+ * broadcast: one flush wakes EVERY reader asleep on the queue, in any
+ * Worker). Per queue: doorbell = an ARMED bit plus a count of sleepers,
+ * and wake_seq, a futex word that only ever grows.
  *
- *   reader                              producer
- *   need_wakeup = 1                     publish entries (release)
- *   full fence                          full fence
- *   ring empty? -> poll(eventfd)        need_wakeup? -> xchg 0, write(eventfd)
+ *   reader (bt_queue_sleep)             producer (queue_kick)
+ *   doorbell += SLEEPER
+ *   loop:
+ *     seen = wake_seq (acquire)         publish entries (release)
+ *     doorbell |= ARMED (seq_cst RMW)   full fence
+ *     full fence                        ARMED? -> fetch_and ~ARMED (seq_cst);
+ *     ring non-empty? -> out, 1           if it was set: wake_seq++ (release),
+ *     device gone? -> out, -1             FUTEX_WAKE every sleeper
+ *     futex_wait(wake_seq, seen)
+ *     (kicked -> out, 0; else loop)
+ *   doorbell -= SLEEPER, and the last sleeper out clears ARMED (one CAS)
  *
- * With a full fence on both sides, at least one side sees the other's store:
- * either the reader finds the entries and does not sleep, or the producer
- * finds the flag and wakes it.
+ * Why no wake-up is lost:
+ *   - Store, fence, load on both sides (ARMED then the ring; the entries
+ *     then ARMED): at least one side sees the other's store. Either the
+ *     reader finds the entries, or the producer's RMW comes after the
+ *     reader's in the doorbell's order. Then it finds ARMED set, unless an
+ *     earlier producer cleared it in between, and a producer that clears
+ *     it always rings. Nothing else clears ARMED while a sleeper is
+ *     counted (the last-out CAS needs the count at one, its own).
+ *   - The futex: the bump follows an RMW that read (through the doorbell's
+ *     release sequence) the reader's seq_cst ARMED store, so the reader's
+ *     load of seen happens before the bump and cannot return it.
+ *     futex_wait either finds wake_seq != seen and returns at once, or
+ *     sleeps first (the kernel compares and queues under one lock) and the
+ *     FUTEX_WAKE after the bump wakes it.
+ *   - A woken reader loops: it re-arms, fences and looks again. So a ring
+ *     by another producer (whose entries another reader took first) that
+ *     cleared ARMED before our producer looked costs a turn, not a wake-up:
+ *     the re-arm is a new store-fence-load against our producer.
+ *   - Broadcast: nothing is consumed. Each sleeper compares wake_seq with
+ *     its own seen, so the first reader out cannot hide the ring from the
+ *     others. (The eventfd this replaces lost that: the first reader's
+ *     read reset the count and the second slept on.)
+ *   - seen read after a bump sees, by its release, everything before it:
+ *     the entries (flush), open == 0 (close), stopping (TAP stop).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,7 +63,9 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
+#include <linux/futex.h>
+#include <limits.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -101,11 +134,8 @@ static uint32_t ring_drain(struct bt_ring *r)
 	return total;
 }
 
-static void dev_free_queues(struct bt_dev *d, uint32_t nq)
+static void dev_free_queues(struct bt_dev *d)
 {
-	for (uint32_t i = 0; i < nq; i++)
-		if (d->queues[i].efd >= 0)
-			close(d->queues[i].efd);
 	free(d->queues);
 	free(d->slots);
 	d->queues = NULL;
@@ -168,12 +198,6 @@ int32_t bt_dev_create(uint32_t pool_handle, uint32_t nqueues,
 		struct bt_queue *q = &d->queues[i];
 		bt_ring_init(&q->ring, d->slots + (size_t)i * ring_size,
 			     ring_size);
-		q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (q->efd < 0) {
-			ret = -errno;
-			dev_free_queues(d, i);
-			goto out;
-		}
 	}
 	memset(d->tx, 0, sizeof(d->tx));
 	d->ops = NULL;
@@ -225,9 +249,10 @@ int32_t bt_dev_close(uint32_t h)
 	atomic_store_explicit(&d->life.open, 0, memory_order_seq_cst);
 	pthread_mutex_unlock(&bt_table_lock);
 
-	/* Wake sleeping readers so they notice and leave. */
+	/* Wake sleeping readers so they notice and leave (open is 0 before
+	 * the ring: see the doorbell). */
 	for (uint32_t i = 0; i < d->nqueues; i++)
-		eventfd_write(d->queues[i].efd, 1);
+		bt_queue_ring(&d->queues[i]);
 	/* The backend's threads read the rings without entering the device:
 	 * join them before the drain, or they would race it. */
 	if (d->ops)
@@ -240,7 +265,7 @@ int32_t bt_dev_close(uint32_t h)
 		d->ops->release(d);
 	d->ops = NULL;
 	d->backend = NULL;
-	dev_free_queues(d, d->nqueues);
+	dev_free_queues(d);
 
 	pthread_mutex_lock(&bt_table_lock);
 	d->pool->devices--;
@@ -282,15 +307,26 @@ int32_t bt_queue_for_cpu(uint32_t h, int32_t cpu)
 	return q;
 }
 
-/* Ring the doorbell of one queue (see the protocol at the top). */
+void bt_queue_ring(struct bt_queue *q)
+{
+	atomic_fetch_add_explicit(&q->wake_seq, 1, memory_order_release);
+	syscall(SYS_futex, &q->wake_seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL,
+		NULL, 0);
+}
+
+/* Ring the doorbell of one queue if a reader armed it (see the protocol at
+ * the top). The plain load first keeps a busy queue's flushes to a read of
+ * a shared line. */
 static void queue_kick(struct bt_queue *q, struct bt_counters *c, int ts)
 {
 	bt_count(c, ts, TX_FLUSHES, 1);
 	bt_full_fence();
-	if (atomic_load_explicit(&q->need_wakeup, memory_order_relaxed) &&
-	    atomic_exchange_explicit(&q->need_wakeup, 0,
-				     memory_order_relaxed)) {
-		eventfd_write(q->efd, 1);
+	if ((atomic_load_explicit(&q->doorbell, memory_order_relaxed) &
+	     BT_DB_ARMED) &&
+	    (atomic_fetch_and_explicit(&q->doorbell, ~BT_DB_ARMED,
+				       memory_order_seq_cst) &
+	     BT_DB_ARMED)) {
+		bt_queue_ring(q);
 		bt_count(c, ts, TX_WAKEUPS_SENT, 1);
 	} else {
 		bt_count(c, ts, TX_WAKEUPS_AVOIDED, 1);
@@ -605,17 +641,99 @@ static int queue_nonempty(struct bt_queue *q)
 	return r;
 }
 
-/* Block until the queue has entries, the timeout passes (0) or the device
- * closes (-ENXIO). Meant to be called from a thread that may sleep: Deno
- * calls it as a nonblocking FFI symbol on its blocking pool. */
+/* One futex sleep on wake_seq while it still reads seen, at most until
+ * deadline (ns, 0: none). Returns when woken, interrupted, timed out or
+ * the value differs; the caller looks again either way. */
+static void seq_sleep(_Atomic uint32_t *seq, uint32_t seen, uint64_t deadline)
+{
+	struct timespec rel, *tp = NULL;
+
+	if (deadline) {
+		uint64_t now = bt_now_ns();
+		if (now >= deadline)
+			return;
+		rel.tv_sec = (time_t)((deadline - now) / 1000000000ull);
+		rel.tv_nsec = (long)((deadline - now) % 1000000000ull);
+		tp = &rel;
+	}
+	syscall(SYS_futex, seq, FUTEX_WAIT_PRIVATE, seen, tp, NULL, 0);
+}
+
+int bt_queue_sleep(struct bt_queue *q, uint64_t deadline_ns,
+		   int (*gone)(void *ctx), void *ctx,
+		   const _Atomic uint32_t *cancel)
+{
+	uint32_t old, next;
+	int ret, slept = 0;
+
+	atomic_fetch_add_explicit(&q->doorbell, BT_DB_SLEEPER,
+				  memory_order_seq_cst);
+	for (;;) {
+		/* seen before ARMED: see "The futex" at the top. */
+		uint32_t seen = atomic_load_explicit(&q->wake_seq,
+						     memory_order_acquire);
+		atomic_fetch_or_explicit(&q->doorbell, BT_DB_ARMED,
+					 memory_order_seq_cst);
+		bt_full_fence();
+		if (queue_nonempty(q)) {
+			ret = 1;
+			break;
+		}
+		if (gone(ctx)) {
+			ret = -1;
+			break;
+		}
+		/* The canceller stores *cancel before bt_queue_kick rings: a
+		 * sleeper that saw the ring's bump sees the store, one that
+		 * did not is woken by it (see "The futex" at the top). */
+		if ((cancel && atomic_load_explicit(cancel,
+						    memory_order_acquire)) ||
+		    (deadline_ns && bt_now_ns() >= deadline_ns)) {
+			ret = 0;
+			break;
+		}
+		if (!slept++)
+			atomic_fetch_add_explicit(&q->rx_sleeps, 1,
+						  memory_order_relaxed);
+		seq_sleep(&q->wake_seq, seen, deadline_ns);
+	}
+	/* Out: one fewer sleeper; the last one out disarms, so a busy reader
+	 * costs producers no syscall. One CAS on the word that counts the
+	 * sleepers: a reader that arrives meanwhile is either counted first
+	 * (ARMED stays) or arms after us. */
+	old = atomic_load_explicit(&q->doorbell, memory_order_relaxed);
+	do {
+		next = old - BT_DB_SLEEPER;
+		if (next < BT_DB_SLEEPER)
+			next = 0;
+	} while (!atomic_compare_exchange_weak_explicit(
+		&q->doorbell, &old, next, memory_order_seq_cst,
+		memory_order_relaxed));
+	return ret;
+}
+
+static int dev_gone(void *ctx)
+{
+	struct bt_dev *d = ctx;
+
+	return !atomic_load_explicit(&d->life.open, memory_order_seq_cst);
+}
+
+/* Block until the queue has entries (1), the timeout passes (0), or the
+ * device closes (-ENXIO). Every reader asleep on the queue wakes on a flush
+ * (the doorbell is a broadcast). Meant to be called from a thread that may
+ * sleep: Deno calls it as a nonblocking FFI symbol on its blocking pool. */
 int32_t bt_queue_wait(uint32_t h, uint32_t qi, int32_t timeout_ms)
 {
+	return bt_queue_wait_cancellable(h, qi, timeout_ms, NULL);
+}
+
+int32_t bt_queue_wait_cancellable(uint32_t h, uint32_t qi, int32_t timeout_ms,
+				  const uint32_t *cancel)
+{
 	struct bt_dev *d;
-	struct bt_queue *q;
-	struct pollfd pfd;
-	eventfd_t v;
 	int ts, ret;
-	uint64_t deadline;
+	uint64_t deadline = 0;
 
 	ts = bt_thread_slot();
 	d = dev_enter(h, ts);
@@ -625,49 +743,38 @@ int32_t bt_queue_wait(uint32_t h, uint32_t qi, int32_t timeout_ms)
 		bt_leave(&d->life, ts);
 		return -EINVAL;
 	}
-	q = &d->queues[qi];
-	if (queue_nonempty(q)) {
+	if (queue_nonempty(&d->queues[qi])) {
 		bt_leave(&d->life, ts);
 		return 1;
 	}
-	/* Announce the sleep, then look once more (see the protocol). */
-	atomic_store_explicit(&q->need_wakeup, 1, memory_order_relaxed);
-	bt_full_fence();
-	if (queue_nonempty(q)) {
-		atomic_store_explicit(&q->need_wakeup, 0,
-				      memory_order_relaxed);
-		bt_leave(&d->life, ts);
-		return 1;
-	}
-	atomic_fetch_add_explicit(&q->rx_sleeps, 1, memory_order_relaxed);
-	deadline = timeout_ms < 0 ? 0 : bt_now_ns() +
-						(uint64_t)timeout_ms * 1000000ull;
-	pfd.fd = q->efd;
-	pfd.events = POLLIN;
-	for (;;) {
-		int wait_ms = -1;
-		if (timeout_ms >= 0) {
-			uint64_t now = bt_now_ns();
-			wait_ms = now >= deadline ?
-					  0 :
-					  (int)((deadline - now + 999999) /
-						1000000);
-		}
-		ret = poll(&pfd, 1, wait_ms);
-		if (ret >= 0 || errno != EINTR)
-			break;
-	}
-	atomic_store_explicit(&q->need_wakeup, 0, memory_order_relaxed);
-	if (!atomic_load_explicit(&d->life.open, memory_order_seq_cst)) {
-		/* Leave close's signal in the eventfd: another waiter on this
-		 * queue must see it too, or close would wait for it forever. */
-		bt_leave(&d->life, ts);
-		return -ENXIO;
-	}
-	eventfd_read(q->efd, &v); /* reset; nonblocking */
-	ret = queue_nonempty(q);
+	if (timeout_ms >= 0)
+		deadline = bt_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+	/* deadline 0 is "none": timeout 0 at time 0 cannot happen. */
+	ret = bt_queue_sleep(&d->queues[qi], deadline, dev_gone, d,
+			     (const _Atomic uint32_t *)cancel);
 	bt_leave(&d->life, ts);
-	return ret;
+	return ret < 0 ? -ENXIO : ret;
+}
+
+/* Wake every reader asleep on queue qi (-1: every queue) without a flush:
+ * each looks again, and a cancellable wait whose word is set returns 0
+ * (the others sleep on). */
+int32_t bt_queue_kick(uint32_t h, int32_t qi)
+{
+	int ts = bt_thread_slot();
+	struct bt_dev *d = dev_enter(h, ts);
+
+	if (!d)
+		return -ENXIO;
+	if (qi < -1 || qi >= (int32_t)d->nqueues) {
+		bt_leave(&d->life, ts);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < d->nqueues; i++)
+		if (qi < 0 || i == (uint32_t)qi)
+			bt_queue_ring(&d->queues[i]);
+	bt_leave(&d->life, ts);
+	return 0;
 }
 
 /* Hand frames a reader took but could not use back to the head of their

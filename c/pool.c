@@ -18,6 +18,17 @@
 struct bt_pool *_Atomic bt_pools[BT_MAX_POOLS + 1];
 pthread_mutex_t bt_table_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* bt_pool_handles(): the open handle per slot, 0 when closed. Written only
+ * under bt_table_lock; read without a lock by callers that compare it with
+ * the handle they hold (a word written whole, so a reader sees the old or
+ * the new handle, never a mix). */
+static _Atomic uint32_t pool_handles[BT_MAX_POOLS + 1];
+
+const uint32_t *bt_pool_handles(void)
+{
+	return (const uint32_t *)pool_handles;
+}
+
 #define POOL_GEN_SHIFT 8
 #define POOL_GEN_MASK ((1u << 23) - 1)
 
@@ -165,6 +176,8 @@ int32_t bt_pool_create(uint32_t nframes, uint32_t frame_size, uint32_t headroom)
 	atomic_store(&p->gen, gen);
 	/* Release: a thread that sees open=1 sees the initialised pool. */
 	atomic_store_explicit(&p->open, 1, memory_order_release);
+	atomic_store_explicit(&pool_handles[slot], slot | (gen << POOL_GEN_SHIFT),
+			      memory_order_release);
 	pthread_mutex_unlock(&bt_table_lock);
 	return (int32_t)(slot | (gen << POOL_GEN_SHIFT));
 }
@@ -186,6 +199,9 @@ int32_t bt_pool_destroy(uint32_t handle)
 			ret = -EBUSY;
 		else
 			atomic_store_explicit(&p->open, 0,
+					      memory_order_release);
+		if (ret == 0)
+			atomic_store_explicit(&pool_handles[p->slot], 0,
 					      memory_order_release);
 		bt_lock_release(&p->lock);
 		if (ret == 0)

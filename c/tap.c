@@ -4,9 +4,9 @@
  *
  * One file descriptor per queue (IFF_MULTI_QUEUE). Each queue gets:
  *
- *   - a writer thread, the reader of the queue's ring. It sleeps with the
- *     same doorbell protocol as bt_queue_wait (need_wakeup, full fence,
- *     re-check, poll the eventfd), drains the ring in batches and writes the
+ *   - a writer thread, the reader of the queue's ring. It sleeps on the
+ *     queue's doorbell like bt_queue_wait (bt_queue_sleep: arm, full fence,
+ *     re-check, futex), drains the ring in batches and writes the
  *     frames to the fd: one io_uring submit per batch, or one write() per
  *     frame. Frames go back to their pool when their write has completed
  *     (for io_uring: when its completion has been reaped, never earlier).
@@ -44,8 +44,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/ethtool.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -500,35 +502,19 @@ static uint32_t ring_take(struct bt_queue *bq, uintptr_t *e, uint32_t n)
 	return k;
 }
 
-static int ring_has(struct bt_queue *bq)
+static int tap_stopping(void *ctx)
 {
-	int r;
+	struct tap *t = ctx;
 
-	bt_lock_acquire(&bq->ring.consumer_lock);
-	r = !bt_ring_empty(&bq->ring);
-	bt_lock_release(&bq->ring.consumer_lock);
-	return r;
+	return atomic_load_explicit(&t->stopping, memory_order_seq_cst);
 }
 
-/* Sleep until a producer rings the doorbell or the device stops. The
- * protocol of device.c: announce (need_wakeup = 1), full fence, look again;
- * a producer publishes, fences, then reads need_wakeup. One of the two
- * sees the other's store, so the doorbell is never lost. */
+/* Sleep until a producer rings the doorbell or the device stops: the
+ * protocol of device.c (bt_queue_sleep). tap_stop sets stopping before it
+ * rings, so a writer that saw the ring sees stopping. */
 static void writer_sleep(struct tap *t, struct bt_queue *bq)
 {
-	struct pollfd p[2] = { { bq->efd, POLLIN, 0 },
-			       { t->stop_efd, POLLIN, 0 } };
-	eventfd_t v;
-
-	atomic_store_explicit(&bq->need_wakeup, 1, memory_order_relaxed);
-	bt_full_fence();
-	if (!ring_has(bq) && !atomic_load(&t->stopping)) {
-		add(&bq->rx_sleeps, 1);
-		while (poll(p, 2, -1) < 0 && errno == EINTR)
-			;
-		eventfd_read(bq->efd, &v); /* nonblocking: reset the count */
-	}
-	atomic_store_explicit(&bq->need_wakeup, 0, memory_order_relaxed);
+	bt_queue_sleep(bq, 0, tap_stopping, t, NULL);
 }
 
 static void *writer_main(void *arg)
@@ -882,6 +868,20 @@ static int ms_left(uint64_t deadline)
  * back or the timeout passes. */
 int32_t bt_tap_rx_wait(uint32_t h, uint32_t qi, int32_t timeout_ms)
 {
+	return bt_tap_rx_wait_cancellable(h, qi, timeout_ms, NULL);
+}
+
+/* The fd cannot be woken from outside, so a cancellable wait polls in
+ * slices this long and looks at *cancel between them: a cancelled wait
+ * gives its thread back within one slice. Several waiters of one queue
+ * all wake when the fd turns readable (poll is level-triggered and
+ * nothing here consumes the readiness), so no broadcast is needed. */
+#define TAP_CANCEL_SLICE_MS 50
+
+int32_t bt_tap_rx_wait_cancellable(uint32_t h, uint32_t qi, int32_t timeout_ms,
+				   const uint32_t *cancel_word)
+{
+	const _Atomic uint32_t *cancel = (const _Atomic uint32_t *)cancel_word;
 	int ts = bt_thread_slot();
 	uint64_t deadline = 0;
 	struct bt_dev *d;
@@ -904,7 +904,18 @@ int32_t bt_tap_rx_wait(uint32_t h, uint32_t qi, int32_t timeout_ms)
 
 		if ((r = atomic_load(&t->error)) < 0)
 			break;
-		r = poll(p, 2, left);
+		if (cancel && atomic_load_explicit(cancel,
+						   memory_order_acquire)) {
+			r = 0;
+			break;
+		}
+		if (cancel && (left < 0 || left > TAP_CANCEL_SLICE_MS)) {
+			r = poll(p, 2, TAP_CANCEL_SLICE_MS);
+			if (r == 0)
+				continue; /* a slice, not the timeout */
+		} else {
+			r = poll(p, 2, left);
+		}
 		if (r < 0) {
 			r = errno == EINTR ? 0 : -errno;
 			break;
@@ -1155,10 +1166,13 @@ static void tap_stop(struct bt_dev *d)
 {
 	struct tap *t = d->backend;
 
-	/* stopping before the eventfd write: a thread woken by it (or one
-	 * that has not slept yet) reads stopping == 1 and leaves. */
+	/* stopping before the eventfd write and the doorbells: a thread
+	 * woken by them (or one that has not slept yet) reads stopping == 1
+	 * and leaves. */
 	atomic_store_explicit(&t->stopping, 1, memory_order_seq_cst);
 	eventfd_write(t->stop_efd, 1);
+	for (uint32_t i = 0; i < t->nqueues; i++)
+		bt_queue_ring(&d->queues[i]);
 	pthread_mutex_lock(&t->fwd_lock);
 	fwd_join(t);
 	pthread_mutex_unlock(&t->fwd_lock);
@@ -1207,11 +1221,12 @@ static struct tap *tap_of(struct bt_dev *d)
 }
 
 /* Why this thread's last bt_tap_open failed, beyond its errno. */
-static __thread uint32_t open_why[3];
+static __thread uint32_t open_why[BT_TAP_WHY_WORDS];
 
 static int32_t why(int32_t err, uint32_t reason, uint32_t flags,
 		   uint32_t vnet)
 {
+	memset(open_why, 0, sizeof(open_why));
 	open_why[0] = reason;
 	open_why[1] = flags;
 	open_why[2] = vnet;
@@ -1222,14 +1237,24 @@ int32_t bt_tap_open_why(uint32_t *out, uint32_t n)
 {
 	if (!out && n)
 		return -EFAULT;
-	if (n > 3)
-		n = 3;
+	if (n > BT_TAP_WHY_WORDS)
+		n = BT_TAP_WHY_WORDS;
 	memcpy(out, open_why, n * sizeof(*out));
-	return 3;
+	return BT_TAP_WHY_WORDS;
 }
 
-/* IFNAMSIZ includes the NUL; the kernel also refuses '/', ':' and
- * whitespace (dev_valid_name), and "." / "..". */
+/* The bytes the kernel's isspace() is true for: its ctype table classes
+ * \t \n \v \f \r, ' ' and 0xA0 (Latin-1 no-break space) as space, and
+ * nothing else (not the other control bytes, not DEL). */
+static int kernel_space(unsigned char c)
+{
+	return (c >= '\t' && c <= '\r') || c == ' ' || c == 0xa0;
+}
+
+/* The kernel's rule for interface names (dev_valid_name), byte for byte:
+ * 1..15 bytes before the NUL (IFNAMSIZ holds the NUL), not "." or "..",
+ * and no '/', ':' or byte the kernel's isspace() is true for. Any other
+ * byte is fine, control bytes and bytes of UTF-8 sequences included. */
 static int name_ok(const char *name)
 {
 	size_t n = strnlen(name, IFNAMSIZ);
@@ -1240,10 +1265,48 @@ static int name_ok(const char *name)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)name[i];
-		if (c == '/' || c == ':' || c <= ' ' || c == 0x7f)
+		if (c == '/' || c == ':' || kernel_space(c))
 			return 0;
 	}
 	return 1;
+}
+
+/* Is the existing interface `name` something other than a TUN/TAP? Asks
+ * its driver (ETHTOOL_GDRVINFO, which needs no privilege): the tun driver
+ * answers "tun". 1 (not a TUN/TAP: its link flags and driver name are left
+ * in open_why), 0 (a TUN/TAP) or -1 (cannot tell). */
+static int not_tuntap(const char *name)
+{
+	struct ethtool_drvinfo info;
+	struct ifreq ifr;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int r = -1, e = 0;
+	uint32_t lflags = 0;
+
+	if (s < 0)
+		return -1;
+	memset(&info, 0, sizeof(info));
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, name, strlen(name));
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0)
+		lflags = (uint16_t)ifr.ifr_flags;
+	info.cmd = ETHTOOL_GDRVINFO;
+	ifr.ifr_data = (void *)&info;
+	if (ioctl(s, SIOCETHTOOL, &ifr) < 0)
+		e = errno;
+	close(s);
+	info.driver[sizeof(info.driver) - 1] = 0;
+	if (!e)
+		r = strcmp(info.driver, "tun") != 0;
+	else if (e == EOPNOTSUPP) /* the tun driver always answers */
+		r = 1;
+	if (r == 1) {
+		why(0, BT_TAP_WHY_NOT_TAP, lflags, 0);
+		if (!e)
+			memcpy(&open_why[3], info.driver,
+			       (BT_TAP_WHY_WORDS - 3) * sizeof(uint32_t));
+	}
+	return r;
 }
 
 /* Bring the link up and set its MTU, touching only what differs, so an
@@ -1438,6 +1501,10 @@ int32_t bt_tap_open(uint32_t pool, const char *name, uint32_t nqueues,
 		return existed;
 	if (existed == 0 && !(flags & BT_TAP_CREATE))
 		return -ENOENT;
+	/* An interface of another kind (a veth, a bridge, lo): say so before
+	 * touching /dev/net/tun, whose refusal would speak of permissions. */
+	if (existed && sysfs_tun_flags(nm) < 0 && not_tuntap(nm) == 1)
+		return -EEXIST; /* open_why says what it is */
 	if (existed && (r = flags_fit(sysfs_tun_flags(nm), vnet_len)) < 0)
 		return r;
 

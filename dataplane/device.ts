@@ -7,7 +7,8 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
-import { BulktapError, checkCount, checkErrno, codeForErrno } from "./errors.ts";
+import { arrayLength, checkCount, show, u32Arg, u32Length } from "./boundary.ts";
+import { BulktapError, checkErrno, codeForErrno } from "./errors.ts";
 import { describeRef, FramePool } from "./pool.ts";
 import { DeviceQueue } from "./queue.ts";
 
@@ -139,8 +140,7 @@ export class Device implements Disposable {
   readonly ringSize: number;
   /** The device's own pool. */
   readonly pool: FramePool;
-  /** Default CPU for queue choice (-1: the calling thread's CPU). */
-  cpu: number;
+  #cpu: number;
   #owner: boolean;
   #ownsPool: boolean;
   #closed = false;
@@ -153,12 +153,22 @@ export class Device implements Disposable {
   constructor(options: DeviceOptions | undefined, attach: AttachToken);
   constructor(options: DeviceOptions = {}, attach?: AttachToken) {
     let h: number;
+    // The pool this constructor created (or was given): the device keeps
+    // that object, so closing it destroys a pool the device made.
+    let created: FramePool | undefined;
     if (attach) {
-      h = attach.handle;
+      h = u32Arg(attach.handle, "device handle");
       this.#owner = attach.owner;
       this.#ownsPool = attach.ownsPool;
-      this.cpu = attach.cpu;
+      this.#cpu = Device.#checkCpu(attach.cpu);
     } else {
+      if (typeof options !== "object" || options === null) {
+        throw new BulktapError("EINVAL", `device options are ${show(options)}, not an object`);
+      }
+      if (options.pool !== undefined && !(options.pool instanceof FramePool)) {
+        throw new BulktapError("EINVAL", `pool is ${show(options.pool)}, not a FramePool`);
+      }
+      const cpu = Device.#checkCpu(options.cpu ?? -1);
       const queues = options.queues ?? 1;
       const ringSize = options.ringSize ?? 1024;
       if (!Number.isInteger(queues) || queues < 1 || queues > 256) {
@@ -176,24 +186,35 @@ export class Device implements Disposable {
         checkErrno(h, `creating a device with ${queues} queues of ${ringSize} slots`);
       }
       this.#owner = true;
-      this.cpu = Device.#checkCpu(options.cpu ?? -1);
+      this.#cpu = cpu;
+      created = pool;
     }
     const info = new BigUint64Array(3);
     checkErrno(library().bt_dev_info(h, info, 3), `info of device ${h}`);
     this.handle = h;
     this.queues = Number(info[0]);
     this.ringSize = Number(info[1]);
-    this.pool = attach
-      ? (attach.pool ?? FramePool.attach(Number(info[2])))
-      : (options.pool ?? FramePool.attach(Number(info[2])));
+    this.pool = attach ? (attach.pool ?? FramePool.attach(Number(info[2]))) : created!;
     for (let i = 0; i < this.queues; i++) this.#queues.push(new DeviceQueue(this, i));
   }
 
   static #checkCpu(cpu: number): number {
-    if (!Number.isInteger(cpu) || cpu < -1 || cpu > 0x7fffffff) {
-      throw new BulktapError("EINVAL", `cpu=${cpu} is not -1 (this thread's CPU) or a CPU number`);
+    if (typeof cpu !== "number" || !Number.isInteger(cpu) || cpu < -1 || cpu > 0x7fffffff) {
+      throw new BulktapError(
+        "EINVAL",
+        `cpu=${show(cpu)} is not -1 (this thread's CPU) or a CPU number`,
+      );
     }
     return cpu;
+  }
+
+  /** Default CPU for queue choice (-1: the calling thread's CPU). Checked when set. */
+  get cpu(): number {
+    return this.#cpu;
+  }
+
+  set cpu(cpu: number) {
+    this.#cpu = Device.#checkCpu(cpu);
   }
 
   /**
@@ -209,6 +230,7 @@ export class Device implements Disposable {
    * ```
    */
   static attach(handle: number, cpu = -1): Device {
+    u32Arg(handle, "device handle");
     return new Device(undefined, new AttachToken(handle, Device.#checkCpu(cpu)));
   }
 
@@ -222,17 +244,19 @@ export class Device implements Disposable {
   /** Queue `i`'s reader side. */
   queue(i: number): DeviceQueue {
     this.assertOpen();
-    const q = this.#queues[i];
-    if (q === undefined) {
-      throw new BulktapError("EINVAL", `queue ${i} does not exist: the device has ${this.queues}`);
+    if (!(typeof i === "number" && Number.isInteger(i) && i >= 0 && i < this.queues)) {
+      throw new BulktapError(
+        "EINVAL",
+        `queue ${show(i)} does not exist: the device has ${this.queues}`,
+      );
     }
-    return q;
+    return this.#queues[i];
   }
 
   /** The queue `xmit` picks for `cpu` (default: this device's cpu). */
-  queueForCpu(cpu: number = this.cpu): number {
+  queueForCpu(cpu: number = this.#cpu): number {
     this.assertOpen();
-    if (cpu !== this.cpu) Device.#checkCpu(cpu);
+    if (cpu !== this.#cpu) Device.#checkCpu(cpu);
     return checkErrno(
       library().bt_queue_for_cpu(this.handle, cpu),
       `queueForCpu(${cpu}) on device ${this.handle}`,
@@ -250,13 +274,14 @@ export class Device implements Disposable {
    * frames went back to their pool first, so the caller must not touch them.
    */
   xmit(frames: Uint32Array, options?: XmitOptions): number {
-    const count = options?.count ?? frames.length;
+    const len = u32Length(frames, `xmit on device ${this.handle}: frames`);
+    const count = options?.count ?? len;
     const flags = options?.flush ? XMIT_FLUSH : 0;
-    const cpu = options?.cpu ?? this.cpu;
-    checkCount(count, frames.length, `xmit on device ${this.handle}`);
-    if (cpu !== this.cpu) Device.#checkCpu(cpu);
+    const cpu = options?.cpu ?? this.#cpu;
+    checkCount(count, len, `xmit on device ${this.handle}`);
+    if (cpu !== this.#cpu) Device.#checkCpu(cpu);
     if (this.#closed) this.#closedError(frames, count);
-    const r = library().bt_xmit(this.handle, frames, count, flags, cpu);
+    const r = library().bt_xmit(this.handle, frames, len, count, flags, cpu);
     if (r < 0) this.#xmitError(r, frames, count);
     return r;
   }
@@ -268,12 +293,12 @@ export class Device implements Disposable {
    */
   xmitOne(ref: number, options?: XmitOptions): boolean {
     const one = this.#one;
-    one[0] = ref;
+    one[0] = u32Arg(ref, `xmitOne on device ${this.handle}: ref`);
     const flags = options?.flush ? XMIT_FLUSH : 0;
-    const cpu = options?.cpu ?? this.cpu;
-    if (cpu !== this.cpu) Device.#checkCpu(cpu);
+    const cpu = options?.cpu ?? this.#cpu;
+    if (cpu !== this.#cpu) Device.#checkCpu(cpu);
     if (this.#closed) this.#closedError(one, 1);
-    const r = library().bt_xmit(this.handle, one, 1, flags, cpu);
+    const r = library().bt_xmit(this.handle, one, 1, 1, flags, cpu);
     if (r < 0) this.#xmitError(r, one, 1);
     return r === 1;
   }
@@ -286,27 +311,22 @@ export class Device implements Disposable {
    */
   xmitCopy(data: Uint8Array, lengths: Uint32Array, options?: XmitOptions): number {
     this.assertOpen();
-    const count = options?.count ?? lengths.length;
-    const cpu = options?.cpu ?? this.cpu;
-    checkCount(count, lengths.length, `xmitCopy on device ${this.handle} (lengths)`);
-    if (cpu !== this.cpu) Device.#checkCpu(cpu);
+    const dataLen = arrayLength(data, "Uint8Array", `xmitCopy on device ${this.handle}: data`);
+    const nlens = u32Length(lengths, `xmitCopy on device ${this.handle}: lengths`);
+    const count = options?.count ?? nlens;
+    const cpu = options?.cpu ?? this.#cpu;
+    checkCount(count, nlens, `xmitCopy on device ${this.handle} (lengths)`);
+    if (cpu !== this.#cpu) Device.#checkCpu(cpu);
     let total = 0;
     for (let i = 0; i < count; i++) total += lengths[i];
-    if (total > data.length) {
+    if (total > dataLen) {
       throw new BulktapError(
         "EINVAL",
-        `lengths add up to ${total} bytes but data has ${data.length}`,
+        `lengths add up to ${total} bytes but data has ${dataLen}`,
       );
     }
     const flags = options?.flush ? XMIT_FLUSH : 0;
-    const r = library().bt_xmit_copy(
-      this.handle,
-      data,
-      lengths,
-      count,
-      flags,
-      cpu,
-    );
+    const r = library().bt_xmit_copy(this.handle, data, dataLen, lengths, nlens, count, flags, cpu);
     if (r >= 0) return r;
     if (r === -22) {
       const max = this.pool.frameSize - this.pool.headroom;
@@ -331,7 +351,7 @@ export class Device implements Disposable {
    * rule "a frame given to xmit is sent or returned" holds here too.
    */
   #closedError(frames: Uint32Array, count: number): never {
-    const returned = count > 0 ? library().bt_frames_put(frames, count, null, 0) : 0;
+    const returned = count > 0 ? library().bt_frames_put(frames, count, count, null, 0) : 0;
     throw new BulktapError(
       "ECLOSED",
       `xmit on device ${this.handle}, which this object's close() closed; ` +
@@ -384,7 +404,7 @@ export class Device implements Disposable {
     if (queue !== -1 && !(Number.isInteger(queue) && queue >= 0 && queue < this.queues)) {
       throw new BulktapError(
         "EINVAL",
-        `queue ${queue} does not exist: the device has ${this.queues}`,
+        `flush: queue ${show(queue)} does not exist: the device has ${this.queues}`,
       );
     }
     checkErrno(

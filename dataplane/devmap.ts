@@ -26,6 +26,7 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
+import { intIn, show, u32Arg } from "./boundary.ts";
 import { BulktapError, codeForErrno } from "./errors.ts";
 import { XMIT_FLUSH } from "./device.ts";
 
@@ -101,12 +102,9 @@ export class BulkQueues {
   readonly cpu: number;
   /** Number of targets. */
   readonly targets: number;
-  /** Per target: sent, dropped, failed calls, xmit calls (see {@linkcode TargetCounter}). */
-  readonly counters: Float64Array;
-  /** Frames staged and not yet transmitted. */
-  pending = 0;
-  /** `nowNs` of the oldest staged frame (valid while `pending > 0`). */
-  oldestNs = 0;
+  #counters: Float64Array;
+  #pending = 0;
+  #oldestNs = 0;
   #handles: Uint32Array;
   // "target" mode
   #stages: Uint32Array[];
@@ -117,14 +115,15 @@ export class BulkQueues {
   #refs: Uint32Array;
   #tgts: Uint32Array;
   #counts: Uint32Array;
+  #cap: number;
   #lib = library();
 
   /** Bulk queues for `targets` (device-map order). */
   constructor(targets: readonly XmitTarget[], options: BulkQueuesOptions = {}) {
-    const bulk = options.bulk ?? 16;
-    if (!Number.isInteger(bulk) || bulk < 1 || bulk > 256) {
-      throw new BulktapError("EINVAL", `bulk ${bulk} is not in 1..256`);
+    if (!Array.isArray(targets)) {
+      throw new BulktapError("EINVAL", `targets is ${show(targets)}, not an array of devices`);
     }
+    const bulk = intIn(options.bulk ?? 16, 1, 256, "bulk");
     if (targets.length > MAX_TARGETS) {
       throw new BulktapError(
         "E2BIG",
@@ -135,36 +134,51 @@ export class BulkQueues {
     if (mode !== "cycle" && mode !== "target") {
       throw new BulktapError("EINVAL", `stage mode ${mode} is not "cycle" or "target"`);
     }
-    const cap = options.cycleCapacity ?? 4096;
-    if (!Number.isInteger(cap) || cap < 1) {
-      throw new BulktapError("EINVAL", `cycleCapacity ${cap} is not a positive integer`);
-    }
+    const cap = intIn(options.cycleCapacity ?? 4096, 1, 1 << 24, "cycleCapacity");
     this.bulk = bulk;
     this.mode = mode;
-    this.cpu = options.cpu ?? 0;
+    this.cpu = intIn(options.cpu ?? 0, -1, 0x7fffffff, "cpu");
     this.targets = targets.length;
-    this.#handles = Uint32Array.from(targets, (t) => t.handle);
-    this.counters = new Float64Array(targets.length * 4);
+    this.#handles = Uint32Array.from(targets, (t, i) => u32Arg(t?.handle, `targets[${i}].handle`));
+    this.#counters = new Float64Array(targets.length * 4);
     this.#stages = targets.map(() => new Uint32Array(bulk));
     this.#fill = new Uint32Array(targets.length);
     this.#touched = new Uint32Array(targets.length);
+    this.#cap = cap;
     this.#refs = new Uint32Array(cap);
     this.#tgts = new Uint32Array(cap);
     this.#counts = new Uint32Array(targets.length * 3);
   }
 
+  /** Per target: sent, dropped, failed calls, xmit calls (see {@linkcode TargetCounter}). */
+  get counters(): Float64Array {
+    return this.#counters;
+  }
+
+  /** Frames staged and not yet transmitted. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /** `nowNs` of the oldest staged frame (valid while `pending > 0`). */
+  get oldestNs(): number {
+    return this.#oldestNs;
+  }
+
   /**
-   * Stage frame `ref` for target `t` (0 <= t < targets; the caller checks).
-   * `nowNs` is when the frame's batch was taken, for the deadline.
+   * Stage frame `ref` for target `t` (0 <= t < targets). `nowNs` is when
+   * the frame's batch was taken, for the deadline. Throws `EINVAL`, taking
+   * nothing, if `ref` is not a 32-bit ref or `t` names no target.
    */
   enqueue(ref: number, t: number, nowNs: number): void {
-    if (this.pending === 0) this.oldestNs = nowNs;
+    if (!(ref === ref >>> 0 && t === t >>> 0 && t < this.targets)) this.#enqueueError(ref, t);
+    if (this.#pending === 0) this.#oldestNs = nowNs;
     if (this.mode === "cycle") {
-      const n = this.pending;
+      const n = this.#pending;
       this.#refs[n] = ref;
       this.#tgts[n] = t;
-      this.pending = n + 1;
-      if (n + 1 === this.#refs.length) this.flush();
+      this.#pending = n + 1;
+      if (n + 1 === this.#cap) this.flush();
       return;
     }
     const f = this.#fill[t];
@@ -174,20 +188,27 @@ export class BulkQueues {
     } else if (f === this.bulk) {
       // Full: out without the doorbell (the cycle's last stage rings it).
       this.#send(t, stage, f, 0);
-      this.pending -= f;
+      this.#pending -= f;
       stage[0] = ref;
       this.#fill[t] = 1;
-      this.pending++;
+      this.#pending++;
       return;
     }
     stage[f] = ref;
     this.#fill[t] = f + 1;
-    this.pending++;
+    this.#pending++;
+  }
+
+  #enqueueError(ref: number, t: number): never {
+    if (ref !== ref >>> 0) {
+      throw new BulktapError("EINVAL", `enqueue: frame ref ${show(ref)} is not a 32-bit ref`);
+    }
+    throw new BulktapError("EINVAL", `enqueue: target ${show(t)} is not in 0..${this.targets - 1}`);
   }
 
   #send(t: number, stage: Uint32Array, n: number, flags: number): void {
-    const r = this.#lib.bt_xmit(this.#handles[t], stage, n, flags, this.cpu);
-    const c = this.counters;
+    const r = this.#lib.bt_xmit(this.#handles[t], stage, this.bulk, n, flags, this.cpu);
+    const c = this.#counters;
     c[t * 4 + 3]++;
     if (r >= 0) {
       c[t * 4] += r;
@@ -197,7 +218,9 @@ export class BulkQueues {
       // frames. EINVAL: a program corrupted a frame's metadata; return what
       // is still held.
       const code = codeForErrno(r);
-      if (code !== "ENXIO" && code !== "ENODEV") this.#lib.bt_frames_put(stage, n, null, 0);
+      if (code !== "ENXIO" && code !== "ENODEV") {
+        this.#lib.bt_frames_put(stage, this.bulk, n, null, 0);
+      }
       c[t * 4 + 1] += n;
       c[t * 4 + 2]++;
     }
@@ -208,22 +231,26 @@ export class BulkQueues {
    * Call at the end of every poll cycle (and when the deadline passes).
    */
   flush(): void {
-    if (this.pending === 0) return;
+    if (this.#pending === 0) return;
     if (this.mode === "cycle") {
       const counts = this.#counts;
       counts.fill(0);
       this.#lib.bt_devmap_xmit(
         this.#handles,
         this.targets,
+        this.targets,
         this.#refs,
+        this.#cap,
         this.#tgts,
-        this.pending,
+        this.#cap,
+        this.#pending,
         this.bulk,
         XMIT_FLUSH,
         this.cpu,
         counts,
+        this.targets * 3,
       );
-      const c = this.counters;
+      const c = this.#counters;
       for (let t = 0; t < this.targets; t++) {
         const sent = counts[t * 3], dropped = counts[t * 3 + 1];
         if (sent + dropped === 0) continue;
@@ -232,7 +259,7 @@ export class BulkQueues {
         c[t * 4 + 2] += counts[t * 3 + 2];
         c[t * 4 + 3] += Math.ceil((sent + dropped) / this.bulk);
       }
-      this.pending = 0;
+      this.#pending = 0;
       return;
     }
     for (let k = 0; k < this.#ntouched; k++) {
@@ -241,16 +268,16 @@ export class BulkQueues {
       this.#fill[t] = 0;
     }
     this.#ntouched = 0;
-    this.pending = 0;
+    this.#pending = 0;
   }
 
   /** Frames sent to target `t` so far. */
   sent(t: number): number {
-    return this.counters[t * 4];
+    return this.#counters[intIn(t, 0, this.targets - 1, "target") * 4];
   }
 
   /** Frames target `t` did not accept (returned to their pool). */
   dropped(t: number): number {
-    return this.counters[t * 4 + 1];
+    return this.#counters[intIn(t, 0, this.targets - 1, "target") * 4 + 1];
   }
 }

@@ -10,12 +10,18 @@
 import { parseArgs } from "parse-args";
 import { BulktapError } from "./errors.ts";
 import { FramePool } from "./pool.ts";
-import { TapDevice, tapNameProblem, type TapStats } from "./tap.ts";
+import { TapDevice, tapMaxMtu, tapNameProblem, type TapStats } from "./tap.ts";
+
+/** The pool's frames: the defaults, fixed, so --mtu can be checked up front. */
+const FRAME_SIZE = 2048;
+const HEADROOM = 256;
 
 const HELP = `usage: deno run -A mod.ts forward A B [flags]
 
 Forward frames between TAP devices A and B (created, or attached to when
-they exist) until SIGINT/SIGTERM, then print per-device counts.
+they exist) until SIGINT/SIGTERM, then print per-device counts. A and B
+must be TAP devices or names no interface has yet; other interfaces are
+refused, never changed.
 
 flags:
   --queues N           queues per device, 1..64 (default 1)
@@ -25,7 +31,10 @@ flags:
   --vnet-hdr-size N    the header's size, 10 or 12 (implies --vnet-hdr; a device made
                        with \`ip tuntap add ... vnet_hdr\` has 10)
   --io uring|write     how frames are written into the kernel (default uring)
-  --mtu N              set both links' MTU (default: leave as is)
+  --mtu N              set both links' MTU, 68..${
+  tapMaxMtu({ frameSize: FRAME_SIZE, headroom: HEADROOM })
+} (what its ${FRAME_SIZE}-byte frames hold;
+                       default: leave as is)
   --stats-interval S   print counts every S seconds (default 0: never)
   --json               print the final counts as one JSON object
   --help               this text
@@ -54,6 +63,21 @@ function intFlag(name: string, raw: string | undefined, def: number, min: number
     throw new UsageError(`--${name}=${raw} is not an integer in ${min}..${max}`);
   }
   return v;
+}
+
+/** --mtu: above what the frames hold is refused here, naming that cause. */
+function mtuFlag(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const mtu = intFlag("mtu", raw, 0, 68, 65535);
+  const max = tapMaxMtu({ frameSize: FRAME_SIZE, headroom: HEADROOM });
+  if (mtu > max) {
+    throw new UsageError(
+      `--mtu=${raw} is more than forward's frames hold: a frame is ${FRAME_SIZE} bytes with ` +
+        `${HEADROOM} of headroom, which holds an MTU up to ${max} (a frame also carries the ` +
+        "Ethernet header and a VLAN tag); forward has no option for larger frames",
+    );
+  }
+  return mtu;
 }
 
 function counts(dev: TapDevice): ForwardCounts {
@@ -148,7 +172,7 @@ export async function forwardMain(args: string[]): Promise<number> {
       b: positionals[1],
       queues: intFlag("queues", values.queues, 1, 1, 64),
       bulk: intFlag("bulk", values.bulk, 64, 1, 256),
-      mtu: values.mtu === undefined ? undefined : intFlag("mtu", values.mtu, 0, 68, 65535),
+      mtu: mtuFlag(values.mtu),
       mode: mode as "bulk" | "single",
       io: io as "uring" | "write",
       vnet,
@@ -188,7 +212,11 @@ interface RunOptions {
 
 async function run(o: RunOptions): Promise<number> {
   // Enough frames for every ring of both devices plus batches in flight.
-  using pool = new FramePool({ frames: Math.max(8192, 2 * o.queues * 1024 + 4096) });
+  using pool = new FramePool({
+    frames: Math.max(8192, 2 * o.queues * 1024 + 4096),
+    frameSize: FRAME_SIZE,
+    headroom: HEADROOM,
+  });
   const common = {
     queues: o.queues,
     pool,

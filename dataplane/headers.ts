@@ -11,7 +11,11 @@
  */
 
 /**
- * Negative return codes of the header helpers.
+ * Negative return codes of the header helpers: -10001 and below, so none
+ * can be taken for a negative errno (Linux errnos are 1..4095, MAX_ERRNO)
+ * such as the C library's -22 (EINVAL). Results are non-negative on
+ * success, so `r < 0` tells a failure; compare with these names, never
+ * with numbers.
  *
  * @example
  * ```ts
@@ -21,19 +25,19 @@
  */
 export const HeaderError = {
   /** The frame ends before the header (or a length field) does. */
-  TRUNCATED: -1,
+  TRUNCATED: -10001,
   /** A field has an impossible value (version, header length, total length, ARP sizes). */
-  MALFORMED: -2,
+  MALFORMED: -10002,
   /** Not the protocol the helper handles (e.g. ipv4Header on an IPv6 packet). */
-  UNSUPPORTED: -3,
+  UNSUPPORTED: -10003,
   /** TTL / hop limit is 0 or 1: the packet must not be forwarded (not modified). */
-  TTL_EXPIRED: -4,
+  TTL_EXPIRED: -10004,
   /**
    * A non-first IPv4 fragment (fragment offset > 0): it carries no UDP/TCP
    * header, so it has no ports. {@linkcode FiveTuple.parse} still fills the
    * family, protocol and addresses, and sets both ports to 0.
    */
-  FRAGMENT: -5,
+  FRAGMENT: -10005,
 } as const;
 
 /**
@@ -666,7 +670,7 @@ export function l4SetDstPort(
  * ```ts
  * import { FiveTuple } from "./mod.ts";
  * const t = new FiveTuple();
- * console.log(t.parse(new Uint8Array(10), 0, 10)); // -1 (TRUNCATED)
+ * console.log(t.parse(new Uint8Array(10), 0, 10)); // -10001 (HeaderError.TRUNCATED)
  * ```
  */
 export class FiveTuple {

@@ -35,6 +35,7 @@
  */
 import * as hdr from "hdr-histogram-js";
 import { library } from "../ffi/lib.ts";
+import { arrayLength, checkCount, intIn, show, u32Length } from "./boundary.ts";
 import { BulktapError, checkErrno } from "./errors.ts";
 
 /** Percentiles of a latency distribution, in nanoseconds. */
@@ -181,6 +182,9 @@ export function newLatencyHistogram(): LatencyHistogram {
 }
 
 function words(buffer: SharedArrayBuffer | ArrayBuffer): BigUint64Array {
+  if (!(buffer instanceof SharedArrayBuffer || buffer instanceof ArrayBuffer)) {
+    throw new BulktapError("EINVAL", `buffer is ${show(buffer)}, not an ArrayBuffer`);
+  }
   if (buffer.byteLength < L.BYTES) {
     throw new BulktapError(
       "EINVAL",
@@ -238,6 +242,15 @@ export interface LatencyShare {
   buffer: SharedArrayBuffer;
 }
 
+// Set by LatencyRecorder's static block: the library's own access to a
+// recorder's words (not what a redefined `words` property says).
+let recorderWords: (r: LatencyRecorder) => BigUint64Array;
+
+/** @internal For readers in this library: a recorder's own bucket words. */
+export function wordsOf(r: LatencyRecorder): BigUint64Array {
+  return recorderWords(r);
+}
+
 /**
  * Records the latency of batches of frames into a bucket array in shared
  * memory; percentiles come from an HDR histogram folded from it on demand.
@@ -259,19 +272,21 @@ export interface LatencyShare {
  * ```
  */
 export class LatencyRecorder {
-  /** The bucket array: hand it to another thread to read live percentiles. */
-  readonly shared: SharedArrayBuffer;
-  /** The same, as the 64-bit words the C library adds to. */
-  readonly words: BigUint64Array;
+  #shared: SharedArrayBuffer;
+  #words: BigUint64Array;
   #lib = library();
+
+  static {
+    recorderWords = (r) => r.#words;
+  }
   #hist: LatencyHistogram | undefined;
 
   /** A recorder with empty buckets. */
   constructor() {
-    this.shared = new SharedArrayBuffer(L.BYTES);
-    this.words = new BigUint64Array(this.shared);
-    checkErrno(this.#lib.bt_lat_init(this.words, L.BYTES), "initialising latency buckets");
-    if (Atomics.load(this.words, L.H_MAGIC) !== MAGIC) {
+    this.#shared = new SharedArrayBuffer(L.BYTES);
+    this.#words = new BigUint64Array(this.#shared);
+    checkErrno(this.#lib.bt_lat_init(this.#words, L.BYTES), "initialising latency buckets");
+    if (Atomics.load(this.#words, L.H_MAGIC) !== MAGIC) {
       throw new BulktapError(
         "EINVAL",
         "the C library's latency bucket layout differs from dataplane/latency.ts (rebuild it)",
@@ -287,17 +302,27 @@ export class LatencyRecorder {
   get histogram(): LatencyHistogram {
     const h = this.#hist ??= newLatencyHistogram();
     h.reset();
-    return histogramFromBuckets(this.shared, h);
+    return histogramFromBuckets(this.#shared, h);
+  }
+
+  /** The bucket array: hand it to another thread to read live percentiles. */
+  get shared(): SharedArrayBuffer {
+    return this.#shared;
+  }
+
+  /** The same, as the 64-bit words the C library adds to (read them; do not write). */
+  get words(): BigUint64Array {
+    return this.#words;
   }
 
   /** Frames without a timestamp (0) or with an invalid ref, not recorded. */
   get unstamped(): number {
-    return Number(Atomics.load(this.words, L.H_SKIPPED));
+    return Number(Atomics.load(this.#words, L.H_SKIPPED));
   }
 
   /** Frames recorded. */
   get count(): number {
-    return Number(Atomics.load(this.words, L.H_FRAMES));
+    return Number(Atomics.load(this.#words, L.H_FRAMES));
   }
 
   /**
@@ -305,8 +330,10 @@ export class LatencyRecorder {
    * library reads the clock once and each frame's timestamp.
    */
   recordBatch(refs: Uint32Array, count: number): void {
+    const len = u32Length(refs, "recordBatch: refs");
+    checkCount(count, len, "recordBatch");
     if (count === 0) return;
-    const r = this.#lib.bt_frames_latency(refs, count, this.words, L.BYTES);
+    const r = this.#lib.bt_frames_latency(refs, len, count, this.#words, L.WORDS);
     if (r < 0) checkErrno(r, "recording latency");
   }
 
@@ -315,8 +342,13 @@ export class LatencyRecorder {
    * their own clock, and for deterministic tests).
    */
   recordBatchAt(refs: Uint32Array, count: number, nowNs: number): void {
+    const len = u32Length(refs, "recordBatchAt: refs");
+    checkCount(count, len, "recordBatchAt");
     if (count === 0) return;
-    const r = this.#lib.bt_frames_latency_at(refs, count, nowNs, this.words, L.BYTES);
+    if (typeof nowNs !== "number") {
+      throw new BulktapError("EINVAL", `recordBatchAt: nowNs=${show(nowNs)} is not a number`);
+    }
+    const r = this.#lib.bt_frames_latency_at(refs, len, count, nowNs, this.#words, L.WORDS);
     if (r < 0) checkErrno(r, `recording latency at ${nowNs} ns`);
   }
 
@@ -327,7 +359,10 @@ export class LatencyRecorder {
    * path (BigInt atomics per run): readers record in C.
    */
   recordRuns(vals: Float64Array, counts: Uint32Array, runs: number, skipped = 0): void {
-    const w = this.words;
+    const nv = arrayLength(vals, "Float64Array", "recordRuns: vals");
+    checkCount(runs, Math.min(nv, u32Length(counts, "recordRuns: counts")), "recordRuns");
+    intIn(skipped, 0, Number.MAX_SAFE_INTEGER, "recordRuns: skipped");
+    const w = this.#words;
     let frames = 0;
     for (let k = 0; k < runs; k++) {
       const v = vals[k], n = counts[k];

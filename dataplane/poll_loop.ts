@@ -19,9 +19,10 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
+import { show } from "./boundary.ts";
 import { BulktapError } from "./errors.ts";
 import { BulkQueues, MAX_TARGETS, type StageMode, type XmitTarget } from "./devmap.ts";
-import { LatencyRecorder } from "./latency.ts";
+import { LatencyLayout, LatencyRecorder, wordsOf } from "./latency.ts";
 import { FramePool } from "./pool.ts";
 import type { PacketBatch, Program } from "./program.ts";
 import type { Source } from "./source.ts";
@@ -231,6 +232,12 @@ export class PollLoop {
   readonly #deadlineNs: number;
   readonly #ntargets: number;
   readonly #batch: PacketBatch;
+  // The loop's own arrays: sources fill #refs, the program sees a copy in
+  // #shown and writes #verdicts. The loop reads only these, never what the
+  // program left in the batch's fields (a program may reassign them).
+  readonly #refs: Uint32Array;
+  readonly #shown: Uint32Array;
+  readonly #verdicts: Uint32Array;
   readonly #drops: Uint32Array;
   readonly #passed: Uint32Array;
   // BROADCAST copies of one batch, per pool slot: [start, end) in #copies,
@@ -259,7 +266,16 @@ export class PollLoop {
     if (!(deadlineNs >= 0)) {
       throw new BulktapError("EINVAL", `deadlineNs ${deadlineNs} is negative`);
     }
-    this.sources = o.sources;
+    if (!Array.isArray(o.sources) || o.sources.some((x) => typeof x?.poll !== "function")) {
+      throw new BulktapError("EINVAL", `sources is ${show(o.sources)}, not an array of sources`);
+    }
+    if (typeof o.program !== "function") {
+      throw new BulktapError("EINVAL", `program is ${show(o.program)}, not a function`);
+    }
+    if (!Array.isArray(o.targets)) {
+      throw new BulktapError("EINVAL", `targets is ${show(o.targets)}, not an array of devices`);
+    }
+    this.sources = [...o.sources];
     this.#program = o.program;
     this.#budget = budget;
     this.#deadlineNs = deadlineNs;
@@ -273,10 +289,15 @@ export class PollLoop {
     }
     this.#passIndex = o.pass ? o.targets.length : -1;
     this.counters = o.counters ?? new Float64Array(LoopCounter.COUNT);
-    if (this.counters.length < LoopCounter.COUNT) {
+    // Written only by this loop's TypeScript (never handed to C): any
+    // array-like of numbers will do, a Proxy for tests included.
+    const slots = typeof this.counters === "object" && this.counters !== null
+      ? Number(this.counters.length)
+      : NaN;
+    if (!(slots >= LoopCounter.COUNT)) {
       throw new BulktapError(
         "EINVAL",
-        `counters has ${this.counters.length} slots, the loop needs ${LoopCounter.COUNT}`,
+        `counters has ${slots} slots, the loop needs ${LoopCounter.COUNT}`,
       );
     }
     this.queues = new BulkQueues(o.pass ? [...o.targets, o.pass] : o.targets, {
@@ -299,10 +320,13 @@ export class PollLoop {
       this.#pass = new LatencyRecorder();
       this.latency.set("pass", this.#pass);
     }
+    this.#refs = new Uint32Array(budget);
+    this.#shown = new Uint32Array(budget);
+    this.#verdicts = new Uint32Array(budget);
     this.#batch = {
-      refs: new Uint32Array(budget),
+      refs: this.#shown,
       count: 0,
-      verdicts: new Uint32Array(budget),
+      verdicts: this.#verdicts,
       ingress: -1,
       nowNs: 0,
       targets: this.#ntargets,
@@ -336,7 +360,14 @@ export class PollLoop {
         this.#flush(now);
         c[LoopCounter.DEADLINE_FLUSHES]++;
       }
-      const n = src.poll(this.#batch.refs, this.#budget, now);
+      const n = src.poll(this.#refs, this.#budget, now);
+      if (n !== 0 && !(n >= 1 && n <= this.#budget && Number.isInteger(n))) {
+        // The frames it meant are unknown: none can be moved or returned.
+        throw new BulktapError(
+          "EINVAL",
+          `source ${src.name} returned ${show(n)} frames from a poll of at most ${this.#budget}`,
+        );
+      }
       if (n > 0) {
         this.#runBatch(src, n, now);
         work += n;
@@ -377,19 +408,26 @@ export class PollLoop {
   #runBatch(src: Source, n: number, now: number): void {
     const c = this.counters;
     const b = this.#batch;
-    const refs = b.refs, verdicts = b.verdicts;
+    const refs = this.#refs, verdicts = this.#verdicts, shown = this.#shown;
     const ntargets = this.#ntargets;
     const bq = this.queues;
+    for (let i = 0; i < n; i++) shown[i] = refs[i];
+    (b as { refs: Uint32Array }).refs = shown;
+    (b as { verdicts: Uint32Array }).verdicts = verdicts;
     b.count = n;
-    b.ingress = src.ingress;
+    const ing = src.ingress;
+    // Read once, before the program runs (it may change the batch's field).
+    const ingress = typeof ing === "number" && Number.isInteger(ing) && ing >= 0 ? ing : -1;
+    b.ingress = ingress;
     b.nowNs = now;
+    b.targets = ntargets;
     verdicts.fill(Verdict.DROP, 0, n);
     c[LoopCounter.RX] += n;
     try {
       this.#program(b);
     } catch (e) {
       // A program that throws loses no frame: the batch goes home, counted.
-      this.#lib.bt_frames_put(refs, n, null, 0);
+      this.#lib.bt_frames_put(refs, refs.length, n, null, 0);
       c[LoopCounter.INVALID] += n;
       throw e;
     }
@@ -399,7 +437,6 @@ export class PollLoop {
     let flood = -1; // copies per flooded frame; -1 until the first BROADCAST
     const drops = this.#drops, passed = this.#passed;
     const passIndex = this.#passIndex;
-    const ingress = b.ingress;
     const hasIngress = ingress >= 0 && ingress < ntargets;
     for (let i = 0; i < n; i++) {
       const v = verdicts[i];
@@ -471,11 +508,11 @@ export class PollLoop {
           invalid++;
       }
     }
-    if (nd > 0) this.#lib.bt_frames_put(drops, nd, null, 0);
+    if (nd > 0) this.#lib.bt_frames_put(drops, drops.length, nd, null, 0);
     if (np > 0) {
       // The Worker's local reader consumes PASS frames here.
       this.#pass?.recordBatch(passed, np);
-      this.#lib.bt_frames_put(passed, np, null, 0);
+      this.#lib.bt_frames_put(passed, passed.length, np, null, 0);
     }
     if (flood > 0) this.#returnUnusedCopies();
     c[LoopCounter.DROP] += drop;
@@ -493,15 +530,15 @@ export class PollLoop {
    */
   #allocCopies(from: number, n: number, per: number): number {
     if (per === 0) return 0;
-    const b = this.#batch;
+    const refs = this.#refs, verdicts = this.#verdicts;
     const need = this.#copyNeed, slots = this.#copySlots;
     let nslots = 0, total = 0;
     for (let i = from; i < n; i++) {
-      if ((b.verdicts[i] & 0xff) !== Verdict.BROADCAST) continue;
-      const slot = b.refs[i] >>> 24;
+      if ((verdicts[i] & 0xff) !== Verdict.BROADCAST) continue;
+      const slot = refs[i] >>> 24;
       if (need[slot] === 0) {
         slots[nslots++] = slot;
-        this.#copyRef[slot] = b.refs[i];
+        this.#copyRef[slot] = refs[i];
       }
       need[slot] += per;
       total += per;
@@ -517,7 +554,7 @@ export class PollLoop {
       const handle = FramePool.of(this.#copyRef[slot]).handle;
       // A view per pool and flooded batch, not per frame.
       const into = at === 0 ? this.#copies : this.#copies.subarray(at);
-      const got = Math.max(0, this.#lib.bt_pool_alloc(handle, into, want));
+      const got = Math.max(0, this.#lib.bt_pool_alloc(handle, into, into.length, want));
       this.#copyAt[slot] = at;
       this.#copyEnd[slot] = at + got;
       missed += want - got;
@@ -535,7 +572,8 @@ export class PollLoop {
       const slot = this.#copySlots[k];
       const left = this.#copyEnd[slot] - this.#copyAt[slot];
       if (left > 0) {
-        this.#lib.bt_frames_put(this.#copies.subarray(this.#copyAt[slot]), left, null, 0);
+        const rest = this.#copies.subarray(this.#copyAt[slot]);
+        this.#lib.bt_frames_put(rest, rest.length, left, null, 0);
       }
       this.#copyAt[slot] = this.#copyEnd[slot] = 0;
     }
@@ -548,14 +586,15 @@ export class PollLoop {
     let total = 0;
     const refs = this.#readRefs;
     for (const r of this.#readers) {
-      const h = r.rec ? r.rec.words : null;
+      const h = r.rec ? wordsOf(r.rec) : null;
       const n = this.#lib.bt_queue_consume(
         r.device,
         r.queue,
         refs,
         refs.length,
+        refs.length,
         h,
-        h ? h.byteLength : 0,
+        h ? LatencyLayout.WORDS : 0,
       );
       if (n <= 0) continue;
       total += n;

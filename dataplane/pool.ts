@@ -8,13 +8,8 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
-import {
-  BulktapError,
-  type BulktapErrorCode,
-  checkCount,
-  checkErrno,
-  codeForErrno,
-} from "./errors.ts";
+import { arrayLength, checkCount, show, u32Arg, u32Length } from "./boundary.ts";
+import { BulktapError, type BulktapErrorCode, checkErrno, codeForErrno } from "./errors.ts";
 
 /** Byte offsets of the metadata at the start of each frame (its headroom). */
 export const META = {
@@ -150,6 +145,19 @@ export function openPools(): FramePool[] {
 const FIRST_BAD = new Uint32Array(1);
 
 /**
+ * The library's table of open pool handles by slot (`bt_pool_handles`): a
+ * pool object whose handle is no longer there is stale (closed here or by
+ * its owner in another Worker, perhaps with its slot reused), and its
+ * accessors refuse to touch the region. One word read per access.
+ */
+let handleTable: Uint32Array | undefined;
+function handles(): Uint32Array {
+  if (handleTable) return handleTable;
+  const p = library().bt_pool_handles();
+  return handleTable = new Uint32Array(Deno.UnsafePointerView.getArrayBuffer(p!, 256 * 4));
+}
+
+/**
  * A pool of fixed-size frames. Allocate and return in bulk; reach frame
  * bytes through {@linkcode FramePool.bytes} at {@linkcode FramePool.dataOffset}.
  *
@@ -175,10 +183,8 @@ export class FramePool implements Disposable {
   readonly frameSize: number;
   /** Bytes of headroom before the data by default. */
   readonly headroom: number;
-  /** The whole frame region, zero-copy. */
-  readonly bytes: Uint8Array;
-  /** The same region as a DataView. */
-  readonly view: DataView;
+  #bytes: Uint8Array;
+  #view: DataView;
   #u32: Uint32Array;
   #u16: Uint16Array;
   #owner: boolean;
@@ -192,7 +198,7 @@ export class FramePool implements Disposable {
   constructor(options: FramePoolOptions = {}, attachHandle?: AttachToken) {
     let h: number;
     if (attachHandle !== undefined) {
-      h = attachHandle.handle;
+      h = u32Arg(attachHandle.handle, "pool handle");
       this.#owner = false;
     } else {
       h = FramePool.#create(options);
@@ -207,21 +213,28 @@ export class FramePool implements Disposable {
     this.frameSize = info.frameSize;
     this.headroom = info.headroom;
     const ab = Deno.UnsafePointerView.getArrayBuffer(base, info.regionBytes);
-    this.bytes = new Uint8Array(ab);
-    this.view = new DataView(ab);
+    this.#bytes = new Uint8Array(ab);
+    this.#view = new DataView(ab);
     this.#u32 = new Uint32Array(ab);
     this.#u16 = new Uint16Array(ab);
+    handles();
     bySlot[this.slot] = this;
     live.add(this);
   }
 
   static #create(options: FramePoolOptions): number {
+    if (typeof options !== "object" || options === null) {
+      throw new BulktapError("EINVAL", `pool options are ${show(options)}, not an object`);
+    }
     const frames = options.frames ?? 4096;
     const frameSize = options.frameSize ?? 2048;
     const headroom = options.headroom ?? 256;
     for (const [k, v] of Object.entries({ frames, frameSize, headroom })) {
-      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
-        throw new BulktapError("EINVAL", `pool option ${k}=${v} is not a non-negative integer`);
+      if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+        throw new BulktapError(
+          "EINVAL",
+          `pool option ${k}=${show(v)} is not a non-negative integer`,
+        );
       }
     }
     const h = library().bt_pool_create(frames, frameSize, headroom);
@@ -278,6 +291,7 @@ export class FramePool implements Disposable {
    * ```
    */
   static of(ref: number): FramePool {
+    u32Arg(ref, "frame ref");
     const slot = ref >>> INDEX_BITS;
     const p = bySlot[slot];
     if (p !== undefined && !p.#closed) return p;
@@ -286,10 +300,84 @@ export class FramePool implements Disposable {
     return FramePool.attach(h);
   }
 
-  #check(): void {
+  #check(op = "use of"): void {
     if (this.#closed) {
-      throw new BulktapError("ECLOSED", `pool ${this.handle} was closed`);
+      throw new BulktapError("ECLOSED", `${op} pool ${this.handle}: this object was closed`);
     }
+    if (handleTable![this.slot] !== this.handle) this.#staleError(op);
+  }
+
+  #staleError(op: string): never {
+    throw new BulktapError(
+      "ENXIO",
+      `${op} pool ${this.handle}: the pool is not open (closed by its owner, perhaps in another ` +
+        `Worker${
+          handleTable![this.slot]
+            ? `; slot ${this.slot} now holds pool ${handleTable![this.slot]}`
+            : ""
+        })`,
+    );
+  }
+
+  /**
+   * Byte offset of frame `ref` in the region, after checking that `ref` is
+   * a frame of this pool and that this pool object is not closed or stale:
+   * no accessor touches a frame it was not named, or another pool's region.
+   */
+  #frame(ref: number): number {
+    const idx = ref & INDEX_MASK;
+    if (
+      ref >>> INDEX_BITS === this.slot && ref === ref >>> 0 && idx < this.frames &&
+      handleTable![this.slot] === this.handle && !this.#closed
+    ) {
+      return idx * this.frameSize;
+    }
+    return this.#refError(ref);
+  }
+
+  #refError(ref: number): never {
+    this.#check("frame access in");
+    if (typeof ref !== "number" || ref !== ref >>> 0) {
+      throw new BulktapError("EINVAL", `frame ref ${show(ref)} is not a 32-bit unsigned integer`);
+    }
+    const name = `frame ref 0x${ref.toString(16)}`;
+    if (ref >>> INDEX_BITS !== this.slot) {
+      throw new BulktapError(
+        "EINVAL",
+        `${name} belongs to pool slot ${ref >>> INDEX_BITS}, not this pool (slot ${this.slot})`,
+      );
+    }
+    throw new BulktapError(
+      "EINVAL",
+      `${name} has index ${ref & INDEX_MASK}, beyond the pool's ${this.frames} frames`,
+    );
+  }
+
+  /**
+   * The data offset of the frame at byte `f`, checked: it lies after the
+   * metadata and inside the frame (the headroom is writable through
+   * `bytes`, so the library never trusts what it reads there).
+   */
+  #dataOff(f: number, ref: number): number {
+    const off = this.#u16[(f + META.dataOff) >>> 1];
+    if (off >= META.size && off <= this.frameSize) return off;
+    throw new BulktapError(
+      "EINVAL",
+      `frame 0x${
+        ref.toString(16)
+      } has data offset ${off}, outside ${META.size}..${this.frameSize} ` +
+        `(its metadata was overwritten)`,
+    );
+  }
+
+  /** The whole frame region, zero-copy. Do not use a view of it after `close()`. */
+  get bytes(): Uint8Array {
+    return this.#bytes;
+  }
+
+  /** The same region as a DataView. */
+  get view(): DataView {
+    return this.#view;
   }
 
   /**
@@ -297,12 +385,14 @@ export class FramePool implements Disposable {
    * many were taken (fewer when the pool runs low). Each frame starts with
    * its data at the headroom and length 0.
    */
-  alloc(refs: Uint32Array, count: number = refs.length): number {
-    this.#check();
-    checkCount(count, refs.length, `alloc from pool ${this.handle}`);
+  alloc(refs: Uint32Array, count?: number): number {
+    this.#check(`alloc of ${count ?? "all"} frames from`);
+    const len = u32Length(refs, "alloc: refs");
+    const n = count ?? len;
+    checkCount(n, len, `alloc from pool ${this.handle}`);
     return checkErrno(
-      library().bt_pool_alloc(this.handle, refs, count),
-      `alloc of ${count} frames from pool ${this.handle}`,
+      library().bt_pool_alloc(this.handle, refs, len, n),
+      `alloc of ${n} frames from pool ${this.handle}`,
     );
   }
 
@@ -311,69 +401,73 @@ export class FramePool implements Disposable {
    * pool and bad refs are refused (and counted); the rest are returned, then
    * a `BulktapError` (`EALREADY`, `EXDEV` or `EINVAL`) names the first bad one.
    */
-  free(refs: Uint32Array, count: number = refs.length): void {
-    this.#check();
-    checkCount(count, refs.length, `free to pool ${this.handle}`);
+  free(refs: Uint32Array, count?: number): void {
+    this.#check(`free of ${count ?? "all"} frames to`);
+    const len = u32Length(refs, "free: refs");
+    const n = count ?? len;
+    checkCount(n, len, `free to pool ${this.handle}`);
     const done = checkErrno(
-      library().bt_pool_put(this.handle, refs, count, this.#bad, this.#bad.length),
-      `free of ${count} frames to pool ${this.handle}`,
+      library().bt_pool_put(this.handle, refs, len, n, this.#bad, this.#bad.length),
+      `free of ${n} frames to pool ${this.handle}`,
     );
-    if (done === count) return;
+    if (done === n) return;
     const pos = this.#bad[0];
     const ref = refs[pos];
-    const nbad = count - done;
+    const nbad = n - done;
     const problem = refProblem(ref);
     if (ref >>> INDEX_BITS !== this.slot && problem.code !== "ENXIO") {
       throw new BulktapError(
         "EXDEV",
         `refs[${pos}] = 0x${ref.toString(16)} belongs to pool slot ${
           ref >>> INDEX_BITS
-        }, not this pool (slot ${this.slot}); ${nbad} of ${count} refused, the rest returned`,
+        }, not this pool (slot ${this.slot}); ${nbad} of ${n} refused, the rest returned`,
       );
     }
     throw new BulktapError(
       problem.code,
-      `refs[${pos}]: ${problem.text}; ${nbad} of ${count} refused, the rest returned`,
+      `refs[${pos}]: ${problem.text}; ${nbad} of ${n} refused, the rest returned`,
     );
   }
 
   /** Frame index of a ref of this pool. */
   index(ref: number): number {
+    this.#frame(ref);
     return ref & INDEX_MASK;
   }
 
   /** Byte offset in {@linkcode FramePool.bytes} where the frame starts. */
   frameOffset(ref: number): number {
-    return (ref & INDEX_MASK) * this.frameSize;
+    return this.#frame(ref);
   }
 
   /** Byte offset in {@linkcode FramePool.bytes} where the frame's data starts. */
   dataOffset(ref: number): number {
-    const f = (ref & INDEX_MASK) * this.frameSize;
-    return f + this.#u16[(f + META.dataOff) >>> 1];
+    const f = this.#frame(ref);
+    return f + this.#dataOff(f, ref);
   }
 
   /** Length of the frame's data. */
   length(ref: number): number {
-    return this.#u32[((ref & INDEX_MASK) * this.frameSize + META.len) >>> 2];
+    return this.#u32[(this.#frame(ref) + META.len) >>> 2];
   }
 
   /** Largest data length the frame can hold at its current data offset. */
   capacity(ref: number): number {
-    const f = (ref & INDEX_MASK) * this.frameSize;
-    return this.frameSize - this.#u16[(f + META.dataOff) >>> 1];
+    const f = this.#frame(ref);
+    return this.frameSize - this.#dataOff(f, ref);
   }
 
-  /** Set the data length. Throws `EINVAL` if it runs past the frame. */
+  /** Set the data length. Throws `EINVAL` if it is not a whole number or runs past the frame. */
   setLength(ref: number, len: number): void {
-    const f = (ref & INDEX_MASK) * this.frameSize;
-    const off = this.#u16[(f + META.dataOff) >>> 1];
-    if (!(len >= 0 && off + len <= this.frameSize)) {
+    const f = this.#frame(ref);
+    const off = this.#dataOff(f, ref);
+    if (
+      !(typeof len === "number" && Number.isInteger(len) && len >= 0 && off + len <= this.frameSize)
+    ) {
       throw new BulktapError(
         "EINVAL",
-        `length ${len} does not fit frame 0x${(ref >>> 0).toString(16)}: ${
-          this.frameSize - off
-        } bytes after its data offset`,
+        `length ${show(len)} does not fit frame 0x${ref.toString(16)}: it must be a whole number ` +
+          `of at most ${this.frameSize - off} bytes (what follows its data offset)`,
       );
     }
     this.#u32[(f + META.len) >>> 2] = len;
@@ -382,13 +476,16 @@ export class FramePool implements Disposable {
   /**
    * Move the start of the data by `delta` bytes (negative grows it into the
    * headroom, like `bpf_xdp_adjust_head`), keeping the end in place. Throws
-   * `ENOSPC` if the data would overlap the metadata, `EINVAL` if it would
-   * pass the end.
+   * `ENOSPC` if the data would overlap the metadata, `EINVAL` if `delta` is
+   * not a whole number or the start would pass the end of the data.
    */
   adjustHead(ref: number, delta: number): void {
-    const f = (ref & INDEX_MASK) * this.frameSize;
-    const off = this.#u16[(f + META.dataOff) >>> 1];
+    const f = this.#frame(ref);
+    const off = this.#dataOff(f, ref);
     const len = this.#u32[(f + META.len) >>> 2];
+    if (typeof delta !== "number" || !Number.isInteger(delta)) {
+      throw new BulktapError("EINVAL", `adjustHead(${show(delta)}): delta is not a whole number`);
+    }
     const nOff = off + delta;
     if (nOff < META.size) {
       throw new BulktapError(
@@ -397,8 +494,16 @@ export class FramePool implements Disposable {
           `the ${off - META.size} left after the metadata`,
       );
     }
-    if (delta > len) {
+    if (delta > len || off + len > this.frameSize) {
       throw new BulktapError("EINVAL", `adjustHead(${delta}) is past the ${len}-byte data`);
+    }
+    if (nOff > 0xffff) {
+      // The offset is a 16-bit field: 65536 would wrap to 0 (the metadata).
+      throw new BulktapError(
+        "EINVAL",
+        `adjustHead(${delta}) would put the data at byte ${nOff} of the frame; ` +
+          `the offset field holds at most 65535`,
+      );
     }
     this.#u16[(f + META.dataOff) >>> 1] = nOff;
     this.#u32[(f + META.len) >>> 2] = len - delta;
@@ -406,25 +511,37 @@ export class FramePool implements Disposable {
 
   /** CLOCK_MONOTONIC nanoseconds stamped on the frame (0 if never). */
   timestamp(ref: number): number {
-    const w = ((ref & INDEX_MASK) * this.frameSize + META.tstamp) >>> 2;
+    const w = (this.#frame(ref) + META.tstamp) >>> 2;
     return this.#u32[w + 1] * 4294967296 + this.#u32[w];
   }
 
-  /** Stamp the frame with a CLOCK_MONOTONIC time in nanoseconds. */
+  /**
+   * Stamp the frame with a CLOCK_MONOTONIC time in nanoseconds: a whole
+   * number in 0..2^53 (`EINVAL` otherwise).
+   */
   setTimestamp(ref: number, ns: number): void {
-    const w = ((ref & INDEX_MASK) * this.frameSize + META.tstamp) >>> 2;
+    const w = (this.#frame(ref) + META.tstamp) >>> 2;
+    if (
+      !(typeof ns === "number" && ns >= 0 && ns <= Number.MAX_SAFE_INTEGER && ns === Math.floor(ns))
+    ) {
+      throw new BulktapError(
+        "EINVAL",
+        `timestamp ${show(ns)} is not a whole number of nanoseconds in 0..2^53`,
+      );
+    }
     this.#u32[w] = ns >>> 0;
     this.#u32[w + 1] = Math.floor(ns / 4294967296);
   }
 
   /** The 32-bit mark programs may use freely. */
   mark(ref: number): number {
-    return this.#u32[((ref & INDEX_MASK) * this.frameSize + META.mark) >>> 2];
+    return this.#u32[(this.#frame(ref) + META.mark) >>> 2];
   }
 
-  /** Set the 32-bit mark. */
+  /** Set the 32-bit mark (a 32-bit unsigned integer; `EINVAL` otherwise). */
   setMark(ref: number, mark: number): void {
-    this.#u32[((ref & INDEX_MASK) * this.frameSize + META.mark) >>> 2] = mark;
+    const f = this.#frame(ref);
+    this.#u32[(f + META.mark) >>> 2] = u32Arg(mark, "mark");
   }
 
   /**
@@ -432,33 +549,44 @@ export class FramePool implements Disposable {
    * (0 if none): `bytes.subarray(dataOffset(ref) - vnetLength(ref), dataOffset(ref))`.
    */
   vnetLength(ref: number): number {
-    return this.#u16[((ref & INDEX_MASK) * this.frameSize + META.vnetLen) >>> 1];
+    return this.#u16[(this.#frame(ref) + META.vnetLen) >>> 1];
   }
 
   /** Queue the frame was last read from. */
   queueOf(ref: number): number {
-    return this.#u16[((ref & INDEX_MASK) * this.frameSize + META.queue) >>> 1];
+    return this.#u16[(this.#frame(ref) + META.queue) >>> 1];
   }
 
-  /** A view of the frame's data (allocates a view: not for the per-frame hot path). */
+  /**
+   * A view of the frame's data (allocates a view: not for the per-frame hot
+   * path). Throws `EINVAL` if the frame's length runs past it.
+   */
   data(ref: number): Uint8Array {
-    const off = this.dataOffset(ref);
-    return this.bytes.subarray(off, off + this.length(ref));
-  }
-
-  /** Copy `src` into the frame's data and set its length. */
-  write(ref: number, src: Uint8Array): void {
-    const off = this.dataOffset(ref);
-    if (src.length > this.capacity(ref)) {
+    const f = this.#frame(ref);
+    const off = this.#dataOff(f, ref);
+    const len = this.#u32[(f + META.len) >>> 2];
+    if (off + len > this.frameSize) {
       throw new BulktapError(
         "EINVAL",
-        `${src.length} bytes do not fit frame 0x${(ref >>> 0).toString(16)} (capacity ${
-          this.capacity(ref)
-        })`,
+        `frame 0x${ref.toString(16)} has length ${len}, past its end (metadata overwritten)`,
       );
     }
-    this.bytes.set(src, off);
-    this.#u32[((ref & INDEX_MASK) * this.frameSize + META.len) >>> 2] = src.length;
+    return this.#bytes.subarray(f + off, f + off + len);
+  }
+
+  /** Copy `src` (a `Uint8Array`) into the frame's data and set its length. */
+  write(ref: number, src: Uint8Array): void {
+    const f = this.#frame(ref);
+    const off = this.#dataOff(f, ref);
+    const n = arrayLength(src, "Uint8Array", "write: src");
+    if (n > this.frameSize - off) {
+      throw new BulktapError(
+        "EINVAL",
+        `${n} bytes do not fit frame 0x${ref.toString(16)} (capacity ${this.frameSize - off})`,
+      );
+    }
+    this.#bytes.set(src, f + off);
+    this.#u32[(f + META.len) >>> 2] = n;
   }
 
   /** Counters, summed now. */
@@ -534,17 +662,19 @@ export class FramePool implements Disposable {
  * freeFrames(refs);
  * ```
  */
-export function freeFrames(refs: Uint32Array, count: number = refs.length): void {
-  checkCount(count, refs.length, "freeFrames");
+export function freeFrames(refs: Uint32Array, count?: number): void {
+  const len = u32Length(refs, "freeFrames: refs");
+  const n = count ?? len;
+  checkCount(n, len, "freeFrames");
   const done = checkErrno(
-    library().bt_frames_put(refs, count, FIRST_BAD, 1),
-    `freeFrames of ${count} frames`,
+    library().bt_frames_put(refs, len, n, FIRST_BAD, 1),
+    `freeFrames of ${n} frames`,
   );
-  if (done === count) return;
+  if (done === n) return;
   const pos = FIRST_BAD[0];
   const problem = refProblem(refs[pos]);
   throw new BulktapError(
     problem.code,
-    `refs[${pos}]: ${problem.text}; ${count - done} of ${count} refused, the rest returned`,
+    `refs[${pos}]: ${problem.text}; ${n - done} of ${n} refused, the rest returned`,
   );
 }

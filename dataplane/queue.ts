@@ -1,14 +1,17 @@
 /**
  * The reader side of a device queue: non-blocking `poll`, an awaitable
- * `wait` that sleeps in the C library (off the event loop), and an async
- * iterator of batches.
+ * `wait` that sleeps in the C library (off the event loop; all waiters of a
+ * queue in one isolate share one sleeping thread, see waiter.ts), and an
+ * async iterator of batches.
  *
  * @module
  */
 import { library } from "../ffi/lib.ts";
-import { Batch } from "./batch.ts";
-import { BulktapError, checkCount, checkErrno, codeForErrno } from "./errors.ts";
+import { Batch, batchRefs, setBatchCount } from "./batch.ts";
+import { checkCount, u32Length } from "./boundary.ts";
+import { BulktapError, checkErrno, codeForErrno } from "./errors.ts";
 import { describeRef } from "./pool.ts";
+import { sleepBound, waitShared, type WaitSource, waitTimeout } from "./waiter.ts";
 
 /** The part of a device a queue reader needs. */
 export interface QueueOwner {
@@ -25,11 +28,17 @@ export interface FramesOptions {
   /** Stop iterating when this signal aborts. */
   signal?: AbortSignal;
   /**
-   * Longest single sleep in the library, in ms (default 250). The reader
-   * wakes earlier when a producer flushes; this only bounds how late an
-   * abort is noticed.
+   * Longest single wait, in ms: an integer in 1..2147483647 (default 250);
+   * anything else throws `EINVAL`. The reader wakes earlier when a
+   * producer flushes, and at once when `signal` aborts.
    */
   sleepMs?: number;
+}
+
+/** Options for {@linkcode DeviceQueue.wait}. */
+export interface WaitOptions {
+  /** Stop waiting (resolve false) when this signal aborts. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -61,10 +70,27 @@ export class DeviceQueue {
   /** Queue number. */
   readonly index: number;
 
+  #source?: WaitSource;
+
   /** @internal Use `device.queue(i)`. */
   constructor(device: QueueOwner, index: number) {
     this.device = device;
     this.index = index;
+  }
+
+  // What the shared waits of this queue sleep on (waiter.ts). The key
+  // holds the handle, whose generation changes when a slot is reused.
+  get #waitSource(): WaitSource {
+    const h = this.device.handle, q = this.index;
+    return this.#source ??= {
+      key: `queue:${h}:${q}`,
+      sleep: (ms, cancel) => library().bt_queue_wait_cancellable_async(h, q, ms, cancel),
+      look: () => {
+        const n = library().bt_queue_count(h, q);
+        return n > 0 ? 1 : n;
+      },
+      kick: () => void library().bt_queue_kick(h, q),
+    };
   }
 
   /**
@@ -74,30 +100,33 @@ export class DeviceQueue {
    */
   poll(batch: Batch): number {
     this.device.assertOpen();
+    const refs = batchRefs(batch);
     batch.release();
-    const n = library().bt_queue_read(
-      this.device.handle,
-      this.index,
-      batch.refs,
-      batch.refs.length,
+    // Lengths from the engine, not from `refs.length`: the array is handed
+    // out by `batch.refs`, and an own `length` property could lie.
+    const len = u32Length(refs, "batch refs");
+    const n = library().bt_queue_read(this.device.handle, this.index, refs, len, len);
+    return setBatchCount(
+      batch,
+      checkErrno(n, `read of queue ${this.index} of device ${this.device.handle}`),
     );
-    batch.count = checkErrno(n, `read of queue ${this.index} of device ${this.device.handle}`);
-    return batch.count;
   }
 
   /**
-   * Wait until the queue has frames (true), the timeout passes (false), or
-   * the device closes (throws `ENXIO`). The wait sleeps in the library on
-   * the queue's eventfd, off the event loop, and is woken by a producer's
-   * flush. A negative timeout waits forever.
+   * Wait until the queue has frames (true), the timeout passes or
+   * `options.signal` aborts (false), or the device closes (throws
+   * `ENXIO`). The wait sleeps in the library on the queue's doorbell, off
+   * the event loop, and is woken by a producer's flush; every waiter of
+   * the queue (in any Worker) wakes. Waiters of one queue in one isolate
+   * share one sleeping thread, so any number of them cannot exhaust
+   * Deno's blocking pool. `timeoutMs` is an integer up to 2147483647; a
+   * negative one waits forever (still ended by abort or close). Anything
+   * else throws `EINVAL`.
    */
-  async wait(timeoutMs = -1): Promise<boolean> {
+  async wait(timeoutMs = -1, options: WaitOptions = {}): Promise<boolean> {
+    const t = waitTimeout("timeoutMs", timeoutMs);
     this.device.assertOpen();
-    const r = await library().bt_queue_wait_async(
-      this.device.handle,
-      this.index,
-      Math.max(-1, Math.min(0x7fffffff, Math.trunc(timeoutMs))),
-    );
+    const r = await waitShared(this.#waitSource, t, options.signal);
     return checkErrno(r, `wait on queue ${this.index} of device ${this.device.handle}`) > 0;
   }
 
@@ -107,11 +136,19 @@ export class DeviceQueue {
    * pools when the loop asks for the next batch (call `batch.detach()` to
    * keep them).
    */
-  async *frames(options: FramesOptions = {}): AsyncGenerator<Batch, void, undefined> {
-    const batch = new Batch(options.batchSize ?? 64);
-    const sleepMs = options.sleepMs ?? 250;
+  frames(options: FramesOptions = {}): AsyncGenerator<Batch, void, undefined> {
+    // Checked here, not at the first next(): a bad value fails the call.
+    const sleepMs = sleepBound("sleepMs", options.sleepMs ?? 250);
+    return this.#frames(new Batch(options.batchSize ?? 64), sleepMs, options.signal);
+  }
+
+  async *#frames(
+    batch: Batch,
+    sleepMs: number,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<Batch, void, undefined> {
     try {
-      while (!options.signal?.aborted) {
+      while (!signal?.aborted) {
         let n: number;
         try {
           n = this.poll(batch);
@@ -123,7 +160,7 @@ export class DeviceQueue {
           yield batch;
           continue;
         }
-        const r = await library().bt_queue_wait_async(this.device.handle, this.index, sleepMs);
+        const r = await waitShared(this.#waitSource, sleepMs, signal);
         if (r < 0) {
           if (codeForErrno(r) === "ENXIO") return; // device closed: end of stream
           checkErrno(r, `wait on queue ${this.index} of device ${this.device.handle}`);
@@ -145,16 +182,13 @@ export class DeviceQueue {
    * Throws `EINVAL` (taking nothing) if `count` does not fit `refs` or a
    * frame is not held.
    */
-  unread(refs: Uint32Array, count: number = refs.length): number {
+  unread(refs: Uint32Array, count?: number): number {
     this.device.assertOpen();
-    // The library cannot see the array's length: a count beyond it would
-    // make it read past the typed array.
-    checkCount(
-      count,
-      refs.length,
-      `unread into queue ${this.index} of device ${this.device.handle}`,
-    );
-    const r = library().bt_queue_unread(this.device.handle, this.index, refs, count);
+    const what = `unread into queue ${this.index} of device ${this.device.handle}`;
+    const len = u32Length(refs, `${what}: refs`);
+    count ??= len;
+    checkCount(count, len, what);
+    const r = library().bt_queue_unread(this.device.handle, this.index, refs, len, count);
     if (r === -22) {
       for (let i = 0; i < count; i++) {
         if (library().bt_frame_check(refs[i]) !== 0) {

@@ -8,7 +8,7 @@
 import { parseArgs } from "parse-args";
 import { Device } from "./device.ts";
 import { BulktapError } from "./errors.ts";
-import { TapDevice } from "./tap.ts";
+import { TapDevice, tapNameProblem } from "./tap.ts";
 import { type LatencySummary, percentileDistribution } from "./latency.ts";
 import { FramePool } from "./pool.ts";
 import { Scheduler, type SchedulerReport } from "./scheduler.ts";
@@ -206,11 +206,8 @@ export function parseRunArgs(args: string[]): RunOptions | undefined {
   if (mode === "single" && values.bulk !== undefined && bulk !== 1) {
     throw new UsageError(`--bulk=${values.bulk} contradicts --mode=single (one frame per xmit)`);
   }
-  if (values.tap !== undefined && !/^[A-Za-z0-9_.:-]{1,15}$/.test(values.tap)) {
-    throw new UsageError(
-      `--tap=${values.tap} is not an interface name (1..15 of A-Z a-z 0-9 _ . : -)`,
-    );
-  }
+  const tapWhy = values.tap === undefined ? undefined : tapNameProblem(values.tap);
+  if (tapWhy) throw new UsageError(`--tap=${values.tap} is not an interface name: it ${tapWhy}`);
   return {
     mode,
     bulk: mode === "single" ? 1 : bulk,
@@ -299,6 +296,8 @@ export async function runJob(
   const timer = onStatus ? setInterval(status, 1000) : undefined;
   try {
     await new Promise<void>((resolve) => {
+      // A signal during start-up has already aborted: stop now, not at --duration.
+      if (signal?.aborted) return resolve();
       const end = setTimeout(resolve, o.duration * 1000);
       signal?.addEventListener("abort", () => {
         clearTimeout(end);

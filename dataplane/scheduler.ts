@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { intIn, show, u32Arg } from "./boundary.ts";
 import { library } from "../ffi/lib.ts";
 import { BulktapError } from "./errors.ts";
 import type { StageMode, XmitTarget } from "./devmap.ts";
@@ -169,10 +170,10 @@ export class Scheduler implements AsyncDisposable {
 
   /** A scheduler; Workers start with {@linkcode Scheduler.start}. */
   constructor(options: SchedulerOptions) {
-    const cpus = options.cpus ?? 1;
-    if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) {
-      throw new BulktapError("EINVAL", `cpus ${cpus} is not in 1..64`);
+    if (typeof options !== "object" || options === null) {
+      throw new BulktapError("EINVAL", `scheduler options are ${show(options)}, not an object`);
     }
+    const cpus = intIn(options.cpus ?? 1, 1, 64, "cpus");
     const us = (v: number | undefined, d: number, what: string) => {
       const x = v ?? d;
       if (!(x >= 0) || !Number.isFinite(x)) {
@@ -182,6 +183,28 @@ export class Scheduler implements AsyncDisposable {
     };
     us(options.deadlineUs, 50, "deadlineUs");
     us(options.busyPollUs, 200, "busyPollUs");
+    // Everything a Worker would otherwise refuse later, and less clearly.
+    intIn(options.bulk ?? 16, 1, 256, "bulk");
+    intIn(options.budget ?? 64, 1, 65536, "budget");
+    intIn(options.statusIntervalMs ?? 1000, 1, 0x7fffffff, "statusIntervalMs");
+    if (!Array.isArray(options.sources)) {
+      throw new BulktapError("EINVAL", `sources is ${show(options.sources)}, not an array`);
+    }
+    if (!Array.isArray(options.targets)) {
+      throw new BulktapError("EINVAL", `targets is ${show(options.targets)}, not an array`);
+    }
+    options.targets.forEach((t, i) => u32Arg(t?.handle, `targets[${i}].handle`));
+    options.sources.forEach((x, i) => {
+      if (typeof x !== "object" || x === null) {
+        throw new BulktapError("EINVAL", `sources[${i}] is ${show(x)}, not a source spec`);
+      }
+      if (x.cpu !== undefined) intIn(x.cpu, 0, cpus - 1, `sources[${i}].cpu`);
+    });
+    (options.readers ?? []).forEach((r, i) => {
+      u32Arg(r?.device, `readers[${i}].device`);
+      intIn(r.queue, 0, 255, `readers[${i}].queue`);
+      if (r.cpu !== undefined) intIn(r.cpu, 0, cpus - 1, `readers[${i}].cpu`);
+    });
     this.cpus = cpus;
     this.#o = options;
     // One 128-byte-aligned block per Worker: no two share a cache line.

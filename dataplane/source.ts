@@ -9,6 +9,7 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
+import { checkCount, intIn, show, u32Arg, u32Length } from "./boundary.ts";
 import { BulktapError, checkErrno } from "./errors.ts";
 import { FramePool } from "./pool.ts";
 
@@ -95,6 +96,12 @@ const kinds = new Map<string, SourceFactory>();
  * ```
  */
 export function registerSourceKind(kind: string, factory: SourceFactory): void {
+  if (typeof kind !== "string" || kind === "" || typeof factory !== "function") {
+    throw new BulktapError(
+      "EINVAL",
+      `registerSourceKind(${show(kind)}, ${show(factory)}): needs a kind name and a factory`,
+    );
+  }
   kinds.set(kind, factory);
 }
 
@@ -113,6 +120,10 @@ export function registerSourceKind(kind: string, factory: SourceFactory): void {
  * ```
  */
 export function sourceFromSpec(spec: SourceSpec, cpu: number): Source {
+  if (typeof spec !== "object" || spec === null) {
+    throw new BulktapError("EINVAL", `source spec is ${show(spec)}, not an object`);
+  }
+  intIn(cpu, -1, 0x7fffffff, "source cpu");
   const f = kinds.get(spec.kind);
   if (!f) {
     throw new BulktapError(
@@ -174,10 +185,10 @@ export class GeneratorSource implements Source {
    */
   poolEmpty = 0;
   readonly #pool: FramePool;
-  readonly #frameSize: number;
-  readonly #flows: number;
-  readonly #rate: number;
-  readonly #limit: number;
+  #frameSize = 0;
+  #flows = 0;
+  #rate = 0;
+  #limit = 0;
   readonly #template: Uint8Array;
   #startNs = -1;
   #flow = 0;
@@ -185,7 +196,23 @@ export class GeneratorSource implements Source {
 
   /** A generator as described by `spec`. */
   constructor(spec: GeneratorSpec) {
+    if (typeof spec !== "object" || spec === null) {
+      throw new BulktapError("EINVAL", `generator spec is ${show(spec)}, not an object`);
+    }
     this.#pool = FramePool.attach(spec.pool);
+    try {
+      this.#check(spec);
+    } catch (e) {
+      this.#pool.close(); // attached: only forgotten here
+      throw e;
+    }
+    this.#template = udpTemplate(this.#frameSize);
+    this.name = `generator(${this.#frameSize}B, ${this.#flows} flows, ${
+      this.#rate ? this.#rate + " pps" : "max"
+    })`;
+  }
+
+  #check(spec: GeneratorSpec): void {
     const frameSize = spec.frameSize ?? 64;
     const cap = this.#pool.frameSize - this.#pool.headroom;
     if (!Number.isInteger(frameSize) || frameSize < 42 || frameSize > cap) {
@@ -202,9 +229,9 @@ export class GeneratorSource implements Source {
     this.#frameSize = frameSize;
     this.#flows = flows;
     this.#rate = rate;
-    this.#limit = spec.limit ?? Infinity;
-    this.#template = udpTemplate(frameSize);
-    this.name = `generator(${frameSize}B, ${flows} flows, ${rate ? rate + " pps" : "max"})`;
+    const limit = spec.limit ?? Infinity;
+    if (limit !== Infinity) intIn(limit, 0, Number.MAX_SAFE_INTEGER, "generator limit");
+    this.#limit = limit;
   }
 
   #due(nowNs: number): number {
@@ -216,11 +243,16 @@ export class GeneratorSource implements Source {
   }
 
   poll(refs: Uint32Array, max: number, nowNs: number): number {
+    const len = u32Length(refs, `${this.name}: refs`);
+    checkCount(max, len, `${this.name}: poll`);
+    if (!(typeof nowNs === "number" && nowNs >= 0 && nowNs < Infinity)) {
+      throw new BulktapError("EINVAL", `${this.name}: nowNs=${show(nowNs)} is not a time in ns`);
+    }
     const due = this.#due(nowNs);
     if (due <= 0) return 0;
     const want = due < max ? due : max;
     const pool = this.#pool;
-    const n = this.#lib.bt_pool_alloc(pool.handle, refs, want);
+    const n = this.#lib.bt_pool_alloc(pool.handle, refs, len, want);
     if (n < want) this.poolEmpty++;
     if (n <= 0) return 0;
     // One clock reading per batch: every frame carries its batch's time.
@@ -279,15 +311,17 @@ export class QueueSource implements Source {
 
   /** A reader of queue `spec.queue` of device `spec.device`. */
   constructor(spec: QueueSourceSpec) {
-    this.#dev = spec.device;
-    this.#queue = spec.queue;
-    this.ingress = spec.ingress ?? -1;
+    this.#dev = u32Arg(spec.device, "queue source device");
+    this.#queue = intIn(spec.queue, 0, 255, "queue source queue");
+    this.ingress = intIn(spec.ingress ?? -1, -1, 0x7fffffff, "queue source ingress");
     this.name = `queue(${spec.device}:${spec.queue})`;
     checkErrno(this.#lib.bt_queue_count(spec.device, spec.queue), `source ${this.name}`);
   }
 
   poll(refs: Uint32Array, max: number): number {
-    const n = this.#lib.bt_queue_read(this.#dev, this.#queue, refs, max);
+    const len = u32Length(refs, `${this.name}: refs`);
+    checkCount(max, len, `${this.name}: poll`);
+    const n = this.#lib.bt_queue_read(this.#dev, this.#queue, refs, len, max);
     return n < 0 ? 0 : n; // a closed device is an empty source
   }
 

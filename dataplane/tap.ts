@@ -18,10 +18,12 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
-import { Batch } from "./batch.ts";
+import { Batch, batchRefs, setBatchCount } from "./batch.ts";
+import { intIn, u32Length } from "./boundary.ts";
 import { AttachToken, Device, type DeviceStats } from "./device.ts";
-import { BulktapError, checkErrno, codeForErrno } from "./errors.ts";
+import { BulktapError, type BulktapErrorCode, checkErrno, codeForErrno } from "./errors.ts";
 import { FramePool } from "./pool.ts";
+import { sleepBound, waitShared, type WaitSource, waitTimeout } from "./waiter.ts";
 
 /** Largest number of queues of a TAP device. */
 export const TAP_MAX_QUEUES = 64;
@@ -31,7 +33,10 @@ const WRITE = 2;
 
 /** Options for {@linkcode TapDevice}. */
 export interface TapDeviceOptions {
-  /** Interface name: 1..15 bytes, no `/`, `:` or whitespace. */
+  /**
+   * Interface name: 1..15 bytes of UTF-8, not `.` or `..`, no `/`, `:` or
+   * byte the kernel counts as whitespace (see {@linkcode tapNameProblem}).
+   */
   name: string;
   /** Queues (file descriptors), 1..64 (default 1). */
   queues?: number;
@@ -136,6 +141,12 @@ const WHY_PI_FLAG = 3;
 const WHY_VNET_SIZE = 4;
 const WHY_MTU = 5;
 const WHY_UP = 6;
+const WHY_NOT_TAP = 7;
+const WHY_WORDS = 11; // BT_TAP_WHY_WORDS
+const IFF_LOOPBACK = 0x8;
+/** Bytes of a frame beyond the MTU: an Ethernet header (14) and one VLAN tag (4). */
+const L2_OVERHEAD = 18;
+const MAX_FRAME_SIZE = 65536; // FramePool's largest frameSize
 const IFF_VNET_HDR = 0x4000;
 
 /** Options for {@linkcode TapDevice.forwardTo}. */
@@ -152,34 +163,143 @@ export interface TapFramesOptions {
   batchSize?: number;
   /** Stop iterating when this signal aborts. */
   signal?: AbortSignal;
-  /** Longest single sleep in the library, in ms (default 250). */
+  /**
+   * Longest single wait, in ms: an integer in 1..2147483647 (default 250);
+   * anything else throws `EINVAL`. An abort ends the wait at once.
+   */
   sleepMs?: number;
+}
+
+/** Options for {@linkcode TapDevice.wait}. */
+export interface TapWaitOptions {
+  /** Stop waiting (resolve false) when this signal aborts. */
+  signal?: AbortSignal;
 }
 
 const ENCODER = new TextEncoder();
 
 /**
+ * Whether the kernel's `isspace()` is true for byte `b`: its ctype table
+ * classes \t \n \v \f \r, ' ' and 0xA0 (Latin-1 no-break space) as space,
+ * and no other byte (not the other control bytes, not DEL).
+ */
+function kernelSpace(b: number): boolean {
+  return (b >= 0x09 && b <= 0x0d) || b === 0x20 || b === 0xa0;
+}
+
+const hexByte = (b: number) => `0x${b.toString(16).padStart(2, "0")}`;
+
+/**
  * Why `name` is not a valid interface name (as a phrase), or undefined if
- * it is one.
+ * it is one. The kernel's rule (dev_valid_name) is checked byte by byte on
+ * the name's UTF-8 encoding, as the kernel sees it: 1..15 bytes, not `.` or
+ * `..`, and no `/`, `:` or byte the kernel counts as whitespace (\t \n \v
+ * \f \r, space, and 0xA0, which is also the second byte of UTF-8 `à`,
+ * `U+00A0` and others). Also refused: a NUL byte (the kernel would see only
+ * the bytes before it) and a lone UTF-16 surrogate (it has no UTF-8 form).
+ * The C library checks the same rule (`bt_tap_name_check`).
  *
  * @example
  * ```ts
  * import { tapNameProblem } from "./mod.ts";
- * console.log(tapNameProblem("a/b")); // "contains '/', ':', whitespace or a control byte"
+ * console.log(tapNameProblem("a/b")); // "has '/' (byte 0x2f) at byte 1; the kernel refuses '/' and ':' in interface names"
+ * console.log(tapNameProblem("tapà")); // 'has byte 0xa0 (byte 2 of "à", U+00E0, UTF-8 c3 a0) at byte 4, ...'
+ * console.log(tapNameProblem("tap0")); // undefined
  * ```
  */
 export function tapNameProblem(name: string): string | undefined {
-  if (typeof name !== "string" || name.length === 0) return "is empty";
-  const bytes = ENCODER.encode(name).length;
-  if (bytes > 15) return `is ${bytes} bytes; at most 15 fit IFNAMSIZ (16 with the NUL)`;
-  if (name === "." || name === "..") return "is . or ..";
+  if (typeof name !== "string") return `is not a string but ${typeof name}`;
+  if (name.length === 0) return "is empty";
   for (let i = 0; i < name.length; i++) {
     const c = name.charCodeAt(i);
-    if (c <= 0x20 || c === 0x7f || c === 0x2f || c === 0x3a || /\s/.test(name[i])) {
-      return "contains '/', ':', whitespace or a control byte";
+    if (c >= 0xd800 && c <= 0xdfff) {
+      const pair = c <= 0xdbff && i + 1 < name.length &&
+        name.charCodeAt(i + 1) >= 0xdc00 && name.charCodeAt(i + 1) <= 0xdfff;
+      if (!pair) {
+        return `has a lone UTF-16 surrogate (\\u${c.toString(16)}) at index ${i}, which has ` +
+          "no UTF-8 encoding";
+      }
+      i++;
     }
   }
+  const bytes = ENCODER.encode(name);
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) {
+    return `has a NUL byte (0x00) at byte ${nul}; the kernel would see only ${
+      JSON.stringify(name.slice(0, name.indexOf("\0")))
+    }`;
+  }
+  if (bytes.length > 15) {
+    return `is ${bytes.length} bytes; at most 15 fit IFNAMSIZ (16 with the NUL)`;
+  }
+  if (name === "." || name === "..") return `is ${JSON.stringify(name)}, which the kernel refuses`;
+  let at = 0; // the character the byte belongs to
+  for (const ch of name) {
+    const enc = ENCODER.encode(ch);
+    for (let k = 0; k < enc.length; k++) {
+      const b = enc[k];
+      const pos = at + k;
+      if (b === 0x2f || b === 0x3a) {
+        return `has '${ch}' (byte ${hexByte(b)}) at byte ${pos}; the kernel refuses '/' and ':' ` +
+          "in interface names";
+      }
+      if (kernelSpace(b)) {
+        const what = enc.length === 1
+          ? `${JSON.stringify(ch)} (byte ${hexByte(b)})`
+          : `byte ${hexByte(b)} (byte ${k + 1} of ${JSON.stringify(ch)}, U+${
+            ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")
+          }, UTF-8 ${Array.from(enc, (x) => x.toString(16).padStart(2, "0")).join(" ")})`;
+        return `has ${what} at byte ${pos}, which the kernel counts as whitespace ` +
+          "and refuses in interface names";
+      }
+    }
+    at += enc.length;
+  }
   return undefined;
+}
+
+/**
+ * Whether an fd error means the TAP's device is gone: the kernel says
+ * EBADFD on the fd of a deleted TAP (ENODEV, EBADF as well; EIO as before).
+ * Users see all of them as `ENODEV`, the errno kept in the error.
+ */
+function fdLostDevice(code: BulktapErrorCode): boolean {
+  return code === "ENODEV" || code === "EBADFD" || code === "EBADF" || code === "EIO";
+}
+
+/**
+ * The largest MTU a TAP can have with `pool`'s frames: a received frame
+ * (MTU + Ethernet header + one VLAN tag) must fit the bytes after the
+ * headroom.
+ *
+ * @example
+ * ```ts
+ * import { FramePool } from "./mod.ts";
+ * import { tapMaxMtu } from "./dataplane/tap.ts";
+ * using pool = new FramePool({ frames: 16 }); // 2048-byte frames, 256 of headroom
+ * console.log(tapMaxMtu(pool)); // 1774
+ * ```
+ */
+export function tapMaxMtu(pool: { frameSize: number; headroom: number }): number {
+  return pool.frameSize - pool.headroom - L2_OVERHEAD;
+}
+
+/** How to get frames that hold `mtu`: the pool's frameSize it takes. */
+function biggerFrames(mtu: number, headroom: number): string {
+  const need = Math.ceil((mtu + L2_OVERHEAD + headroom) / 64) * 64;
+  if (need <= MAX_FRAME_SIZE) return `give the TAP a pool with frameSize >= ${need}`;
+  return `even the largest frames (frameSize ${MAX_FRAME_SIZE}) hold an MTU up to ` +
+    `${MAX_FRAME_SIZE - headroom - L2_OVERHEAD} with ${headroom} bytes of headroom`;
+}
+
+/** "mode 0600 here; " for /dev/net/tun, or "" if it cannot be read. */
+function tunMode(): string {
+  try {
+    const mode = Deno.statSync("/dev/net/tun").mode;
+    return mode === null ? "" : `mode ${(mode & 0o777).toString(8).padStart(4, "0")} here; `;
+  } catch {
+    return "";
+  }
 }
 
 function user(): string {
@@ -200,6 +320,25 @@ function openError(
   const n = JSON.stringify(o.name);
   const [reason, flags, size] = why;
   const vnet = o.vnetHdr ?? 0;
+  if (code === "EEXIST" && reason === WHY_NOT_TAP) {
+    // Not ours to delete: say what it is, and what would work instead.
+    const driver = new TextDecoder().decode(new Uint8Array(why.buffer, 12, 32)).replace(
+      /\0.*$/s,
+      "",
+    );
+    const kind = flags & IFF_LOOPBACK
+      ? "the loopback interface"
+      : driver
+      ? `an interface with driver ${JSON.stringify(driver)}`
+      : "an interface of another kind";
+    return new BulktapError(
+      "EEXIST",
+      `${n} exists and is not a TAP device: it is ${kind}. bulktap opens only TAP devices ` +
+        "and leaves other interfaces alone: use the name of a multi-queue TAP, or a name no " +
+        "interface has yet (a TAP is then created under it)",
+      r,
+    );
+  }
   if (code === "EPERM" && reason === WHY_MTU) {
     return new BulktapError(
       "EPERM",
@@ -251,7 +390,24 @@ function openError(
       r,
     );
   }
+  if (code === "EINVAL" && reason === WHY_MTU) {
+    return new BulktapError(
+      "EINVAL",
+      `TAP ${n} is attached, but the kernel refused MTU ${o.mtu} for it${
+        size ? ` (it is ${size})` : ""
+      }`,
+      r,
+    );
+  }
   switch (code) {
+    case "EACCES":
+      return new BulktapError(
+        "EACCES",
+        `opening TAP ${n}: this user may not read and write /dev/net/tun (${tunMode()}its ` +
+          "usual mode is 0666): have an administrator restore it (`sudo chmod 0666 /dev/net/tun`), " +
+          "or run as root",
+        r,
+      );
     case "EPERM":
       return new BulktapError(
         "EPERM",
@@ -287,8 +443,7 @@ function openError(
     case "EINVAL":
       return new BulktapError(
         "EINVAL",
-        `TAP ${n}: the kernel refused ${queues} queues, mtu ${o.mtu ?? "unchanged"} ` +
-          "or the pool's frames are too small for the MTU",
+        `opening TAP ${n} with ${queues} queues: the kernel refused it (errno ${-r})`,
         r,
       );
     default:
@@ -298,13 +453,6 @@ function openError(
         r,
       );
   }
-}
-
-function intIn(what: string, v: number, min: number, max: number): number {
-  if (!Number.isInteger(v) || v < min || v > max) {
-    throw new BulktapError("EINVAL", `${what}=${v} is not an integer in ${min}..${max}`);
-  }
-  return v;
 }
 
 // False only when /dev/net/tun is missing. Without --allow-read for it (a
@@ -356,10 +504,10 @@ export class TapDevice extends Device {
   static #open(o: TapDeviceOptions): AttachToken {
     const why = tapNameProblem(o.name);
     if (why) throw new BulktapError("EINVAL", `TAP name ${JSON.stringify(o.name)} ${why}`);
-    const queues = intIn("queues", o.queues ?? 1, 1, TAP_MAX_QUEUES);
-    const ringSize = intIn("ringSize", o.ringSize ?? 1024, 2, 65536);
-    const batch = intIn("ioBatch", o.ioBatch ?? 64, 1, 256);
-    const mtu = o.mtu === undefined ? 0 : intIn("mtu", o.mtu, 68, 65535);
+    const queues = intIn(o.queues ?? 1, 1, TAP_MAX_QUEUES, "queues");
+    const ringSize = intIn(o.ringSize ?? 1024, 2, 65536, "ringSize");
+    const batch = intIn(o.ioBatch ?? 64, 1, 256, "ioBatch");
+    const mtu = o.mtu === undefined ? 0 : intIn(o.mtu, 68, 65535, "mtu");
     const vnet = o.vnetHdr ?? 0;
     if (vnet !== 0 && vnet !== 10 && vnet !== 12) {
       throw new BulktapError("EINVAL", `vnetHdr=${vnet} is not 0, 10 or 12`);
@@ -368,7 +516,7 @@ export class TapDevice extends Device {
     if (io !== "uring" && io !== "write") {
       throw new BulktapError("EINVAL", `io=${JSON.stringify(io)} is not "uring" or "write"`);
     }
-    const sndbuf = o.sndbuf === undefined ? 0 : intIn("sndbuf", o.sndbuf, 1, 0x7fffffff);
+    const sndbuf = o.sndbuf === undefined ? 0 : intIn(o.sndbuf, 1, 0x7fffffff, "sndbuf");
     const cpu = o.cpu ?? -1;
     if (!Number.isInteger(cpu) || cpu < -1) {
       throw new BulktapError("EINVAL", `cpu=${cpu} is not -1 or a CPU number`);
@@ -383,12 +531,24 @@ export class TapDevice extends Device {
     const ownsPool = o.pool === undefined;
     const pool = o.pool ?? new FramePool();
     if (pool.closed) throw new BulktapError("ECLOSED", `pool ${pool.handle} was closed`);
+    const maxMtu = tapMaxMtu(pool);
+    if (mtu > maxMtu) {
+      if (ownsPool) pool.close();
+      throw new BulktapError(
+        "EINVAL",
+        `mtu=${mtu} does not fit the pool's frames: a ${pool.frameSize}-byte frame with ` +
+          `${pool.headroom} bytes of headroom holds frames of an MTU up to ${maxMtu} ` +
+          `(plus ${L2_OVERHEAD} bytes of Ethernet header and VLAN tag); ${
+            biggerFrames(mtu, pool.headroom)
+          }`,
+      );
+    }
     const flags = (o.create ?? true ? CREATE : 0) | (io === "write" ? WRITE : 0);
     const name = ENCODER.encode(o.name + "\0");
     const h = library().bt_tap_open(pool.handle, name, queues, ringSize, mtu, vnet, flags, batch);
     if (h < 0) {
-      const why = new Uint32Array(3);
-      library().bt_tap_open_why(why, 3);
+      const why = new Uint32Array(WHY_WORDS);
+      library().bt_tap_open_why(why, WHY_WORDS);
       if (ownsPool) pool.close();
       throw openError(h, o, queues, why);
     }
@@ -426,19 +586,22 @@ export class TapDevice extends Device {
    */
   rx(batch: Batch, queue = 0): number {
     this.assertOpen();
+    intIn(queue, 0, this.queues - 1, `rx on TAP ${JSON.stringify(this.name)}: queue`);
+    const refs = batchRefs(batch);
     batch.release();
-    const r = library().bt_tap_rx(this.handle, queue, batch.refs, batch.refs.length);
+    const len = u32Length(refs, "batch refs");
+    const r = library().bt_tap_rx(this.handle, queue, refs, len, len);
     if (r < 0) throw this.#rxError(r, queue);
-    batch.count = r;
-    return r;
+    return setBatchCount(batch, r);
   }
 
   #rxError(r: number, queue: number): BulktapError {
     const code = codeForErrno(r);
-    if (code === "ENODEV" || code === "EIO") {
+    if (fdLostDevice(code)) {
       return new BulktapError(
         "ENODEV",
-        `TAP ${JSON.stringify(this.name)} is gone (deleted while in use?): errno ${-r}`,
+        `TAP ${JSON.stringify(this.name)} is gone (deleted while in use?): the kernel said ` +
+          `${code} (errno ${-r}) on its fd`,
         r,
       );
     }
@@ -456,7 +619,10 @@ export class TapDevice extends Device {
    * read them into (true), or the timeout passes (false); off the event
    * loop. With an empty pool it naps in 1 ms steps until a frame is back,
    * so a wait/rx loop never spins. Throws `ENXIO` when the device closes
-   * and `ENODEV` when it was deleted.
+   * and `ENODEV` when it was deleted; resolves false when
+   * `options.signal` aborts. Waiters of one queue in one isolate share one
+   * sleeping thread (see waiter.ts). `timeoutMs` is an integer up to
+   * 2147483647, negative for forever; anything else throws `EINVAL`.
    *
    * @example
    * ```ts ignore
@@ -465,10 +631,10 @@ export class TapDevice extends Device {
    * console.log(await tap.wait(0, 100));
    * ```
    */
-  async wait(queue = 0, timeoutMs = -1): Promise<boolean> {
+  async wait(queue = 0, timeoutMs = -1, options: TapWaitOptions = {}): Promise<boolean> {
+    const t = waitTimeout("timeoutMs", timeoutMs);
     this.assertOpen();
-    const t = Math.max(-1, Math.min(0x7fffffff, Math.trunc(timeoutMs)));
-    const r = await library().bt_tap_rx_wait_async(this.handle, queue, t);
+    const r = await waitShared(this.#waitSource(queue), t, options.signal);
     if (r < 0) {
       if (codeForErrno(r) === "ENXIO") checkErrno(r, `waiting on queue ${queue}`);
       throw this.#rxError(r, queue);
@@ -492,11 +658,34 @@ export class TapDevice extends Device {
    * }
    * ```
    */
-  async *frames(queue = 0, options: TapFramesOptions = {}): AsyncGenerator<Batch, void, undefined> {
-    const batch = new Batch(intIn("batchSize", options.batchSize ?? 64, 1, 256));
-    const sleepMs = options.sleepMs ?? 250;
+  frames(queue = 0, options: TapFramesOptions = {}): AsyncGenerator<Batch, void, undefined> {
+    const batch = new Batch(intIn(options.batchSize ?? 64, 1, 256, "batchSize"));
+    const sleepMs = sleepBound("sleepMs", options.sleepMs ?? 250);
+    return this.#frames(queue, batch, sleepMs, options.signal);
+  }
+
+  // What the shared waits of queue `queue` sleep on (waiter.ts). The C
+  // wait looks at its cancel word every 50 ms (a TAP fd cannot be woken
+  // from outside), so kick has nothing to do.
+  #waitSource(queue: number): WaitSource {
+    const h = this.handle;
+    return {
+      key: `tap:${h}:${queue}`,
+      sleep: (ms, cancel) => library().bt_tap_rx_wait_cancellable_async(h, queue, ms, cancel),
+      look: () => library().bt_tap_rx_wait(h, queue, 0),
+      kick: () => {},
+    };
+  }
+
+  async *#frames(
+    queue: number,
+    batch: Batch,
+    sleepMs: number,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<Batch, void, undefined> {
+    const source = this.#waitSource(queue);
     try {
-      while (!options.signal?.aborted) {
+      while (!signal?.aborted) {
         if (this.closed) return;
         let n: number;
         try {
@@ -509,7 +698,7 @@ export class TapDevice extends Device {
           yield batch;
           continue;
         }
-        const r = await library().bt_tap_rx_wait_async(this.handle, queue, sleepMs);
+        const r = await waitShared(source, sleepMs, signal);
         if (r < 0) {
           if (codeForErrno(r) === "ENXIO") return;
           throw this.#rxError(r, queue);
@@ -543,7 +732,7 @@ export class TapDevice extends Device {
   forwardTo(target: Device, options: ForwardOptions = {}): void {
     this.assertOpen();
     target.assertOpen();
-    const bulk = intIn("bulk", options.bulk ?? 64, 1, 256);
+    const bulk = intIn(options.bulk ?? 64, 1, 256, "bulk");
     const mode = options.mode ?? "bulk";
     if (mode !== "bulk" && mode !== "single") {
       throw new BulktapError("EINVAL", `mode=${JSON.stringify(mode)} is not "bulk" or "single"`);
@@ -554,7 +743,7 @@ export class TapDevice extends Device {
       if (code === "EBUSY") {
         throw new BulktapError("EBUSY", `${this.name} already forwards or is being read`, r);
       }
-      if (code === "ENODEV" || code === "EIO") throw this.#rxError(r, 0);
+      if (fdLostDevice(code)) throw this.#rxError(r, 0);
       checkErrno(r, `forwarding ${this.name}`);
     }
     this.#forwarding = true;

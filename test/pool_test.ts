@@ -151,14 +151,18 @@ Deno.test(
 );
 
 Deno.test(
-  "pool: attach in another context sees the same frames",
+  "pool: a second view attached by handle (as a Worker attaches) shares frames both ways",
   accounted(() => {
     using pool = new FramePool({ frames: 4 });
     const other = FramePool.attach(pool.handle);
+    assert.notEqual(other.bytes.buffer, pool.bytes.buffer, "a view of its own");
     const refs = new Uint32Array(1);
     pool.alloc(refs);
     pool.write(refs[0], Uint8Array.of(1, 2, 3));
     assert.deepEqual([...other.data(refs[0])], [1, 2, 3]);
+    other.write(refs[0], Uint8Array.of(4, 5));
+    assert.deepEqual([...pool.data(refs[0])], [4, 5]);
+    assert.equal(other.stats().held, 1, "one pool: the attached view sees the allocation");
     pool.free(refs);
   }),
 );
@@ -207,7 +211,7 @@ Deno.test(
     const pool = new FramePool({ frames: 4 });
     const elsewhere = FramePool.attach(pool.handle); // as another Worker would
     pool.close();
-    const err = assertCode(() => elsewhere.alloc(new Uint32Array(3)), "ENXIO");
+    const err = assertCode(() => elsewhere.alloc(new Uint32Array(3), 3), "ENXIO");
     assert.match(err.message, new RegExp(`alloc of 3 frames from pool ${pool.handle}: .*not open`));
     elsewhere.close();
   }),

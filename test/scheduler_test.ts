@@ -1,8 +1,7 @@
 import assert from "assert";
-import process from "node:process";
 import { Device, FramePool, GeneratorSource, LoopCounter, Scheduler, Verdict } from "../mod.ts";
 import { COUNTER_BLOCK, counterBlock, counterBuffer } from "../dataplane/poll_loop.ts";
-import { assertAccounted } from "./helpers.ts";
+import { assertAccounted, eventually } from "./helpers.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -70,7 +69,7 @@ Deno.test("scheduler: after close every generated frame is read, dropped, or bac
   pool.close();
 });
 
-Deno.test("scheduler: a trickle is flushed frame by frame, well within the deadline", async () => {
+Deno.test("scheduler: a trickle is read whole, no stage waiting past the deadline plus one source turn", async () => {
   const pool = new FramePool({ frames: 1024 });
   const dev = new Device({ pool, queues: 1, ringSize: 256 });
   const sched = new Scheduler({
@@ -99,9 +98,9 @@ Deno.test("scheduler: a trickle is flushed frame by frame, well within the deadl
     c.maxStageAgeNs <= 50_000 + c.maxSourceRunNs,
     `stage waited ${c.maxStageAgeNs} ns > 50 us + ${c.maxSourceRunNs} ns`,
   );
-  // End to end (generation to the reader): a sanity bound only, it includes
-  // the Worker being descheduled on a loaded 2-core machine.
-  assert.ok(r.latency.max < 50e6, `max latency ${r.latency.max} ns`);
+  // End-to-end latency (generation to reader) is a benchmark figure
+  // (bench/sched_provider.ts points, p99 per repeat), not bounded here.
+  assert.equal(r.latency.count, c.read, "every read frame has a latency");
   pool.close();
 });
 
@@ -138,7 +137,7 @@ Deno.test("scheduler: two sources on one Worker, the second slow, still flush wi
   pool.close();
 });
 
-Deno.test("scheduler: an idle dataplane sleeps instead of spinning", async () => {
+Deno.test("scheduler: an idle dataplane sleeps: one poll per wake-up, each sleep at least 1 ms", async () => {
   const pool = new FramePool({ frames: 256 });
   const dev = new Device({ pool, queues: 2, ringSize: 64 });
   const sched = new Scheduler({
@@ -149,21 +148,28 @@ Deno.test("scheduler: an idle dataplane sleeps instead of spinning", async () =>
     busyPollUs: 100,
   });
   await sched.start();
-  await sleep(100);
-  const u0 = process.cpuUsage();
+  // Past the first busy-poll window: every Worker has gone to sleep.
+  await eventually(() => sched.counters().sleeps >= 2 * sched.cpus, 10_000, "Workers to sleep");
+  const c0 = sched.counters();
   const t0 = performance.now();
-  await sleep(1000);
-  const u1 = process.cpuUsage(u0);
-  const wallUs = (performance.now() - t0) * 1000;
-  const share = (u1.user + u1.system) / wallUs;
+  await sleep(300);
+  const c1 = sched.counters();
+  const ms = performance.now() - t0;
   const r = await sched.close();
   dev.close();
   pool.close();
-  // Two busy-polling Workers would use ~200% of a CPU; sleeping ones use
-  // ~1% here. 10% leaves room for a noisy machine.
-  console.log(`idle process used ${(share * 100).toFixed(1)}% of a CPU over 1 s`);
-  assert.ok(share < 0.10, `idle process used ${(share * 100).toFixed(1)}% of a CPU`);
-  assert.ok(r.counters.sleeps > 0);
+  // Counters, not CPU time (the idle CPU share is a benchmark figure:
+  // bench/sched_provider.ts, "idle CPU"). A sleeping Worker wakes, polls
+  // once and sleeps again: polls track wake-ups (+-1 per Worker for the
+  // moments the counters were read). A spinning one polls without sleeping.
+  const cycles = c1.cycles - c0.cycles, sleeps = c1.sleeps - c0.sleeps;
+  console.log(`idle: ${cycles} polls, ${sleeps} sleeps in ${ms.toFixed(0)} ms`);
+  assert.ok(sleeps > 0, "the Workers kept sleeping");
+  assert.ok(Math.abs(cycles - sleeps) <= sched.cpus, `${cycles} polls for ${sleeps} wake-ups`);
+  // Each sleep lasts at least 1 ms (a load can only lengthen it): a wait
+  // that returned at once would count thousands here.
+  assert.ok(sleeps <= sched.cpus * (ms + 1), `${sleeps} sleeps in ${ms.toFixed(0)} ms`);
+  assert.equal(r.counters.rx, 0, "no traffic");
 });
 
 Deno.test("scheduler: a device queue is a source, so pipelines chain", async () => {

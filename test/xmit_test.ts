@@ -1,6 +1,9 @@
 import assert from "assert";
 import { Batch, Device, FramePool, MAX_BULK } from "../mod.ts";
+import { library } from "../ffi/lib.ts";
+import { needs } from "./capability.ts";
 import { accounted, assertCode, withDevice } from "./helpers.ts";
+import { allowedCpus, pinnedTo } from "./thread_affinity.ts";
 
 Deno.test(
   "xmit: a bulk that fits is accepted whole and counted once per lock",
@@ -130,15 +133,31 @@ Deno.test(
   ),
 );
 
-Deno.test(
-  "xmit: the default cpu is the calling thread's CPU",
-  accounted(() =>
-    withDevice({ device: { queues: 256 } }, ({ dev }) => {
-      const q = dev.queueForCpu();
-      assert.ok(q >= 0 && q < navigator.hardwareConcurrency, `queue ${q}`);
+const CPUS = allowedCpus();
+
+Deno.test({
+  name: "xmit: the default cpu is the calling thread's CPU (pinned to each of two CPUs in turn)",
+  ignore: needs(
+    "two CPUs",
+    CPUS.length < 2 ? `this thread may only run on CPU ${CPUS.join(",")}` : undefined,
+    "run the tests where the process may use at least 2 CPUs (taskset, cgroup cpuset)",
+  ),
+  fn: accounted(() =>
+    withDevice({ device: { queues: 256 } }, ({ dev, frames }) => {
+      // The second allowed CPU first: queue 0 alone would prove nothing.
+      for (const cpu of [CPUS[1], CPUS[0]]) {
+        const q = pinnedTo(cpu, () => {
+          assert.equal(library().bt_current_cpu(), cpu, `the thread runs on CPU ${cpu}`);
+          assert.equal(dev.xmit(frames(1)), 1);
+          return dev.queueForCpu();
+        });
+        assert.equal(q, cpu % 256, `queueForCpu() pinned to CPU ${cpu}`);
+        assert.equal(dev.queue(q).count(), 1, `xmit pinned to CPU ${cpu} chose queue ${q}`);
+      }
+      assert.deepEqual(allowedCpus(), CPUS, "the thread's affinity is restored");
     })
   ),
-);
+});
 
 Deno.test(
   "xmit: a device closed elsewhere fails with ENXIO and the frames go back to the pool",

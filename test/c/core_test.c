@@ -1243,6 +1243,103 @@ static void flush_wakes_sleeping_reader(void)
 	EXPECT_EQ(dev_stat(d, BT_DS_FLUSHES), 1);
 }
 
+/* The doorbell is a broadcast: the first reader out must not hide the
+ * flush from the second (an eventfd reset by the first read did). */
+static void flush_wakes_every_sleeping_reader(void)
+{
+	int32_t p = fx_pool(8, 256, 64);
+	int32_t d = fx_dev(p, 1, 8);
+	struct waiter w[2] = { { d, 0, 5000, -100, 0 }, { d, 0, 5000, -100, 0 } };
+	pthread_t t[2];
+	uint32_t ref;
+	int slept = 0;
+
+	EXPECT(p > 0 && d > 0);
+	for (int i = 0; i < 2; i++)
+		EXPECT_EQ(pthread_create(&t[i], NULL, waiter_main, &w[i]), 0);
+	for (int i = 0; i < 5000 && !slept; i++) {
+		slept = dev_stat(d, BT_DS_RX_SLEEPS) >= 2;
+		if (!slept)
+			sleep_ms(1);
+	}
+	if (!slept) {
+		bt_dev_close((uint32_t)d);
+		for (int i = 0; i < 2; i++)
+			pthread_join(t[i], NULL);
+		fail_at(__LINE__, "readers never slept");
+		return;
+	}
+	EXPECT_EQ(alloc_filled(p, &ref, 1, 8, 0), 0);
+	EXPECT_EQ(bt_xmit((uint32_t)d, &ref, 1, BT_XMIT_FLUSH, 0), 1);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		EXPECT_EQ(w[i].ret, 1);
+		/* Well before the 5 s timeout: woken, not timed out. */
+		EXPECT(w[i].elapsed_ms < 2500);
+	}
+	EXPECT_EQ(dev_stat(d, BT_DS_WAKEUPS_SENT), 1);
+}
+
+struct cwaiter {
+	struct waiter w;
+	uint32_t cancel;
+};
+
+static void *cwaiter_main(void *arg)
+{
+	struct cwaiter *c = arg;
+	uint64_t t0 = bt_now_ns();
+
+	c->w.ret = bt_queue_wait_cancellable((uint32_t)c->w.dev, c->w.queue,
+					     c->w.timeout_ms, &c->cancel);
+	c->w.elapsed_ms = (bt_now_ns() - t0) / 1000000;
+	return NULL;
+}
+
+static void kick_ends_a_cancelled_wait_and_no_other(void)
+{
+	int32_t p = fx_pool(8, 256, 64);
+	int32_t d = fx_dev(p, 2, 8);
+	struct cwaiter c = { { d, 1, -1, -100, 0 }, 0 };
+	struct waiter w = { d, 1, 300, -100, 0 };
+	pthread_t tc, tw;
+	int slept = 0;
+
+	EXPECT(p > 0 && d > 0);
+	EXPECT_EQ(bt_queue_kick((uint32_t)d, 2), -EINVAL);
+	EXPECT_EQ(bt_queue_kick((uint32_t)d, -2), -EINVAL);
+	EXPECT_EQ(pthread_create(&tc, NULL, cwaiter_main, &c), 0);
+	EXPECT_EQ(pthread_create(&tw, NULL, waiter_main, &w), 0);
+	for (int i = 0; i < 5000 && !slept; i++) {
+		slept = dev_stat(d, BT_DS_RX_SLEEPS) >= 2;
+		if (!slept)
+			sleep_ms(1);
+	}
+	if (!slept) {
+		bt_dev_close((uint32_t)d);
+		pthread_join(tc, NULL);
+		pthread_join(tw, NULL);
+		fail_at(__LINE__, "readers never slept");
+		return;
+	}
+	/* A kick alone ends nothing: the cancellable wait sleeps on. */
+	EXPECT_EQ(bt_queue_kick((uint32_t)d, -1), 0);
+	__atomic_store_n(&c.cancel, 1, __ATOMIC_SEQ_CST);
+	EXPECT_EQ(bt_queue_kick((uint32_t)d, 1), 0);
+	pthread_join(tc, NULL);
+	EXPECT_EQ(c.w.ret, 0);
+	/* The plain wait was woken too, looked, and slept to its timeout. */
+	pthread_join(tw, NULL);
+	EXPECT_EQ(w.ret, 0);
+	EXPECT(w.elapsed_ms >= 250);
+	/* A kick is not a flush. */
+	EXPECT_EQ(dev_stat(d, BT_DS_FLUSHES), 0);
+	/* A wait whose word is already set returns at once. */
+	EXPECT_EQ(bt_queue_wait_cancellable((uint32_t)d, 0, -1, &c.cancel), 0);
+	bt_dev_close((uint32_t)d);
+	EXPECT_EQ(bt_queue_kick((uint32_t)d, 0), -ENXIO);
+}
+
 static void flush_without_sleeping_reader_sends_no_wakeup(void)
 {
 	int32_t p = fx_pool(8, 256, 64);
@@ -1571,6 +1668,8 @@ static const struct {
 	T(queue_read_drops_copy_when_pool_is_empty),
 	T(close_frees_queued_copies_and_returns_frames),
 	T(flush_wakes_sleeping_reader),
+	T(flush_wakes_every_sleeping_reader),
+	T(kick_ends_a_cancelled_wait_and_no_other),
 	T(flush_without_sleeping_reader_sends_no_wakeup),
 	T(xmit_without_flush_does_not_wake_reader),
 	T(flush_call_wakes_sleeping_reader),
