@@ -444,9 +444,12 @@ export const queueOps: Group = {
   }),
   wait: op(fc.tuple(qPick, maybe(anyValue)), async (c, [q, t]) => {
     const queue = pickQueue(c, q);
-    // Forever-waits are legal: bound them by closing a fresh device.
-    const tm = typeof t === "number" && (t < 0 || t > 50) ? 20 : t;
-    await c.callAsync(`queue(${q.dev}, ${fmt(q.q)}).wait(${fmt(tm)})`, () => queue.wait(U(tm)));
+    // Forever-waits are legal: a signal bounds every wait (and tests abort).
+    const tm = typeof t === "number" && t > 50 ? 20 : t;
+    await c.callAsync(
+      `queue(${q.dev}, ${fmt(q.q)}).wait(${fmt(tm)})`,
+      () => queue.wait(U(tm), { signal: AbortSignal.timeout(200) }),
+    );
   }),
   frames: op(
     fc.tuple(
