@@ -71,7 +71,8 @@ export function u32Length(v: unknown, what: string): number {
 
 /**
  * Check that `count` is a whole number of elements that fits an array of
- * `length`: throws `EINVAL` naming the value otherwise. NaN, fractions and
+ * `length` and return it (as +0 for -0); throws `EINVAL` naming the value
+ * otherwise. NaN, fractions and
  * negative numbers are refused too (FFI would truncate them).
  *
  * @example
@@ -85,8 +86,9 @@ export function u32Length(v: unknown, what: string): number {
  * }
  * ```
  */
-export function checkCount(count: number, length: number, what: string): void {
-  if (Number.isInteger(count) && count >= 0 && count <= length) return;
+export function checkCount(count: number, length: number, what: string): number {
+  // `+ 0` turns -0 into 0: FFI refuses -0 as an unsigned integer.
+  if (Number.isInteger(count) && count >= 0 && count <= length) return count + 0;
   if (typeof count !== "number" || !Number.isInteger(count)) {
     throw new BulktapError(
       "EINVAL",
@@ -106,7 +108,7 @@ export function checkCount(count: number, length: number, what: string): void {
  * ```
  */
 export function intIn(v: unknown, min: number, max: number, what: string): number {
-  if (typeof v === "number" && Number.isInteger(v) && v >= min && v <= max) return v;
+  if (typeof v === "number" && Number.isInteger(v) && v >= min && v <= max) return v + 0;
   throw new BulktapError("EINVAL", `${what}=${show(v)} is not a whole number in ${min}..${max}`);
 }
 
@@ -122,7 +124,7 @@ export function intIn(v: unknown, min: number, max: number, what: string): numbe
  * ```
  */
 export function u32Arg(v: unknown, what: string): number {
-  if (typeof v === "number" && v === v >>> 0) return v;
+  if (typeof v === "number" && v === v >>> 0) return v >>> 0;
   throw new BulktapError("EINVAL", `${what}=${show(v)} is not a 32-bit unsigned integer`);
 }
 

@@ -132,14 +132,10 @@ export class AttachToken {
  * ```
  */
 export class Device implements Disposable {
-  /** Library handle; pass it to a Worker and {@linkcode Device.attach}. */
-  readonly handle: number;
-  /** Number of queues. */
-  readonly queues: number;
-  /** Slots per queue ring. */
-  readonly ringSize: number;
-  /** The device's own pool. */
-  readonly pool: FramePool;
+  #handle: number;
+  #nqueues: number;
+  #ringSize: number;
+  #pool: FramePool;
   #cpu: number;
   #owner: boolean;
   #ownsPool: boolean;
@@ -191,11 +187,11 @@ export class Device implements Disposable {
     }
     const info = new BigUint64Array(3);
     checkErrno(library().bt_dev_info(h, info, 3), `info of device ${h}`);
-    this.handle = h;
-    this.queues = Number(info[0]);
-    this.ringSize = Number(info[1]);
-    this.pool = attach ? (attach.pool ?? FramePool.attach(Number(info[2]))) : created!;
-    for (let i = 0; i < this.queues; i++) this.#queues.push(new DeviceQueue(this, i));
+    this.#handle = h;
+    this.#nqueues = Number(info[0]);
+    this.#ringSize = Number(info[1]);
+    this.#pool = attach ? (attach.pool ?? FramePool.attach(Number(info[2]))) : created!;
+    for (let i = 0; i < this.#nqueues; i++) this.#queues.push(new DeviceQueue(this, i));
   }
 
   static #checkCpu(cpu: number): number {
@@ -205,7 +201,27 @@ export class Device implements Disposable {
         `cpu=${show(cpu)} is not -1 (this thread's CPU) or a CPU number`,
       );
     }
-    return cpu;
+    return cpu + 0; // -0 is not an FFI integer
+  }
+
+  /** Library handle; pass it to a Worker and {@linkcode Device.attach}. */
+  get handle(): number {
+    return this.#handle;
+  }
+
+  /** Number of queues. */
+  get queues(): number {
+    return this.#nqueues;
+  }
+
+  /** Slots per queue ring. */
+  get ringSize(): number {
+    return this.#ringSize;
+  }
+
+  /** The device's own pool. */
+  get pool(): FramePool {
+    return this.#pool;
   }
 
   /** Default CPU for queue choice (-1: the calling thread's CPU). Checked when set. */
@@ -237,17 +253,17 @@ export class Device implements Disposable {
   /** @internal Throws `ECLOSED` after {@linkcode Device.close}. */
   assertOpen(): void {
     if (this.#closed) {
-      throw new BulktapError("ECLOSED", `device ${this.handle} was closed`);
+      throw new BulktapError("ECLOSED", `device ${this.#handle} was closed`);
     }
   }
 
   /** Queue `i`'s reader side. */
   queue(i: number): DeviceQueue {
     this.assertOpen();
-    if (!(typeof i === "number" && Number.isInteger(i) && i >= 0 && i < this.queues)) {
+    if (!(typeof i === "number" && Number.isInteger(i) && i >= 0 && i < this.#nqueues)) {
       throw new BulktapError(
         "EINVAL",
-        `queue ${show(i)} does not exist: the device has ${this.queues}`,
+        `queue ${show(i)} does not exist: the device has ${this.#nqueues}`,
       );
     }
     return this.#queues[i];
@@ -256,10 +272,10 @@ export class Device implements Disposable {
   /** The queue `xmit` picks for `cpu` (default: this device's cpu). */
   queueForCpu(cpu: number = this.#cpu): number {
     this.assertOpen();
-    if (cpu !== this.#cpu) Device.#checkCpu(cpu);
+    cpu = Device.#checkCpu(cpu);
     return checkErrno(
-      library().bt_queue_for_cpu(this.handle, cpu),
-      `queueForCpu(${cpu}) on device ${this.handle}`,
+      library().bt_queue_for_cpu(this.#handle, cpu),
+      `queueForCpu(${cpu}) on device ${this.#handle}`,
     );
   }
 
@@ -274,15 +290,13 @@ export class Device implements Disposable {
    * frames went back to their pool first, so the caller must not touch them.
    */
   xmit(frames: Uint32Array, options?: XmitOptions): number {
-    const len = u32Length(frames, `xmit on device ${this.handle}: frames`);
-    const count = options?.count ?? len;
+    const len = u32Length(frames, `xmit on device ${this.#handle}: frames`);
+    const n = checkCount(options?.count ?? len, len, `xmit on device ${this.#handle}`);
     const flags = options?.flush ? XMIT_FLUSH : 0;
-    const cpu = options?.cpu ?? this.#cpu;
-    checkCount(count, len, `xmit on device ${this.handle}`);
-    if (cpu !== this.#cpu) Device.#checkCpu(cpu);
-    if (this.#closed) this.#closedError(frames, count);
-    const r = library().bt_xmit(this.handle, frames, len, count, flags, cpu);
-    if (r < 0) this.#xmitError(r, frames, count);
+    const cpu = options?.cpu === undefined ? this.#cpu : Device.#checkCpu(options.cpu);
+    if (this.#closed) this.#closedError(frames, n);
+    const r = library().bt_xmit(this.#handle, frames, len, n, flags, cpu);
+    if (r < 0) this.#xmitError(r, frames, n);
     return r;
   }
 
@@ -293,12 +307,11 @@ export class Device implements Disposable {
    */
   xmitOne(ref: number, options?: XmitOptions): boolean {
     const one = this.#one;
-    one[0] = u32Arg(ref, `xmitOne on device ${this.handle}: ref`);
+    one[0] = u32Arg(ref, `xmitOne on device ${this.#handle}: ref`);
     const flags = options?.flush ? XMIT_FLUSH : 0;
-    const cpu = options?.cpu ?? this.#cpu;
-    if (cpu !== this.#cpu) Device.#checkCpu(cpu);
+    const cpu = options?.cpu === undefined ? this.#cpu : Device.#checkCpu(options.cpu);
     if (this.#closed) this.#closedError(one, 1);
-    const r = library().bt_xmit(this.handle, one, 1, 1, flags, cpu);
+    const r = library().bt_xmit(this.#handle, one, 1, 1, flags, cpu);
     if (r < 0) this.#xmitError(r, one, 1);
     return r === 1;
   }
@@ -311,12 +324,14 @@ export class Device implements Disposable {
    */
   xmitCopy(data: Uint8Array, lengths: Uint32Array, options?: XmitOptions): number {
     this.assertOpen();
-    const dataLen = arrayLength(data, "Uint8Array", `xmitCopy on device ${this.handle}: data`);
-    const nlens = u32Length(lengths, `xmitCopy on device ${this.handle}: lengths`);
-    const count = options?.count ?? nlens;
-    const cpu = options?.cpu ?? this.#cpu;
-    checkCount(count, nlens, `xmitCopy on device ${this.handle} (lengths)`);
-    if (cpu !== this.#cpu) Device.#checkCpu(cpu);
+    const dataLen = arrayLength(data, "Uint8Array", `xmitCopy on device ${this.#handle}: data`);
+    const nlens = u32Length(lengths, `xmitCopy on device ${this.#handle}: lengths`);
+    const count = checkCount(
+      options?.count ?? nlens,
+      nlens,
+      `xmitCopy on device ${this.#handle} (lengths)`,
+    );
+    const cpu = options?.cpu === undefined ? this.#cpu : Device.#checkCpu(options.cpu);
     let total = 0;
     for (let i = 0; i < count; i++) total += lengths[i];
     if (total > dataLen) {
@@ -326,10 +341,19 @@ export class Device implements Disposable {
       );
     }
     const flags = options?.flush ? XMIT_FLUSH : 0;
-    const r = library().bt_xmit_copy(this.handle, data, dataLen, lengths, nlens, count, flags, cpu);
+    const r = library().bt_xmit_copy(
+      this.#handle,
+      data,
+      dataLen,
+      lengths,
+      nlens,
+      count,
+      flags,
+      cpu,
+    );
     if (r >= 0) return r;
     if (r === -22) {
-      const max = this.pool.frameSize - this.pool.headroom;
+      const max = this.#pool.frameSize - this.#pool.headroom;
       for (let i = 0; i < count; i++) {
         if (lengths[i] > max) {
           throw new BulktapError(
@@ -354,7 +378,7 @@ export class Device implements Disposable {
     const returned = count > 0 ? library().bt_frames_put(frames, count, count, null, 0) : 0;
     throw new BulktapError(
       "ECLOSED",
-      `xmit on device ${this.handle}, which this object's close() closed; ` +
+      `xmit on device ${this.#handle}, which this object's close() closed; ` +
         `${Math.max(0, returned)} of the ${count} frames were returned to their pool`,
     );
   }
@@ -382,7 +406,7 @@ export class Device implements Disposable {
     if (code === "ENXIO") {
       throw new BulktapError(
         "ENXIO",
-        `xmit on device ${this.handle}: the device is closed (perhaps by another Worker); ` +
+        `xmit on device ${this.#handle}: the device is closed (perhaps by another Worker); ` +
           `the ${count} frames were returned to their pool`,
         r,
       );
@@ -391,25 +415,25 @@ export class Device implements Disposable {
       const back = frames ? "were returned to their pool" : "were not copied";
       throw new BulktapError(
         "ENODEV",
-        `device ${this.handle} can no longer transmit (a deleted TAP?); the ${count} frames ${back}`,
+        `device ${this.#handle} can no longer transmit (a deleted TAP?); the ${count} frames ${back}`,
         r,
       );
     }
-    return checkErrno(r, `xmit of ${count} frames on device ${this.handle}`) as never;
+    return checkErrno(r, `xmit of ${count} frames on device ${this.#handle}`) as never;
   }
 
   /** Ring the doorbell of one queue, or of all queues if none is named. */
   flush(queue = -1): void {
     this.assertOpen();
-    if (queue !== -1 && !(Number.isInteger(queue) && queue >= 0 && queue < this.queues)) {
+    if (queue !== -1 && !(Number.isInteger(queue) && queue >= 0 && queue < this.#nqueues)) {
       throw new BulktapError(
         "EINVAL",
-        `flush: queue ${show(queue)} does not exist: the device has ${this.queues}`,
+        `flush: queue ${show(queue)} does not exist: the device has ${this.#nqueues}`,
       );
     }
     checkErrno(
-      library().bt_flush(this.handle, queue),
-      `flush of queue ${queue} on device ${this.handle}`,
+      library().bt_flush(this.#handle, queue),
+      `flush of queue ${queue} on device ${this.#handle}`,
     );
   }
 
@@ -418,8 +442,8 @@ export class Device implements Disposable {
     this.assertOpen();
     const out = new BigUint64Array(STAT_KEYS.length);
     checkErrno(
-      library().bt_dev_stats(this.handle, out, out.length),
-      `stats of device ${this.handle}`,
+      library().bt_dev_stats(this.#handle, out, out.length),
+      `stats of device ${this.#handle}`,
     );
     const s = {} as DeviceStats;
     STAT_KEYS.forEach((k, i) => (s[k] = Number(out[i])));
@@ -441,16 +465,16 @@ export class Device implements Disposable {
     if (this.#closed) return 0;
     this.#closed = true;
     if (!this.#owner) return 0;
-    const r = library().bt_dev_close(this.handle);
+    const r = library().bt_dev_close(this.#handle);
     if (this.#ownsPool) {
       try {
-        this.pool.close();
+        this.#pool.close();
       } catch {
         // frames still held by the caller keep the pool alive
       }
     }
     if (r < 0 && codeForErrno(r) === "ENXIO") return 0;
-    return checkErrno(r, `close of device ${this.handle}`);
+    return checkErrno(r, `close of device ${this.#handle}`);
   }
 
   /** Same as {@linkcode Device.close}. */

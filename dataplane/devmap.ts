@@ -134,7 +134,7 @@ export class BulkQueues {
     if (mode !== "cycle" && mode !== "target") {
       throw new BulktapError("EINVAL", `stage mode ${mode} is not "cycle" or "target"`);
     }
-    const cap = intIn(options.cycleCapacity ?? 4096, 1, 1 << 24, "cycleCapacity");
+    const cap = intIn(options.cycleCapacity ?? 4096, 1, 1 << 20, "cycleCapacity");
     this.bulk = bulk;
     this.mode = mode;
     this.cpu = intIn(options.cpu ?? 0, -1, 0x7fffffff, "cpu");

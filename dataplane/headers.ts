@@ -41,6 +41,17 @@ export const HeaderError = {
 } as const;
 
 /**
+ * Whether `[off, off + len)` is not a range of `b`: NaN, negative,
+ * fractional-overflowing or non-number offsets and lengths, or a range past
+ * the array. Every helper answers {@linkcode HeaderError.TRUNCATED} for it
+ * instead of reading `undefined` (NaN results) or looping on a huge length.
+ */
+function outside(b: Uint8Array, off: number, len: number): boolean {
+  return !(typeof off === "number" && typeof len === "number" && off >= 0 && len >= 0 &&
+    off + len <= b?.length);
+}
+
+/**
  * EtherTypes the helpers know.
  *
  * @example
@@ -89,6 +100,7 @@ export const ETH_HLEN = 14;
  * ```
  */
 export function readMac(b: Uint8Array, off: number, len: number): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
   if (len < 6) return HeaderError.TRUNCATED;
   return (b[off] * 0x10000000000) + (b[off + 1] * 0x100000000) +
     ((b[off + 2] << 24 | b[off + 3] << 16 | b[off + 4] << 8 | b[off + 5]) >>> 0);
@@ -106,6 +118,7 @@ export function readMac(b: Uint8Array, off: number, len: number): number {
  * ```
  */
 export function writeMac(b: Uint8Array, off: number, len: number, mac: number): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
   if (len < 6) return HeaderError.TRUNCATED;
   const hi = Math.floor(mac / 0x100000000);
   const lo = mac >>> 0;
@@ -141,6 +154,7 @@ export function isGroupMac(mac: number): boolean {
  * ```
  */
 export function ethDst(b: Uint8Array, off: number, len: number): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
   if (len < ETH_HLEN) return HeaderError.TRUNCATED;
   return readMac(b, off, 6);
 }
@@ -155,6 +169,7 @@ export function ethDst(b: Uint8Array, off: number, len: number): number {
  * ```
  */
 export function ethSrc(b: Uint8Array, off: number, len: number): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
   if (len < ETH_HLEN) return HeaderError.TRUNCATED;
   return readMac(b, off + 6, 6);
 }
@@ -173,6 +188,7 @@ export function ethSrc(b: Uint8Array, off: number, len: number): number {
  * ```
  */
 export function swapMacs(b: Uint8Array, off: number, len: number): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
   if (len < ETH_HLEN) return HeaderError.TRUNCATED;
   for (let i = 0; i < 6; i++) {
     const t = b[off + i];
@@ -196,6 +212,7 @@ export function swapMacs(b: Uint8Array, off: number, len: number): number {
  * ```
  */
 export function ethPayloadOffset(b: Uint8Array, off: number, len: number): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
   let p = 12;
   for (let tags = 0; tags <= 2; tags++) {
     if (len < p + 2) return HeaderError.TRUNCATED;
@@ -218,6 +235,7 @@ export function ethPayloadOffset(b: Uint8Array, off: number, len: number): numbe
  * ```
  */
 export function ethProtocol(b: Uint8Array, off: number, len: number): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
   const p = ethPayloadOffset(b, off, len);
   if (p < 0) return p;
   return b[off + p - 2] << 8 | b[off + p - 1];
@@ -237,6 +255,7 @@ export function ethProtocol(b: Uint8Array, off: number, len: number): number {
  * ```
  */
 export function vlanId(b: Uint8Array, off: number, len: number): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
   if (len < ETH_HLEN) return HeaderError.TRUNCATED;
   const t = b[off + 12] << 8 | b[off + 13];
   if (t !== EtherType.VLAN && t !== EtherType.QINQ) return HeaderError.UNSUPPORTED;
@@ -257,6 +276,7 @@ export function vlanId(b: Uint8Array, off: number, len: number): number {
  * ```
  */
 export function arpOperation(b: Uint8Array, off: number, len: number): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
   if (len < 28) return HeaderError.TRUNCATED;
   if ((b[off] << 8 | b[off + 1]) !== 1 || (b[off + 2] << 8 | b[off + 3]) !== EtherType.IPV4) {
     return HeaderError.MALFORMED;
@@ -281,6 +301,7 @@ export function arpOperation(b: Uint8Array, off: number, len: number): number {
  * ```
  */
 export function ipv4HeaderLength(b: Uint8Array, off: number, len: number): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
   if (len < 20) return HeaderError.TRUNCATED;
   if (b[off] >>> 4 !== 4) return HeaderError.UNSUPPORTED;
   const ihl = (b[off] & 0xf) * 4;
@@ -295,7 +316,8 @@ export function ipv4HeaderLength(b: Uint8Array, off: number, len: number): numbe
 /**
  * The Internet checksum (RFC 1071) of `count` bytes at `off`, as stored
  * (one's complement of the one's-complement sum). Over a header whose
- * checksum field is correct, this returns 0.
+ * checksum field is correct, this returns 0. A range that is not inside
+ * `b` returns {@linkcode HeaderError.TRUNCATED}.
  *
  * @example
  * ```ts
@@ -304,6 +326,7 @@ export function ipv4HeaderLength(b: Uint8Array, off: number, len: number): numbe
  * ```
  */
 export function internetChecksum(b: Uint8Array, off: number, count: number): number {
+  if (outside(b, off, count)) return HeaderError.TRUNCATED;
   let sum = 0;
   let i = 0;
   for (; i + 1 < count; i += 2) sum += b[off + i] << 8 | b[off + i + 1];
@@ -326,6 +349,7 @@ export function internetChecksum(b: Uint8Array, off: number, count: number): num
  * ```
  */
 export function ipv4UpdateChecksum(b: Uint8Array, off: number, len: number): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
   const ihl = ipv4HeaderLength(b, off, len);
   if (ihl < 0) return ihl;
   b[off + 10] = 0;
@@ -352,6 +376,7 @@ export function ipv4UpdateChecksum(b: Uint8Array, off: number, len: number): num
  * ```
  */
 export function ipv4DecrementTtl(b: Uint8Array, off: number, len: number): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
   const ihl = ipv4HeaderLength(b, off, len);
   if (ihl < 0) return ihl;
   const ttl = b[off + 8];
@@ -419,6 +444,7 @@ function l4ChecksumReplace(
  * ```
  */
 export function ipv4Src(b: Uint8Array, off: number, len: number): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
   const ihl = ipv4HeaderLength(b, off, len);
   if (ihl < 0) return ihl;
   return (b[off + 12] << 24 | b[off + 13] << 16 | b[off + 14] << 8 | b[off + 15]) >>> 0;
@@ -438,6 +464,7 @@ export function ipv4Src(b: Uint8Array, off: number, len: number): number {
  * ```
  */
 export function ipv4Dst(b: Uint8Array, off: number, len: number): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
   const ihl = ipv4HeaderLength(b, off, len);
   if (ihl < 0) return ihl;
   return (b[off + 16] << 24 | b[off + 17] << 16 | b[off + 18] << 8 | b[off + 19]) >>> 0;
@@ -496,6 +523,7 @@ function ipv4SetAddress(b: Uint8Array, off: number, len: number, at: number, add
  * ```
  */
 export function ipv4SetSrc(b: Uint8Array, off: number, len: number, addr: number): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
   return ipv4SetAddress(b, off, len, 12, addr);
 }
 
@@ -514,6 +542,7 @@ export function ipv4SetSrc(b: Uint8Array, off: number, len: number, addr: number
  * ```
  */
 export function ipv4SetDst(b: Uint8Array, off: number, len: number, addr: number): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
   return ipv4SetAddress(b, off, len, 16, addr);
 }
 
@@ -531,6 +560,7 @@ export function ipv4SetDst(b: Uint8Array, off: number, len: number, addr: number
  * ```
  */
 export function ipv6HeaderLength(b: Uint8Array, off: number, len: number): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
   if (len < 40) return HeaderError.TRUNCATED;
   if (b[off] >>> 4 !== 6) return HeaderError.UNSUPPORTED;
   const payload = b[off + 4] << 8 | b[off + 5];
@@ -551,6 +581,7 @@ export function ipv6HeaderLength(b: Uint8Array, off: number, len: number): numbe
  * ```
  */
 export function ipv6DecrementHopLimit(b: Uint8Array, off: number, len: number): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
   const h = ipv6HeaderLength(b, off, len);
   if (h < 0) return h;
   const hl = b[off + 7];
@@ -573,6 +604,7 @@ export function ipv6DecrementHopLimit(b: Uint8Array, off: number, len: number): 
  * ```
  */
 export function l4Ports(b: Uint8Array, off: number, len: number, proto: number): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
   if (proto === IpProto.UDP) {
     if (len < 8) return HeaderError.TRUNCATED;
     const ulen = b[off + 4] << 8 | b[off + 5];
@@ -637,6 +669,7 @@ export function l4SetSrcPort(
   proto: number,
   port: number,
 ): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
   return l4SetPort(b, off, len, proto, 0, port);
 }
 
@@ -659,6 +692,7 @@ export function l4SetDstPort(
   proto: number,
   port: number,
 ): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
   return l4SetPort(b, off, len, proto, 2, port);
 }
 
@@ -711,6 +745,7 @@ export class FiveTuple {
    * ```
    */
   parse(b: Uint8Array, off: number, len: number): number {
+    if (outside(b, off, len)) return HeaderError.TRUNCATED;
     const l3 = ethPayloadOffset(b, off, len);
     if (l3 < 0) return l3;
     const et = b[off + l3 - 2] << 8 | b[off + l3 - 1];

@@ -331,7 +331,7 @@ export class LatencyRecorder {
    */
   recordBatch(refs: Uint32Array, count: number): void {
     const len = u32Length(refs, "recordBatch: refs");
-    checkCount(count, len, "recordBatch");
+    count = checkCount(count, len, "recordBatch");
     if (count === 0) return;
     const r = this.#lib.bt_frames_latency(refs, len, count, this.#words, L.WORDS);
     if (r < 0) checkErrno(r, "recording latency");
@@ -343,7 +343,7 @@ export class LatencyRecorder {
    */
   recordBatchAt(refs: Uint32Array, count: number, nowNs: number): void {
     const len = u32Length(refs, "recordBatchAt: refs");
-    checkCount(count, len, "recordBatchAt");
+    count = checkCount(count, len, "recordBatchAt");
     if (count === 0) return;
     if (typeof nowNs !== "number") {
       throw new BulktapError("EINVAL", `recordBatchAt: nowNs=${show(nowNs)} is not a number`);
@@ -397,15 +397,22 @@ export class LatencyRecorder {
  * ```
  */
 export function summarize(h: LatencyHistogram): LatencySummary {
-  return {
-    count: h.totalCount,
-    p50: h.getValueAtPercentile(50),
-    p90: h.getValueAtPercentile(90),
-    p99: h.getValueAtPercentile(99),
-    p999: h.getValueAtPercentile(99.9),
-    max: h.maxValue,
-    mean: h.totalCount ? h.mean : 0,
-  };
+  try {
+    return {
+      count: h.totalCount,
+      p50: h.getValueAtPercentile(50),
+      p90: h.getValueAtPercentile(90),
+      p99: h.getValueAtPercentile(99),
+      p999: h.getValueAtPercentile(99.9),
+      max: h.maxValue,
+      mean: h.totalCount ? h.mean : 0,
+    };
+  } catch (e) {
+    throw new BulktapError(
+      "EINVAL",
+      `summarize: not a usable histogram (${(e as Error)?.message})`,
+    );
+  }
 }
 
 /**
@@ -433,7 +440,19 @@ export function encodeHistogram(h: LatencyHistogram): string {
  * ```
  */
 export function decodeHistogram(s: string): LatencyHistogram {
-  return hdr.decodeFromCompressedBase64(s, 64, false);
+  if (typeof s !== "string") {
+    throw new BulktapError("EINVAL", `decodeHistogram: ${show(s)} is not an encoded histogram`);
+  }
+  try {
+    return hdr.decodeFromCompressedBase64(s, 64, false);
+  } catch (e) {
+    throw new BulktapError(
+      "EINVAL",
+      `decodeHistogram: ${show(s.slice(0, 40))} is not an encoded histogram (${
+        (e as Error)?.message
+      })`,
+    );
+  }
 }
 
 /**

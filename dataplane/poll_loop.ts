@@ -304,7 +304,7 @@ export class PollLoop {
       bulk: o.bulk,
       mode: o.stageMode,
       cpu: o.cpu ?? 0,
-      cycleCapacity: Math.max(budget * Math.max(1, o.sources.length) * 2, 256),
+      cycleCapacity: Math.min(Math.max(budget * Math.max(1, o.sources.length) * 2, 256), 1 << 20),
     });
     const record = o.latency ?? true;
     this.#readers = (o.readers ?? []).map((r) => {

@@ -173,16 +173,13 @@ function handles(): Uint32Array {
  * ```
  */
 export class FramePool implements Disposable {
-  /** Library handle; pass it to a Worker and {@linkcode FramePool.attach}. */
-  readonly handle: number;
-  /** Slot in the top 8 bits of this pool's refs. */
-  readonly slot: number;
-  /** Number of frames. */
-  readonly frames: number;
-  /** Bytes per frame, headroom included. */
-  readonly frameSize: number;
-  /** Bytes of headroom before the data by default. */
-  readonly headroom: number;
+  // Geometry the accessors trust: private, so no assignment can change
+  // which bytes a ref names.
+  #handle: number;
+  #slot: number;
+  #frames: number;
+  #frameSize: number;
+  #headroom: number;
   #bytes: Uint8Array;
   #view: DataView;
   #u32: Uint32Array;
@@ -207,18 +204,18 @@ export class FramePool implements Disposable {
     const base = library().bt_pool_base(h);
     if (!base) throw new BulktapError("ENXIO", `pool handle ${h} names no open pool`);
     const info = FramePool.#info(h);
-    this.handle = h;
-    this.slot = info.slot;
-    this.frames = info.frames;
-    this.frameSize = info.frameSize;
-    this.headroom = info.headroom;
+    this.#handle = h;
+    this.#slot = info.slot;
+    this.#frames = info.frames;
+    this.#frameSize = info.frameSize;
+    this.#headroom = info.headroom;
     const ab = Deno.UnsafePointerView.getArrayBuffer(base, info.regionBytes);
     this.#bytes = new Uint8Array(ab);
     this.#view = new DataView(ab);
     this.#u32 = new Uint32Array(ab);
     this.#u16 = new Uint16Array(ab);
     handles();
-    bySlot[this.slot] = this;
+    bySlot[this.#slot] = this;
     live.add(this);
   }
 
@@ -302,18 +299,18 @@ export class FramePool implements Disposable {
 
   #check(op = "use of"): void {
     if (this.#closed) {
-      throw new BulktapError("ECLOSED", `${op} pool ${this.handle}: this object was closed`);
+      throw new BulktapError("ECLOSED", `${op} pool ${this.#handle}: this object was closed`);
     }
-    if (handleTable![this.slot] !== this.handle) this.#staleError(op);
+    if (handleTable![this.#slot] !== this.#handle) this.#staleError(op);
   }
 
   #staleError(op: string): never {
     throw new BulktapError(
       "ENXIO",
-      `${op} pool ${this.handle}: the pool is not open (closed by its owner, perhaps in another ` +
+      `${op} pool ${this.#handle}: the pool is not open (closed by its owner, perhaps in another ` +
         `Worker${
-          handleTable![this.slot]
-            ? `; slot ${this.slot} now holds pool ${handleTable![this.slot]}`
+          handleTable![this.#slot]
+            ? `; slot ${this.#slot} now holds pool ${handleTable![this.#slot]}`
             : ""
         })`,
     );
@@ -327,10 +324,10 @@ export class FramePool implements Disposable {
   #frame(ref: number): number {
     const idx = ref & INDEX_MASK;
     if (
-      ref >>> INDEX_BITS === this.slot && ref === ref >>> 0 && idx < this.frames &&
-      handleTable![this.slot] === this.handle && !this.#closed
+      ref >>> INDEX_BITS === this.#slot && ref === ref >>> 0 && idx < this.#frames &&
+      handleTable![this.#slot] === this.#handle && !this.#closed
     ) {
-      return idx * this.frameSize;
+      return idx * this.#frameSize;
     }
     return this.#refError(ref);
   }
@@ -341,15 +338,15 @@ export class FramePool implements Disposable {
       throw new BulktapError("EINVAL", `frame ref ${show(ref)} is not a 32-bit unsigned integer`);
     }
     const name = `frame ref 0x${ref.toString(16)}`;
-    if (ref >>> INDEX_BITS !== this.slot) {
+    if (ref >>> INDEX_BITS !== this.#slot) {
       throw new BulktapError(
         "EINVAL",
-        `${name} belongs to pool slot ${ref >>> INDEX_BITS}, not this pool (slot ${this.slot})`,
+        `${name} belongs to pool slot ${ref >>> INDEX_BITS}, not this pool (slot ${this.#slot})`,
       );
     }
     throw new BulktapError(
       "EINVAL",
-      `${name} has index ${ref & INDEX_MASK}, beyond the pool's ${this.frames} frames`,
+      `${name} has index ${ref & INDEX_MASK}, beyond the pool's ${this.#frames} frames`,
     );
   }
 
@@ -360,14 +357,39 @@ export class FramePool implements Disposable {
    */
   #dataOff(f: number, ref: number): number {
     const off = this.#u16[(f + META.dataOff) >>> 1];
-    if (off >= META.size && off <= this.frameSize) return off;
+    if (off >= META.size && off <= this.#frameSize) return off;
     throw new BulktapError(
       "EINVAL",
       `frame 0x${
         ref.toString(16)
-      } has data offset ${off}, outside ${META.size}..${this.frameSize} ` +
+      } has data offset ${off}, outside ${META.size}..${this.#frameSize} ` +
         `(its metadata was overwritten)`,
     );
+  }
+
+  /** Library handle; pass it to a Worker and {@linkcode FramePool.attach}. */
+  get handle(): number {
+    return this.#handle;
+  }
+
+  /** Slot in the top 8 bits of this pool's refs. */
+  get slot(): number {
+    return this.#slot;
+  }
+
+  /** Number of frames. */
+  get frames(): number {
+    return this.#frames;
+  }
+
+  /** Bytes per frame, headroom included. */
+  get frameSize(): number {
+    return this.#frameSize;
+  }
+
+  /** Bytes of headroom before the data by default. */
+  get headroom(): number {
+    return this.#headroom;
   }
 
   /** The whole frame region, zero-copy. Do not use a view of it after `close()`. */
@@ -388,11 +410,11 @@ export class FramePool implements Disposable {
   alloc(refs: Uint32Array, count?: number): number {
     this.#check(`alloc of ${count ?? "all"} frames from`);
     const len = u32Length(refs, "alloc: refs");
-    const n = count ?? len;
-    checkCount(n, len, `alloc from pool ${this.handle}`);
+    let n = count ?? len;
+    n = checkCount(n, len, `alloc from pool ${this.#handle}`);
     return checkErrno(
-      library().bt_pool_alloc(this.handle, refs, len, n),
-      `alloc of ${n} frames from pool ${this.handle}`,
+      library().bt_pool_alloc(this.#handle, refs, len, n),
+      `alloc of ${n} frames from pool ${this.#handle}`,
     );
   }
 
@@ -404,23 +426,23 @@ export class FramePool implements Disposable {
   free(refs: Uint32Array, count?: number): void {
     this.#check(`free of ${count ?? "all"} frames to`);
     const len = u32Length(refs, "free: refs");
-    const n = count ?? len;
-    checkCount(n, len, `free to pool ${this.handle}`);
+    let n = count ?? len;
+    n = checkCount(n, len, `free to pool ${this.#handle}`);
     const done = checkErrno(
-      library().bt_pool_put(this.handle, refs, len, n, this.#bad, this.#bad.length),
-      `free of ${n} frames to pool ${this.handle}`,
+      library().bt_pool_put(this.#handle, refs, len, n, this.#bad, this.#bad.length),
+      `free of ${n} frames to pool ${this.#handle}`,
     );
     if (done === n) return;
     const pos = this.#bad[0];
     const ref = refs[pos];
     const nbad = n - done;
     const problem = refProblem(ref);
-    if (ref >>> INDEX_BITS !== this.slot && problem.code !== "ENXIO") {
+    if (ref >>> INDEX_BITS !== this.#slot && problem.code !== "ENXIO") {
       throw new BulktapError(
         "EXDEV",
         `refs[${pos}] = 0x${ref.toString(16)} belongs to pool slot ${
           ref >>> INDEX_BITS
-        }, not this pool (slot ${this.slot}); ${nbad} of ${n} refused, the rest returned`,
+        }, not this pool (slot ${this.#slot}); ${nbad} of ${n} refused, the rest returned`,
       );
     }
     throw new BulktapError(
@@ -454,7 +476,7 @@ export class FramePool implements Disposable {
   /** Largest data length the frame can hold at its current data offset. */
   capacity(ref: number): number {
     const f = this.#frame(ref);
-    return this.frameSize - this.#dataOff(f, ref);
+    return this.#frameSize - this.#dataOff(f, ref);
   }
 
   /** Set the data length. Throws `EINVAL` if it is not a whole number or runs past the frame. */
@@ -462,12 +484,13 @@ export class FramePool implements Disposable {
     const f = this.#frame(ref);
     const off = this.#dataOff(f, ref);
     if (
-      !(typeof len === "number" && Number.isInteger(len) && len >= 0 && off + len <= this.frameSize)
+      !(typeof len === "number" && Number.isInteger(len) && len >= 0 &&
+        off + len <= this.#frameSize)
     ) {
       throw new BulktapError(
         "EINVAL",
         `length ${show(len)} does not fit frame 0x${ref.toString(16)}: it must be a whole number ` +
-          `of at most ${this.frameSize - off} bytes (what follows its data offset)`,
+          `of at most ${this.#frameSize - off} bytes (what follows its data offset)`,
       );
     }
     this.#u32[(f + META.len) >>> 2] = len;
@@ -494,7 +517,7 @@ export class FramePool implements Disposable {
           `the ${off - META.size} left after the metadata`,
       );
     }
-    if (delta > len || off + len > this.frameSize) {
+    if (delta > len || off + len > this.#frameSize) {
       throw new BulktapError("EINVAL", `adjustHead(${delta}) is past the ${len}-byte data`);
     }
     if (nOff > 0xffff) {
@@ -565,7 +588,7 @@ export class FramePool implements Disposable {
     const f = this.#frame(ref);
     const off = this.#dataOff(f, ref);
     const len = this.#u32[(f + META.len) >>> 2];
-    if (off + len > this.frameSize) {
+    if (off + len > this.#frameSize) {
       throw new BulktapError(
         "EINVAL",
         `frame 0x${ref.toString(16)} has length ${len}, past its end (metadata overwritten)`,
@@ -579,10 +602,10 @@ export class FramePool implements Disposable {
     const f = this.#frame(ref);
     const off = this.#dataOff(f, ref);
     const n = arrayLength(src, "Uint8Array", "write: src");
-    if (n > this.frameSize - off) {
+    if (n > this.#frameSize - off) {
       throw new BulktapError(
         "EINVAL",
-        `${n} bytes do not fit frame 0x${ref.toString(16)} (capacity ${this.frameSize - off})`,
+        `${n} bytes do not fit frame 0x${ref.toString(16)} (capacity ${this.#frameSize - off})`,
       );
     }
     this.#bytes.set(src, f + off);
@@ -594,8 +617,8 @@ export class FramePool implements Disposable {
     this.#check();
     const out = new BigUint64Array(POOL_STATS);
     checkErrno(
-      library().bt_pool_stats(this.handle, out, POOL_STATS),
-      `stats of pool ${this.handle}`,
+      library().bt_pool_stats(this.#handle, out, POOL_STATS),
+      `stats of pool ${this.#handle}`,
     );
     return {
       frames: Number(out[0]),
@@ -623,21 +646,21 @@ export class FramePool implements Disposable {
   close(): void {
     if (this.#closed) return;
     if (this.#owner) {
-      const r = library().bt_pool_destroy(this.handle);
+      const r = library().bt_pool_destroy(this.#handle);
       if (r < 0 && codeForErrno(r) === "EBUSY") {
         const s = this.stats();
         throw new BulktapError(
           "EBUSY",
-          `pool ${this.handle} still has ${s.held} held and ${s.queued} queued ` +
+          `pool ${this.#handle} still has ${s.held} held and ${s.queued} queued ` +
             `frames, or a device that uses it; return them or close the device first`,
           r,
         );
       }
-      if (r < 0 && codeForErrno(r) !== "ENXIO") checkErrno(r, `close of pool ${this.handle}`);
+      if (r < 0 && codeForErrno(r) !== "ENXIO") checkErrno(r, `close of pool ${this.#handle}`);
     }
     this.#closed = true;
     live.delete(this);
-    if (bySlot[this.slot] === this) bySlot[this.slot] = undefined;
+    if (bySlot[this.#slot] === this) bySlot[this.#slot] = undefined;
   }
 
   /** Same as {@linkcode FramePool.close}. */
@@ -664,8 +687,8 @@ export class FramePool implements Disposable {
  */
 export function freeFrames(refs: Uint32Array, count?: number): void {
   const len = u32Length(refs, "freeFrames: refs");
-  const n = count ?? len;
-  checkCount(n, len, "freeFrames");
+  let n = count ?? len;
+  n = checkCount(n, len, "freeFrames");
   const done = checkErrno(
     library().bt_frames_put(refs, len, n, FIRST_BAD, 1),
     `freeFrames of ${n} frames`,

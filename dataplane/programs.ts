@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { show } from "./boundary.ts";
 import { BulktapError } from "./errors.ts";
 import { ethDst, ethSrc, isGroupMac, swapMacs } from "./headers.ts";
 import { FramePool } from "./pool.ts";
@@ -134,6 +135,23 @@ export class L2Switch {
    * The port `mac` was last seen on, or -1 if unknown or aged out at `nowNs`.
    */
   lookup(mac: number, nowNs: number): number {
+    L2Switch.#check(mac, 0, nowNs, "lookup");
+    return this.#lookup(mac, nowNs);
+  }
+
+  static #check(mac: number, port: number, nowNs: number, what: string): void {
+    if (!(typeof mac === "number" && Number.isInteger(mac) && mac >= 0 && mac < 2 ** 48)) {
+      throw new BulktapError("EINVAL", `${what}: mac ${show(mac)} is not a 48-bit address`);
+    }
+    if (!(typeof port === "number" && Number.isInteger(port) && port >= 0 && port <= 0xffffff)) {
+      throw new BulktapError("EINVAL", `${what}: port ${show(port)} is not a device-map index`);
+    }
+    if (!(typeof nowNs === "number" && nowNs === nowNs)) {
+      throw new BulktapError("EINVAL", `${what}: nowNs ${show(nowNs)} is not a time in ns`);
+    }
+  }
+
+  #lookup(mac: number, nowNs: number): number {
     let s = this.#slot(mac);
     for (let probes = 0; probes <= this.#mask; probes++) {
       const m = this.#macs[s];
@@ -148,6 +166,11 @@ export class L2Switch {
 
   /** Record that `mac` was seen on `port` at `nowNs`. */
   learn(mac: number, port: number, nowNs: number): void {
+    L2Switch.#check(mac, port, nowNs, "learn");
+    this.#learn(mac, port, nowNs);
+  }
+
+  #learn(mac: number, port: number, nowNs: number): void {
     let s = this.#slot(mac);
     let oldest = -1;
     for (let probes = 0; probes <= this.#mask; probes++) {
@@ -184,12 +207,12 @@ export class L2Switch {
         continue;
       }
       const src = ethSrc(pool.bytes, off, len);
-      if (ingress >= 0 && !isGroupMac(src)) this.learn(src, ingress, nowNs);
+      if (ingress >= 0 && !isGroupMac(src)) this.#learn(src, ingress, nowNs);
       if (isGroupMac(dst)) {
         verdicts[i] = Verdict.BROADCAST;
         continue;
       }
-      const port = this.lookup(dst, nowNs);
+      const port = this.#lookup(dst, nowNs);
       verdicts[i] = port < 0 ? Verdict.BROADCAST : port === ingress ? Verdict.DROP : redirect(port);
     }
   }

@@ -8,7 +8,7 @@
  */
 import { library } from "../ffi/lib.ts";
 import { Batch, batchRefs, setBatchCount } from "./batch.ts";
-import { checkCount, u32Length } from "./boundary.ts";
+import { checkCount, intIn, show, u32Arg, u32Length } from "./boundary.ts";
 import { BulktapError, checkErrno, codeForErrno } from "./errors.ts";
 import { describeRef } from "./pool.ts";
 import { sleepBound, waitShared, type WaitSource, waitTimeout } from "./waiter.ts";
@@ -65,23 +65,38 @@ export interface WaitOptions {
  * ```
  */
 export class DeviceQueue {
-  /** The device. */
-  readonly device: QueueOwner;
-  /** Queue number. */
-  readonly index: number;
+  // What every call hands to C: checked once, private so no assignment
+  // can change them.
+  #device: QueueOwner;
+  #handle: number;
+  #index: number;
 
   #source?: WaitSource;
 
   /** @internal Use `device.queue(i)`. */
   constructor(device: QueueOwner, index: number) {
-    this.device = device;
-    this.index = index;
+    if (typeof device !== "object" || device === null || typeof device.assertOpen !== "function") {
+      throw new BulktapError("EINVAL", `device is ${show(device)}, not a device`);
+    }
+    this.#handle = u32Arg(device.handle, "device handle");
+    this.#index = intIn(index, 0, 255, "queue index");
+    this.#device = device;
+  }
+
+  /** The device. */
+  get device(): QueueOwner {
+    return this.#device;
+  }
+
+  /** Queue number. */
+  get index(): number {
+    return this.#index;
   }
 
   // What the shared waits of this queue sleep on (waiter.ts). The key
   // holds the handle, whose generation changes when a slot is reused.
   get #waitSource(): WaitSource {
-    const h = this.device.handle, q = this.index;
+    const h = this.#handle, q = this.#index;
     return this.#source ??= {
       key: `queue:${h}:${q}`,
       sleep: (ms, cancel) => library().bt_queue_wait_cancellable_async(h, q, ms, cancel),
@@ -99,16 +114,16 @@ export class DeviceQueue {
    * the number read (0 if the queue is empty).
    */
   poll(batch: Batch): number {
-    this.device.assertOpen();
+    this.#device.assertOpen();
     const refs = batchRefs(batch);
     batch.release();
     // Lengths from the engine, not from `refs.length`: the array is handed
     // out by `batch.refs`, and an own `length` property could lie.
     const len = u32Length(refs, "batch refs");
-    const n = library().bt_queue_read(this.device.handle, this.index, refs, len, len);
+    const n = library().bt_queue_read(this.#handle, this.#index, refs, len, len);
     return setBatchCount(
       batch,
-      checkErrno(n, `read of queue ${this.index} of device ${this.device.handle}`),
+      checkErrno(n, `read of queue ${this.#index} of device ${this.#handle}`),
     );
   }
 
@@ -125,9 +140,9 @@ export class DeviceQueue {
    */
   async wait(timeoutMs = -1, options: WaitOptions = {}): Promise<boolean> {
     const t = waitTimeout("timeoutMs", timeoutMs);
-    this.device.assertOpen();
+    this.#device.assertOpen();
     const r = await waitShared(this.#waitSource, t, options.signal);
-    return checkErrno(r, `wait on queue ${this.index} of device ${this.device.handle}`) > 0;
+    return checkErrno(r, `wait on queue ${this.#index} of device ${this.#handle}`) > 0;
   }
 
   /**
@@ -163,7 +178,7 @@ export class DeviceQueue {
         const r = await waitShared(this.#waitSource, sleepMs, signal);
         if (r < 0) {
           if (codeForErrno(r) === "ENXIO") return; // device closed: end of stream
-          checkErrno(r, `wait on queue ${this.index} of device ${this.device.handle}`);
+          checkErrno(r, `wait on queue ${this.#index} of device ${this.#handle}`);
         }
       }
     } finally {
@@ -183,12 +198,12 @@ export class DeviceQueue {
    * frame is not held.
    */
   unread(refs: Uint32Array, count?: number): number {
-    this.device.assertOpen();
-    const what = `unread into queue ${this.index} of device ${this.device.handle}`;
+    this.#device.assertOpen();
+    const what = `unread into queue ${this.#index} of device ${this.#handle}`;
     const len = u32Length(refs, `${what}: refs`);
     count ??= len;
-    checkCount(count, len, what);
-    const r = library().bt_queue_unread(this.device.handle, this.index, refs, len, count);
+    count = checkCount(count, len, what);
+    const r = library().bt_queue_unread(this.#handle, this.#index, refs, len, count);
     if (r === -22) {
       for (let i = 0; i < count; i++) {
         if (library().bt_frame_check(refs[i]) !== 0) {
@@ -198,16 +213,16 @@ export class DeviceQueue {
     }
     return checkErrno(
       r,
-      `unread of ${count} frames into queue ${this.index} of device ${this.device.handle}`,
+      `unread of ${count} frames into queue ${this.#index} of device ${this.#handle}`,
     );
   }
 
   /** Entries in the queue right now. */
   count(): number {
-    this.device.assertOpen();
+    this.#device.assertOpen();
     return checkErrno(
-      library().bt_queue_count(this.device.handle, this.index),
-      `count of queue ${this.index} of device ${this.device.handle}`,
+      library().bt_queue_count(this.#handle, this.#index),
+      `count of queue ${this.#index} of device ${this.#handle}`,
     );
   }
 }

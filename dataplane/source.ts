@@ -244,7 +244,7 @@ export class GeneratorSource implements Source {
 
   poll(refs: Uint32Array, max: number, nowNs: number): number {
     const len = u32Length(refs, `${this.name}: refs`);
-    checkCount(max, len, `${this.name}: poll`);
+    max = checkCount(max, len, `${this.name}: poll`);
     if (!(typeof nowNs === "number" && nowNs >= 0 && nowNs < Infinity)) {
       throw new BulktapError("EINVAL", `${this.name}: nowNs=${show(nowNs)} is not a time in ns`);
     }
@@ -320,7 +320,7 @@ export class QueueSource implements Source {
 
   poll(refs: Uint32Array, max: number): number {
     const len = u32Length(refs, `${this.name}: refs`);
-    checkCount(max, len, `${this.name}: poll`);
+    max = checkCount(max, len, `${this.name}: poll`);
     const n = this.#lib.bt_queue_read(this.#dev, this.#queue, refs, len, max);
     return n < 0 ? 0 : n; // a closed device is an empty source
   }

@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { show } from "./boundary.ts";
+import { BulktapError } from "./errors.ts";
 
 /**
  * The actions a program can give a frame.
@@ -58,6 +60,15 @@ export const MAX_REDIRECT_INDEX = 0xffffff;
  * ```
  */
 export function redirect(index: number): number {
+  if (
+    !(typeof index === "number" && Number.isInteger(index) && index >= 0 &&
+      index <= MAX_REDIRECT_INDEX)
+  ) {
+    throw new BulktapError(
+      "EINVAL",
+      `redirect(${show(index)}): a device-map index is a whole number in 0..${MAX_REDIRECT_INDEX}`,
+    );
+  }
   return ((index & MAX_REDIRECT_INDEX) << 8 | Verdict.REDIRECT) >>> 0;
 }
 
@@ -71,6 +82,7 @@ export function redirect(index: number): number {
  * ```
  */
 export function verdictAction(v: number): number {
+  if (typeof v !== "number") notVerdict(v);
   return v & 0xff;
 }
 
@@ -84,5 +96,10 @@ export function verdictAction(v: number): number {
  * ```
  */
 export function verdictTarget(v: number): number {
+  if (typeof v !== "number") notVerdict(v);
   return v >>> 8;
+}
+
+function notVerdict(v: unknown): never {
+  throw new BulktapError("EINVAL", `${show(v)} is not a verdict word (a number)`);
 }

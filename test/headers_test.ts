@@ -51,7 +51,7 @@ Deno.test("headers: VLAN tags are skipped; more than two are malformed", () => {
   assert.equal(ethPayloadOffset(f, 0, f.length), 18);
   assert.equal(ethProtocol(f, 0, f.length), EtherType.IPV4);
   assert.equal(vlanId(f, 0, f.length), 7);
-  assert.equal(vlanId(udp4(), 0, 60), HeaderError.UNSUPPORTED);
+  assert.equal(vlanId(udp4(), 0, udp4().length), HeaderError.UNSUPPORTED);
   const tags = new Uint8Array(40);
   for (const o of [12, 16, 20, 24]) tags.set([0x81, 0x00], o);
   assert.equal(ethPayloadOffset(tags, 0, 40), HeaderError.MALFORMED);
