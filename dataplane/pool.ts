@@ -106,6 +106,9 @@ export function describeRef(ref: number): string {
  * ```
  */
 export function refProblem(ref: number): { code: BulktapErrorCode; text: string } {
+  if (typeof ref !== "number" || ref !== ref >>> 0) {
+    return { code: "EINVAL", text: `frame ref ${show(ref)} is not a 32-bit unsigned integer` };
+  }
   const why = library().bt_frame_check(ref >>> 0);
   const p = PROBLEMS[why];
   const name = `frame ref 0x${(ref >>> 0).toString(16)}`;
@@ -234,7 +237,8 @@ export class FramePool implements Disposable {
         );
       }
     }
-    const h = library().bt_pool_create(frames, frameSize, headroom);
+    // + 0: FFI refuses -0 as an unsigned integer.
+    const h = library().bt_pool_create(frames + 0, frameSize + 0, headroom + 0);
     if (h >= 0) return h;
     const code = codeForErrno(h);
     const why = code === "ENOSPC"

@@ -634,6 +634,7 @@ export class TapDevice extends Device {
   async wait(queue = 0, timeoutMs = -1, options: TapWaitOptions = {}): Promise<boolean> {
     const t = waitTimeout("timeoutMs", timeoutMs);
     this.assertOpen();
+    queue = intIn(queue, 0, this.queues - 1, `wait on TAP ${JSON.stringify(this.name)}: queue`);
     const r = await waitShared(this.#waitSource(queue), t, options.signal);
     if (r < 0) {
       if (codeForErrno(r) === "ENXIO") checkErrno(r, `waiting on queue ${queue}`);
@@ -659,6 +660,7 @@ export class TapDevice extends Device {
    * ```
    */
   frames(queue = 0, options: TapFramesOptions = {}): AsyncGenerator<Batch, void, undefined> {
+    queue = intIn(queue, 0, this.queues - 1, `frames of TAP ${JSON.stringify(this.name)}: queue`);
     const batch = new Batch(intIn(options.batchSize ?? 64, 1, 256, "batchSize"));
     const sleepMs = sleepBound("sleepMs", options.sleepMs ?? 250);
     return this.#frames(queue, batch, sleepMs, options.signal);

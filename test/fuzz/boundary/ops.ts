@@ -430,8 +430,10 @@ function pickQueue(c: Case, o: { dev: string; q: unknown }): DeviceQueue {
   if (typeof o.q === "number" && Number.isInteger(o.q) && o.q >= 0 && o.q < d.queues && !d.closed) {
     return d.queue(o.q);
   }
-  // A queue object with a hostile index, as the (exported) constructor allows.
-  return new DeviceQueue(d, U(o.q));
+  // A queue object with a hostile index, as the (exported) constructor allows;
+  // the constructor refuses it (then the call goes to queue 0 of the device).
+  return c.call(`new DeviceQueue(${o.dev}, ${fmt(o.q)})`, () => new DeviceQueue(d, U(o.q))) ??
+    new DeviceQueue(d, 0);
 }
 
 /** Queue group: DeviceQueue. */
@@ -489,7 +491,11 @@ export const queueOps: Group = {
     c.call(`queue(${q.dev}, ${fmt(q.q)}).count()`, () => queue.count());
   }),
   fakeOwner: op(fc.tuple(anyValue, anyValue, batchSpec), (c, [h, i, b]) => {
-    const queue = new DeviceQueue(U({ handle: h, assertOpen() {} }), U(i));
+    const queue = c.call(
+      `new DeviceQueue({handle: ${fmt(h)}}, ${fmt(i)})`,
+      () => new DeviceQueue(U({ handle: h, assertOpen() {} }), U(i)),
+    );
+    if (!queue) return;
     const batch = makeBatch(c, b);
     const n = c.call(
       `new DeviceQueue({handle: ${fmt(h)}}, ${fmt(i)}).poll(batch)`,
@@ -802,7 +808,7 @@ export const pollLoopOps: Group = {
       lie: anyValue,
       program: fc.constantFrom("forward", "drop", "reflect", "random", "scribble"),
       verdicts: fc.array(
-        fc.oneof(fc.nat(6), fc.nat(0xffffffff), anyNumber.map((t) => redirect(t))),
+        fc.oneof(fc.nat(6), fc.nat(0xffffffff), fc.nat(0xffffff).map((t) => redirect(t))),
         { minLength: 1, maxLength: 8 },
       ),
       targets: fc.array(fc.tuple(targetPick, anyValue), { maxLength: 4 }),
