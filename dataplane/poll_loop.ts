@@ -19,7 +19,7 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
-import { show } from "./boundary.ts";
+import { intIn, show, u32Arg } from "./boundary.ts";
 import { BulktapError } from "./errors.ts";
 import { BulkQueues, MAX_TARGETS, type StageMode, type XmitTarget } from "./devmap.ts";
 import { LatencyLayout, LatencyRecorder, wordsOf } from "./latency.ts";
@@ -307,14 +307,24 @@ export class PollLoop {
       cycleCapacity: Math.min(Math.max(budget * Math.max(1, o.sources.length) * 2, 256), 1 << 20),
     });
     const record = o.latency ?? true;
+    if (o.readers !== undefined && !Array.isArray(o.readers)) {
+      throw new BulktapError("EINVAL", `readers is ${show(o.readers)}, not an array`);
+    }
     this.#readers = (o.readers ?? []).map((r) => {
+      if (typeof r !== "object" || r === null) {
+        throw new BulktapError("EINVAL", `a reader is ${show(r)}, not { device, queue }`);
+      }
       const label = r.label ?? `dev${r.device}/q${r.queue}`;
       let rec: LatencyRecorder | undefined;
       if (record) {
         rec = this.latency.get(label) ?? new LatencyRecorder();
         this.latency.set(label, rec);
       }
-      return { device: r.device, queue: r.queue, rec };
+      return {
+        device: u32Arg(r.device, `readers: device`),
+        queue: intIn(r.queue, 0, 255, `readers: queue`),
+        rec,
+      };
     });
     if (record && !o.pass) {
       this.#pass = new LatencyRecorder();
