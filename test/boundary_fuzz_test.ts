@@ -15,7 +15,7 @@
  *
  * Environment:
  * - `BULKTAP_FUZZ_SEED`: the seed (default: random per run, printed).
- * - `BULKTAP_FUZZ_RUNS`: runs per property (default 40; ASan gets half).
+ * - `BULKTAP_FUZZ_RUNS`: runs per property (default 100; ASan gets half).
  * - `BULKTAP_FUZZ_REPLAY=<group>/<prop>:<seed>:<path>[:asan]`: replay one case.
  * - `BULKTAP_FUZZ_GROUPS=pool,device`: only these groups.
  * - `BULKTAP_FUZZ_PRELUDE=0`: no random calls before the property's own.
@@ -62,6 +62,7 @@
  * (Types — BulktapErrorCode, FramePoolOptions, PoolStats, FramesOptions,
  * DeviceOptions, ... — have no runtime value.)
  */
+import { needs } from "./capability.ts";
 import assert from "assert";
 
 interface Ev {
@@ -304,7 +305,7 @@ const replaySpec = env("BULKTAP_FUZZ_REPLAY");
 const SEED = env("BULKTAP_FUZZ_SEED") !== undefined
   ? Number(env("BULKTAP_FUZZ_SEED")) | 0
   : crypto.getRandomValues(new Int32Array(1))[0];
-const RUNS = Number(env("BULKTAP_FUZZ_RUNS") ?? 40);
+const RUNS = Number(env("BULKTAP_FUZZ_RUNS") ?? 100);
 const GROUPS = env("BULKTAP_FUZZ_GROUPS")?.split(",") ?? GROUP_NAMES;
 const runtime = asanRuntime();
 
@@ -344,7 +345,11 @@ if (replaySpec) {
   Deno.test({
     name:
       "boundary fuzz: no hostile argument crashes, corrupts or loses a frame (ASan/UBSan build)",
-    ignore: runtime === undefined,
+    ignore: needs(
+      "ASan boundary fuzzing",
+      runtime === undefined ? "gcc's libasan.so was not found" : undefined,
+      "apt-get install gcc (libasan comes with it)",
+    ),
     async fn() {
       await fuzzFlavour("asan", Math.max(1, Math.round(RUNS / 2)));
     },

@@ -35,6 +35,7 @@ const dlopen = Deno.dlopen;
 const { Case, CaseFailure, totals } = await import("./case.ts");
 const ops = await import("./ops.ts");
 const more = await import("./ops_more.ts");
+const flow = await import("./ops_flow.ts");
 type Group = import("./ops.ts").Group;
 
 /** The groups: operations, and how many runs each property gets (x runs). */
@@ -43,10 +44,10 @@ export const GROUPS: Record<string, { ops: Group; scale?: Record<string, number>
   device: { ops: ops.deviceOps },
   queue: { ops: ops.queueOps, scale: { wait: 0.3, frames: 0.3 } },
   batch: { ops: ops.batchOps },
-  devmap: { ops: ops.devmapOps },
-  latency: { ops: ops.latencyOps, scale: { fromBuckets: 0.3 } },
-  source: { ops: ops.sourceOps },
-  pollloop: { ops: ops.pollLoopOps, scale: { loop: 3 } },
+  devmap: { ops: flow.devmapOps },
+  latency: { ops: flow.latencyOps, scale: { fromBuckets: 0.3 } },
+  source: { ops: flow.sourceOps },
+  pollloop: { ops: flow.pollLoopOps, scale: { loop: 3 } },
   tap: { ops: more.tapOps, scale: { open: 0.15 } },
   scheduler: { ops: more.schedulerOps, scale: { start: 0.04 } },
   headers: { ops: more.headerOps, scale: { helper: 4 } },
