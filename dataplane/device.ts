@@ -432,7 +432,7 @@ export class Device implements Disposable {
       );
     }
     checkErrno(
-      library().bt_flush(this.#handle, queue),
+      library().bt_flush(this.#handle, queue + 0), // + 0: FFI refuses -0
       `flush of queue ${queue} on device ${this.#handle}`,
     );
   }

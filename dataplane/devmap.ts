@@ -171,7 +171,10 @@ export class BulkQueues {
    * nothing, if `ref` is not a 32-bit ref or `t` names no target.
    */
   enqueue(ref: number, t: number, nowNs: number): void {
-    if (!(ref === ref >>> 0 && t === t >>> 0 && t < this.targets)) this.#enqueueError(ref, t);
+    if (
+      !(typeof ref === "number" && typeof t === "number" && ref === ref >>> 0 && t === t >>> 0 &&
+        t < this.targets)
+    ) this.#enqueueError(ref, t);
     if (this.#pending === 0) this.#oldestNs = nowNs;
     if (this.mode === "cycle") {
       const n = this.#pending;
@@ -200,7 +203,7 @@ export class BulkQueues {
   }
 
   #enqueueError(ref: number, t: number): never {
-    if (ref !== ref >>> 0) {
+    if (typeof ref !== "number" || ref !== ref >>> 0) {
       throw new BulktapError("EINVAL", `enqueue: frame ref ${show(ref)} is not a 32-bit ref`);
     }
     throw new BulktapError("EINVAL", `enqueue: target ${show(t)} is not in 0..${this.targets - 1}`);

@@ -315,7 +315,7 @@ export class QueueSource implements Source {
     this.#queue = intIn(spec.queue, 0, 255, "queue source queue");
     this.ingress = intIn(spec.ingress ?? -1, -1, 0x7fffffff, "queue source ingress");
     this.name = `queue(${spec.device}:${spec.queue})`;
-    checkErrno(this.#lib.bt_queue_count(spec.device, spec.queue), `source ${this.name}`);
+    checkErrno(this.#lib.bt_queue_count(this.#dev, this.#queue), `source ${this.name}`);
   }
 
   poll(refs: Uint32Array, max: number): number {

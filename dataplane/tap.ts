@@ -19,7 +19,7 @@
  */
 import { library } from "../ffi/lib.ts";
 import { Batch, batchRefs, setBatchCount } from "./batch.ts";
-import { intIn, u32Length } from "./boundary.ts";
+import { intIn, show, u32Length } from "./boundary.ts";
 import { AttachToken, Device, type DeviceStats } from "./device.ts";
 import { BulktapError, type BulktapErrorCode, checkErrno, codeForErrno } from "./errors.ts";
 import { FramePool } from "./pool.ts";
@@ -503,7 +503,7 @@ export class TapDevice extends Device {
 
   static #open(o: TapDeviceOptions): AttachToken {
     const why = tapNameProblem(o.name);
-    if (why) throw new BulktapError("EINVAL", `TAP name ${JSON.stringify(o.name)} ${why}`);
+    if (why) throw new BulktapError("EINVAL", `TAP name ${show(o.name)} ${why}`);
     const queues = intIn(o.queues ?? 1, 1, TAP_MAX_QUEUES, "queues");
     const ringSize = intIn(o.ringSize ?? 1024, 2, 65536, "ringSize");
     const batch = intIn(o.ioBatch ?? 64, 1, 256, "ioBatch");
