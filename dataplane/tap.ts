@@ -508,13 +508,14 @@ export class TapDevice extends Device {
     const ringSize = intIn(o.ringSize ?? 1024, 2, 65536, "ringSize");
     const batch = intIn(o.ioBatch ?? 64, 1, 256, "ioBatch");
     const mtu = o.mtu === undefined ? 0 : intIn(o.mtu, 68, 65535, "mtu");
-    const vnet = o.vnetHdr ?? 0;
-    if (vnet !== 0 && vnet !== 10 && vnet !== 12) {
-      throw new BulktapError("EINVAL", `vnetHdr=${vnet} is not 0, 10 or 12`);
+    const vnetIn = o.vnetHdr ?? 0;
+    if (vnetIn !== 0 && vnetIn !== 10 && vnetIn !== 12) {
+      throw new BulktapError("EINVAL", `vnetHdr=${show(vnetIn)} is not 0, 10 or 12`);
     }
+    const vnet = vnetIn + 0; // + 0: FFI refuses -0
     const io = o.io ?? "uring";
     if (io !== "uring" && io !== "write") {
-      throw new BulktapError("EINVAL", `io=${JSON.stringify(io)} is not "uring" or "write"`);
+      throw new BulktapError("EINVAL", `io=${show(io)} is not "uring" or "write"`);
     }
     const sndbuf = o.sndbuf === undefined ? 0 : intIn(o.sndbuf, 1, 0x7fffffff, "sndbuf");
     const cpu = o.cpu ?? -1;
@@ -586,7 +587,7 @@ export class TapDevice extends Device {
    */
   rx(batch: Batch, queue = 0): number {
     this.assertOpen();
-    intIn(queue, 0, this.queues - 1, `rx on TAP ${JSON.stringify(this.name)}: queue`);
+    queue = intIn(queue, 0, this.queues - 1, `rx on TAP ${JSON.stringify(this.name)}: queue`);
     const refs = batchRefs(batch);
     batch.release();
     const len = u32Length(refs, "batch refs");
