@@ -42,6 +42,34 @@ export interface WaitOptions {
 }
 
 /**
+ * What the shared waits of queue `queue` of device `handle` sleep on (see
+ * `waiter.ts`): every waiter of the queue in this isolate, whether a
+ * `DeviceQueue`, a queue source or a scheduler Worker's reader, shares one
+ * sleeping thread. The key holds the handle, whose generation changes when
+ * a slot is reused.
+ *
+ * @example
+ * ```ts
+ * import { queueWaitSource } from "./dataplane/queue.ts";
+ * import { waitShared } from "./dataplane/waiter.ts";
+ * import { Device } from "./mod.ts";
+ * using dev = new Device();
+ * console.log(await waitShared(queueWaitSource(dev.handle, 0), 1)); // 0: timed out
+ * ```
+ */
+export function queueWaitSource(handle: number, queue: number): WaitSource {
+  return {
+    key: `queue:${handle}:${queue}`,
+    sleep: (ms, cancel) => library().bt_queue_wait_cancellable_async(handle, queue, ms, cancel),
+    look: () => {
+      const n = library().bt_queue_count(handle, queue);
+      return n > 0 ? 1 : n;
+    },
+    kick: () => void library().bt_queue_kick(handle, queue),
+  };
+}
+
+/**
  * One queue of a device, seen by its reader.
  *
  * @example
@@ -96,16 +124,7 @@ export class DeviceQueue {
   // What the shared waits of this queue sleep on (waiter.ts). The key
   // holds the handle, whose generation changes when a slot is reused.
   get #waitSource(): WaitSource {
-    const h = this.#handle, q = this.#index;
-    return this.#source ??= {
-      key: `queue:${h}:${q}`,
-      sleep: (ms, cancel) => library().bt_queue_wait_cancellable_async(h, q, ms, cancel),
-      look: () => {
-        const n = library().bt_queue_count(h, q);
-        return n > 0 ? 1 : n;
-      },
-      kick: () => void library().bt_queue_kick(h, q),
-    };
+    return this.#source ??= queueWaitSource(this.#handle, this.#index);
   }
 
   /**

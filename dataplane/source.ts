@@ -12,6 +12,8 @@ import { library } from "../ffi/lib.ts";
 import { checkCount, intIn, show, u32Arg, u32Length } from "./boundary.ts";
 import { BulktapError, checkErrno } from "./errors.ts";
 import { FramePool } from "./pool.ts";
+import { queueWaitSource } from "./queue.ts";
+import { waitShared, type WaitSource, waitTimeout } from "./waiter.ts";
 
 /** A source of frames for a poll loop. */
 export interface Source {
@@ -306,7 +308,7 @@ export class QueueSource implements Source {
   readonly ingress: number;
   readonly #dev: number;
   readonly #queue: number;
-  #pending: Promise<number> | undefined;
+  #waits: WaitSource;
   #lib = library();
 
   /** A reader of queue `spec.queue` of device `spec.device`. */
@@ -316,6 +318,7 @@ export class QueueSource implements Source {
     this.ingress = intIn(spec.ingress ?? -1, -1, 0x7fffffff, "queue source ingress");
     this.name = `queue(${spec.device}:${spec.queue})`;
     checkErrno(this.#lib.bt_queue_count(this.#dev, this.#queue), `source ${this.name}`);
+    this.#waits = queueWaitSource(this.#dev, this.#queue);
   }
 
   poll(refs: Uint32Array, max: number): number {
@@ -329,12 +332,13 @@ export class QueueSource implements Source {
     return Infinity;
   }
 
+  /**
+   * Resolves when the queue has frames or `timeoutMs` passes (negative:
+   * never). Shares one sleeping thread with every other waiter of the
+   * queue in this Worker (see `waiter.ts`).
+   */
   wait(timeoutMs: number): Promise<unknown> {
-    if (!this.#pending) {
-      this.#pending = this.#lib.bt_queue_wait_async(this.#dev, this.#queue, timeoutMs);
-      this.#pending.finally(() => (this.#pending = undefined));
-    }
-    return this.#pending;
+    return waitShared(this.#waits, waitTimeout("timeoutMs", timeoutMs));
   }
 
   wake(): void {

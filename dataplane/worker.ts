@@ -22,6 +22,8 @@
  * @module
  */
 /// <reference lib="deno.worker" />
+import { queueWaitSource } from "./queue.ts";
+import { waitShared, type WaitSource } from "./waiter.ts";
 import { library } from "../ffi/lib.ts";
 import { BulktapError } from "./errors.ts";
 import type { LatencyShare } from "./latency.ts";
@@ -62,15 +64,15 @@ export type WorkerMessage =
   | { type: "error"; cpu: number; code: string; message: string }
   | { type: "done"; cpu: number; targets: number[]; unstamped: number };
 
+// A reader queue's sleep: shared with every other waiter of the queue in
+// this Worker, and bounded with them (waiter.ts).
 class QueueWaiter {
-  #pending: Promise<number> | undefined;
-  constructor(readonly device: number, readonly queue: number) {}
+  #source: WaitSource;
+  constructor(readonly device: number, readonly queue: number) {
+    this.#source = queueWaitSource(device, queue);
+  }
   wait(ms: number): Promise<unknown> {
-    if (!this.#pending) {
-      this.#pending = library().bt_queue_wait_async(this.device, this.queue, ms);
-      this.#pending.finally(() => (this.#pending = undefined));
-    }
-    return this.#pending;
+    return waitShared(this.#source, ms);
   }
 }
 

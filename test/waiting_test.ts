@@ -4,7 +4,7 @@
  * waits at once, and bad timeouts are refused.
  */
 import assert from "assert";
-import { BulktapError, Device, FramePool } from "../mod.ts";
+import { BulktapError, Device, FramePool, QueueSource } from "../mod.ts";
 import { accounted, assertCode, eventually } from "./helpers.ts";
 import { MAX_PARKED } from "../dataplane/waiter.ts";
 
@@ -64,6 +64,27 @@ Deno.test(
         `a wait ended by close should throw ENXIO: ${JSON.stringify(r)}`,
       );
     }
+  }),
+);
+
+Deno.test(
+  "queue sources waiting on 64 queues do not stall an unrelated file read",
+  accounted(async () => {
+    using pool = new FramePool({ frames: 64 });
+    const devs = Array.from({ length: 16 }, () => new Device({ pool, queues: 4 }));
+    const sources = devs.flatMap((d) =>
+      [0, 1, 2, 3].map((q) => new QueueSource({ kind: "queue", device: d.handle, queue: q }))
+    );
+    // One sleeping thread each would take 64 of Deno's ~32 blocking threads.
+    const waits = sources.map((s) => s.wait(10_000));
+    const text = await before(
+      Deno.readTextFile(new URL(import.meta.url)),
+      5_000,
+      "a file read beside 64 queue-source waits",
+    );
+    assert.ok(text.length > 0);
+    for (const d of devs) d.close();
+    await Promise.allSettled(waits);
   }),
 );
 
