@@ -104,6 +104,7 @@ export {
   TargetCounter,
   type XmitTarget,
 } from "./dataplane/devmap.ts";
+export { TapSource, type TapSourceSpec } from "./dataplane/tap_source.ts";
 export {
   GeneratorSource,
   type GeneratorSpec,

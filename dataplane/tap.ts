@@ -23,6 +23,7 @@ import { intIn, show, u32Length } from "./boundary.ts";
 import { AttachToken, Device, type DeviceStats } from "./device.ts";
 import { BulktapError, type BulktapErrorCode, checkErrno, codeForErrno } from "./errors.ts";
 import { FramePool } from "./pool.ts";
+import { tapWaitSource } from "./tap_source.ts";
 import { sleepBound, waitShared, type WaitSource, waitTimeout } from "./waiter.ts";
 
 /** Largest number of queues of a TAP device. */
@@ -671,13 +672,7 @@ export class TapDevice extends Device {
   // wait looks at its cancel word every 50 ms (a TAP fd cannot be woken
   // from outside), so kick has nothing to do.
   #waitSource(queue: number): WaitSource {
-    const h = this.handle;
-    return {
-      key: `tap:${h}:${queue}`,
-      sleep: (ms, cancel) => library().bt_tap_rx_wait_cancellable_async(h, queue, ms, cancel),
-      look: () => library().bt_tap_rx_wait(h, queue, 0),
-      kick: () => {},
-    };
+    return tapWaitSource(this.handle, queue);
   }
 
   async *#frames(

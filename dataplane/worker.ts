@@ -23,6 +23,7 @@
  */
 /// <reference lib="deno.worker" />
 import { queueWaitSource } from "./queue.ts";
+import "./tap_source.ts"; // registers the "tap" source kind in this Worker
 import { waitShared, type WaitSource } from "./waiter.ts";
 import { library } from "../ffi/lib.ts";
 import { BulktapError } from "./errors.ts";
