@@ -63,6 +63,7 @@ export {
   forward,
   L2Switch,
   type L2SwitchOptions,
+  pair,
   programFromSpec,
   reflect,
 } from "./dataplane/programs.ts";

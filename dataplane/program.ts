@@ -42,7 +42,7 @@ export interface PacketBatch {
 export type Program = (batch: PacketBatch) => void;
 
 /**
- * How a Worker finds a program: a ready program by name (`forward`, `drop`,
+ * How a Worker finds a program: a ready program by name (`forward`, `pair`, `drop`,
  * `reflect`, `l2switch`), or the export of a module that builds one from
  * `options` (`(options) => Program`). Programs cannot cross to Workers as
  * functions, so they cross as this description.

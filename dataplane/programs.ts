@@ -31,6 +31,28 @@ export function forward(target = 0): Program {
 }
 
 /**
+ * Two ports joined: frames that came in on device-map index 0 go out of 1,
+ * and from 1 out of 0 (what `forward A B` does, as a program). Frames from
+ * any other ingress are dropped.
+ *
+ * @example
+ * ```ts
+ * import { pair } from "./mod.ts";
+ * const p = pair();
+ * const batch = { refs: new Uint32Array(1), count: 1, verdicts: new Uint32Array(1), ingress: 1, nowNs: 0, targets: 2 };
+ * p(batch);
+ * console.log(batch.verdicts[0] >>> 8); // 0: out of port 0
+ * ```
+ */
+export function pair(): Program {
+  const to0 = redirect(0), to1 = redirect(1);
+  return (batch) => {
+    const v = batch.ingress === 0 ? to1 : batch.ingress === 1 ? to0 : Verdict.DROP;
+    batch.verdicts.fill(v, 0, batch.count);
+  };
+}
+
+/**
  * Every frame dropped (returned to its pool).
  *
  * @example
@@ -249,6 +271,8 @@ export async function programFromSpec(spec: ProgramSpec): Promise<Program> {
       return forward((o.target as number | undefined) ?? 0);
     case "drop":
       return drop();
+    case "pair":
+      return pair();
     case "reflect":
       return reflect();
     case "l2switch":
@@ -256,6 +280,6 @@ export async function programFromSpec(spec: ProgramSpec): Promise<Program> {
   }
   throw new BulktapError(
     "ENOENT",
-    `no program named ${spec.name} (ready programs: forward, drop, reflect, l2switch)`,
+    `no program named ${spec.name} (ready programs: forward, pair, drop, reflect, l2switch)`,
   );
 }

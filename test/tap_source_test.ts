@@ -10,6 +10,7 @@ import {
   PollLoop,
   type Program,
   redirect,
+  Scheduler,
   sourceFromSpec,
   TapDevice,
   TapSource,
@@ -27,6 +28,7 @@ async function twoNamespaces(
   body: (x: { a: TapDevice; b: TapDevice; nsA: string; ipB: string; names: string[] }) => Promise<
     void
   >,
+  queues = 1,
 ): Promise<void> {
   const id = uid();
   const [na, nb, nsA, nsB] = [`btsa${id}`, `btsb${id}`, `btnsa-${id}`, `btnsb-${id}`];
@@ -38,8 +40,8 @@ async function twoNamespaces(
       must(`ip netns exec ${ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1`);
       must(`ip netns exec ${ns} sysctl -qw net.ipv6.conf.default.disable_ipv6=1`);
     }
-    using a = new TapDevice({ name: na, pool, queues: 1 });
-    using b = new TapDevice({ name: nb, pool, queues: 1 });
+    using a = new TapDevice({ name: na, pool, queues });
+    using b = new TapDevice({ name: nb, pool, queues });
     // The fds stay attached when the devices move.
     must(`ip link set ${na} netns ${nsA} && ip link set ${nb} netns ${nsB}`);
     must(`ip -n ${nsA} link set ${na} up && ip -n ${nsA} addr add ${ipA}/24 dev ${na}`);
@@ -159,5 +161,44 @@ Deno.test({
       assert.equal(s.free + s.queued, s.frames, "every frame back in the pool or queued");
       return Promise.resolve();
     });
+  },
+});
+
+Deno.test({
+  name:
+    "tap source: the scheduler runs the pair program on 2 Workers x 2 TAP queues between namespaces",
+  ...tapTest,
+  async fn() {
+    await twoNamespaces(async ({ a, b, nsA, ipB, names }) => {
+      // Each Worker ("CPU") reads its own queue of each TAP and transmits
+      // into queue cpu % 2 of the other: receive and transmit queue choice
+      // per CPU, one lock per bulk.
+      const sched = new Scheduler({
+        cpus: 2,
+        sources: [a, b].flatMap((t, port) =>
+          [0, 1].map((q) => ({ kind: "tap", device: t.handle, queue: q, ingress: port, cpu: q }))
+        ),
+        program: { name: "pair" },
+        targets: [a, b],
+      });
+      await sched.start();
+      const N = 2000;
+      try {
+        const ping = new Proc("ip", ["netns", "exec", nsA, "ping", "-c", "3", "-i", "0.2", ipB]);
+        assert.equal((await ping.finish()).code, 0, `ping failed: ${ping.lines.join("\n")}`);
+        const recv = tool(["udp_recv", ipB, "9997", String(N), "5"], names[3]);
+        await recv.waitFor("ready");
+        const send = tool(["udp_send", ipB, "9997", String(N)], nsA);
+        assert.ok((await send.finish()).success, send.errLines.join("\n"));
+        assert.ok((await recv.finish()).success, recv.errLines.join("\n"));
+        assert.equal(Number(recv.lines.at(-1)), N, "every datagram arrived");
+      } finally {
+        const r = await sched.close();
+        const c = r.counters;
+        assert.ok(c.rx >= N + 6, `read ${c.rx}`);
+        assert.equal(c.txSent + c.txDropped, c.rx, "every frame read was sent or counted");
+        assert.equal(c.programDrops + c.invalid, 0);
+      }
+    }, 2);
   },
 });
