@@ -291,6 +291,8 @@ Deno.test("api: every raw repeat keeps locks, wake-ups, drops, CPU and latency",
   });
   const [p] = apiPoints([{
     scenario: "s",
+    impl: "bulktap TS API",
+    ours: true,
     mode: "single",
     bulk: 1,
     frameSize: 64,
