@@ -6,7 +6,8 @@
  *
  * - a frame pool: `frames` frames of `FRAME_STRIDE` bytes in one
  *   `SharedArrayBuffer`, with a free stack of frame indexes behind one
- *   futex-style lock (spin briefly, then sleep in `Atomics.wait`);
+ *   lock (spin briefly, then sleep in `Atomics.wait`; an unlock notifies
+ *   only when a thread sleeps);
  * - per queue, a ring of frame indexes (a power of two) with a producer lock
  *   (several producers may share a queue), a tail published with
  *   `Atomics.store` and a head the reader publishes the same way; frames
@@ -30,13 +31,13 @@ export const LEN_OFFSET = 12;
 const LINE = 16;
 
 // Control words (Int32 indexes into `ctl`).
-const POOL_LOCK = 0;
-const POOL_TOP = 1;
+const POOL_LOCK = 0; // and its sleepers' count at POOL_LOCK + 1
+const POOL_TOP = 2;
 const QUEUE_BASE = 2 * LINE;
 const QUEUE_WORDS = 4 * LINE;
 // Within a queue's words: producer side, reader side, doorbell.
-const Q_LOCK = 0; // producers' lock
-const Q_HEAD_SEEN = 1; // producers' cached copy of head (under the lock)
+const Q_LOCK = 0; // producers' lock, and its sleepers' count at Q_LOCK + 1
+const Q_HEAD_SEEN = 2; // producers' cached copy of head (under the lock)
 const Q_TAIL = LINE; // published by producers
 const Q_HEAD = 2 * LINE; // published by the reader
 const Q_NEED_WAKE = 3 * LINE; // set by a reader about to sleep
@@ -44,8 +45,8 @@ const Q_SEQ = 3 * LINE + 1; // what a sleeping reader waits on
 const Q_CLOSED = 3 * LINE + 2;
 const Q_WAKEUPS = 3 * LINE + 3; // doorbells that woke a sleeper
 
-/** Spins before a lock sleeps. */
-const LOCK_SPINS = 100;
+/** Spins before a lock sleeps: about the microseconds bt_lock.h spins (128 `pause`s). */
+const LOCK_SPINS = 1000;
 
 /** The shared memory of one plain dataplane: post it to every Worker. */
 export interface PlainShared {
@@ -89,25 +90,24 @@ export function createPlain(frames: number, queues: number, ringSize: number): P
   return s;
 }
 
-/** Take the lock word `i` of `a` (0 free, 1 held, 2 held with sleepers). */
+/**
+ * Take the lock word `a[i]` (0 free, 1 held): try, spin a little, then
+ * sleep in `Atomics.wait`, counted in `a[i + 1]` so that an unlock with
+ * nobody asleep costs no system call.
+ */
 function lock(a: Int32Array, i: number): void {
-  let c = Atomics.compareExchange(a, i, 0, 1);
-  if (c === 0) return;
+  if (Atomics.compareExchange(a, i, 0, 1) === 0) return;
   for (let s = 0; s < LOCK_SPINS; s++) {
-    if (Atomics.load(a, i) === 0) {
-      c = Atomics.compareExchange(a, i, 0, 1);
-      if (c === 0) return;
-    }
+    if (Atomics.load(a, i) === 0 && Atomics.compareExchange(a, i, 0, 1) === 0) return;
   }
-  if (c !== 2) c = Atomics.exchange(a, i, 2);
-  while (c !== 0) {
-    Atomics.wait(a, i, 2);
-    c = Atomics.exchange(a, i, 2);
-  }
+  Atomics.add(a, i + 1, 1);
+  while (Atomics.exchange(a, i, 1) !== 0) Atomics.wait(a, i, 1);
+  Atomics.sub(a, i + 1, 1);
 }
 
 function unlock(a: Int32Array, i: number): void {
-  if (Atomics.exchange(a, i, 0) === 2) Atomics.notify(a, i, 1);
+  Atomics.store(a, i, 0);
+  if (Atomics.load(a, i + 1) !== 0) Atomics.notify(a, i, 1);
 }
 
 /**
