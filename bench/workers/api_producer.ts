@@ -59,7 +59,7 @@ self.onmessage = async (e: MessageEvent<ApiProducerJob>) => {
         starved++;
         continue;
       }
-      for (let i = 0; i < n; i++) pool.setLength(refs[i], j.frameSize);
+      pool.setLengths(refs, n, j.frameSize);
       offered += n;
       since += n;
       let sampled = false;
