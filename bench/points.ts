@@ -566,7 +566,11 @@ export function headlines(entries: ResultEntry[]): Headlines {
       ) {
         const hb = headlineBulk(sweep.filter((p) => p.provider === o.provider));
         if (o.mode === "bulk" && o.bulk !== hb) continue;
-        const r = ratio(`${o.impl}/${peer.impl}`, modeLabel(o), o, peer);
+        // The API sweeps frame sizes: name them (the C peers move pointers).
+        const at = o.provider === "api"
+          ? `${modeLabel(o)}, ${frameLabel(o.frameSize)}`
+          : modeLabel(o);
+        const r = ratio(`${o.impl}/${peer.impl}`, at, o, peer);
         if (o.provider === "api") {
           r.required = o.mode === "bulk" ? API_FLOORS.bulkOverPlain : API_FLOORS.singleOverPlain;
         }

@@ -140,7 +140,10 @@ Deno.test("api: bulktap over plain TypeScript needs 2x in bulk and 1x in single;
     mk("ring", "1p1c", "bt_xmit (C)", true, "bulk", [20, 20, 20]),
   ]);
   const peer = h.oursOverPeer.filter((r) => r.provider === "api");
-  assert.deepEqual(peer.map((r) => [r.point, r.required]), [["single", 1], ["bulk-16", 2]]);
+  assert.deepEqual(peer.map((r) => [r.point, r.required]), [["single, 64 B", 1], [
+    "bulk-16, 64 B",
+    2,
+  ]]);
   assert.deepEqual(peer.map((r) => r.paired!.median), [1, 2]);
   assert.equal(h.apiOverC.length, 1);
   assert.equal(h.apiOverC[0].value, 0.5);
