@@ -50,8 +50,11 @@ const LOCK_SPINS = 1000;
 
 /** The shared memory of one plain dataplane: post it to every Worker. */
 export interface PlainShared {
+  /** Frames in the pool. */
   frames: number;
+  /** Queues (rings), one reader each. */
   queues: number;
+  /** Slots per ring, a power of two. */
   ringSize: number;
   /** Frame bytes. */
   data: SharedArrayBuffer;
@@ -136,6 +139,7 @@ export class PlainDataplane {
   /** Frames this thread's xmit calls found no room for. */
   drops = 0;
 
+  /** Views of the shared memory `s` (made by {@linkcode createPlain}). */
   constructor(s: PlainShared) {
     this.words = new Uint32Array(s.data);
     this.#stack = new Int32Array(s.stack);
