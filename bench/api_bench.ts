@@ -4,6 +4,12 @@
  * `xmitOne` call, one lock per frame) beside bulk mode (one `xmit` call, one
  * lock per bulk), alternating across repeats so drift hits both.
  *
+ * Beside every run of bulktap, its peer runs the same job: the dataplane a
+ * Deno user would write by hand in `SharedArrayBuffer`s and `Atomics`
+ * (bench/plain_dataplane.ts), with the same per-frame work, geometry, modes
+ * and thread placement. Within each repeat the two alternate which goes
+ * first. Every Worker is pinned to a CPU by a labelled placement.
+ *
  * Run: `deno run -A bench/api_bench.ts [--quick]`
  *
  * @module
@@ -21,6 +27,7 @@ import {
 } from "../dataplane/latency.ts";
 import { FramePool } from "../dataplane/pool.ts";
 import { machineLine } from "./machine.ts";
+import { createPlain, PlainDataplane } from "./plain_dataplane.ts";
 import type { LatencyRun } from "./points.ts";
 import { fmtSpread, repeatOrder, type Spread, spread } from "./stats.ts";
 
@@ -60,9 +67,47 @@ export interface ApiRun {
   latency?: LatencyRun;
 }
 
+/** Where the benchmark's Worker threads run. */
+export interface Placement {
+  /** Label, part of every scenario name measured with it. */
+  label: string;
+  /** CPU of producer `p`. */
+  producerCpu(p: number): number;
+  /** CPU of the reader of queue `q`. */
+  readerCpu(q: number): number;
+}
+
+/** Producers on CPU 0, readers on CPU 1. */
+export const APART: Placement = {
+  label: "producers on CPU 0, readers on CPU 1",
+  producerCpu: () => 0,
+  readerCpu: () => 1,
+};
+
+/** Every Worker thread on CPU 0. */
+export const TOGETHER: Placement = {
+  label: "every thread on CPU 0",
+  producerCpu: () => 0,
+  readerCpu: () => 0,
+};
+
+/** The placements a machine with `cpus` CPUs can have (both from 2 up). */
+export function placementsFor(cpus: number): Placement[] {
+  return cpus >= 2 ? [APART, TOGETHER] : [TOGETHER];
+}
+
+/** The implementation that is not bulktap. */
+export const PLAIN_TS = "plain TypeScript (SharedArrayBuffer + Atomics)";
+/** bulktap's implementation name. */
+export const BULKTAP_TS = "bulktap TS API";
+
 /** One measured point: a scenario in one mode. */
 export interface ApiPoint {
   scenario: string;
+  /** {@linkcode BULKTAP_TS} or {@linkcode PLAIN_TS}. */
+  impl: string;
+  /** True for bulktap. */
+  ours: boolean;
   mode: "bulk" | "single";
   bulk: number;
   frameSize: number;
@@ -81,6 +126,10 @@ export interface ApiPoint {
 /** Options for {@linkcode runApiBench}. */
 export interface ApiBenchOptions {
   scenarios?: ApiScenario[];
+  /** Thread placements (default: both of {@linkcode placementsFor} this machine). */
+  placements?: Placement[];
+  /** Also measure the plain-TypeScript peer (default true). */
+  peer?: boolean;
   /** Bulk sizes measured beside single mode (default [16]). */
   bulks?: number[];
   frameSize?: number;
@@ -99,6 +148,8 @@ export const API_SCENARIOS: ApiScenario[] = [
 ];
 
 function worker<T>(file: string, job: unknown): Promise<T> {
+  // The plain peer's buffers go as they are: postMessage shares a
+  // SharedArrayBuffer.
   const w = new Worker(new URL(`./workers/${file}`, import.meta.url), { type: "module" });
   return new Promise<T>((resolve, reject) => {
     w.onmessage = (e) => {
@@ -116,15 +167,20 @@ function worker<T>(file: string, job: unknown): Promise<T> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The geometry both implementations share. */
+const POOL_FRAMES = 8192;
+const RING_SIZE = 1024;
+
 async function runOnce(
   sc: ApiScenario,
+  place: Placement,
   mode: "bulk" | "single",
   bulk: number,
   frameSize: number,
   durationMs: number,
 ): Promise<ApiRun> {
-  const pool = new FramePool({ frames: 8192 });
-  const dev = new Device({ pool, queues: sc.queues, ringSize: 1024 });
+  const pool = new FramePool({ frames: POOL_FRAMES });
+  const dev = new Device({ pool, queues: sc.queues, ringSize: RING_SIZE });
   // Latency mailboxes: 8 Int32 refs (-1 = empty), then 8 Float64 times.
   const samples = new SharedArrayBuffer(128);
   new Int32Array(samples, 0, 8).fill(-1);
@@ -134,6 +190,7 @@ async function runOnce(
       worker<{ received: number; histogram: string }>("api_reader.ts", {
         device: dev.handle,
         queue,
+        pin: place.readerCpu(queue),
         producers: sc.producers,
         samples,
       }),
@@ -147,6 +204,7 @@ async function runOnce(
           pool: pool.handle,
           device: dev.handle,
           cpu: p,
+          pin: place.producerCpu(p),
           bulk,
           mode,
           frameSize,
@@ -209,6 +267,99 @@ async function runOnce(
   };
 }
 
+/** The same job as {@linkcode runOnce} on the plain-TypeScript peer. */
+async function runOncePlain(
+  sc: ApiScenario,
+  place: Placement,
+  mode: "bulk" | "single",
+  bulk: number,
+  frameSize: number,
+  durationMs: number,
+): Promise<ApiRun> {
+  const shared = createPlain(POOL_FRAMES, sc.queues, RING_SIZE);
+  const dp = new PlainDataplane(shared);
+  const samples = new SharedArrayBuffer(128);
+  new Int32Array(samples, 0, 8).fill(-1);
+  const readers = Array.from(
+    { length: sc.queues },
+    (_, queue) =>
+      worker<{ received: number; histogram: string }>("plain_reader.ts", {
+        shared,
+        queue,
+        pin: place.readerCpu(queue),
+        producers: sc.producers,
+        samples,
+      }),
+  );
+  const start = Date.now() + 300;
+  const prodsDone = Promise.all(
+    Array.from(
+      { length: sc.producers },
+      (_, id) =>
+        worker<{ offered: number; accepted: number; elapsedMs: number; locks: number }>(
+          "plain_producer.ts",
+          {
+            shared,
+            id,
+            pin: place.producerCpu(id),
+            bulk,
+            mode,
+            frameSize,
+            durationMs,
+            start,
+            samples,
+          },
+        ),
+    ),
+  );
+  while (Date.now() < start) await sleep(1);
+  const wake0 = Array.from({ length: sc.queues }, (_, q) => dp.wakeups(q));
+  const cpu0 = process.cpuUsage();
+  const w0 = performance.now();
+  const prods = await prodsDone;
+  const cpu = process.cpuUsage(cpu0);
+  const wallNs = (performance.now() - w0) * 1e6;
+  const wakeups = wake0.reduce((a, w, q) => a + dp.wakeups(q) - w, 0);
+  for (let q = 0; q < sc.queues; q++) dp.close(q);
+  const rs = await Promise.all(readers);
+  const accepted = prods.reduce((a, p) => a + p.accepted, 0);
+  const offered = prods.reduce((a, p) => a + p.offered, 0);
+  const locks = prods.reduce((a, p) => a + p.locks, 0);
+  const elapsed = Math.max(...prods.map((p) => p.elapsedMs));
+  const received = rs.reduce((a, r) => a + r.received, 0);
+  if (received !== accepted) {
+    throw new Error(`plain ${sc.name} ${mode}: accepted ${accepted} but read ${received}`);
+  }
+  if (dp.freeCount() !== POOL_FRAMES) {
+    throw new Error(`plain ${sc.name} ${mode}: ${POOL_FRAMES - dp.freeCount()} frames lost`);
+  }
+  const h = mergeHistograms(rs.map((r) => decodeHistogram(r.histogram)));
+  const sum = summarize(h);
+  const calls = mode === "bulk" ? offered / Math.max(1, bulk) : offered;
+  return {
+    mpps: accepted / elapsed / 1000,
+    frames: accepted,
+    offered,
+    drops: offered - accepted,
+    dropShare: offered ? (offered - accepted) / offered : 0,
+    callsPerFrame: calls / Math.max(1, offered),
+    locksPerFrame: locks / Math.max(1, offered),
+    wakeupsPerFrame: wakeups / Math.max(1, accepted),
+    cpuNs: (cpu.user + cpu.system) * 1000,
+    wallNs,
+    latency: sum.count > 0
+      ? {
+        samples: sum.count,
+        p50: sum.p50,
+        p99: sum.p99,
+        p999: sum.p999,
+        max: sum.max,
+        curve: percentileDistribution(h),
+      }
+      : undefined,
+  };
+}
+
 /**
  * Measure every scenario in single mode and each bulk size. Within each
  * repeat single and every bulk size run once, in an order that flips on odd
@@ -223,6 +374,7 @@ async function runOnce(
  */
 export async function runApiBench(o: ApiBenchOptions = {}): Promise<ApiPoint[]> {
   const scenarios = o.scenarios ?? API_SCENARIOS;
+  const placements = o.placements ?? placementsFor(navigator.hardwareConcurrency);
   const bulks = o.bulks ?? [16];
   const frameSize = o.frameSize ?? 64;
   const repeats = o.repeats ?? 5;
@@ -232,30 +384,44 @@ export async function runApiBench(o: ApiBenchOptions = {}): Promise<ApiPoint[]> 
     { mode: "single" as const, bulk: 1 },
     ...bulks.map((bulk) => ({ mode: "bulk" as const, bulk })),
   ];
+  const impls = [
+    { impl: BULKTAP_TS, ours: true, run: runOnce },
+    ...(o.peer === false ? [] : [{ impl: PLAIN_TS, ours: false, run: runOncePlain }]),
+  ];
   for (const sc of scenarios) {
-    const runs = modes.map(() => [] as ApiRun[]);
-    for (let r = 0; r < repeats; r++) {
-      // Alternate which mode goes first, so drift hits all alike.
-      for (const i of repeatOrder(modes.length, r)) {
-        const { mode, bulk } = modes[i];
-        runs[i].push(await runOnce(sc, mode, bulk, frameSize, durationMs));
-        o.progress?.({ scenario: sc.name, mode, bulk, repeat: r });
+    for (const place of placements) {
+      const scenario = `${sc.name}, ${place.label}`;
+      const runs = impls.map(() => modes.map(() => [] as ApiRun[]));
+      for (let r = 0; r < repeats; r++) {
+        // Alternate which mode goes first, and within a mode which
+        // implementation, so drift hits all alike.
+        for (const i of repeatOrder(modes.length, r)) {
+          const { mode, bulk } = modes[i];
+          for (const k of repeatOrder(impls.length, r + i)) {
+            runs[k][i].push(await impls[k].run(sc, place, mode, bulk, frameSize, durationMs));
+          }
+          o.progress?.({ scenario, mode, bulk, repeat: r });
+        }
       }
+      impls.forEach(({ impl, ours }, k) =>
+        modes.forEach(({ mode, bulk }, i) => {
+          const rs = runs[k][i];
+          points.push({
+            scenario,
+            impl,
+            ours,
+            mode,
+            bulk,
+            frameSize,
+            mpps: spread(rs.map((x) => x.mpps)),
+            dropShare: spread(rs.map((x) => x.dropShare)),
+            locksPerFrame: spread(rs.map((x) => x.locksPerFrame)),
+            wakeupsPerFrame: spread(rs.map((x) => x.wakeupsPerFrame)),
+            runs: rs,
+          });
+        })
+      );
     }
-    modes.forEach(({ mode, bulk }, i) => {
-      const rs = runs[i];
-      points.push({
-        scenario: sc.name,
-        mode,
-        bulk,
-        frameSize,
-        mpps: spread(rs.map((x) => x.mpps)),
-        dropShare: spread(rs.map((x) => x.dropShare)),
-        locksPerFrame: spread(rs.map((x) => x.locksPerFrame)),
-        wakeupsPerFrame: spread(rs.map((x) => x.wakeupsPerFrame)),
-        runs: rs,
-      });
-    });
   }
   return points;
 }
@@ -264,7 +430,7 @@ export async function runApiBench(o: ApiBenchOptions = {}): Promise<ApiPoint[]> 
 export function printApiTable(points: ApiPoint[]): void {
   const rows: Record<string, Record<string, string>> = {};
   for (const p of points) {
-    rows[`${p.scenario} [${p.mode}${p.mode === "bulk" ? "-" + p.bulk : ""}]`] = {
+    rows[`${p.scenario} ${p.impl} [${p.mode}${p.mode === "bulk" ? "-" + p.bulk : ""}]`] = {
       "Mpps median (min-max)": fmtSpread(p.mpps),
       "drops %": (p.dropShare.median * 100).toFixed(1),
       "locks/frame": p.locksPerFrame.median.toFixed(3),
@@ -273,7 +439,10 @@ export function printApiTable(points: ApiPoint[]): void {
   }
   console.table(rows);
   const byScenario = new Map<string, ApiPoint[]>();
-  for (const p of points) byScenario.set(p.scenario, [...(byScenario.get(p.scenario) ?? []), p]);
+  for (const p of points) {
+    const k = `${p.scenario}, ${p.impl}`;
+    byScenario.set(k, [...(byScenario.get(k) ?? []), p]);
+  }
   for (const [name, ps] of byScenario) {
     const s = ps.find((p) => p.mode === "single")!;
     for (const b of ps.filter((p) => p.mode === "bulk")) {

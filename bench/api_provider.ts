@@ -2,12 +2,22 @@
  * The TypeScript API benchmark (bench/api_bench.ts) as a provider: generator
  * Workers -> in-memory device -> reader Workers, single-packet (`xmitOne`)
  * beside bulk (`xmit`), swept over every bulk size and frame size of the
- * run. Within each repeat single and every bulk size run once, in an order
- * that flips on odd repeats.
+ * run, each run beside the same job on a plain-TypeScript dataplane
+ * (bench/plain_dataplane.ts), in every thread placement (producers and
+ * readers on different CPUs, or all on one; `--quick`: apart only). Within
+ * each repeat single and every bulk size run once, in an order that flips on
+ * odd repeats, and bulktap and the peer alternate which goes first.
  *
  * @module
  */
-import { API_SCENARIOS, type ApiPoint, type ApiScenario, runApiBench } from "./api_bench.ts";
+import {
+  APART,
+  API_SCENARIOS,
+  type ApiPoint,
+  type ApiScenario,
+  placementsFor,
+  runApiBench,
+} from "./api_bench.ts";
 import { type BenchPoint, pointFromRuns, rawRunsOf, type ScenarioProvider } from "./points.ts";
 
 /** Scenarios of a full run: the core issue's two, plus 2 producers on 2 queues. */
@@ -23,8 +33,8 @@ export function apiPoints(points: ApiPoint[]): BenchPoint[] {
       {
         provider: "api",
         scenario: p.scenario,
-        impl: "bulktap TS API",
-        ours: true,
+        impl: p.impl,
+        ours: p.ours,
         mode: p.mode,
         bulk: p.bulk,
         frameSize: p.frameSize,
@@ -33,6 +43,14 @@ export function apiPoints(points: ApiPoint[]): BenchPoint[] {
     )
   );
 }
+
+/** The placements of a run: `--quick` measures producers and readers apart only. */
+function placements(quick: boolean) {
+  return quick ? [APART] : placementsFor(navigator.hardwareConcurrency);
+}
+
+/** Implementations per point: bulktap and the plain-TypeScript peer. */
+const IMPLS = 2;
 
 /** Per run: the duration, ~300 ms for Workers to load, ~100 ms teardown. */
 const RUN_OVERHEAD_MS = 420;
@@ -51,13 +69,15 @@ export const apiProvider: ScenarioProvider = {
   title: "TypeScript API: producer Workers -> in-memory device -> reader Workers",
   estimateMs(ctx) {
     const scen = ctx.quick ? API_SCENARIOS.length : API_FULL_SCENARIOS.length;
-    const runs = scen * ctx.frameSizes.length * (1 + ctx.bulks.length) * ctx.repeats;
+    const runs = scen * placements(ctx.quick).length * IMPLS * ctx.frameSizes.length *
+      (1 + ctx.bulks.length) * ctx.repeats;
     return runs * (ctx.durationMs + RUN_OVERHEAD_MS);
   },
   async run(ctx) {
     const scenarios = ctx.quick ? API_SCENARIOS : API_FULL_SCENARIOS;
-    const total = scenarios.length * ctx.frameSizes.length * (1 + ctx.bulks.length) *
-      ctx.repeats;
+    const places = placements(ctx.quick);
+    const total = scenarios.length * places.length * ctx.frameSizes.length *
+      (1 + ctx.bulks.length) * ctx.repeats;
     let done = 0;
     const points: ApiPoint[] = [];
     for (const frameSize of ctx.frameSizes) {
@@ -65,6 +85,7 @@ export const apiProvider: ScenarioProvider = {
         points.push(
           ...await runApiBench({
             scenarios: [sc],
+            placements: places,
             bulks: ctx.bulks,
             frameSize,
             repeats: ctx.repeats,
@@ -72,7 +93,7 @@ export const apiProvider: ScenarioProvider = {
             progress: (ev) => {
               done++;
               ctx.progress({
-                scenario: sc.name,
+                scenario: ev.scenario,
                 point: `${frameSize} B, ${ev.mode === "bulk" ? `bulk-${ev.bulk}` : "single"}`,
                 repeat: ev.repeat + 1,
                 repeats: ctx.repeats,

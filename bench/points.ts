@@ -486,7 +486,25 @@ export interface Headlines {
   oversubscription: Ratio[];
   /** Scheduler throughput with latency recording on over off (1 = free). */
   latencyCost: Ratio[];
+  /**
+   * The TypeScript API (1 producer, each placement) over the C `bt_xmit`
+   * path (ring_bench 1p1c), headline bulk, 64 B (at least 0.6 required).
+   */
+  apiOverC: Ratio[];
 }
+
+/** Floors of the API benchmark's headlines (issue 13). */
+export const API_FLOORS = {
+  /** bulktap over the plain-TypeScript peer, bulk mode. */
+  bulkOverPlain: 2,
+  /** bulktap over the plain-TypeScript peer, single mode. */
+  singleOverPlain: 1,
+  /** The TypeScript API over the C bt_xmit path, bulk, 1 producer. */
+  apiOverC: 0.6,
+  /** Scenario prefix of the API's 1-producer points, and ring_bench's twin. */
+  oneProducer: "1 producer -> 1 queue -> 1 reader",
+  cOneProducer: "1p1c",
+};
 
 /** The oversubscribed and the 2-producer scenarios of the C ring benchmarks. */
 export const OVERSUBSCRIBED = { over: "4p1q_2cores", base: "2p1q", required: 0.5 };
@@ -515,6 +533,7 @@ export function headlines(entries: ResultEntry[]): Headlines {
     batchedOverPerFrame: [],
     oversubscription: [],
     latencyCost: [],
+    apiOverC: [],
   };
   const sweep = points.filter((p) => !p.latencyRecording);
   const groups = new Map<string, BenchPoint[]>();
@@ -547,7 +566,15 @@ export function headlines(entries: ResultEntry[]): Headlines {
       ) {
         const hb = headlineBulk(sweep.filter((p) => p.provider === o.provider));
         if (o.mode === "bulk" && o.bulk !== hb) continue;
-        h.oursOverPeer.push(ratio(`${o.impl}/${peer.impl}`, modeLabel(o), o, peer));
+        // The API sweeps frame sizes: name them (the C peers move pointers).
+        const at = o.provider === "api"
+          ? `${modeLabel(o)}, ${frameLabel(o.frameSize)}`
+          : modeLabel(o);
+        const r = ratio(`${o.impl}/${peer.impl}`, at, o, peer);
+        if (o.provider === "api") {
+          r.required = o.mode === "bulk" ? API_FLOORS.bulkOverPlain : API_FLOORS.singleOverPlain;
+        }
+        h.oursOverPeer.push(r);
       }
     }
   }
@@ -568,6 +595,24 @@ export function headlines(entries: ResultEntry[]): Headlines {
         base,
       ),
       required: over.ours ? OVERSUBSCRIBED.required : undefined,
+    });
+  }
+  const apiBulk = headlineBulk(sweep.filter((p) => p.provider === "api"));
+  const c = sweep.find((p) =>
+    p.provider === "ring" && p.scenario === API_FLOORS.cOneProducer && p.mode === "bulk" &&
+    p.bulk === apiBulk
+  );
+  for (
+    const a of sweep.filter((p) =>
+      c && p.provider === "api" && p.ours && p.mode === "bulk" && p.bulk === apiBulk &&
+      p.frameSize === 64 && p.scenario.startsWith(API_FLOORS.oneProducer)
+    )
+  ) {
+    // Different providers run one after the other: no pairing by repeat.
+    h.apiOverC.push({
+      ...ratio(`${a.impl}/${c!.impl}`, `${modeLabel(a)}, 64 B vs refs`, a, c!),
+      paired: undefined,
+      required: API_FLOORS.apiOverC,
     });
   }
   for (const on of points.filter((p) => p.latencyRecording?.on)) {

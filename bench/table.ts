@@ -211,7 +211,8 @@ export const HEADLINE_SECTIONS: { key: keyof ReturnType<typeof headlines>; title
   },
   {
     key: "oursOverPeer",
-    title: "Headline: ours/peer (DPDK rte_ring), same harness, same run (>1 = ours faster)",
+    title: "Headline: ours/peer (DPDK rte_ring; for the API, a plain-TypeScript dataplane), " +
+      "same harness, same run (>1 = ours faster)",
   },
   {
     key: "batchedOverPerFrame",
@@ -224,6 +225,11 @@ export const HEADLINE_SECTIONS: { key: keyof ReturnType<typeof headlines>; title
   {
     key: "latencyCost",
     title: "Headline: latency recording cost (scheduler throughput, recording on/off; 1 = free)",
+  },
+  {
+    key: "apiOverC",
+    title: "Headline: TypeScript API over the C bt_xmit path (ring_bench 1p1c, unpinned; " +
+      "other provider, not interleaved)",
   },
 ];
 

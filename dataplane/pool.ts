@@ -501,6 +501,45 @@ export class FramePool implements Disposable {
   }
 
   /**
+   * Set the data length of the first `count` frames of `refs` (default:
+   * all) to `len`, with the same checks as {@linkcode FramePool.setLength}
+   * on every ref, and the pool's own state checked once per call instead of
+   * once per frame. Throws `EINVAL` naming the first ref that is not a
+   * frame of this pool or cannot hold `len` bytes; the frames before it are
+   * set.
+   *
+   * @example
+   * ```ts
+   * import { FramePool } from "./mod.ts";
+   * using pool = new FramePool({ frames: 16 });
+   * const refs = new Uint32Array(16);
+   * pool.alloc(refs);
+   * pool.setLengths(refs, 16, 64);
+   * console.log(pool.length(refs[15])); // 64
+   * pool.free(refs);
+   * ```
+   */
+  setLengths(refs: Uint32Array, count: number | undefined, len: number): void {
+    this.#check("setLengths in");
+    const n = u32Length(refs, "setLengths: refs");
+    const k = checkCount(count ?? n, n, `setLengths in pool ${this.#handle}`);
+    if (!(typeof len === "number" && Number.isInteger(len) && len >= 0)) {
+      throw new BulktapError("EINVAL", `length ${show(len)} is not a whole number of bytes`);
+    }
+    const slot = this.#slot, frames = this.#frames, size = this.#frameSize;
+    const u16 = this.#u16, u32 = this.#u32;
+    for (let i = 0; i < k; i++) {
+      const ref = refs[i];
+      const idx = ref & INDEX_MASK;
+      if (ref >>> INDEX_BITS !== slot || idx >= frames) this.#refError(ref);
+      const f = idx * size;
+      const off = u16[(f + META.dataOff) >>> 1];
+      if (!(off >= META.size && off + len <= size)) this.setLength(ref, len); // throws, naming it
+      u32[(f + META.len) >>> 2] = len;
+    }
+  }
+
+  /**
    * Move the start of the data by `delta` bytes (negative grows it into the
    * headroom, like `bpf_xdp_adjust_head`), keeping the end in place. Throws
    * `ENOSPC` if the data would overlap the metadata, `EINVAL` if `delta` is

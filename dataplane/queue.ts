@@ -173,40 +173,13 @@ export class DeviceQueue {
   frames(options: FramesOptions = {}): AsyncGenerator<Batch, void, undefined> {
     // Checked here, not at the first next(): a bad value fails the call.
     const sleepMs = sleepBound("sleepMs", options.sleepMs ?? 250);
-    return this.#frames(new Batch(options.batchSize ?? 64), sleepMs, options.signal);
-  }
-
-  async *#frames(
-    batch: Batch,
-    sleepMs: number,
-    signal: AbortSignal | undefined,
-  ): AsyncGenerator<Batch, void, undefined> {
-    try {
-      while (!signal?.aborted) {
-        let n: number;
-        try {
-          n = this.poll(batch);
-        } catch (e) {
-          if (e instanceof BulktapError && (e.code === "ENXIO" || e.code === "ECLOSED")) return;
-          throw e;
-        }
-        if (n > 0) {
-          yield batch;
-          continue;
-        }
-        const r = await waitShared(this.#waitSource, sleepMs, signal);
-        if (r < 0) {
-          if (codeForErrno(r) === "ENXIO") return; // device closed: end of stream
-          checkErrno(r, `wait on queue ${this.#index} of device ${this.#handle}`);
-        }
-      }
-    } finally {
-      try {
-        batch.release();
-      } catch {
-        // frames already gone with a closed pool
-      }
-    }
+    return new FrameStream(
+      this,
+      new Batch(options.batchSize ?? 64),
+      sleepMs,
+      options.signal,
+      this.#waitSource,
+    );
   }
 
   /**
@@ -243,5 +216,123 @@ export class DeviceQueue {
       library().bt_queue_count(this.#handle, this.#index),
       `count of queue ${this.#index} of device ${this.#handle}`,
     );
+  }
+}
+
+/**
+ * The iterator {@linkcode DeviceQueue.frames} returns. Not an async
+ * generator: when frames are waiting, `next()` reads them at once and
+ * returns an already-settled promise, so a busy reader pays one `await` per
+ * batch and no generator machinery. Only an empty queue takes the async
+ * path (sleep on the doorbell, then read). Calls made while a wait is
+ * pending run in order after it, as a generator's would.
+ */
+class FrameStream implements AsyncGenerator<Batch, void, undefined> {
+  #queue: DeviceQueue;
+  #batch: Batch;
+  #sleepMs: number;
+  #signal: AbortSignal | undefined;
+  #source: WaitSource;
+  #done = false;
+  #pending: Promise<unknown> | undefined;
+
+  constructor(
+    queue: DeviceQueue,
+    batch: Batch,
+    sleepMs: number,
+    signal: AbortSignal | undefined,
+    source: WaitSource,
+  ) {
+    this.#queue = queue;
+    this.#batch = batch;
+    this.#sleepMs = sleepMs;
+    this.#signal = signal;
+    this.#source = source;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.return();
+  }
+
+  next(): Promise<IteratorResult<Batch, void>> {
+    if (this.#pending !== undefined) return this.#after(() => this.next());
+    let r: IteratorResult<Batch, void> | null;
+    try {
+      r = this.#read();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (r !== null) return Promise.resolve(r);
+    const p = this.#waitThenRead();
+    this.#pending = p;
+    const clear = () => {
+      if (this.#pending === p) this.#pending = undefined;
+    };
+    p.then(clear, clear);
+    return p;
+  }
+
+  return(): Promise<IteratorResult<Batch, void>> {
+    if (this.#pending !== undefined) return this.#after(() => this.return());
+    this.#finish();
+    return Promise.resolve({ done: true, value: undefined });
+  }
+
+  throw(e?: unknown): Promise<IteratorResult<Batch, void>> {
+    if (this.#pending !== undefined) return this.#after(() => this.throw(e));
+    this.#finish();
+    return Promise.reject(e);
+  }
+
+  #after<T>(f: () => Promise<T>): Promise<T> {
+    return this.#pending!.then(f, f);
+  }
+
+  /** The next batch, the end, or null when the queue is empty. */
+  #read(): IteratorResult<Batch, void> | null {
+    if (this.#done || this.#signal?.aborted) return this.#end();
+    let n: number;
+    try {
+      n = this.#queue.poll(this.#batch);
+    } catch (e) {
+      if (e instanceof BulktapError && (e.code === "ENXIO" || e.code === "ECLOSED")) {
+        return this.#end();
+      }
+      this.#finish();
+      throw e;
+    }
+    return n > 0 ? { done: false, value: this.#batch } : null;
+  }
+
+  async #waitThenRead(): Promise<IteratorResult<Batch, void>> {
+    for (;;) {
+      const r = await waitShared(this.#source, this.#sleepMs, this.#signal);
+      if (r < 0) {
+        if (codeForErrno(r) === "ENXIO") return this.#end(); // device closed: end of stream
+        this.#finish();
+        checkErrno(r, `wait on queue ${this.#queue.index} of device ${this.#queue.device.handle}`);
+      }
+      const got = this.#read();
+      if (got !== null) return got;
+    }
+  }
+
+  #end(): IteratorResult<Batch, void> {
+    this.#finish();
+    return { done: true, value: undefined };
+  }
+
+  #finish(): void {
+    if (this.#done) return;
+    this.#done = true;
+    try {
+      this.#batch.release();
+    } catch {
+      // frames already gone with a closed pool
+    }
   }
 }

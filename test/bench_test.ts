@@ -110,6 +110,47 @@ Deno.test("points: spreads, ratios and ours/peer pairing", () => {
   assert.deepEqual(bulk.map((r) => r.point), ["bulk-16"], "ours/peer uses the headline bulk");
 });
 
+Deno.test("api: bulktap over plain TypeScript needs 2x in bulk and 1x in single; the API over C 0.6x", () => {
+  const api = "1 producer -> 1 queue -> 1 reader, producers on CPU 0, readers on CPU 1";
+  const mk = (
+    provider: string,
+    scenario: string,
+    impl: string,
+    ours: boolean,
+    mode: "single" | "bulk",
+    mpps: number[],
+  ) =>
+    pointFromRuns(
+      {
+        provider,
+        scenario,
+        impl,
+        ours,
+        mode,
+        bulk: mode === "bulk" ? 16 : 1,
+        frameSize: provider === "ring" ? 0 : 64,
+      },
+      mpps.map((m, repeat) => ({ repeat, mpps: m })),
+    );
+  const h = headlines([
+    mk("api", api, "bulktap TS API", true, "single", [4, 4, 4]),
+    mk("api", api, "bulktap TS API", true, "bulk", [10, 12, 8]),
+    mk("api", api, "plain TypeScript", false, "single", [4, 2, 4]),
+    mk("api", api, "plain TypeScript", false, "bulk", [5, 4, 8]),
+    mk("ring", "1p1c", "bt_xmit (C)", true, "bulk", [20, 20, 20]),
+  ]);
+  const peer = h.oursOverPeer.filter((r) => r.provider === "api");
+  assert.deepEqual(peer.map((r) => [r.point, r.required]), [["single, 64 B", 1], [
+    "bulk-16, 64 B",
+    2,
+  ]]);
+  assert.deepEqual(peer.map((r) => r.paired!.median), [1, 2]);
+  assert.equal(h.apiOverC.length, 1);
+  assert.equal(h.apiOverC[0].value, 0.5);
+  assert.equal(h.apiOverC[0].required, 0.6);
+  assert.equal(h.apiOverC[0].paired, undefined, "other providers' repeats do not pair");
+});
+
 Deno.test("points: 4p/2p on 2 cores and latency recording cost are headlines", () => {
   const mk = (
     scenario: string,
@@ -291,6 +332,8 @@ Deno.test("api: every raw repeat keeps locks, wake-ups, drops, CPU and latency",
   });
   const [p] = apiPoints([{
     scenario: "s",
+    impl: "bulktap TS API",
+    ours: true,
     mode: "single",
     bulk: 1,
     frameSize: 64,

@@ -109,6 +109,38 @@ Deno.test(
 );
 
 Deno.test(
+  "pool: setLengths sets the first count frames and no others",
+  accounted(() => {
+    using pool = new FramePool({ frames: 4 });
+    const refs = new Uint32Array(4);
+    pool.alloc(refs);
+    pool.setLengths(refs, 3, 64);
+    assert.deepEqual([...refs].map((r) => pool.length(r)), [64, 64, 64, 0]);
+    pool.free(refs);
+  }),
+);
+
+Deno.test(
+  "pool: setLengths refuses a ref of another pool, a length that does not fit and a bad count, naming them",
+  accounted(() => {
+    using pool = new FramePool({ frames: 2, frameSize: 2048, headroom: 256 });
+    using other = new FramePool({ frames: 1 });
+    const refs = new Uint32Array(2);
+    pool.alloc(refs);
+    const foreign = new Uint32Array(1);
+    other.alloc(foreign);
+    const mixed = Uint32Array.of(refs[0], foreign[0]);
+    assertCode(() => pool.setLengths(mixed, 2, 10), "EINVAL", `0x${foreign[0].toString(16)}`);
+    assert.equal(pool.length(refs[0]), 10, "the frames before the bad ref are set");
+    assertCode(() => pool.setLengths(refs, 2, 1793), "EINVAL", "1792 bytes");
+    assertCode(() => pool.setLengths(refs, 2, 1.5), "EINVAL", "1.5");
+    assertCode(() => pool.setLengths(refs, 3, 1), "EINVAL", "count=3");
+    other.free(foreign);
+    pool.free(refs);
+  }),
+);
+
+Deno.test(
   "pool: pushing headers into the metadata fails with ENOSPC",
   accounted(() => {
     using pool = new FramePool({ frames: 1, headroom: 64 });

@@ -12,11 +12,14 @@
  * no frame is touched and one clock read per sample is taken on each side.
  */
 import { Device, FramePool, nowNs } from "../../mod.ts";
+import { pinThisThread } from "./pin.ts";
 
 export interface ApiProducerJob {
   pool: number;
   device: number;
   cpu: number;
+  /** CPU to pin this thread to (-1: not pinned). */
+  pin: number;
   bulk: number;
   mode: "bulk" | "single";
   frameSize: number;
@@ -33,6 +36,7 @@ export const SAMPLE_EVERY = 1024;
 
 self.onmessage = async (e: MessageEvent<ApiProducerJob>) => {
   const j = e.data;
+  const pinned = pinThisThread(j.pin);
   const pool = FramePool.attach(j.pool);
   const dev = Device.attach(j.device, j.cpu);
   const chunk = j.mode === "bulk" ? j.bulk : SINGLE_CHUNK;
@@ -55,7 +59,7 @@ self.onmessage = async (e: MessageEvent<ApiProducerJob>) => {
         starved++;
         continue;
       }
-      for (let i = 0; i < n; i++) pool.setLength(refs[i], j.frameSize);
+      pool.setLengths(refs, n, j.frameSize);
       offered += n;
       since += n;
       let sampled = false;
@@ -83,5 +87,5 @@ self.onmessage = async (e: MessageEvent<ApiProducerJob>) => {
     }
     now = performance.now();
   }
-  self.postMessage({ offered, accepted, starved, elapsedMs: now - t0 });
+  self.postMessage({ offered, accepted, starved, elapsedMs: now - t0, pinned });
 };

@@ -6,16 +6,20 @@
  * histogram sent back encoded.
  */
 import { Device, encodeHistogram, newLatencyHistogram, nowNs } from "../../mod.ts";
+import { pinThisThread } from "./pin.ts";
 
 export interface ApiReaderJob {
   device: number;
   queue: number;
+  /** CPU to pin this thread to (-1: not pinned). */
+  pin: number;
   producers: number;
   samples: SharedArrayBuffer;
 }
 
 self.onmessage = async (e: MessageEvent<ApiReaderJob>) => {
   const j = e.data;
+  const pinned = pinThisThread(j.pin);
   const dev = Device.attach(j.device);
   const box = new Int32Array(j.samples, 0, 8);
   const times = new Float64Array(j.samples, 64, 8);
@@ -37,5 +41,5 @@ self.onmessage = async (e: MessageEvent<ApiReaderJob>) => {
       }
     }
   }
-  self.postMessage({ received, histogram: encodeHistogram(hist) });
+  self.postMessage({ received, histogram: encodeHistogram(hist), pinned });
 };
