@@ -33,7 +33,7 @@
  *
  * @module
  */
-import * as hdr from "hdr-histogram-js";
+import * as hdr from "npm:hdr-histogram-js@^3";
 import { library } from "../ffi/lib.ts";
 import { arrayLength, checkCount, intIn, show, u32Length } from "./boundary.ts";
 import { BulktapError, checkErrno } from "./errors.ts";
@@ -63,7 +63,7 @@ export interface LatencySummary {
  *
  * @example
  * ```ts
- * import { MAX_LATENCY_NS } from "./mod.ts";
+ * import { MAX_LATENCY_NS } from "./latency.ts";
  * console.log(MAX_LATENCY_NS / 1e9); // 3600
  * ```
  */
@@ -76,7 +76,7 @@ export const MAX_LATENCY_NS = 3_600_000_000_000;
  *
  * @example
  * ```ts
- * import { LatencyLayout } from "./dataplane/latency.ts";
+ * import { LatencyLayout } from "./latency.ts";
  * console.log(LatencyLayout.BYTES); // 36928
  * ```
  */
@@ -108,7 +108,7 @@ export const LatencyLayout = {
  *
  * @example
  * ```ts
- * import { LATENCY_BUCKET_ERROR } from "./dataplane/latency.ts";
+ * import { LATENCY_BUCKET_ERROR } from "./latency.ts";
  * console.log(LATENCY_BUCKET_ERROR); // 0.00390625
  * ```
  */
@@ -126,7 +126,7 @@ const MAGIC = (0x42544c48n << 32n) | (BigInt(L.SUB_BITS) << 16n) | BigInt(L.BUCK
  *
  * @example
  * ```ts
- * import { latencyBucket } from "./dataplane/latency.ts";
+ * import { latencyBucket } from "./latency.ts";
  * console.log(latencyBucket(100), latencyBucket(256), latencyBucket(258)); // 100 256 257
  * ```
  */
@@ -145,7 +145,7 @@ export function latencyBucket(ns: number): number {
  *
  * @example
  * ```ts
- * import { latencyBucketValue } from "./dataplane/latency.ts";
+ * import { latencyBucketValue } from "./latency.ts";
  * console.log(latencyBucketValue(100), latencyBucketValue(256)); // 100 257
  * ```
  */
@@ -164,7 +164,7 @@ export type LatencyHistogram = hdr.Histogram;
  *
  * @example
  * ```ts
- * import { newLatencyHistogram } from "./mod.ts";
+ * import { newLatencyHistogram } from "./latency.ts";
  * const h = newLatencyHistogram();
  * h.recordValue(1500);
  * console.log(h.totalCount); // 1
@@ -206,7 +206,7 @@ function words(buffer: SharedArrayBuffer | ArrayBuffer): BigUint64Array {
  *
  * @example
  * ```ts
- * import { histogramFromBuckets, LatencyRecorder } from "./dataplane/latency.ts";
+ * import { histogramFromBuckets, LatencyRecorder } from "./latency.ts";
  * const rec = new LatencyRecorder();
  * rec.recordRuns(new Float64Array([1000]), new Uint32Array([3]), 1);
  * console.log(histogramFromBuckets(rec.shared).totalCount); // 3
@@ -259,7 +259,8 @@ export function wordsOf(r: LatencyRecorder): BigUint64Array {
  *
  * @example
  * ```ts
- * import { FramePool, LatencyRecorder, nowNs } from "./mod.ts";
+ * import { FramePool, nowNs } from "./mod.ts";
+ * import { LatencyRecorder } from "./latency.ts";
  * using pool = new FramePool({ frames: 8 });
  * const refs = new Uint32Array(4);
  * pool.alloc(refs);
@@ -390,7 +391,7 @@ export class LatencyRecorder {
  *
  * @example
  * ```ts
- * import { newLatencyHistogram, summarize } from "./mod.ts";
+ * import { newLatencyHistogram, summarize } from "./latency.ts";
  * const h = newLatencyHistogram();
  * h.recordValue(10);
  * console.log(summarize(h).max); // 10
@@ -420,7 +421,7 @@ export function summarize(h: LatencyHistogram): LatencySummary {
  *
  * @example
  * ```ts
- * import { decodeHistogram, encodeHistogram, newLatencyHistogram } from "./mod.ts";
+ * import { decodeHistogram, encodeHistogram, newLatencyHistogram } from "./latency.ts";
  * const h = newLatencyHistogram();
  * h.recordValue(42);
  * console.log(decodeHistogram(encodeHistogram(h)).totalCount); // 1
@@ -435,7 +436,7 @@ export function encodeHistogram(h: LatencyHistogram): string {
  *
  * @example
  * ```ts
- * import { decodeHistogram, encodeHistogram, newLatencyHistogram } from "./mod.ts";
+ * import { decodeHistogram, encodeHistogram, newLatencyHistogram } from "./latency.ts";
  * console.log(decodeHistogram(encodeHistogram(newLatencyHistogram())).totalCount); // 0
  * ```
  */
@@ -460,7 +461,7 @@ export function decodeHistogram(s: string): LatencyHistogram {
  *
  * @example
  * ```ts
- * import { mergeHistograms, newLatencyHistogram } from "./mod.ts";
+ * import { mergeHistograms, newLatencyHistogram } from "./latency.ts";
  * const a = newLatencyHistogram(), b = newLatencyHistogram();
  * a.recordValue(1); b.recordValue(2);
  * console.log(mergeHistograms([a, b]).totalCount); // 2
@@ -478,7 +479,7 @@ export function mergeHistograms(hs: Iterable<LatencyHistogram>): LatencyHistogra
  *
  * @example
  * ```ts
- * import { newLatencyHistogram, percentileDistribution } from "./mod.ts";
+ * import { newLatencyHistogram, percentileDistribution } from "./latency.ts";
  * const h = newLatencyHistogram();
  * h.recordValue(100);
  * console.log(percentileDistribution(h).at(-1)); // [100, 100]

@@ -84,7 +84,7 @@ const PROBLEMS: Record<number, { text: string; code: BulktapErrorCode }> = {
  *
  * @example
  * ```ts
- * import { describeRef } from "./dataplane/pool.ts";
+ * import { describeRef } from "./pool.ts";
  * console.log(describeRef(0)); // "frame ref 0x0 names no open pool (closed, or never created)"
  * ```
  */
@@ -101,7 +101,7 @@ export function describeRef(ref: number): string {
  *
  * @example
  * ```ts
- * import { refProblem } from "./dataplane/pool.ts";
+ * import { refProblem } from "./pool.ts";
  * console.log(refProblem(0).code); // "ENXIO"
  * ```
  */
@@ -135,7 +135,7 @@ const live = new Set<FramePool>();
  *
  * @example
  * ```ts
- * import { FramePool, openPools } from "./dataplane/pool.ts";
+ * import { FramePool, openPools } from "./pool.ts";
  * using pool = new FramePool({ frames: 8 });
  * console.log(openPools().includes(pool)); // true
  * ```

@@ -275,7 +275,7 @@ function fdLostDevice(code: BulktapErrorCode): boolean {
  * @example
  * ```ts
  * import { FramePool } from "./mod.ts";
- * import { tapMaxMtu } from "./dataplane/tap.ts";
+ * import { tapMaxMtu } from "./tap.ts";
  * using pool = new FramePool({ frames: 16 }); // 2048-byte frames, 256 of headroom
  * console.log(tapMaxMtu(pool)); // 1774
  * ```

@@ -21,7 +21,6 @@
  *
  * @module
  */
-/// <reference lib="deno.worker" />
 import { library } from "../ffi/lib.ts";
 import { BulktapError } from "./errors.ts";
 import type { LatencyShare } from "./latency.ts";
@@ -30,6 +29,12 @@ import { programFromSpec } from "./programs.ts";
 import type { ProgramSpec } from "./program.ts";
 import { type Source, sourceFromSpec, type SourceSpec } from "./source.ts";
 import type { StageMode } from "./devmap.ts";
+
+/** This Worker's own scope, typed here (a published module sets no `lib`). */
+const scope = globalThis as unknown as {
+  postMessage(message: WorkerMessage): void;
+  onmessage: ((e: MessageEvent<{ type: "start"; config: WorkerConfig }>) => void) | null;
+};
 
 /** Control words in shared memory (Int32Array). */
 export const Ctrl = { STOP: 0, FLUSHED: 1, COUNT: 2 } as const;
@@ -120,7 +125,7 @@ async function run(cfg: WorkerConfig): Promise<void> {
     label,
     buffer: rec.shared,
   }));
-  self.postMessage({ type: "ready", cpu: cfg.cpu, pinned, latency } satisfies WorkerMessage);
+  scope.postMessage({ type: "ready", cpu: cfg.cpu, pinned, latency } satisfies WorkerMessage);
 
   const now = () => lib.bt_now_ns_f64();
   let lastWork = now();
@@ -187,7 +192,7 @@ async function run(cfg: WorkerConfig): Promise<void> {
   loop.close();
   // After this message the main thread's reads of the latency buckets are
   // exact: every add above happens before it (postMessage synchronises).
-  self.postMessage(
+  scope.postMessage(
     {
       type: "done",
       cpu: cfg.cpu,
@@ -197,10 +202,10 @@ async function run(cfg: WorkerConfig): Promise<void> {
   );
 }
 
-self.onmessage = (e: MessageEvent<{ type: "start"; config: WorkerConfig }>) => {
+scope.onmessage = (e: MessageEvent<{ type: "start"; config: WorkerConfig }>) => {
   if (e.data.type !== "start") return;
   run(e.data.config).catch((err) => {
-    self.postMessage(
+    scope.postMessage(
       {
         type: "error",
         cpu: e.data.config.cpu,

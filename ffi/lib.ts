@@ -5,8 +5,13 @@
  *
  * @module
  */
-import { buildLibrary } from "./build.ts";
+import { buildLibrary, readSources, type SourceFile } from "./build.ts";
 import { type BulktapSymbols, symbols } from "./symbols.ts";
+
+// The C sources, fetched beside this module when it loads (a module loaded
+// over HTTP can read them no other way). Without permission to read them
+// now, the first use reads them itself and reports what is missing.
+const fetched: readonly SourceFile[] | undefined = await readSources().catch(() => undefined);
 
 let loaded: { path: string; symbols: BulktapSymbols } | undefined;
 
@@ -15,13 +20,13 @@ let loaded: { path: string; symbols: BulktapSymbols } | undefined;
  *
  * @example
  * ```ts
- * import { library } from "./ffi/lib.ts";
+ * import { library } from "./lib.ts";
  * console.log(library().bt_version());
  * ```
  */
 export function library(): BulktapSymbols {
   if (!loaded) {
-    const path = buildLibrary();
+    const path = buildLibrary({ sources: fetched });
     loaded = { path, symbols: Deno.dlopen(path, symbols).symbols };
   }
   return loaded.symbols;
@@ -32,7 +37,7 @@ export function library(): BulktapSymbols {
  *
  * @example
  * ```ts
- * import { libraryPath } from "./ffi/lib.ts";
+ * import { libraryPath } from "./lib.ts";
  * console.log(libraryPath());
  * ```
  */

@@ -6,7 +6,6 @@
  * `finally`.
  */
 import assert from "assert";
-import process from "node:process";
 import { Batch, BulktapError, FramePool, TapDevice, tapNameProblem } from "../mod.ts";
 import { library } from "../ffi/lib.ts";
 import { tapMaxMtu } from "../dataplane/tap.ts";

@@ -5,20 +5,20 @@
  *
  * @module
  */
-import { parseArgs } from "parse-args";
-import { Device } from "./device.ts";
-import { BulktapError } from "./errors.ts";
-import { TapDevice, tapNameProblem } from "./tap.ts";
-import { type LatencySummary, percentileDistribution } from "./latency.ts";
-import { FramePool } from "./pool.ts";
-import { Scheduler, type SchedulerReport } from "./scheduler.ts";
+import { parseArgs } from "node:util";
+import { Device } from "../device.ts";
+import { BulktapError } from "../errors.ts";
+import { TapDevice, tapNameProblem } from "../tap.ts";
+import { type LatencySummary, percentileDistribution } from "../latency.ts";
+import { FramePool } from "../pool.ts";
+import { Scheduler, type SchedulerReport } from "../scheduler.ts";
 
 /**
  * Help text of the main job.
  *
  * @example
  * ```ts
- * import { RUN_HELP } from "./mod.ts";
+ * import { RUN_HELP } from "./run.ts";
  * console.log(RUN_HELP.includes("--json")); // true
  * ```
  */
@@ -135,7 +135,7 @@ export interface RunResult {
  *
  * @example
  * ```ts
- * import { parseRunArgs, UsageError } from "./mod.ts";
+ * import { parseRunArgs, UsageError } from "./run.ts";
  * try {
  *   parseRunArgs(["--cpus", "0"]);
  * } catch (e) {
@@ -169,7 +169,7 @@ function numFlag(name: string, raw: string | undefined, def: number, min: number
  *
  * @example
  * ```ts
- * import { parseRunArgs } from "./mod.ts";
+ * import { parseRunArgs } from "./run.ts";
  * console.log(parseRunArgs(["--cpus", "2"])?.cpus); // 2
  * ```
  */
@@ -228,7 +228,7 @@ export function parseRunArgs(args: string[]): RunOptions | undefined {
  *
  * @example
  * ```ts
- * import { runJob } from "./mod.ts";
+ * import { runJob } from "./run.ts";
  * const r = await runJob({
  *   mode: "bulk", bulk: 16, cpus: 1, queues: 2, frameSize: 64,
  *   rate: 0, duration: 0.2, pin: false, json: true,
@@ -392,7 +392,7 @@ function printSummary(r: RunResult): void {
  *
  * @example
  * ```ts
- * import { runMain } from "./mod.ts";
+ * import { runMain } from "./run.ts";
  * const status = await runMain(["--duration", "0.2", "--json"]);
  * ```
  */

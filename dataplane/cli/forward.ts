@@ -7,10 +7,10 @@
  *
  * @module
  */
-import { parseArgs } from "parse-args";
-import { BulktapError } from "./errors.ts";
-import { FramePool } from "./pool.ts";
-import { TapDevice, tapMaxMtu, tapNameProblem, type TapStats } from "./tap.ts";
+import { parseArgs } from "node:util";
+import { BulktapError } from "../errors.ts";
+import { FramePool } from "../pool.ts";
+import { TapDevice, tapMaxMtu, tapNameProblem, type TapStats } from "../tap.ts";
 
 /** The pool's frames: the defaults, fixed, so --mtu can be checked up front. */
 const FRAME_SIZE = 2048;
@@ -102,7 +102,7 @@ function line(c: ForwardCounts): string {
  *
  * @example
  * ```ts ignore
- * import { forwardMain } from "./dataplane/forward.ts";
+ * import { forwardMain } from "./forward.ts";
  * Deno.exit(await forwardMain(["btA", "btB", "--queues", "2", "--json"]));
  * ```
  */
