@@ -6,9 +6,8 @@
  * @module
  */
 import { parseArgs } from "parse-args";
-import { type MachineInfo, machineInfo, machineLine } from "./machine.ts";
+import { machineInfo, machineLine } from "./machine.ts";
 import {
-  type Headlines,
   headlines,
   type ProgressEvent,
   type ProviderContext,
@@ -16,6 +15,9 @@ import {
   type ScenarioProvider,
 } from "./points.ts";
 import { PROVIDERS } from "./scenarios.ts";
+import type { BenchOptions, BenchResult } from "./result.ts";
+
+export type { BenchOptions, BenchResult };
 import { headlineText, pointsTable } from "./table.ts";
 
 /** Help text for `mod.ts bench`. */
@@ -44,30 +46,6 @@ measure one, with the reason). Headlines: bulk-16/single per scenario,
 ours/DPDK rte_ring (single and bulk), batched/per-frame into a TAP, 4
 producers on 2 cores over 2, and (full runs) the cost of latency recording.
 `;
-
-/** Options after parsing. */
-export interface BenchOptions {
-  /** CI mode. */
-  quick: boolean;
-  /** Repeats per point. */
-  repeats: number;
-  /** Run length, ms. */
-  durationMs: number;
-  /** Bulk sizes. */
-  bulks: number[];
-  /** Frame sizes. */
-  frameSizes: number[];
-  /** Provider names to run. */
-  only: string[];
-  /** JSON output path. */
-  json?: string;
-  /** HTML output path. */
-  html?: string;
-  /** Install peers with apt-get. */
-  installPeers: boolean;
-  /** Print help. */
-  help: boolean;
-}
 
 /** A command-line mistake: exit status 2. */
 export class UsageError extends Error {}
@@ -166,28 +144,6 @@ export function parseBenchArgs(args: string[]): BenchOptions {
     installPeers: v["install-peers"] === true,
     help: v.help === true,
   };
-}
-
-/** Everything a run produced: what `--json` writes and the report reads. */
-export interface BenchResult {
-  /** Format tag (2: per-repeat locks, wake-ups, drops, CPU, latency; figures; n/a reasons). */
-  schema: "bulktap-bench/2";
-  /** ISO time the run started. */
-  startedAt: string;
-  /** Wall time of the whole run, s. */
-  elapsedS: number;
-  /** 1-minute load average at the start and the end (other work on the machine). */
-  loadavg?: { start: number; end: number };
-  /** The machine. */
-  machine: MachineInfo;
-  /** Options in effect. */
-  options: Omit<BenchOptions, "help">;
-  /** Providers that ran, with their titles and headers. */
-  providers: { name: string; title: string; meta?: Record<string, unknown> }[];
-  /** Every point (with every raw repeat), every figure and every unmeasured entry. */
-  entries: ResultEntry[];
-  /** Headline ratios computed from entries. */
-  headlines: Headlines;
 }
 
 /** The 1-minute load average, or NaN where /proc/loadavg does not exist. */

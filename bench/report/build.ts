@@ -9,7 +9,7 @@
  * @module
  */
 import * as esbuild from "esbuild";
-import type { BenchResult } from "../main.ts";
+import type { BenchResult } from "../result.ts";
 
 const PAGE = new URL("./page.ts", import.meta.url);
 const STYLE = new URL("./style.css", import.meta.url);
