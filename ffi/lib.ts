@@ -5,13 +5,17 @@
  *
  * @module
  */
-import { buildLibrary, readSources, type SourceFile } from "./build.ts";
+import { buildLibrary, C_DIR, readSources, type SourceFile } from "./build.ts";
 import { type BulktapSymbols, symbols } from "./symbols.ts";
 
-// The C sources, fetched beside this module when it loads (a module loaded
-// over HTTP can read them no other way). Without permission to read them
-// now, the first use reads them itself and reports what is missing.
-const fetched: readonly SourceFile[] | undefined = await readSources().catch(() => undefined);
+// A module loaded over HTTP(S) fetches its C sources when it loads (it can
+// read them no other way); without permission to, the first use reports what
+// is missing. A local module reads them at first use, and has no top-level
+// await: a Worker whose module is still evaluating when its first message
+// arrives loses that message (the Scheduler's Workers would never start).
+const fetched: readonly SourceFile[] | undefined = C_DIR.protocol === "file:"
+  ? undefined
+  : await readSources().catch(() => undefined);
 
 let loaded: { path: string; symbols: BulktapSymbols } | undefined;
 
