@@ -82,6 +82,7 @@ struct bt_frame_meta {
 #define BT_FRAME_MAGIC 0x62746672u /* "btfr" */
 
 /* Byte offsets of the metadata fields, for TypeScript views. */
+#define BT_META_SIZE 32 /* sizeof(struct bt_frame_meta), what bt_meta_size() returns */
 #define BT_META_OFF_MAGIC 0
 #define BT_META_OFF_REF 4
 #define BT_META_OFF_DATA_OFF 8

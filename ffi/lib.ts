@@ -7,6 +7,8 @@
  */
 import { buildLibrary, C_DIR, readSources, type SourceFile } from "./build.ts";
 import { type BulktapSymbols, symbols } from "./symbols.ts";
+import { BT_META_SIZE, BT_VERSION } from "./abi.ts";
+import { BulktapError } from "./errors.ts";
 
 // A module loaded over HTTP(S) fetches its C sources when it loads (it can
 // read them no other way); without permission to, the first use reports what
@@ -31,7 +33,9 @@ let loaded: { path: string; symbols: BulktapSymbols } | undefined;
 export function library(): BulktapSymbols {
   if (!loaded) {
     const path = buildLibrary({ sources: fetched });
-    loaded = { path, symbols: Deno.dlopen(path, symbols).symbols };
+    const lib = Deno.dlopen(path, symbols);
+    checkAbi(lib.symbols.bt_version(), lib.symbols.bt_meta_size(), path, () => lib.close());
+    loaded = { path, symbols: lib.symbols };
   }
   return loaded.symbols;
 }
@@ -48,4 +52,34 @@ export function library(): BulktapSymbols {
 export function libraryPath(): string {
   library();
   return loaded!.path;
+}
+
+/**
+ * Check a loaded library against the header this module was generated
+ * from (`ffi/abi.ts`): its version and frame metadata size. A mismatch
+ * throws `EBUILD` naming both values and the library's path (after
+ * `close`, so nothing keeps using it).
+ *
+ * @example
+ * ```ts
+ * import { checkAbi } from "./lib.ts";
+ * checkAbi(1, 32, "/tmp/libbulktap.so", () => {});
+ * ```
+ */
+export function checkAbi(version: number, metaSize: number, path: string, close: () => void): void {
+  const problems: string[] = [];
+  if (version !== BT_VERSION) {
+    problems.push(`bt_version() is ${version}, c/bulktap.h says BT_VERSION ${BT_VERSION}`);
+  }
+  if (metaSize !== BT_META_SIZE) {
+    problems.push(`bt_meta_size() is ${metaSize}, c/bulktap.h says BT_META_SIZE ${BT_META_SIZE}`);
+  }
+  if (!problems.length) return;
+  close();
+  throw new BulktapError(
+    "EBUILD",
+    `the C library ${path} does not match this bulktap: ${problems.join("; ")}. ` +
+      "Remove it from the cache to rebuild, or run ffi/gen_abi.ts (deno task abi) " +
+      "after editing c/bulktap.h",
+  );
 }
