@@ -223,6 +223,7 @@ BT_API int32_t bt_queue_count(uint32_t dev, uint32_t queue);
  */
 #define BT_TAP_CREATE 1u /* create the device if it does not exist */
 #define BT_TAP_WRITE 2u /* write() per frame instead of io_uring batches */
+#define BT_TAP_MAX_QUEUES 64 /* queues (file descriptors) of one TAP device */
 
 /* Forwarding modes (bt_forward_start). */
 #define BT_FWD_BULK 0u /* one xmit per batch read */

@@ -35,6 +35,7 @@
  */
 import * as hdr from "npm:hdr-histogram-js@^3";
 import { library } from "../ffi/lib.ts";
+import * as abi from "../ffi/abi.ts";
 import { arrayLength, checkCount, intIn, show, u32Length } from "./boundary.ts";
 import { BulktapError, checkErrno } from "./errors.ts";
 
@@ -67,7 +68,7 @@ export interface LatencySummary {
  * console.log(MAX_LATENCY_NS / 1e9); // 3600
  * ```
  */
-export const MAX_LATENCY_NS = 3_600_000_000_000;
+export const MAX_LATENCY_NS: number = abi.BT_LAT_MAX_NS;
 
 /**
  * Layout of a latency bucket array (as `c/bulktap.h` defines it): 64-bit
@@ -82,23 +83,23 @@ export const MAX_LATENCY_NS = 3_600_000_000_000;
  */
 export const LatencyLayout = {
   /** log2 of the buckets per power-of-two range, above 256 ns. */
-  SUB_BITS: 7,
+  SUB_BITS: abi.BT_LAT_SUB_BITS,
   /** Buckets (1 ns .. 2^42 ns). */
-  BUCKETS: 4608,
+  BUCKETS: abi.BT_LAT_BUCKETS,
   /** Header words before the buckets. */
-  HEADER: 8,
+  HEADER: abi.BT_LAT_HEADER,
   /** Header word: layout magic, written by the C library. */
-  H_MAGIC: 0,
+  H_MAGIC: abi.BT_LAT_H_MAGIC,
   /** Header word: frames recorded (bucketed plus clamped). */
-  H_FRAMES: 1,
+  H_FRAMES: abi.BT_LAT_H_FRAMES,
   /** Header word: frames skipped (no timestamp, or an invalid ref). */
-  H_SKIPPED: 2,
+  H_SKIPPED: abi.BT_LAT_H_SKIPPED,
   /** Header word: frames of an hour or more, reported as 1 hour. */
-  H_CLAMPED: 3,
+  H_CLAMPED: abi.BT_LAT_H_CLAMPED,
   /** Total words. */
-  WORDS: 4616,
+  WORDS: abi.BT_LAT_WORDS,
   /** Total bytes. */
-  BYTES: 4616 * 8,
+  BYTES: abi.BT_LAT_WORDS * 8,
 } as const;
 
 /**

@@ -210,6 +210,9 @@ export const BT_TAP_CREATE = 1;
 /** `BT_TAP_WRITE`: write() per frame instead of io_uring batches */
 export const BT_TAP_WRITE = 2;
 
+/** `BT_TAP_MAX_QUEUES`: queues (file descriptors) of one TAP device */
+export const BT_TAP_MAX_QUEUES = 64;
+
 /** `BT_FWD_BULK`: one xmit per batch read */
 export const BT_FWD_BULK = 0;
 
