@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { parseArgs } from "parse-args";
+import { intFlag, parseFlags, reportUsage, UsageError } from "../dataplane/cli/flags.ts";
 import { machineInfo, machineLine } from "./machine.ts";
 import {
   headlines,
@@ -47,28 +47,23 @@ ours/DPDK rte_ring (single and bulk), batched/per-frame into a TAP, 4
 producers on 2 cores over 2, and (full runs) the cost of latency recording.
 `;
 
-/** A command-line mistake: exit status 2. */
-export class UsageError extends Error {}
+export { UsageError };
 
 const OPTIONS = {
-  quick: { type: "boolean" },
-  repeats: { type: "string" },
-  "duration-ms": { type: "string" },
-  bulk: { type: "string" },
-  "frame-size": { type: "string" },
-  only: { type: "string" },
-  json: { type: "string" },
-  html: { type: "string" },
-  "install-peers": { type: "boolean" },
-  help: { type: "boolean", short: "h" },
+  quick: "boolean",
+  repeats: "string",
+  "duration-ms": "string",
+  bulk: "string",
+  "frame-size": "string",
+  only: "string",
+  json: "string",
+  html: "string",
+  "install-peers": "boolean",
+  help: "boolean",
 } as const;
 
 function intIn(name: string, raw: string, min: number, max: number): number {
-  const n = Number(raw);
-  if (!/^\d+$/.test(raw.trim()) || n < min || n > max) {
-    throw new UsageError(`--${name}=${raw}: expected an integer in ${min}..${max}`);
-  }
-  return n;
+  return intFlag(name, raw, 0, min, max);
 }
 
 function intList(name: string, raw: string, min: number, max: number): number[] {
@@ -87,31 +82,7 @@ function intList(name: string, raw: string, min: number, max: number): number[] 
  * ```
  */
 export function parseBenchArgs(args: string[]): BenchOptions {
-  const { values, positionals, tokens } = parseArgs({
-    args,
-    options: OPTIONS,
-    strict: false,
-    allowPositionals: true,
-    tokens: true,
-  });
-  const unknown: string[] = [];
-  const problems: string[] = [];
-  for (const t of tokens ?? []) {
-    if (t.kind !== "option") continue;
-    const spec = (OPTIONS as Record<string, { type: string }>)[t.name];
-    if (!spec) {
-      unknown.push(t.rawName);
-    } else if (spec.type === "string" && t.value === undefined) {
-      problems.push(`${t.rawName} needs a value`);
-    } else if (spec.type === "boolean" && t.value !== undefined) {
-      problems.push(`${t.rawName} takes no value`);
-    }
-  }
-  if (unknown.length) {
-    throw new UsageError(`unknown flag${unknown.length > 1 ? "s" : ""}: ${unknown.join(", ")}`);
-  }
-  if (positionals.length) throw new UsageError(`unexpected argument: ${positionals.join(" ")}`);
-  if (problems.length) throw new UsageError(problems.join("; "));
+  const { values } = parseFlags(args, OPTIONS);
   const v = values as Record<string, string | boolean | undefined>;
   const quick = v.quick === true;
   const names = PROVIDERS.map((p) => p.name);
@@ -309,10 +280,7 @@ export async function benchMain(args: string[]): Promise<number> {
   try {
     o = parseBenchArgs(args);
   } catch (e) {
-    if (e instanceof UsageError || e instanceof TypeError) {
-      console.error(`bulktap bench: ${(e as Error).message}\n\n${BENCH_HELP}`);
-      return 2;
-    }
+    if (e instanceof UsageError) return reportUsage("bench", e);
     throw e;
   }
   if (o.help) {

@@ -99,6 +99,27 @@ Deno.test("cli: bad values exit 2 naming the flag and the value", async () => {
   }
 });
 
+Deno.test("cli: every command words a bad flag the same and points at its own --help", async () => {
+  for (const cmd of [[], ["bench"], ["forward"]]) {
+    const r = await run(...cmd, "--frobnicate");
+    const name = cmd.length ? ` ${cmd[0]}` : "";
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(
+      r.stderr.trim(),
+      `bulktap${name}: unknown flag: --frobnicate\n` +
+        `run \`deno run -A mod.ts${name} --help\` for usage`,
+    );
+  }
+});
+
+Deno.test("cli: a negative value is refused the same after a space as after =", async () => {
+  const spaced = await run("--rate", "-5");
+  const joined = await run("--rate=-5");
+  assert.equal(spaced.code, 2, spaced.stderr);
+  assert.equal(spaced.stderr, joined.stderr);
+  assert.match(spaced.stderr, /--rate=-5 is not a number in 0\.\.1000000000/);
+});
+
 const canTap = (() => {
   try {
     return Deno.uid() === 0 && Deno.statSync("/dev/net/tun").isCharDevice;

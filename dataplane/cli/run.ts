@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { intFlag, numFlag, parseFlags, reportUsage, UsageError } from "./flags.ts";
 import { Device } from "../device.ts";
 import { BulktapError } from "../errors.ts";
 import { TapDevice, tapNameProblem } from "../tap.ts";
@@ -130,38 +130,7 @@ export interface RunResult {
   distribution: [number, number][];
 }
 
-/**
- * A bad flag or value: exit status 2.
- *
- * @example
- * ```ts
- * import { parseRunArgs, UsageError } from "./run.ts";
- * try {
- *   parseRunArgs(["--cpus", "0"]);
- * } catch (e) {
- *   console.log(e instanceof UsageError); // true
- * }
- * ```
- */
-export class UsageError extends Error {}
-
-function intFlag(name: string, raw: string | undefined, def: number, min: number, max: number) {
-  if (raw === undefined) return def;
-  const v = Number(raw);
-  if (raw.trim() === "" || !Number.isInteger(v) || v < min || v > max) {
-    throw new UsageError(`--${name}=${raw} is not an integer in ${min}..${max}`);
-  }
-  return v;
-}
-
-function numFlag(name: string, raw: string | undefined, def: number, min: number, max: number) {
-  if (raw === undefined) return def;
-  const v = Number(raw);
-  if (raw.trim() === "" || !Number.isFinite(v) || v < min || v > max) {
-    throw new UsageError(`--${name}=${raw} is not a number in ${min}..${max}`);
-  }
-  return v;
-}
+export { UsageError };
 
 /**
  * Parse the main job's flags. Throws {@linkcode UsageError} naming the bad
@@ -174,31 +143,22 @@ function numFlag(name: string, raw: string | undefined, def: number, min: number
  * ```
  */
 export function parseRunArgs(args: string[]): RunOptions | undefined {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        mode: { type: "string" },
-        bulk: { type: "string" },
-        cpus: { type: "string" },
-        queues: { type: "string" },
-        "frame-size": { type: "string" },
-        rate: { type: "string" },
-        duration: { type: "string" },
-        tap: { type: "string" },
-        pin: { type: "boolean" },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const { values } = parseFlags(args, {
+    mode: "string",
+    bulk: "string",
+    cpus: "string",
+    queues: "string",
+    "frame-size": "string",
+    rate: "string",
+    duration: "string",
+    tap: "string",
+    pin: "boolean",
+    json: "boolean",
+    help: "boolean",
+  });
   if (values.help) return undefined;
   const mode = values.mode ?? "bulk";
+  const tap = values.tap;
   if (mode !== "bulk" && mode !== "single") {
     throw new UsageError(`--mode=${mode} is not bulk or single`);
   }
@@ -206,8 +166,8 @@ export function parseRunArgs(args: string[]): RunOptions | undefined {
   if (mode === "single" && values.bulk !== undefined && bulk !== 1) {
     throw new UsageError(`--bulk=${values.bulk} contradicts --mode=single (one frame per xmit)`);
   }
-  const tapWhy = values.tap === undefined ? undefined : tapNameProblem(values.tap);
-  if (tapWhy) throw new UsageError(`--tap=${values.tap} is not an interface name: it ${tapWhy}`);
+  const tapWhy = tap === undefined ? undefined : tapNameProblem(tap);
+  if (tapWhy) throw new UsageError(`--tap=${tap} is not an interface name: it ${tapWhy}`);
   return {
     mode,
     bulk: mode === "single" ? 1 : bulk,
@@ -216,9 +176,9 @@ export function parseRunArgs(args: string[]): RunOptions | undefined {
     frameSize: intFlag("frame-size", values["frame-size"], 64, 60, 1792),
     rate: numFlag("rate", values.rate, 0, 0, 1e9),
     duration: numFlag("duration", values.duration, 5, 0.001, 1e6),
-    tap: values.tap,
-    pin: values.pin ?? false,
-    json: values.json ?? false,
+    tap,
+    pin: values.pin === true,
+    json: values.json === true,
   };
 }
 
@@ -401,10 +361,7 @@ export async function runMain(args: string[]): Promise<number> {
   try {
     o = parseRunArgs(args);
   } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(`bulktap: ${e.message}\nrun with --help for usage`);
-      return 2;
-    }
+    if (e instanceof UsageError) return reportUsage("", e);
     throw e;
   }
   if (!o) {
