@@ -69,6 +69,22 @@ Deno.test("cli: --rate caps generation at the rate, and every generated frame is
   assert.equal(typeof j.maxStageAgeNs, "number");
 });
 
+Deno.test("cli: says what it runs before it runs, then a table with named columns", async () => {
+  const r = await run("--duration", "0.3");
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.split("\n");
+  assert.match(lines[0], /^bulktap: running generator -> forward -> in-memory device, bulk mode/);
+  assert.match(r.stdout, /^│ measure +│ +value │ unit +│ limit +│ verdict +│$/m);
+  assert.match(
+    r.stdout,
+    /^│ dropped +│ +\d+ │ frames +│ 0 +│ (none|[\d.]+ % of generated: .+?) +│$/m,
+  );
+  assert.match(
+    r.stdout,
+    /^│ longest stage wait +│ +[\d.]+ │ (ns|us|ms) +│ 50\.0 us \+ one turn +│ \S.+│$/m,
+  );
+});
+
 Deno.test("cli: --mode single reports bulk 1", async () => {
   const r = await run("--duration", "0.3", "--mode", "single", "--cpus", "1", "--json");
   assert.equal(r.code, 0, r.stderr);
@@ -191,10 +207,10 @@ function spawn(...args: string[]) {
   };
 }
 
-/** The summary table's rows: `│ name │ value │`. */
+/** The summary table's rows: `│ measure │ value │ unit │ limit │ verdict │`, measure -> value. */
 function tableRows(out: string): Record<string, string> {
   const rows: Record<string, string> = {};
-  for (const m of out.matchAll(/^│ (.+?)\s+│ (.+?)\s+│$/gm)) rows[m[1]] = m[2];
+  for (const m of out.matchAll(/^│ (.+?)\s+│\s+(\S+) │/gm)) rows[m[1]] = m[2];
   return rows;
 }
 

@@ -6,6 +6,7 @@
  * @module
  */
 import { intFlag, numFlag, parseFlags, reportUsage, UsageError } from "./flags.ts";
+import { nsParts, type Row, table } from "./table.ts";
 import { Device } from "../device.ts";
 import { BulktapError } from "../errors.ts";
 import { TapDevice, tapNameProblem } from "../tap.ts";
@@ -316,6 +317,18 @@ function fmtNs(ns: number | null): string {
   return `${ns} ns`;
 }
 
+/** The poll loop's default flush deadline (PollLoopOptions.deadlineNs). */
+const DEADLINE_NS = 50_000;
+
+/** What the main job is about to run, in one line. */
+function describeJob(o: RunOptions): string {
+  return `bulktap: running generator -> forward -> ${
+    o.tap === undefined ? "in-memory device" : `TAP ${o.tap}`
+  }, ${o.mode} mode` + (o.mode === "bulk" ? ` (bulk ${o.bulk})` : "") +
+    `, ${o.cpus} CPU(s), ${o.queues} queue(s), ${o.frameSize} B frames, ` +
+    `${o.rate ? o.rate + " pps" : "max rate"}, for ${o.duration} s (Ctrl-C stops early)`;
+}
+
 function printSummary(r: RunResult): void {
   console.log(
     `\nbulktap: generator -> forward -> ${
@@ -325,25 +338,74 @@ function printSummary(r: RunResult): void {
       `, ${r.cpus} CPU(s), ${r.queues} queue(s), ${r.frameSize} B frames, ` +
       `${r.rate ? r.rate + " pps" : "max rate"}, ${r.seconds.toFixed(2)} s`,
   );
-  console.table({
-    "frames generated": r.generated,
-    "generated per second (window)": Math.round(r.generatedPps),
-    [r.target === "memory" ? "frames read" : "frames written to the kernel"]: r.frames,
-    "Mpps": Number(r.mpps.toFixed(3)),
-    "dropped": r.dropped,
-    "left in queues at close": r.leftInQueues,
-    "xmit calls (locks)": r.device.xmitCalls,
-    "doorbells (flushes)": r.device.flushes,
-    "wake-ups sent": r.device.wakeupsSent,
-    "pool empty (generator polls short)": r.poolEmpty,
-    "longest stage wait (deadline 50 us)": fmtNs(r.maxStageAgeNs),
-    "longest source turn (preemption shows here)": fmtNs(r.maxSourceRunNs),
-    "latency p50": fmtNs(r.latencyNs.p50),
-    "latency p90": fmtNs(r.latencyNs.p90),
-    "latency p99": fmtNs(r.latencyNs.p99),
-    "latency p99.9": fmtNs(r.latencyNs.p999),
-    "latency max": fmtNs(r.latencyNs.max),
-  });
+  const kernel = r.target !== "memory";
+  const pct = (n: number) => r.generated ? `${(100 * n / r.generated).toFixed(1)} %` : "0 %";
+  const ns = (measure: string, v: number | null, limit = "", verdict = ""): Row => {
+    if (v === null) {
+      return { measure, value: "n/a", verdict: "not measured: the kernel is the reader" };
+    }
+    const [value, unit] = nsParts(v);
+    return { measure, value, unit, limit, verdict };
+  };
+  const [dl, dlUnit] = nsParts(DEADLINE_NS);
+  const rows: Row[] = [
+    { measure: "frames generated", value: String(r.generated), unit: "frames" },
+    {
+      measure: "generated per second (window)",
+      value: String(Math.round(r.generatedPps)),
+      unit: "frames/s",
+      limit: r.rate ? `${r.rate} frames/s` : "",
+      verdict: r.rate ? (r.generatedPps <= r.rate * 1.01 ? "within --rate" : "above --rate") : "",
+    },
+    {
+      measure: kernel ? "frames written to the kernel" : "frames read",
+      value: String(r.frames),
+      unit: "frames",
+    },
+    { measure: "Mpps", value: r.mpps.toFixed(3), unit: "Mframes/s" },
+    {
+      measure: "dropped",
+      value: String(r.dropped),
+      unit: "frames",
+      limit: "0",
+      verdict: r.dropped === 0
+        ? "none"
+        : `${pct(r.dropped)} of generated: ${
+          kernel
+            ? "the kernel's queue was full (nobody reads the TAP, or its link is down)"
+            : "a full ring: readers fell behind"
+        }`,
+    },
+    { measure: "left in queues at close", value: String(r.leftInQueues), unit: "frames" },
+    { measure: "xmit calls (locks)", value: String(r.device.xmitCalls), unit: "calls" },
+    { measure: "doorbells (flushes)", value: String(r.device.flushes), unit: "flushes" },
+    { measure: "wake-ups sent", value: String(r.device.wakeupsSent), unit: "wake-ups" },
+    {
+      measure: "pool empty (generator polls short)",
+      value: String(r.poolEmpty),
+      unit: "polls",
+      limit: "0",
+      verdict: r.poolEmpty === 0 ? "never" : "frames came back slower than they were made",
+    },
+    ns(
+      "longest stage wait",
+      r.maxStageAgeNs,
+      `${dl} ${dlUnit} + one turn`,
+      r.maxStageAgeNs <= DEADLINE_NS
+        ? "within the deadline"
+        : r.maxStageAgeNs <= DEADLINE_NS + r.maxSourceRunNs
+        ? "over the deadline by at most one source's turn, as designed; a long turn means " +
+          "the CPU was busy elsewhere"
+        : "beyond the deadline plus one turn: not expected, please report it",
+    ),
+    ns("longest source turn", r.maxSourceRunNs, "", "preemption and other load show here"),
+    ns("latency p50", r.latencyNs.p50),
+    ns("latency p90", r.latencyNs.p90),
+    ns("latency p99", r.latencyNs.p99),
+    ns("latency p99.9", r.latencyNs.p999),
+    ns("latency max", r.latencyNs.max),
+  ];
+  console.log(table(rows));
 }
 
 /**
@@ -368,6 +430,7 @@ export async function runMain(args: string[]): Promise<number> {
     console.log(RUN_HELP);
     return 0;
   }
+  if (!o.json) console.log(describeJob(o));
   const stop = new AbortController();
   let signalled = 0;
   const handlers: [Deno.Signal, () => void][] = [
