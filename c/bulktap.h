@@ -93,6 +93,13 @@ struct bt_frame_meta {
 #define BT_META_OFF_QUEUE 28
 #define BT_META_OFF_STATE 30
 
+/* Frame states, kept in the frame's headroom at BT_META_OFF_STATE. */
+enum bt_frame_state {
+	BT_FREE = 0, /* in its pool */
+	BT_HELD = 1, /* held by a caller */
+	BT_QUEUED = 2, /* in a device queue */
+};
+
 /* Pool statistics, in this order (bt_pool_stats). */
 enum bt_pool_stat {
 	BT_PS_FRAMES,

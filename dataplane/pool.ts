@@ -27,7 +27,7 @@ export const META = {
 } as const;
 
 /** Frame states as the library keeps them in the headroom. */
-export const FrameState = { FREE: 0, HELD: 1, QUEUED: 2 } as const;
+export const FrameState = { FREE: abi.BT_FREE, HELD: abi.BT_HELD, QUEUED: abi.BT_QUEUED } as const;
 
 const INDEX_BITS = abi.BT_REF_INDEX_BITS;
 const INDEX_MASK = (1 << INDEX_BITS) - 1;

@@ -72,6 +72,15 @@ export const BT_META_OFF_QUEUE = 28;
 /** `BT_META_OFF_STATE` */
 export const BT_META_OFF_STATE = 30;
 
+/** `BT_FREE`: in its pool */
+export const BT_FREE = 0;
+
+/** `BT_HELD`: held by a caller */
+export const BT_HELD = 1;
+
+/** `BT_QUEUED`: in a device queue */
+export const BT_QUEUED = 2;
+
 /** `BT_PS_FRAMES` */
 export const BT_PS_FRAMES = 0;
 
