@@ -25,7 +25,7 @@
  *
  * @module
  */
-import { parseArgs } from "parse-args";
+import { parseArgs } from "node:util";
 import process from "node:process";
 import { Device, FramePool, type StageMode } from "../dataplane/mod.ts";
 import { LatencyRecorder, percentileDistribution } from "../dataplane/latency.ts";

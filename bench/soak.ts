@@ -6,7 +6,7 @@
  *
  *   deno run -A bench/soak.ts --soak 60 [--producers 2] [--every 5]
  */
-import { parseArgs } from "parse-args";
+import { parseArgs } from "node:util";
 import { Device, FramePool } from "../dataplane/mod.ts";
 
 const { values } = parseArgs({

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import * as esbuild from "esbuild";
+import * as esbuild from "npm:esbuild@^0.28";
 import type { BenchResult } from "../result.ts";
 
 const PAGE = new URL("./page.ts", import.meta.url);
