@@ -254,7 +254,9 @@ export class Scheduler implements AsyncDisposable {
         new Promise((resolve, reject) => {
           worker.onmessage = (e: MessageEvent<WorkerMessage>) => {
             const m = e.data;
-            if (m.type === "ready") {
+            if (m.type === "loaded") {
+              worker.postMessage({ type: "start", config: this.#config(cpu) });
+            } else if (m.type === "ready") {
               slot.latency = m.latency;
               resolve();
             } else if (m.type === "done") {
@@ -280,7 +282,6 @@ export class Scheduler implements AsyncDisposable {
           };
         }),
       );
-      worker.postMessage({ type: "start", config: this.#config(cpu) });
     }
     try {
       await Promise.all(ready);

@@ -63,6 +63,7 @@ export interface WorkerConfig {
 
 /** Messages a Worker posts. */
 export type WorkerMessage =
+  | { type: "loaded" }
   | { type: "ready"; cpu: number; pinned: boolean; latency: LatencyShare[] }
   | { type: "error"; cpu: number; code: string; message: string }
   | { type: "done"; cpu: number; targets: number[]; unstamped: number };
@@ -215,3 +216,8 @@ scope.onmessage = (e: MessageEvent<{ type: "start"; config: WorkerConfig }>) => 
     );
   });
 };
+// Only now can a "start" be received: a message that arrives while this
+// module (or one it imports, e.g. a library loaded over HTTP fetching its C
+// sources) is still evaluating would be lost. (The main thread imports this
+// module too, for Ctrl: there is no one to tell there.)
+if (typeof scope.postMessage === "function") scope.postMessage({ type: "loaded" });

@@ -86,6 +86,33 @@ Deno.test("as a user: the package imported by http:// URL builds, sends, reads b
   await runsAsUser(new URL(ENTRY, server.url).href);
 });
 
+Deno.test("as a user: the scheduler imported by http:// URL starts its Workers and reports", async () => {
+  await using server = serveDir(ROOT);
+  using u = userFolder();
+  Deno.writeTextFileSync(
+    `${u.dir}/main.ts`,
+    `import { Device, FramePool } from "${new URL(ENTRY, server.url)}";
+import { Scheduler } from "${new URL("dataplane/scheduler.ts", server.url)}";
+using pool = new FramePool({ frames: 4096 });
+using dev = new Device({ pool, queues: 2 });
+const sched = new Scheduler({
+  cpus: 2,
+  sources: [0, 1].map(() => ({ kind: "generator", pool: pool.handle, rate: 1000 })),
+  program: { name: "forward", options: { target: 0 } },
+  targets: [dev],
+  readers: [0, 1].map((q) => ({ device: dev.handle, queue: q })),
+});
+await sched.start();
+await new Promise((r) => setTimeout(r, 200));
+const report = await sched.close();
+console.log(JSON.stringify({ frames: report.targets[0].sent > 0 }));
+`,
+  );
+  const run = await deno(["run", "-A", "main.ts"], u.dir, u.env);
+  assert.ok(run.ok, `deno run failed:\n${run.err}`);
+  assert.deepEqual(JSON.parse(run.out), { frames: true });
+});
+
 Deno.test("as a user: the entry imported by URL loads no app, benchmark, esbuild or uPlot", async () => {
   await using server = serveDir(ROOT);
   using u = userFolder();
