@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { FramePool, type Program, redirect } from "../mod.ts";
+import { FramePool, type Program, redirect } from "../dataplane/mod.ts";
 
 /**
  * `forward`, after giving every frame its own timestamp: what a TAP

@@ -5,10 +5,9 @@
  *
  * @module
  */
-import { parseArgs } from "parse-args";
-import { type MachineInfo, machineInfo, machineLine } from "./machine.ts";
+import { intFlag, parseFlags, reportUsage, UsageError } from "../dataplane/cli/flags.ts";
+import { machineInfo, machineLine } from "./machine.ts";
 import {
-  type Headlines,
   headlines,
   type ProgressEvent,
   type ProviderContext,
@@ -16,6 +15,9 @@ import {
   type ScenarioProvider,
 } from "./points.ts";
 import { PROVIDERS } from "./scenarios.ts";
+import type { BenchOptions, BenchResult } from "./result.ts";
+
+export type { BenchOptions, BenchResult };
 import { headlineText, pointsTable } from "./table.ts";
 
 /** Help text for `mod.ts bench`. */
@@ -45,52 +47,23 @@ ours/DPDK rte_ring (single and bulk), batched/per-frame into a TAP, 4
 producers on 2 cores over 2, and (full runs) the cost of latency recording.
 `;
 
-/** Options after parsing. */
-export interface BenchOptions {
-  /** CI mode. */
-  quick: boolean;
-  /** Repeats per point. */
-  repeats: number;
-  /** Run length, ms. */
-  durationMs: number;
-  /** Bulk sizes. */
-  bulks: number[];
-  /** Frame sizes. */
-  frameSizes: number[];
-  /** Provider names to run. */
-  only: string[];
-  /** JSON output path. */
-  json?: string;
-  /** HTML output path. */
-  html?: string;
-  /** Install peers with apt-get. */
-  installPeers: boolean;
-  /** Print help. */
-  help: boolean;
-}
-
-/** A command-line mistake: exit status 2. */
-export class UsageError extends Error {}
+export { UsageError };
 
 const OPTIONS = {
-  quick: { type: "boolean" },
-  repeats: { type: "string" },
-  "duration-ms": { type: "string" },
-  bulk: { type: "string" },
-  "frame-size": { type: "string" },
-  only: { type: "string" },
-  json: { type: "string" },
-  html: { type: "string" },
-  "install-peers": { type: "boolean" },
-  help: { type: "boolean", short: "h" },
+  quick: "boolean",
+  repeats: "string",
+  "duration-ms": "string",
+  bulk: "string",
+  "frame-size": "string",
+  only: "string",
+  json: "string",
+  html: "string",
+  "install-peers": "boolean",
+  help: "boolean",
 } as const;
 
 function intIn(name: string, raw: string, min: number, max: number): number {
-  const n = Number(raw);
-  if (!/^\d+$/.test(raw.trim()) || n < min || n > max) {
-    throw new UsageError(`--${name}=${raw}: expected an integer in ${min}..${max}`);
-  }
-  return n;
+  return intFlag(name, raw, 0, min, max);
 }
 
 function intList(name: string, raw: string, min: number, max: number): number[] {
@@ -109,31 +82,7 @@ function intList(name: string, raw: string, min: number, max: number): number[] 
  * ```
  */
 export function parseBenchArgs(args: string[]): BenchOptions {
-  const { values, positionals, tokens } = parseArgs({
-    args,
-    options: OPTIONS,
-    strict: false,
-    allowPositionals: true,
-    tokens: true,
-  });
-  const unknown: string[] = [];
-  const problems: string[] = [];
-  for (const t of tokens ?? []) {
-    if (t.kind !== "option") continue;
-    const spec = (OPTIONS as Record<string, { type: string }>)[t.name];
-    if (!spec) {
-      unknown.push(t.rawName);
-    } else if (spec.type === "string" && t.value === undefined) {
-      problems.push(`${t.rawName} needs a value`);
-    } else if (spec.type === "boolean" && t.value !== undefined) {
-      problems.push(`${t.rawName} takes no value`);
-    }
-  }
-  if (unknown.length) {
-    throw new UsageError(`unknown flag${unknown.length > 1 ? "s" : ""}: ${unknown.join(", ")}`);
-  }
-  if (positionals.length) throw new UsageError(`unexpected argument: ${positionals.join(" ")}`);
-  if (problems.length) throw new UsageError(problems.join("; "));
+  const { values } = parseFlags(args, OPTIONS);
   const v = values as Record<string, string | boolean | undefined>;
   const quick = v.quick === true;
   const names = PROVIDERS.map((p) => p.name);
@@ -166,28 +115,6 @@ export function parseBenchArgs(args: string[]): BenchOptions {
     installPeers: v["install-peers"] === true,
     help: v.help === true,
   };
-}
-
-/** Everything a run produced: what `--json` writes and the report reads. */
-export interface BenchResult {
-  /** Format tag (2: per-repeat locks, wake-ups, drops, CPU, latency; figures; n/a reasons). */
-  schema: "bulktap-bench/2";
-  /** ISO time the run started. */
-  startedAt: string;
-  /** Wall time of the whole run, s. */
-  elapsedS: number;
-  /** 1-minute load average at the start and the end (other work on the machine). */
-  loadavg?: { start: number; end: number };
-  /** The machine. */
-  machine: MachineInfo;
-  /** Options in effect. */
-  options: Omit<BenchOptions, "help">;
-  /** Providers that ran, with their titles and headers. */
-  providers: { name: string; title: string; meta?: Record<string, unknown> }[];
-  /** Every point (with every raw repeat), every figure and every unmeasured entry. */
-  entries: ResultEntry[];
-  /** Headline ratios computed from entries. */
-  headlines: Headlines;
 }
 
 /** The 1-minute load average, or NaN where /proc/loadavg does not exist. */
@@ -353,10 +280,7 @@ export async function benchMain(args: string[]): Promise<number> {
   try {
     o = parseBenchArgs(args);
   } catch (e) {
-    if (e instanceof UsageError || e instanceof TypeError) {
-      console.error(`bulktap bench: ${(e as Error).message}\n\n${BENCH_HELP}`);
-      return 2;
-    }
+    if (e instanceof UsageError) return reportUsage("bench", e);
     throw e;
   }
   if (o.help) {

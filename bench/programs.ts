@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type Program, redirect } from "../mod.ts";
+import { type Program, redirect } from "../dataplane/mod.ts";
 
 /**
  * Spread frames round-robin over `targets` device-map entries.

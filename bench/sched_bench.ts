@@ -25,17 +25,11 @@
  *
  * @module
  */
-import { parseArgs } from "parse-args";
+import { parseArgs } from "node:util";
 import process from "node:process";
-import {
-  Device,
-  FramePool,
-  LatencyRecorder,
-  percentileDistribution,
-  Scheduler,
-  type SchedulerOptions,
-  type StageMode,
-} from "../mod.ts";
+import { Device, FramePool, type StageMode } from "../dataplane/mod.ts";
+import { LatencyRecorder, percentileDistribution } from "../dataplane/latency.ts";
+import { Scheduler, type SchedulerOptions } from "../dataplane/scheduler.ts";
 import type { LatencyRun } from "./points.ts";
 import { repeatOrder } from "./stats.ts";
 

@@ -6,8 +6,8 @@
  *
  *   deno run -A bench/soak.ts --soak 60 [--producers 2] [--every 5]
  */
-import { parseArgs } from "parse-args";
-import { Device, FramePool } from "../mod.ts";
+import { parseArgs } from "node:util";
+import { Device, FramePool } from "../dataplane/mod.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

@@ -25,7 +25,7 @@
  * @module
  */
 import process from "node:process";
-import { FramePool, TapDevice } from "../mod.ts";
+import { FramePool, TapDevice } from "../dataplane/mod.ts";
 import { repeatOrder } from "./stats.ts";
 
 /** What one run measured (counter deltas over the run). */

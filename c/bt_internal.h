@@ -35,8 +35,7 @@ extern _Atomic int bt_tsan_fence_word;
 #define BT_LIKELY(x) __builtin_expect(!!(x), 1)
 #define BT_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-/* Frame states, kept in the frame's headroom (struct bt_frame_meta). */
-enum { BT_FREE = 0, BT_HELD = 1, BT_QUEUED = 2 };
+/* Frame states (enum bt_frame_state) are in bulktap.h: callers read them. */
 
 /*
  * Frame state transitions.

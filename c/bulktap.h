@@ -82,6 +82,7 @@ struct bt_frame_meta {
 #define BT_FRAME_MAGIC 0x62746672u /* "btfr" */
 
 /* Byte offsets of the metadata fields, for TypeScript views. */
+#define BT_META_SIZE 32 /* sizeof(struct bt_frame_meta), what bt_meta_size() returns */
 #define BT_META_OFF_MAGIC 0
 #define BT_META_OFF_REF 4
 #define BT_META_OFF_DATA_OFF 8
@@ -91,6 +92,13 @@ struct bt_frame_meta {
 #define BT_META_OFF_MARK 24
 #define BT_META_OFF_QUEUE 28
 #define BT_META_OFF_STATE 30
+
+/* Frame states, kept in the frame's headroom at BT_META_OFF_STATE. */
+enum bt_frame_state {
+	BT_FREE = 0, /* in its pool */
+	BT_HELD = 1, /* held by a caller */
+	BT_QUEUED = 2, /* in a device queue */
+};
 
 /* Pool statistics, in this order (bt_pool_stats). */
 enum bt_pool_stat {
@@ -222,6 +230,7 @@ BT_API int32_t bt_queue_count(uint32_t dev, uint32_t queue);
  */
 #define BT_TAP_CREATE 1u /* create the device if it does not exist */
 #define BT_TAP_WRITE 2u /* write() per frame instead of io_uring batches */
+#define BT_TAP_MAX_QUEUES 64 /* queues (file descriptors) of one TAP device */
 
 /* Forwarding modes (bt_forward_start). */
 #define BT_FWD_BULK 0u /* one xmit per batch read */

@@ -87,7 +87,7 @@ uint32_t bt_meta_size(void)
 	return sizeof(struct bt_frame_meta);
 }
 
-_Static_assert(sizeof(struct bt_frame_meta) == 32, "frame meta is 32 bytes");
+_Static_assert(sizeof(struct bt_frame_meta) == BT_META_SIZE, "frame meta is BT_META_SIZE bytes");
 _Static_assert(offsetof(struct bt_frame_meta, len) == BT_META_OFF_LEN,
 	       "len offset");
 _Static_assert(offsetof(struct bt_frame_meta, data_off) ==

@@ -66,7 +66,7 @@
 
 #include "bt_internal.h"
 
-#define TAP_MAX_QUEUES 64
+#define TAP_MAX_QUEUES BT_TAP_MAX_QUEUES
 #define TAP_MAX_BATCH BT_MAX_BULK
 #define TAP_SPILL 64 /* bytes past a frame that show a read did not fit */
 

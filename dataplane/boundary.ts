@@ -41,7 +41,7 @@ export function kindOf(v: unknown): string {
  *
  * @example
  * ```ts
- * import { arrayLength } from "./dataplane/boundary.ts";
+ * import { arrayLength } from "./boundary.ts";
  * console.log(arrayLength(new Uint32Array(4), "Uint32Array", "refs")); // 4
  * ```
  */
@@ -58,7 +58,7 @@ export function arrayLength(v: unknown, kind: string, what: string): number {
  *
  * @example
  * ```ts
- * import { u32Length } from "./dataplane/boundary.ts";
+ * import { u32Length } from "./boundary.ts";
  * console.log(u32Length(new Uint32Array(16), "refs")); // 16
  * ```
  */
@@ -77,7 +77,7 @@ export function u32Length(v: unknown, what: string): number {
  *
  * @example
  * ```ts
- * import { checkCount } from "./dataplane/boundary.ts";
+ * import { checkCount } from "./boundary.ts";
  * checkCount(4, 8, "xmit"); // fine
  * try {
  *   checkCount(2.5, 8, "xmit");
@@ -103,7 +103,7 @@ export function checkCount(count: number, length: number, what: string): number 
  *
  * @example
  * ```ts
- * import { intIn } from "./dataplane/boundary.ts";
+ * import { intIn } from "./boundary.ts";
  * console.log(intIn(3, 0, 7, "queue")); // 3
  * ```
  */
@@ -119,7 +119,7 @@ export function intIn(v: unknown, min: number, max: number, what: string): numbe
  *
  * @example
  * ```ts
- * import { u32Arg } from "./dataplane/boundary.ts";
+ * import { u32Arg } from "./boundary.ts";
  * console.log(u32Arg(0x01000002, "ref")); // 16777218
  * ```
  */

@@ -7,15 +7,16 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
+import { BT_MAX_BULK, BT_XMIT_FLUSH } from "../ffi/abi.ts";
 import { arrayLength, checkCount, show, u32Arg, u32Length } from "./boundary.ts";
 import { BulktapError, checkErrno, codeForErrno } from "./errors.ts";
 import { describeRef, FramePool } from "./pool.ts";
 import { DeviceQueue } from "./queue.ts";
 
 /** The library's flag for "wake the reader" (`BT_XMIT_FLUSH`). */
-export const XMIT_FLUSH = 1;
+export const XMIT_FLUSH: number = BT_XMIT_FLUSH;
 /** Largest bulk one `xmit` call accepts. */
-export const MAX_BULK = 256;
+export const MAX_BULK: number = BT_MAX_BULK;
 
 /** Options for a new in-memory {@linkcode Device}. */
 export interface DeviceOptions {

@@ -26,6 +26,7 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
+import { BT_DEVMAP_MAX_TARGETS } from "../ffi/abi.ts";
 import { intIn, show, u32Arg } from "./boundary.ts";
 import { BulktapError, codeForErrno } from "./errors.ts";
 import { XMIT_FLUSH } from "./device.ts";
@@ -39,7 +40,7 @@ import { XMIT_FLUSH } from "./device.ts";
  * console.log(MAX_TARGETS); // 64
  * ```
  */
-export const MAX_TARGETS = 64;
+export const MAX_TARGETS: number = BT_DEVMAP_MAX_TARGETS;
 
 /** Anything frames can be transmitted to: a library device handle. */
 export interface XmitTarget {

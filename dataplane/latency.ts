@@ -33,8 +33,9 @@
  *
  * @module
  */
-import * as hdr from "hdr-histogram-js";
+import * as hdr from "npm:hdr-histogram-js@^3";
 import { library } from "../ffi/lib.ts";
+import * as abi from "../ffi/abi.ts";
 import { arrayLength, checkCount, intIn, show, u32Length } from "./boundary.ts";
 import { BulktapError, checkErrno } from "./errors.ts";
 
@@ -63,11 +64,11 @@ export interface LatencySummary {
  *
  * @example
  * ```ts
- * import { MAX_LATENCY_NS } from "./mod.ts";
+ * import { MAX_LATENCY_NS } from "./latency.ts";
  * console.log(MAX_LATENCY_NS / 1e9); // 3600
  * ```
  */
-export const MAX_LATENCY_NS = 3_600_000_000_000;
+export const MAX_LATENCY_NS: number = abi.BT_LAT_MAX_NS;
 
 /**
  * Layout of a latency bucket array (as `c/bulktap.h` defines it): 64-bit
@@ -76,29 +77,29 @@ export const MAX_LATENCY_NS = 3_600_000_000_000;
  *
  * @example
  * ```ts
- * import { LatencyLayout } from "./dataplane/latency.ts";
+ * import { LatencyLayout } from "./latency.ts";
  * console.log(LatencyLayout.BYTES); // 36928
  * ```
  */
 export const LatencyLayout = {
   /** log2 of the buckets per power-of-two range, above 256 ns. */
-  SUB_BITS: 7,
+  SUB_BITS: abi.BT_LAT_SUB_BITS,
   /** Buckets (1 ns .. 2^42 ns). */
-  BUCKETS: 4608,
+  BUCKETS: abi.BT_LAT_BUCKETS,
   /** Header words before the buckets. */
-  HEADER: 8,
+  HEADER: abi.BT_LAT_HEADER,
   /** Header word: layout magic, written by the C library. */
-  H_MAGIC: 0,
+  H_MAGIC: abi.BT_LAT_H_MAGIC,
   /** Header word: frames recorded (bucketed plus clamped). */
-  H_FRAMES: 1,
+  H_FRAMES: abi.BT_LAT_H_FRAMES,
   /** Header word: frames skipped (no timestamp, or an invalid ref). */
-  H_SKIPPED: 2,
+  H_SKIPPED: abi.BT_LAT_H_SKIPPED,
   /** Header word: frames of an hour or more, reported as 1 hour. */
-  H_CLAMPED: 3,
+  H_CLAMPED: abi.BT_LAT_H_CLAMPED,
   /** Total words. */
-  WORDS: 4616,
+  WORDS: abi.BT_LAT_WORDS,
   /** Total bytes. */
-  BYTES: 4616 * 8,
+  BYTES: abi.BT_LAT_WORDS * 8,
 } as const;
 
 /**
@@ -108,7 +109,7 @@ export const LatencyLayout = {
  *
  * @example
  * ```ts
- * import { LATENCY_BUCKET_ERROR } from "./dataplane/latency.ts";
+ * import { LATENCY_BUCKET_ERROR } from "./latency.ts";
  * console.log(LATENCY_BUCKET_ERROR); // 0.00390625
  * ```
  */
@@ -126,7 +127,7 @@ const MAGIC = (0x42544c48n << 32n) | (BigInt(L.SUB_BITS) << 16n) | BigInt(L.BUCK
  *
  * @example
  * ```ts
- * import { latencyBucket } from "./dataplane/latency.ts";
+ * import { latencyBucket } from "./latency.ts";
  * console.log(latencyBucket(100), latencyBucket(256), latencyBucket(258)); // 100 256 257
  * ```
  */
@@ -145,7 +146,7 @@ export function latencyBucket(ns: number): number {
  *
  * @example
  * ```ts
- * import { latencyBucketValue } from "./dataplane/latency.ts";
+ * import { latencyBucketValue } from "./latency.ts";
  * console.log(latencyBucketValue(100), latencyBucketValue(256)); // 100 257
  * ```
  */
@@ -164,7 +165,7 @@ export type LatencyHistogram = hdr.Histogram;
  *
  * @example
  * ```ts
- * import { newLatencyHistogram } from "./mod.ts";
+ * import { newLatencyHistogram } from "./latency.ts";
  * const h = newLatencyHistogram();
  * h.recordValue(1500);
  * console.log(h.totalCount); // 1
@@ -206,7 +207,7 @@ function words(buffer: SharedArrayBuffer | ArrayBuffer): BigUint64Array {
  *
  * @example
  * ```ts
- * import { histogramFromBuckets, LatencyRecorder } from "./dataplane/latency.ts";
+ * import { histogramFromBuckets, LatencyRecorder } from "./latency.ts";
  * const rec = new LatencyRecorder();
  * rec.recordRuns(new Float64Array([1000]), new Uint32Array([3]), 1);
  * console.log(histogramFromBuckets(rec.shared).totalCount); // 3
@@ -259,7 +260,8 @@ export function wordsOf(r: LatencyRecorder): BigUint64Array {
  *
  * @example
  * ```ts
- * import { FramePool, LatencyRecorder, nowNs } from "./mod.ts";
+ * import { FramePool, nowNs } from "./mod.ts";
+ * import { LatencyRecorder } from "./latency.ts";
  * using pool = new FramePool({ frames: 8 });
  * const refs = new Uint32Array(4);
  * pool.alloc(refs);
@@ -390,7 +392,7 @@ export class LatencyRecorder {
  *
  * @example
  * ```ts
- * import { newLatencyHistogram, summarize } from "./mod.ts";
+ * import { newLatencyHistogram, summarize } from "./latency.ts";
  * const h = newLatencyHistogram();
  * h.recordValue(10);
  * console.log(summarize(h).max); // 10
@@ -420,7 +422,7 @@ export function summarize(h: LatencyHistogram): LatencySummary {
  *
  * @example
  * ```ts
- * import { decodeHistogram, encodeHistogram, newLatencyHistogram } from "./mod.ts";
+ * import { decodeHistogram, encodeHistogram, newLatencyHistogram } from "./latency.ts";
  * const h = newLatencyHistogram();
  * h.recordValue(42);
  * console.log(decodeHistogram(encodeHistogram(h)).totalCount); // 1
@@ -435,7 +437,7 @@ export function encodeHistogram(h: LatencyHistogram): string {
  *
  * @example
  * ```ts
- * import { decodeHistogram, encodeHistogram, newLatencyHistogram } from "./mod.ts";
+ * import { decodeHistogram, encodeHistogram, newLatencyHistogram } from "./latency.ts";
  * console.log(decodeHistogram(encodeHistogram(newLatencyHistogram())).totalCount); // 0
  * ```
  */
@@ -460,7 +462,7 @@ export function decodeHistogram(s: string): LatencyHistogram {
  *
  * @example
  * ```ts
- * import { mergeHistograms, newLatencyHistogram } from "./mod.ts";
+ * import { mergeHistograms, newLatencyHistogram } from "./latency.ts";
  * const a = newLatencyHistogram(), b = newLatencyHistogram();
  * a.recordValue(1); b.recordValue(2);
  * console.log(mergeHistograms([a, b]).totalCount); // 2
@@ -478,7 +480,7 @@ export function mergeHistograms(hs: Iterable<LatencyHistogram>): LatencyHistogra
  *
  * @example
  * ```ts
- * import { newLatencyHistogram, percentileDistribution } from "./mod.ts";
+ * import { newLatencyHistogram, percentileDistribution } from "./latency.ts";
  * const h = newLatencyHistogram();
  * h.recordValue(100);
  * console.log(percentileDistribution(h).at(-1)); // [100, 100]

@@ -43,7 +43,7 @@ export interface ReaderSpec {
  *
  * @example
  * ```ts
- * import { LoopCounter } from "./mod.ts";
+ * import { LoopCounter } from "./poll_loop.ts";
  * console.log(LoopCounter.READ); // 7
  * ```
  */
@@ -109,7 +109,7 @@ const LINE_PAIR = 128;
  *
  * @example
  * ```ts
- * import { COUNTER_BLOCK } from "./dataplane/poll_loop.ts";
+ * import { COUNTER_BLOCK } from "./poll_loop.ts";
  * console.log((COUNTER_BLOCK * 8) % 128); // 0
  * ```
  */
@@ -121,7 +121,7 @@ export const COUNTER_BLOCK = Math.ceil(LoopCounter.COUNT * 8 / LINE_PAIR) * LINE
  *
  * @example
  * ```ts
- * import { counterBlock, counterBuffer } from "./dataplane/poll_loop.ts";
+ * import { counterBlock, counterBuffer } from "./poll_loop.ts";
  * const buf = counterBuffer(2);
  * console.log(counterBlock(buf, 1).length); // 17 (LoopCounter.COUNT)
  * ```
@@ -138,7 +138,7 @@ export function counterBuffer(loops: number): SharedArrayBuffer {
  *
  * @example
  * ```ts
- * import { counterBlock, counterBuffer, LoopCounter } from "./dataplane/poll_loop.ts";
+ * import { counterBlock, counterBuffer, LoopCounter } from "./poll_loop.ts";
  * const buf = counterBuffer(2);
  * counterBlock(buf, 1)[LoopCounter.RX] = 5;
  * console.log(counterBlock(buf, 0)[LoopCounter.RX], counterBlock(buf, 1)[LoopCounter.RX]); // 0 5
@@ -199,7 +199,8 @@ export interface PollLoopOptions {
  *
  * @example
  * ```ts
- * import { Device, forward, FramePool, GeneratorSource, PollLoop } from "./mod.ts";
+ * import { Device, forward, FramePool, GeneratorSource } from "./mod.ts";
+ * import { PollLoop } from "./poll_loop.ts";
  * using pool = new FramePool({ frames: 256 });
  * using dev = new Device({ pool });
  * const gen = new GeneratorSource({ kind: "generator", pool: pool.handle, limit: 64 });

@@ -8,27 +8,28 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
+import * as abi from "../ffi/abi.ts";
 import { arrayLength, checkCount, show, u32Arg, u32Length } from "./boundary.ts";
 import { BulktapError, type BulktapErrorCode, checkErrno, codeForErrno } from "./errors.ts";
 
 /** Byte offsets of the metadata at the start of each frame (its headroom). */
 export const META = {
-  magic: 0,
-  ref: 4,
-  dataOff: 8,
-  vnetLen: 10,
-  len: 12,
-  tstamp: 16,
-  mark: 24,
-  queue: 28,
-  state: 30,
-  size: 32,
+  magic: abi.BT_META_OFF_MAGIC,
+  ref: abi.BT_META_OFF_REF,
+  dataOff: abi.BT_META_OFF_DATA_OFF,
+  vnetLen: abi.BT_META_OFF_VNET_LEN,
+  len: abi.BT_META_OFF_LEN,
+  tstamp: abi.BT_META_OFF_TSTAMP,
+  mark: abi.BT_META_OFF_MARK,
+  queue: abi.BT_META_OFF_QUEUE,
+  state: abi.BT_META_OFF_STATE,
+  size: abi.BT_META_SIZE,
 } as const;
 
 /** Frame states as the library keeps them in the headroom. */
-export const FrameState = { FREE: 0, HELD: 1, QUEUED: 2 } as const;
+export const FrameState = { FREE: abi.BT_FREE, HELD: abi.BT_HELD, QUEUED: abi.BT_QUEUED } as const;
 
-const INDEX_BITS = 24;
+const INDEX_BITS = abi.BT_REF_INDEX_BITS;
 const INDEX_MASK = (1 << INDEX_BITS) - 1;
 
 /** Options for a new {@linkcode FramePool}. */
@@ -67,16 +68,22 @@ export interface PoolStats {
 }
 
 /** How many counters {@linkcode FramePool.stats} reads (`BT_PS_COUNT`). */
-const POOL_STATS = 9;
+const POOL_STATS = abi.BT_PS_COUNT;
 
 /** `bt_frame_check`'s answers (enum bt_frame_problem): text and error code. */
 const PROBLEMS: Record<number, { text: string; code: BulktapErrorCode }> = {
-  1: { text: "names no open pool (closed, or never created)", code: "ENXIO" },
-  2: { text: "has an index beyond its pool", code: "EINVAL" },
-  3: { text: "is free, not held (returned twice?)", code: "EALREADY" },
-  4: { text: "is still in a device queue", code: "EALREADY" },
-  5: { text: "has a length that runs past the end of its frame", code: "EINVAL" },
-  6: { text: "has a data offset inside the 32-byte metadata", code: "EINVAL" },
+  [abi.BT_FRAME_NO_POOL]: { text: "names no open pool (closed, or never created)", code: "ENXIO" },
+  [abi.BT_FRAME_BAD_INDEX]: { text: "has an index beyond its pool", code: "EINVAL" },
+  [abi.BT_FRAME_NOT_HELD]: { text: "is free, not held (returned twice?)", code: "EALREADY" },
+  [abi.BT_FRAME_QUEUED]: { text: "is still in a device queue", code: "EALREADY" },
+  [abi.BT_FRAME_BAD_LENGTH]: {
+    text: "has a length that runs past the end of its frame",
+    code: "EINVAL",
+  },
+  [abi.BT_FRAME_BAD_OFFSET]: {
+    text: "has a data offset inside the 32-byte metadata",
+    code: "EINVAL",
+  },
 };
 
 /**
@@ -84,7 +91,7 @@ const PROBLEMS: Record<number, { text: string; code: BulktapErrorCode }> = {
  *
  * @example
  * ```ts
- * import { describeRef } from "./dataplane/pool.ts";
+ * import { describeRef } from "./pool.ts";
  * console.log(describeRef(0)); // "frame ref 0x0 names no open pool (closed, or never created)"
  * ```
  */
@@ -101,7 +108,7 @@ export function describeRef(ref: number): string {
  *
  * @example
  * ```ts
- * import { refProblem } from "./dataplane/pool.ts";
+ * import { refProblem } from "./pool.ts";
  * console.log(refProblem(0).code); // "ENXIO"
  * ```
  */
@@ -135,7 +142,7 @@ const live = new Set<FramePool>();
  *
  * @example
  * ```ts
- * import { FramePool, openPools } from "./dataplane/pool.ts";
+ * import { FramePool, openPools } from "./pool.ts";
  * using pool = new FramePool({ frames: 8 });
  * console.log(openPools().includes(pool)); // true
  * ```

@@ -50,8 +50,8 @@ export interface WaitOptions {
  *
  * @example
  * ```ts
- * import { queueWaitSource } from "./dataplane/queue.ts";
- * import { waitShared } from "./dataplane/waiter.ts";
+ * import { queueWaitSource } from "./queue.ts";
+ * import { waitShared } from "./waiter.ts";
  * import { Device } from "./mod.ts";
  * using dev = new Device();
  * console.log(await waitShared(queueWaitSource(dev.handle, 0), 1)); // 0: timed out

@@ -25,6 +25,8 @@ import type { ProgramSpec } from "./program.ts";
 import type { SourceSpec } from "./source.ts";
 import { Ctrl, type WorkerConfig, type WorkerMessage } from "./worker.ts";
 
+export { LoopCounter, PollLoop, type PollLoopOptions, type ReaderSpec } from "./poll_loop.ts";
+
 /** Options of a {@linkcode Scheduler}. */
 export interface SchedulerOptions {
   /** Workers, 1..64 (default 1). Worker i is CPU i for queue choice. */
@@ -139,7 +141,8 @@ interface WorkerSlot {
  *
  * @example
  * ```ts
- * import { Device, FramePool, Scheduler } from "./mod.ts";
+ * import { Device, FramePool } from "./mod.ts";
+ * import { Scheduler } from "./scheduler.ts";
  * using pool = new FramePool({ frames: 4096 });
  * using dev = new Device({ pool, queues: 2 });
  * const sched = new Scheduler({
@@ -251,7 +254,9 @@ export class Scheduler implements AsyncDisposable {
         new Promise((resolve, reject) => {
           worker.onmessage = (e: MessageEvent<WorkerMessage>) => {
             const m = e.data;
-            if (m.type === "ready") {
+            if (m.type === "loaded") {
+              worker.postMessage({ type: "start", config: this.#config(cpu) });
+            } else if (m.type === "ready") {
               slot.latency = m.latency;
               resolve();
             } else if (m.type === "done") {
@@ -277,7 +282,6 @@ export class Scheduler implements AsyncDisposable {
           };
         }),
       );
-      worker.postMessage({ type: "start", config: this.#config(cpu) });
     }
     try {
       await Promise.all(ready);

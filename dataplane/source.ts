@@ -51,6 +51,7 @@ export interface Source {
 
 /** A generator source: synthetic UDP frames, stamped with their creation time. */
 export interface GeneratorSpec {
+  /** Names this kind of source. */
   kind: "generator";
   /** Pool handle frames are allocated from. */
   pool: number;
@@ -66,6 +67,7 @@ export interface GeneratorSpec {
 
 /** A device queue as a source (chains pipelines: one Worker's target is another's source). */
 export interface QueueSourceSpec {
+  /** Names this kind of source. */
   kind: "queue";
   /** Device handle. */
   device: number;
@@ -178,7 +180,7 @@ function udpTemplate(frameSize: number): Uint8Array {
  */
 export class GeneratorSource implements Source {
   readonly name: string;
-  readonly ingress = -1;
+  readonly ingress: number = -1;
   /** Frames produced. */
   produced = 0;
   /**
@@ -300,7 +302,7 @@ export class GeneratorSource implements Source {
  * using pool = new FramePool({ frames: 64 });
  * using dev = new Device({ pool });
  * const src = new QueueSource({ kind: "queue", device: dev.handle, queue: 0 });
- * console.log(src.poll(new Uint32Array(8), 8, 0)); // 0: nothing sent yet
+ * console.log(src.poll(new Uint32Array(8), 8)); // 0: nothing sent yet
  * ```
  */
 export class QueueSource implements Source {

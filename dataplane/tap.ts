@@ -18,6 +18,7 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
+import * as abi from "../ffi/abi.ts";
 import { Batch, batchRefs, setBatchCount } from "./batch.ts";
 import { intIn, show, u32Length } from "./boundary.ts";
 import { AttachToken, Device, type DeviceStats } from "./device.ts";
@@ -27,10 +28,10 @@ import { tapWaitSource } from "./tap_source.ts";
 import { sleepBound, waitShared, type WaitSource, waitTimeout } from "./waiter.ts";
 
 /** Largest number of queues of a TAP device. */
-export const TAP_MAX_QUEUES = 64;
+export const TAP_MAX_QUEUES: number = abi.BT_TAP_MAX_QUEUES;
 
-const CREATE = 1;
-const WRITE = 2;
+const CREATE = abi.BT_TAP_CREATE;
+const WRITE = abi.BT_TAP_WRITE;
 
 /** Options for {@linkcode TapDevice}. */
 export interface TapDeviceOptions {
@@ -126,24 +127,24 @@ const TAP_KEYS: (keyof TapStats)[] = [
   "forwarded",
   "forwardDropped",
 ];
-const TS_ERROR = 11;
-const TS_IO_URING = 12;
-const TS_VNET_LEN = 13;
-const TS_RX_TRUNCATED = 14;
-const TS_STRANDED = 15;
-const TS_TX_URING_QUEUES = 16;
-const TS_RX_URING_QUEUES = 17;
-const TS_COUNT = 18;
+const TS_ERROR = abi.BT_TS_ERROR;
+const TS_IO_URING = abi.BT_TS_IO_URING;
+const TS_VNET_LEN = abi.BT_TS_VNET_LEN;
+const TS_RX_TRUNCATED = abi.BT_TS_RX_TRUNCATED;
+const TS_STRANDED = abi.BT_TS_STRANDED;
+const TS_TX_URING_QUEUES = abi.BT_TS_TX_URING_QUEUES;
+const TS_RX_URING_QUEUES = abi.BT_TS_RX_URING_QUEUES;
+const TS_COUNT = abi.BT_TS_COUNT;
 
 // Why bt_tap_open failed, beyond its errno (enum bt_tap_why).
-const WHY_KIND = 1;
-const WHY_VNET_FLAG = 2;
-const WHY_PI_FLAG = 3;
-const WHY_VNET_SIZE = 4;
-const WHY_MTU = 5;
-const WHY_UP = 6;
-const WHY_NOT_TAP = 7;
-const WHY_WORDS = 11; // BT_TAP_WHY_WORDS
+const WHY_KIND = abi.BT_TAP_WHY_KIND;
+const WHY_VNET_FLAG = abi.BT_TAP_WHY_VNET_FLAG;
+const WHY_PI_FLAG = abi.BT_TAP_WHY_PI_FLAG;
+const WHY_VNET_SIZE = abi.BT_TAP_WHY_VNET_SIZE;
+const WHY_MTU = abi.BT_TAP_WHY_MTU;
+const WHY_UP = abi.BT_TAP_WHY_UP;
+const WHY_NOT_TAP = abi.BT_TAP_WHY_NOT_TAP;
+const WHY_WORDS = abi.BT_TAP_WHY_WORDS;
 const IFF_LOOPBACK = 0x8;
 /** Bytes of a frame beyond the MTU: an Ethernet header (14) and one VLAN tag (4). */
 const L2_OVERHEAD = 18;
@@ -276,7 +277,7 @@ function fdLostDevice(code: BulktapErrorCode): boolean {
  * @example
  * ```ts
  * import { FramePool } from "./mod.ts";
- * import { tapMaxMtu } from "./dataplane/tap.ts";
+ * import { tapMaxMtu } from "./tap.ts";
  * using pool = new FramePool({ frames: 16 }); // 2048-byte frames, 256 of headroom
  * console.log(tapMaxMtu(pool)); // 1774
  * ```

@@ -16,6 +16,7 @@ import { waitShared, type WaitSource, waitTimeout } from "./waiter.ts";
 
 /** A TAP queue as a source (see {@linkcode TapSource}). */
 export interface TapSourceSpec {
+  /** The source kind: `"tap"`. */
   kind: "tap";
   /** The TAP device's handle (`TapDevice.handle`). */
   device: number;
@@ -33,8 +34,8 @@ export interface TapSourceSpec {
  *
  * @example
  * ```ts ignore
- * import { tapWaitSource } from "./dataplane/tap_source.ts";
- * import { waitShared } from "./dataplane/waiter.ts";
+ * import { tapWaitSource } from "./tap_source.ts";
+ * import { waitShared } from "./waiter.ts";
  * import { TapDevice } from "./mod.ts";
  * using tap = new TapDevice({ name: "bt0" });
  * console.log(await waitShared(tapWaitSource(tap.handle, 0), 100)); // 0: nothing came

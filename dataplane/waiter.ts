@@ -40,7 +40,7 @@ const POLL_MAX_MS = 16;
  *
  * @example
  * ```ts
- * import type { WaitSource } from "./dataplane/waiter.ts";
+ * import type { WaitSource } from "./waiter.ts";
  * const never: WaitSource = {
  *   key: "example",
  *   sleep: () => Promise.resolve(0),
@@ -71,7 +71,7 @@ export interface WaitSource {
  *
  * @example
  * ```ts
- * import { waitTimeout } from "./dataplane/waiter.ts";
+ * import { waitTimeout } from "./waiter.ts";
  * console.log(waitTimeout("timeoutMs", -5)); // -1
  * ```
  */
@@ -91,7 +91,7 @@ export function waitTimeout(what: string, v: number): number {
  *
  * @example
  * ```ts
- * import { sleepBound } from "./dataplane/waiter.ts";
+ * import { sleepBound } from "./waiter.ts";
  * console.log(sleepBound("sleepMs", 250)); // 250
  * ```
  */
@@ -191,7 +191,7 @@ class Group {
  *
  * @example
  * ```ts
- * import { waitShared } from "./dataplane/waiter.ts";
+ * import { waitShared } from "./waiter.ts";
  * let ready = 0;
  * const r = await waitShared({
  *   key: "example",

@@ -21,7 +21,6 @@
  *
  * @module
  */
-/// <reference lib="deno.worker" />
 import { queueWaitSource } from "./queue.ts";
 import "./tap_source.ts"; // registers the "tap" source kind in this Worker
 import { waitShared, type WaitSource } from "./waiter.ts";
@@ -33,6 +32,12 @@ import { programFromSpec } from "./programs.ts";
 import type { ProgramSpec } from "./program.ts";
 import { type Source, sourceFromSpec, type SourceSpec } from "./source.ts";
 import type { StageMode } from "./devmap.ts";
+
+/** This Worker's own scope, typed here (a published module sets no `lib`). */
+const scope = globalThis as unknown as {
+  postMessage(message: WorkerMessage): void;
+  onmessage: ((e: MessageEvent<{ type: "start"; config: WorkerConfig }>) => void) | null;
+};
 
 /** Control words in shared memory (Int32Array). */
 export const Ctrl = { STOP: 0, FLUSHED: 1, COUNT: 2 } as const;
@@ -61,6 +66,7 @@ export interface WorkerConfig {
 
 /** Messages a Worker posts. */
 export type WorkerMessage =
+  | { type: "loaded" }
   | { type: "ready"; cpu: number; pinned: boolean; latency: LatencyShare[] }
   | { type: "error"; cpu: number; code: string; message: string }
   | { type: "done"; cpu: number; targets: number[]; unstamped: number };
@@ -123,7 +129,7 @@ async function run(cfg: WorkerConfig): Promise<void> {
     label,
     buffer: rec.shared,
   }));
-  self.postMessage({ type: "ready", cpu: cfg.cpu, pinned, latency } satisfies WorkerMessage);
+  scope.postMessage({ type: "ready", cpu: cfg.cpu, pinned, latency } satisfies WorkerMessage);
 
   const now = () => lib.bt_now_ns_f64();
   let lastWork = now();
@@ -190,7 +196,7 @@ async function run(cfg: WorkerConfig): Promise<void> {
   loop.close();
   // After this message the main thread's reads of the latency buckets are
   // exact: every add above happens before it (postMessage synchronises).
-  self.postMessage(
+  scope.postMessage(
     {
       type: "done",
       cpu: cfg.cpu,
@@ -200,10 +206,10 @@ async function run(cfg: WorkerConfig): Promise<void> {
   );
 }
 
-self.onmessage = (e: MessageEvent<{ type: "start"; config: WorkerConfig }>) => {
+scope.onmessage = (e: MessageEvent<{ type: "start"; config: WorkerConfig }>) => {
   if (e.data.type !== "start") return;
   run(e.data.config).catch((err) => {
-    self.postMessage(
+    scope.postMessage(
       {
         type: "error",
         cpu: e.data.config.cpu,
@@ -213,3 +219,8 @@ self.onmessage = (e: MessageEvent<{ type: "start"; config: WorkerConfig }>) => {
     );
   });
 };
+// Only now can a "start" be received: a message that arrives while this
+// module (or one it imports, e.g. a library loaded over HTTP fetching its C
+// sources) is still evaluating would be lost. (The main thread imports this
+// module too, for Ctrl: there is no one to tell there.)
+if (typeof scope.postMessage === "function") scope.postMessage({ type: "loaded" });

@@ -21,7 +21,7 @@
  *
  * @module
  */
-import { BulktapError } from "../dataplane/errors.ts";
+import { BulktapError } from "./errors.ts";
 
 /** How the library is compiled. */
 export type Flavour = "release" | "debug" | "asan";
@@ -53,8 +53,36 @@ const COMMON = [
   "-Wl,-z,nodelete",
 ];
 
-/** Where the C sources live. */
+/** Where the C sources live: beside this module, `file:` or `https:` alike. */
 export const C_DIR = new URL("../c/", import.meta.url);
+
+/**
+ * The files of `c/` the library is built from. A module loaded over HTTP
+ * cannot list its directory, so the build names its files; a test checks
+ * this list against `c/`.
+ */
+export const C_SOURCES: readonly string[] = [
+  "affinity.c",
+  "bt_internal.h",
+  "bt_lock.h",
+  "bt_ring.h",
+  "bulktap.h",
+  "device.c",
+  "devmap.c",
+  "ffi_abi.c",
+  "latency.c",
+  "lib.c",
+  "pool.c",
+  "tap.c",
+];
+
+/** One C source or header: its file name and contents. */
+export interface SourceFile {
+  /** File name within `c/`, e.g. `"pool.c"`. */
+  name: string;
+  /** The file's bytes. */
+  bytes: Uint8Array;
+}
 
 /** Options for {@linkcode buildLibrary}. */
 export interface BuildOptions {
@@ -66,8 +94,16 @@ export interface BuildOptions {
   cacheDir?: string;
   /** Print what is being built to stderr. */
   verbose?: boolean;
-  /** Directory of the C sources (default: the repository's `c/`). */
+  /**
+   * Directory of the C sources, a `file:` URL read synchronously (default:
+   * the `c/` beside this module). Ignored when `sources` is given.
+   */
   sourceDir?: URL;
+  /**
+   * The C sources already read (see {@linkcode readSources}, which fetches
+   * them from any URL: how a module loaded over HTTP gets them).
+   */
+  sources?: readonly SourceFile[];
 }
 
 function env(name: string): string | undefined {
@@ -105,18 +141,31 @@ function fnv1a64(chunks: Uint8Array[]): string {
   return h.toString(16).padStart(16, "0");
 }
 
-function sources(dir: URL): { name: string; bytes: Uint8Array }[] {
-  const out: { name: string; bytes: Uint8Array }[] = [];
-  for (const e of Deno.readDirSync(dir)) {
-    if (e.isFile && /\.(c|h)$/.test(e.name)) {
-      out.push({
-        name: e.name,
-        bytes: Deno.readFileSync(new URL(e.name, dir)),
-      });
+function readSourcesSync(dir: URL): SourceFile[] {
+  return C_SOURCES.map((name) => ({ name, bytes: Deno.readFileSync(new URL(name, dir)) }));
+}
+
+/**
+ * Read the C sources with `fetch`, from a `file:`, `http:` or `https:`
+ * directory URL (default: the `c/` beside this module).
+ *
+ * @example
+ * ```ts
+ * import { buildLibrary, readSources } from "./build.ts";
+ * const path = buildLibrary({ sources: await readSources() });
+ * console.log(path);
+ * ```
+ */
+export async function readSources(dir: URL = C_DIR): Promise<SourceFile[]> {
+  return await Promise.all(C_SOURCES.map(async (name) => {
+    const url = new URL(name, dir);
+    const r = await fetch(url);
+    if (!r.ok) {
+      await r.body?.cancel();
+      throw new BulktapError("ENOENT", `C source ${url.href}: ${r.status} ${r.statusText}`);
     }
-  }
-  out.sort((a, b) => (a.name < b.name ? -1 : 1));
-  return out;
+    return { name, bytes: new Uint8Array(await r.arrayBuffer()) };
+  }));
 }
 
 /** Whether this process may run `cc` (no prompt: a query, not a request). */
@@ -207,7 +256,7 @@ function optionalFeatures(): { defines: string[]; libs: string[] } {
  *
  * @example
  * ```ts
- * import { buildLibrary } from "./ffi/build.ts";
+ * import { buildLibrary } from "./build.ts";
  * const path = buildLibrary({ flavour: "release" });
  * console.log(path);
  * ```
@@ -221,8 +270,7 @@ export function buildLibrary(options: BuildOptions = {}): string {
       `BULKTAP_FLAVOUR=${flavour} is not one of ${Object.keys(FLAGS).join(", ")}`,
     );
   }
-  const srcDir = options.sourceDir ?? C_DIR;
-  const srcs = sources(srcDir);
+  const srcs = options.sources ?? readSourcesSync(options.sourceDir ?? C_DIR);
   const features = optionalFeatures();
   const cc = options.cc ?? env("CC") ?? "cc";
   const flags = [...COMMON, ...FLAGS[flavour], ...features.defines];
@@ -251,13 +299,18 @@ export function buildLibrary(options: BuildOptions = {}): string {
     // build below
   }
   Deno.mkdirSync(dir, { recursive: true });
-  const tmp = `${lib}.${Deno.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  const cfiles = srcs.filter((s) => s.name.endsWith(".c")).map((s) =>
-    new URL(s.name, srcDir).pathname
-  );
+  const nonce = `${Deno.pid}.${Math.random().toString(36).slice(2)}`;
+  const tmp = `${lib}.${nonce}.tmp`;
+  // Compile copies written into the cache: the sources may have come over
+  // HTTP, and the compiler reads files.
+  const srcTmp = `${dir}/src-${hash}.${nonce}`;
+  Deno.mkdirSync(srcTmp);
+  for (const s of srcs) Deno.writeFileSync(`${srcTmp}/${s.name}`, s.bytes);
+  const cfiles = srcs.filter((s) => s.name.endsWith(".c")).map((s) => `${srcTmp}/${s.name}`);
   const args = [...flags, "-o", tmp, ...cfiles, ...features.libs];
   if (options.verbose) console.error(`bulktap: ${compiler} ${args.join(" ")}`);
   const r = new Deno.Command(compiler, { args, stdout: "piped", stderr: "piped" }).outputSync();
+  Deno.removeSync(srcTmp, { recursive: true });
   if (!r.success) {
     try {
       Deno.removeSync(tmp);

@@ -1,5 +1,5 @@
 import assert from "assert";
-import { buildLibrary, C_DIR } from "../ffi/build.ts";
+import { buildLibrary, C_DIR, C_SOURCES } from "../ffi/build.ts";
 
 /** A scratch copy of c/ and an empty cache, removed afterwards. */
 function scratch(): { src: URL; cache: string; [Symbol.dispose](): void } {
@@ -103,4 +103,12 @@ Deno.test("build: a different compiler version behind the same name rebuilds", (
   } finally {
     Deno.removeSync(cc);
   }
+});
+
+Deno.test("build: the source list names every C file and header of c/", () => {
+  const files = [...Deno.readDirSync(C_DIR)]
+    .filter((e) => e.isFile && /\.(c|h)$/.test(e.name))
+    .map((e) => e.name)
+    .sort();
+  assert.deepEqual([...C_SOURCES].sort(), files);
 });

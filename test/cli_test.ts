@@ -69,6 +69,22 @@ Deno.test("cli: --rate caps generation at the rate, and every generated frame is
   assert.equal(typeof j.maxStageAgeNs, "number");
 });
 
+Deno.test("cli: says what it runs before it runs, then a table with named columns", async () => {
+  const r = await run("--duration", "0.3");
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.split("\n");
+  assert.match(lines[0], /^bulktap: running generator -> forward -> in-memory device, bulk mode/);
+  assert.match(r.stdout, /^│ measure +│ +value │ unit +│ limit +│ verdict +│$/m);
+  assert.match(
+    r.stdout,
+    /^│ dropped +│ +\d+ │ frames +│ 0 +│ (none|[\d.]+ % of generated: .+?) +│$/m,
+  );
+  assert.match(
+    r.stdout,
+    /^│ longest stage wait +│ +[\d.]+ │ (ns|us|ms) +│ 50\.0 us \+ one turn +│ \S.+│$/m,
+  );
+});
+
 Deno.test("cli: --mode single reports bulk 1", async () => {
   const r = await run("--duration", "0.3", "--mode", "single", "--cpus", "1", "--json");
   assert.equal(r.code, 0, r.stderr);
@@ -97,6 +113,27 @@ Deno.test("cli: bad values exit 2 naming the flag and the value", async () => {
     assert.equal(r.code, 2, `${flag} ${value}: ${r.stderr}`);
     assert.ok(r.stderr.includes(`${flag}=${value}`), r.stderr);
   }
+});
+
+Deno.test("cli: every command words a bad flag the same and points at its own --help", async () => {
+  for (const cmd of [[], ["bench"], ["forward"]]) {
+    const r = await run(...cmd, "--frobnicate");
+    const name = cmd.length ? ` ${cmd[0]}` : "";
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(
+      r.stderr.trim(),
+      `bulktap${name}: unknown flag: --frobnicate\n` +
+        `run \`deno run -A mod.ts${name} --help\` for usage`,
+    );
+  }
+});
+
+Deno.test("cli: a negative value is refused the same after a space as after =", async () => {
+  const spaced = await run("--rate", "-5");
+  const joined = await run("--rate=-5");
+  assert.equal(spaced.code, 2, spaced.stderr);
+  assert.equal(spaced.stderr, joined.stderr);
+  assert.match(spaced.stderr, /--rate=-5 is not a number in 0\.\.1000000000/);
 });
 
 const canTap = (() => {
@@ -170,10 +207,10 @@ function spawn(...args: string[]) {
   };
 }
 
-/** The summary table's rows: `│ name │ value │`. */
+/** The summary table's rows: `│ measure │ value │ unit │ limit │ verdict │`, measure -> value. */
 function tableRows(out: string): Record<string, string> {
   const rows: Record<string, string> = {};
-  for (const m of out.matchAll(/^│ (.+?)\s+│ (.+?)\s+│$/gm)) rows[m[1]] = m[2];
+  for (const m of out.matchAll(/^│ (.+?)\s+│\s+(\S+) │/gm)) rows[m[1]] = m[2];
   return rows;
 }
 

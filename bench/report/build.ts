@@ -8,8 +8,8 @@
  *
  * @module
  */
-import * as esbuild from "esbuild";
-import type { BenchResult } from "../main.ts";
+import * as esbuild from "npm:esbuild@^0.28";
+import type { BenchResult } from "../result.ts";
 
 const PAGE = new URL("./page.ts", import.meta.url);
 const STYLE = new URL("./style.css", import.meta.url);

@@ -24,7 +24,7 @@
  */
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-import type { BenchResult } from "../main.ts";
+import type { BenchResult } from "../result.ts";
 import {
   type BenchPoint,
   frameLabel,

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import fc from "fast-check";
+import fc from "npm:fast-check@^4";
 
 // Count every FFI call: wrap the symbols before the library is loaded.
 let ffiCalls = 0;

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import fc from "fast-check";
+import fc from "npm:fast-check@^4";
 import { Batch, describeRef, Device, DeviceQueue, FramePool, freeFrames } from "../../../mod.ts";
 import { type Case, fmt } from "./case.ts";
 import {

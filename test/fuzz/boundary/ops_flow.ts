@@ -4,7 +4,7 @@
  * first half (pools, devices, queues, batches) and the shared helpers are
  * in ops.ts.
  */
-import fc from "fast-check";
+import fc from "npm:fast-check@^4";
 import {
   BulkQueues,
   drop,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import fc from "fast-check";
+import fc from "npm:fast-check@^4";
 import * as M from "../../../mod.ts";
 import { Batch, Device, Scheduler, TapDevice } from "../../../mod.ts";
 import { type Case, fmt } from "./case.ts";

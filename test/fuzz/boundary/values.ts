@@ -8,7 +8,7 @@
  *
  * @module
  */
-import fc from "fast-check";
+import fc from "npm:fast-check@^4";
 
 /** Numbers no count, index, handle or time should silently accept. */
 export const NASTY_NUMBERS = [

@@ -7,10 +7,10 @@
  *
  * @module
  */
-import { parseArgs } from "parse-args";
-import { BulktapError } from "./errors.ts";
-import { FramePool } from "./pool.ts";
-import { TapDevice, tapMaxMtu, tapNameProblem, type TapStats } from "./tap.ts";
+import { intFlag, parseFlags, reportUsage, UsageError } from "./flags.ts";
+import { BulktapError } from "../errors.ts";
+import { FramePool } from "../pool.ts";
+import { TapDevice, tapMaxMtu, tapNameProblem, type TapStats } from "../tap.ts";
 
 /** The pool's frames: the defaults, fixed, so --mtu can be checked up front. */
 const FRAME_SIZE = 2048;
@@ -54,18 +54,6 @@ export interface ForwardCounts {
   forwarded: number;
 }
 
-class UsageError extends Error {}
-
-function intFlag(name: string, raw: string | undefined, def: number, min: number, max: number) {
-  if (raw === undefined) return def;
-  const v = Number(raw);
-  if (raw.trim() === "" || !Number.isInteger(v) || v < min || v > max) {
-    throw new UsageError(`--${name}=${raw} is not an integer in ${min}..${max}`);
-  }
-  return v;
-}
-
-/** --mtu: above what the frames hold is refused here, naming that cause. */
 function mtuFlag(raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
   const mtu = intFlag("mtu", raw, 0, 68, 65535);
@@ -102,33 +90,28 @@ function line(c: ForwardCounts): string {
  *
  * @example
  * ```ts ignore
- * import { forwardMain } from "./dataplane/forward.ts";
+ * import { forwardMain } from "./forward.ts";
  * Deno.exit(await forwardMain(["btA", "btB", "--queues", "2", "--json"]));
  * ```
  */
 export async function forwardMain(args: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({
-      args,
-      options: {
-        queues: { type: "string" },
-        bulk: { type: "string" },
-        mode: { type: "string" },
-        "vnet-hdr": { type: "boolean" },
-        "vnet-hdr-size": { type: "string" },
-        io: { type: "string" },
-        mtu: { type: "string" },
-        "stats-interval": { type: "string" },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: true,
-    });
+    parsed = parseFlags(args, {
+      queues: "string",
+      bulk: "string",
+      mode: "string",
+      "vnet-hdr": "boolean",
+      "vnet-hdr-size": "string",
+      io: "string",
+      mtu: "string",
+      "stats-interval": "string",
+      json: "boolean",
+      help: "boolean",
+    }, true);
   } catch (e) {
-    console.error(`bulktap forward: ${(e as Error).message}\n\n${HELP}`);
-    return 2;
+    if (e instanceof UsageError) return reportUsage("forward", e);
+    throw e;
   }
   const { values, positionals } = parsed;
   if (values.help) {
@@ -180,10 +163,7 @@ export async function forwardMain(args: string[]): Promise<number> {
       json: values.json ?? false,
     };
   } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(`bulktap forward: ${e.message}\n\n${HELP}`);
-      return 2;
-    }
+    if (e instanceof UsageError) return reportUsage("forward", e);
     throw e;
   }
   try {

@@ -5,20 +5,21 @@
  *
  * @module
  */
-import { parseArgs } from "parse-args";
-import { Device } from "./device.ts";
-import { BulktapError } from "./errors.ts";
-import { TapDevice, tapNameProblem } from "./tap.ts";
-import { type LatencySummary, percentileDistribution } from "./latency.ts";
-import { FramePool } from "./pool.ts";
-import { Scheduler, type SchedulerReport } from "./scheduler.ts";
+import { intFlag, numFlag, parseFlags, reportUsage, UsageError } from "./flags.ts";
+import { nsParts, type Row, table } from "./table.ts";
+import { Device } from "../device.ts";
+import { BulktapError } from "../errors.ts";
+import { TapDevice, tapNameProblem } from "../tap.ts";
+import { type LatencySummary, percentileDistribution } from "../latency.ts";
+import { FramePool } from "../pool.ts";
+import { Scheduler, type SchedulerReport } from "../scheduler.ts";
 
 /**
  * Help text of the main job.
  *
  * @example
  * ```ts
- * import { RUN_HELP } from "./mod.ts";
+ * import { RUN_HELP } from "./run.ts";
  * console.log(RUN_HELP.includes("--json")); // true
  * ```
  */
@@ -130,38 +131,7 @@ export interface RunResult {
   distribution: [number, number][];
 }
 
-/**
- * A bad flag or value: exit status 2.
- *
- * @example
- * ```ts
- * import { parseRunArgs, UsageError } from "./mod.ts";
- * try {
- *   parseRunArgs(["--cpus", "0"]);
- * } catch (e) {
- *   console.log(e instanceof UsageError); // true
- * }
- * ```
- */
-export class UsageError extends Error {}
-
-function intFlag(name: string, raw: string | undefined, def: number, min: number, max: number) {
-  if (raw === undefined) return def;
-  const v = Number(raw);
-  if (raw.trim() === "" || !Number.isInteger(v) || v < min || v > max) {
-    throw new UsageError(`--${name}=${raw} is not an integer in ${min}..${max}`);
-  }
-  return v;
-}
-
-function numFlag(name: string, raw: string | undefined, def: number, min: number, max: number) {
-  if (raw === undefined) return def;
-  const v = Number(raw);
-  if (raw.trim() === "" || !Number.isFinite(v) || v < min || v > max) {
-    throw new UsageError(`--${name}=${raw} is not a number in ${min}..${max}`);
-  }
-  return v;
-}
+export { UsageError };
 
 /**
  * Parse the main job's flags. Throws {@linkcode UsageError} naming the bad
@@ -169,36 +139,27 @@ function numFlag(name: string, raw: string | undefined, def: number, min: number
  *
  * @example
  * ```ts
- * import { parseRunArgs } from "./mod.ts";
+ * import { parseRunArgs } from "./run.ts";
  * console.log(parseRunArgs(["--cpus", "2"])?.cpus); // 2
  * ```
  */
 export function parseRunArgs(args: string[]): RunOptions | undefined {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        mode: { type: "string" },
-        bulk: { type: "string" },
-        cpus: { type: "string" },
-        queues: { type: "string" },
-        "frame-size": { type: "string" },
-        rate: { type: "string" },
-        duration: { type: "string" },
-        tap: { type: "string" },
-        pin: { type: "boolean" },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const { values } = parseFlags(args, {
+    mode: "string",
+    bulk: "string",
+    cpus: "string",
+    queues: "string",
+    "frame-size": "string",
+    rate: "string",
+    duration: "string",
+    tap: "string",
+    pin: "boolean",
+    json: "boolean",
+    help: "boolean",
+  });
   if (values.help) return undefined;
   const mode = values.mode ?? "bulk";
+  const tap = values.tap;
   if (mode !== "bulk" && mode !== "single") {
     throw new UsageError(`--mode=${mode} is not bulk or single`);
   }
@@ -206,8 +167,8 @@ export function parseRunArgs(args: string[]): RunOptions | undefined {
   if (mode === "single" && values.bulk !== undefined && bulk !== 1) {
     throw new UsageError(`--bulk=${values.bulk} contradicts --mode=single (one frame per xmit)`);
   }
-  const tapWhy = values.tap === undefined ? undefined : tapNameProblem(values.tap);
-  if (tapWhy) throw new UsageError(`--tap=${values.tap} is not an interface name: it ${tapWhy}`);
+  const tapWhy = tap === undefined ? undefined : tapNameProblem(tap);
+  if (tapWhy) throw new UsageError(`--tap=${tap} is not an interface name: it ${tapWhy}`);
   return {
     mode,
     bulk: mode === "single" ? 1 : bulk,
@@ -216,9 +177,9 @@ export function parseRunArgs(args: string[]): RunOptions | undefined {
     frameSize: intFlag("frame-size", values["frame-size"], 64, 60, 1792),
     rate: numFlag("rate", values.rate, 0, 0, 1e9),
     duration: numFlag("duration", values.duration, 5, 0.001, 1e6),
-    tap: values.tap,
-    pin: values.pin ?? false,
-    json: values.json ?? false,
+    tap,
+    pin: values.pin === true,
+    json: values.json === true,
   };
 }
 
@@ -228,7 +189,7 @@ export function parseRunArgs(args: string[]): RunOptions | undefined {
  *
  * @example
  * ```ts
- * import { runJob } from "./mod.ts";
+ * import { runJob } from "./run.ts";
  * const r = await runJob({
  *   mode: "bulk", bulk: 16, cpus: 1, queues: 2, frameSize: 64,
  *   rate: 0, duration: 0.2, pin: false, json: true,
@@ -356,6 +317,18 @@ function fmtNs(ns: number | null): string {
   return `${ns} ns`;
 }
 
+/** The poll loop's default flush deadline (PollLoopOptions.deadlineNs). */
+const DEADLINE_NS = 50_000;
+
+/** What the main job is about to run, in one line. */
+function describeJob(o: RunOptions): string {
+  return `bulktap: running generator -> forward -> ${
+    o.tap === undefined ? "in-memory device" : `TAP ${o.tap}`
+  }, ${o.mode} mode` + (o.mode === "bulk" ? ` (bulk ${o.bulk})` : "") +
+    `, ${o.cpus} CPU(s), ${o.queues} queue(s), ${o.frameSize} B frames, ` +
+    `${o.rate ? o.rate + " pps" : "max rate"}, for ${o.duration} s (Ctrl-C stops early)`;
+}
+
 function printSummary(r: RunResult): void {
   console.log(
     `\nbulktap: generator -> forward -> ${
@@ -365,25 +338,74 @@ function printSummary(r: RunResult): void {
       `, ${r.cpus} CPU(s), ${r.queues} queue(s), ${r.frameSize} B frames, ` +
       `${r.rate ? r.rate + " pps" : "max rate"}, ${r.seconds.toFixed(2)} s`,
   );
-  console.table({
-    "frames generated": r.generated,
-    "generated per second (window)": Math.round(r.generatedPps),
-    [r.target === "memory" ? "frames read" : "frames written to the kernel"]: r.frames,
-    "Mpps": Number(r.mpps.toFixed(3)),
-    "dropped": r.dropped,
-    "left in queues at close": r.leftInQueues,
-    "xmit calls (locks)": r.device.xmitCalls,
-    "doorbells (flushes)": r.device.flushes,
-    "wake-ups sent": r.device.wakeupsSent,
-    "pool empty (generator polls short)": r.poolEmpty,
-    "longest stage wait (deadline 50 us)": fmtNs(r.maxStageAgeNs),
-    "longest source turn (preemption shows here)": fmtNs(r.maxSourceRunNs),
-    "latency p50": fmtNs(r.latencyNs.p50),
-    "latency p90": fmtNs(r.latencyNs.p90),
-    "latency p99": fmtNs(r.latencyNs.p99),
-    "latency p99.9": fmtNs(r.latencyNs.p999),
-    "latency max": fmtNs(r.latencyNs.max),
-  });
+  const kernel = r.target !== "memory";
+  const pct = (n: number) => r.generated ? `${(100 * n / r.generated).toFixed(1)} %` : "0 %";
+  const ns = (measure: string, v: number | null, limit = "", verdict = ""): Row => {
+    if (v === null) {
+      return { measure, value: "n/a", verdict: "not measured: the kernel is the reader" };
+    }
+    const [value, unit] = nsParts(v);
+    return { measure, value, unit, limit, verdict };
+  };
+  const [dl, dlUnit] = nsParts(DEADLINE_NS);
+  const rows: Row[] = [
+    { measure: "frames generated", value: String(r.generated), unit: "frames" },
+    {
+      measure: "generated per second (window)",
+      value: String(Math.round(r.generatedPps)),
+      unit: "frames/s",
+      limit: r.rate ? `${r.rate} frames/s` : "",
+      verdict: r.rate ? (r.generatedPps <= r.rate * 1.01 ? "within --rate" : "above --rate") : "",
+    },
+    {
+      measure: kernel ? "frames written to the kernel" : "frames read",
+      value: String(r.frames),
+      unit: "frames",
+    },
+    { measure: "Mpps", value: r.mpps.toFixed(3), unit: "Mframes/s" },
+    {
+      measure: "dropped",
+      value: String(r.dropped),
+      unit: "frames",
+      limit: "0",
+      verdict: r.dropped === 0
+        ? "none"
+        : `${pct(r.dropped)} of generated: ${
+          kernel
+            ? "the kernel's queue was full (nobody reads the TAP, or its link is down)"
+            : "a full ring: readers fell behind"
+        }`,
+    },
+    { measure: "left in queues at close", value: String(r.leftInQueues), unit: "frames" },
+    { measure: "xmit calls (locks)", value: String(r.device.xmitCalls), unit: "calls" },
+    { measure: "doorbells (flushes)", value: String(r.device.flushes), unit: "flushes" },
+    { measure: "wake-ups sent", value: String(r.device.wakeupsSent), unit: "wake-ups" },
+    {
+      measure: "pool empty (generator polls short)",
+      value: String(r.poolEmpty),
+      unit: "polls",
+      limit: "0",
+      verdict: r.poolEmpty === 0 ? "never" : "frames came back slower than they were made",
+    },
+    ns(
+      "longest stage wait",
+      r.maxStageAgeNs,
+      `${dl} ${dlUnit} + one turn`,
+      r.maxStageAgeNs <= DEADLINE_NS
+        ? "within the deadline"
+        : r.maxStageAgeNs <= DEADLINE_NS + r.maxSourceRunNs
+        ? "over the deadline by at most one source's turn, as designed; a long turn means " +
+          "the CPU was busy elsewhere"
+        : "beyond the deadline plus one turn: not expected, please report it",
+    ),
+    ns("longest source turn", r.maxSourceRunNs, "", "preemption and other load show here"),
+    ns("latency p50", r.latencyNs.p50),
+    ns("latency p90", r.latencyNs.p90),
+    ns("latency p99", r.latencyNs.p99),
+    ns("latency p99.9", r.latencyNs.p999),
+    ns("latency max", r.latencyNs.max),
+  ];
+  console.log(table(rows));
 }
 
 /**
@@ -392,7 +414,7 @@ function printSummary(r: RunResult): void {
  *
  * @example
  * ```ts
- * import { runMain } from "./mod.ts";
+ * import { runMain } from "./run.ts";
  * const status = await runMain(["--duration", "0.2", "--json"]);
  * ```
  */
@@ -401,16 +423,14 @@ export async function runMain(args: string[]): Promise<number> {
   try {
     o = parseRunArgs(args);
   } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(`bulktap: ${e.message}\nrun with --help for usage`);
-      return 2;
-    }
+    if (e instanceof UsageError) return reportUsage("", e);
     throw e;
   }
   if (!o) {
     console.log(RUN_HELP);
     return 0;
   }
+  if (!o.json) console.log(describeJob(o));
   const stop = new AbortController();
   let signalled = 0;
   const handlers: [Deno.Signal, () => void][] = [

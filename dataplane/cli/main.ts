@@ -10,14 +10,14 @@
  *
  * @example
  * ```ts
- * import { main } from "./dataplane/cli.ts";
+ * import { main } from "./main.ts";
  * const status = await main(["--help"]);
  * ```
  */
 export async function main(args: string[]): Promise<number> {
   if (args[0] === "forward") return await (await import("./forward.ts")).forwardMain(args.slice(1));
   if (args[0] === "bench") {
-    const { benchMain } = await import("../bench/main.ts");
+    const { benchMain } = await import("../../bench/main.ts");
     return await benchMain(args.slice(1));
   }
   const { runMain } = await import("./run.ts");
