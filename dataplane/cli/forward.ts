@@ -11,6 +11,8 @@ import { intFlag, parseFlags, reportUsage, UsageError } from "./flags.ts";
 import { BulktapError } from "../errors.ts";
 import { FramePool } from "../pool.ts";
 import { TapDevice, tapMaxMtu, tapNameProblem, type TapStats } from "../tap.ts";
+import type { ProgramSpec } from "../program.ts";
+import { type ProgramCounts, programSpec, startProgram } from "./forward_program.ts";
 
 /** The pool's frames: the defaults, fixed, so --mtu can be checked up front. */
 const FRAME_SIZE = 2048;
@@ -35,6 +37,12 @@ flags:
   tapMaxMtu({ frameSize: FRAME_SIZE, headroom: HEADROOM })
 } (what its ${FRAME_SIZE}-byte frames hold;
                        default: leave as is)
+  --program P          run a TypeScript program between A and B instead of the C
+                       fast path: forward (A -> B, B -> A), drop, reflect, l2switch,
+                       or a module exporting a factory: ./fw.ts or ./fw.ts#name
+                       (default export name "program"; (options) => Program)
+  --cpus N             Workers running the program, 1..64 (default 1; queue q is
+                       read on Worker q % N)
   --stats-interval S   print counts every S seconds (default 0: never)
   --json               print the final counts as one JSON object
   --help               this text
@@ -106,6 +114,8 @@ export async function forwardMain(args: string[]): Promise<number> {
       io: "string",
       mtu: "string",
       "stats-interval": "string",
+      program: "string",
+      cpus: "string",
       json: "boolean",
       help: "boolean",
     }, true);
@@ -161,7 +171,13 @@ export async function forwardMain(args: string[]): Promise<number> {
       vnet,
       statsInterval,
       json: values.json ?? false,
+      program: values.program === undefined ? undefined : programSpec(values.program),
+      programName: values.program,
+      cpus: intFlag("cpus", values.cpus, 1, 1, 64),
     };
+    if (values.cpus !== undefined && opts.program === undefined) {
+      throw new UsageError("--cpus needs --program (the C fast path runs a thread per queue)");
+    }
   } catch (e) {
     if (e instanceof UsageError) return reportUsage("forward", e);
     throw e;
@@ -188,6 +204,9 @@ interface RunOptions {
   vnet: 0 | 10 | 12;
   statsInterval: number;
   json: boolean;
+  program?: ProgramSpec;
+  programName?: string;
+  cpus: number;
 }
 
 async function run(o: RunOptions): Promise<number> {
@@ -220,15 +239,25 @@ async function run(o: RunOptions): Promise<number> {
   });
   let why: string;
   let t0: number;
+  let program: Awaited<ReturnType<typeof startProgram>> | undefined;
+  let pc: ProgramCounts | undefined;
   try {
-    a.forwardTo(b, { bulk: o.bulk, mode: o.mode });
-    b.forwardTo(a, { bulk: o.bulk, mode: o.mode });
+    if (o.program) {
+      // Single mode: a stage of one frame, one transmit per frame.
+      const bulk = o.mode === "single" ? 1 : o.bulk;
+      program = await startProgram(a, b, o.program, o.programName!, o.cpus, bulk);
+    } else {
+      a.forwardTo(b, { bulk: o.bulk, mode: o.mode });
+      b.forwardTo(a, { bulk: o.bulk, mode: o.mode });
+    }
     t0 = performance.now();
     const sa = a.stats();
     const io = sa.ioUring ? "uring" : sa.ioUringWriters > 0 ? "uring on some queues" : "write";
     console.error(
       `bulktap forward: ${o.a} <-> ${o.b} (${o.queues} queues, bulk ${o.bulk}, ` +
-        `mode ${o.mode}, io ${io}, vnet ${o.vnet}); ready, SIGINT/SIGTERM to stop`,
+        `mode ${o.mode}, io ${io}, vnet ${o.vnet}` +
+        (o.program ? `, program ${o.programName} on ${o.cpus} Worker(s)` : "") +
+        "); ready, SIGINT/SIGTERM to stop",
     );
     // A deleted device ends the run with its error.
     const watch = setInterval(() => {
@@ -246,12 +275,18 @@ async function run(o: RunOptions): Promise<number> {
     if (tick !== undefined) clearInterval(tick);
   } finally {
     for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
+    if (program) pc = await program.stop();
   }
   await a.stopForwarding();
   await b.stopForwarding();
   await a.drained(2000);
   await b.drained(2000);
   const ca = counts(a), cb = counts(b);
+  if (pc) {
+    // What the program path handed on: A's frames went into B, and back.
+    ca.forwarded = pc.toB;
+    cb.forwarded = pc.toA;
+  }
   const seconds = (performance.now() - t0) / 1000;
   if (o.json) {
     console.log(JSON.stringify({
@@ -261,10 +296,18 @@ async function run(o: RunOptions): Promise<number> {
       queues: o.queues,
       seconds: Number(seconds.toFixed(3)),
       stoppedBy: why,
+      ...(pc ? { program: pc } : {}),
     }));
   } else {
     console.log(line(ca));
     console.log(line(cb));
+    if (pc) {
+      console.log(
+        `program ${pc.program} (${pc.cpus} Worker(s)): read ${pc.rx}, sent ${pc.sent}, ` +
+          `refused by a full ring ${pc.txDropped}, dropped by the program ${pc.programDrops}, ` +
+          `invalid verdicts ${pc.invalid}, passed (no local stack: dropped) ${pc.passed}`,
+      );
+    }
   }
   if (failed) {
     console.error(`bulktap forward: ${failed.message}`);

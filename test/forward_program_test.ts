@@ -1,0 +1,121 @@
+/**
+ * `forward A B --program P`: TypeScript programs on real traffic between two
+ * network namespaces this test creates (and removes), through two TAPs.
+ */
+import assert from "assert";
+import { linkCounts, must, Proc, tapTest, tool, tryRun, uid } from "./tap_helpers.ts";
+
+const MOD = new URL("../mod.ts", import.meta.url).pathname;
+
+/** Two namespaces, the forwarder between their TAPs, and `body` run on them. */
+async function withForward(
+  flags: string[],
+  body: (x: { nsA: string; nsB: string; ipB: string }) => Promise<void>,
+): Promise<Record<string, unknown>> {
+  const id = uid();
+  const [a, b, nsA, nsB] = [`btpa${id}`, `btpb${id}`, `btnpa-${id}`, `btnpb-${id}`];
+  const [ipA, ipB] = ["10.213.79.1", "10.213.79.2"];
+  let fwd: Proc | undefined;
+  try {
+    must(`ip netns add ${nsA} && ip netns add ${nsB}`);
+    for (const ns of [nsA, nsB]) {
+      must(`ip netns exec ${ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1`);
+      must(`ip netns exec ${ns} sysctl -qw net.ipv6.conf.default.disable_ipv6=1`);
+    }
+    must(
+      `ip tuntap add dev ${a} mode tap multi_queue && ip tuntap add dev ${b} mode tap multi_queue`,
+    );
+    fwd = new Proc("deno", ["run", "-A", MOD, "forward", a, b, ...flags, "--json"]);
+    await fwd.waitFor("ready", 60_000);
+    must(`ip link set ${a} netns ${nsA} && ip link set ${b} netns ${nsB}`);
+    must(`ip -n ${nsA} link set ${a} up && ip -n ${nsA} addr add ${ipA}/24 dev ${a}`);
+    must(`ip -n ${nsB} link set ${b} up && ip -n ${nsB} addr add ${ipB}/24 dev ${b}`);
+    await body({ nsA, nsB, ipB });
+    fwd.child.kill("SIGINT");
+    const st = await fwd.finish();
+    assert.equal(st.code, 0, fwd.errLines.join("\n"));
+    const out = JSON.parse(fwd.lines.at(-1)!);
+    const ka = linkCounts(a, nsA), kb = linkCounts(b, nsB);
+    const da = out.devices[a], db = out.devices[b];
+    // What the forwarder read from a TAP is what the kernel sent into it.
+    assert.deepEqual({ rx: da.rx, tx: da.tx }, { rx: ka.tx, tx: ka.rx }, `${a} vs kernel`);
+    assert.deepEqual({ rx: db.rx, tx: db.tx }, { rx: kb.tx, tx: kb.rx }, `${b} vs kernel`);
+    return out;
+  } finally {
+    if (fwd) {
+      try {
+        fwd.child.kill("SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    tryRun(`ip netns del ${nsA}`);
+    tryRun(`ip netns del ${nsB}`);
+    tryRun(`ip link del ${a}`);
+    tryRun(`ip link del ${b}`);
+  }
+}
+
+async function udp(nsA: string, nsB: string, ipB: string, port: number, n: number, idle = 5) {
+  const recv = tool(["udp_recv", ipB, String(port), String(n), String(idle)], nsB);
+  await recv.waitFor("ready");
+  const send = tool(["udp_send", ipB, String(port), String(n)], nsA);
+  assert.ok((await send.finish()).success, send.errLines.join("\n"));
+  assert.ok((await recv.finish()).success, recv.errLines.join("\n"));
+  return Number(recv.lines.at(-1));
+}
+
+Deno.test({
+  name:
+    "forward --program forward: 2 Workers x 2 queues carry ping and 3,000 datagrams, every frame counted",
+  ...tapTest,
+  async fn() {
+    const N = 3000;
+    const out = await withForward(
+      ["--program", "forward", "--cpus", "2", "--queues", "2"],
+      async ({ nsA, nsB, ipB }) => {
+        const ping = new Proc("ip", ["netns", "exec", nsA, "ping", "-c", "3", "-i", "0.2", ipB]);
+        assert.equal((await ping.finish()).code, 0, ping.lines.join("\n"));
+        assert.equal(await udp(nsA, nsB, ipB, 9995, N), N, "every datagram arrived");
+      },
+    );
+    const p = out.program as Record<string, number>;
+    assert.ok(p.rx >= N + 6, `read ${p.rx}`);
+    assert.equal(p.sent + p.txDropped, p.rx, "every frame read was sent or counted as refused");
+    assert.equal(p.programDrops + p.invalid + p.passed, 0);
+    assert.equal(p.toA + p.toB, p.sent);
+  },
+});
+
+Deno.test({
+  name:
+    "forward --program ./firewall.ts: datagrams to the blocked port are dropped and counted, the rest pass",
+  ...tapTest,
+  async fn() {
+    const fw = new URL("./fixtures/udp_firewall.ts", import.meta.url).pathname;
+    const out = await withForward(["--program", fw], async ({ nsA, nsB, ipB }) => {
+      assert.equal(await udp(nsA, nsB, ipB, 9995, 500), 500, "an open port gets everything");
+      assert.equal(await udp(nsA, nsB, ipB, 9996, 200, 1), 0, "the blocked port gets nothing");
+    });
+    const p = out.program as Record<string, number>;
+    assert.ok(p.programDrops >= 200, `dropped ${p.programDrops}`);
+    assert.equal(
+      p.sent + p.txDropped + p.programDrops,
+      p.rx,
+      "every frame sent, refused or dropped",
+    );
+  },
+});
+
+Deno.test({
+  name: "forward --program: an unknown program name or --cpus without a program exits 2",
+  ...tapTest,
+  async fn() {
+    for (const flags of [["--program", "nosuch"], ["--cpus", "2"]]) {
+      const p = new Proc("deno", ["run", "-A", MOD, "forward", "btx0", "btx1", ...flags]);
+      const st = await p.finish();
+      assert.equal(st.code, 2, p.errLines.join("\n"));
+      assert.match(p.errLines.join("\n"), /--program|--cpus/);
+    }
+  },
+});
