@@ -24,6 +24,7 @@ import { BulktapError } from "./errors.ts";
 import { BulkQueues, MAX_TARGETS, type StageMode, type XmitTarget } from "./devmap.ts";
 import { LatencyLayout, LatencyRecorder, wordsOf } from "./latency.ts";
 import { FramePool } from "./pool.ts";
+import { copyFrame, FloodCopies } from "./flood.ts";
 import type { PacketBatch, Program } from "./program.ts";
 import type { Source } from "./source.ts";
 import { Verdict } from "./verdict.ts";
@@ -38,120 +39,8 @@ export interface ReaderSpec {
   label?: string;
 }
 
-/**
- * Indexes into {@linkcode PollLoop.counters}.
- *
- * @example
- * ```ts
- * import { LoopCounter } from "./poll_loop.ts";
- * console.log(LoopCounter.READ); // 7
- * ```
- */
-export const LoopCounter = {
-  /** Frames taken from sources. */
-  RX: 0,
-  /** DROP verdicts. */
-  DROP: 1,
-  /** PASS verdicts (consumed by the loop, or staged to the PASS device). */
-  PASS: 2,
-  /** TX verdicts. */
-  TX: 3,
-  /** REDIRECT verdicts. */
-  REDIRECT: 4,
-  /** Extra frames made by BROADCAST (copies). */
-  BROADCAST_COPIES: 5,
-  /** Frames dropped for a bad verdict (unknown action, target out of the map, TX without ingress). */
-  INVALID: 6,
-  /** Frames consumed by local readers (latency recorded). */
-  READ: 7,
-  /** Poll cycles. */
-  CYCLES: 8,
-  /** Times the loop slept. */
-  SLEEPS: 9,
-  /** Flushes forced by the deadline before the end of a cycle. */
-  DEADLINE_FLUSHES: 10,
-  /** Frames the targets (and the PASS device, if any) accepted. */
-  TX_SENT: 11,
-  /** Frames the targets (and the PASS device, if any) refused (back in their pool). */
-  TX_DROPPED: 12,
-  /**
-   * Longest any stage waited before its flush, ns: from the moment its
-   * oldest frame's batch was taken (before the source's poll) to the flush.
-   * A maximum, not a sum. The loop guarantees it is at most `deadlineNs`
-   * plus {@linkcode LoopCounter.MAX_SOURCE_RUN_NS}: stages are flushed at
-   * the end of every cycle, and before a source's turn once the deadline
-   * has passed.
-   */
-  MAX_STAGE_AGE_NS: 13,
-  /** Longest one source's turn took (poll, program, staging), ns. A maximum. */
-  MAX_SOURCE_RUN_NS: 14,
-  /**
-   * Polls in which a generator's pool could not supply every frame due
-   * (the sources' `poolEmpty`, summed). At a fixed rate the frames are made
-   * late, not skipped.
-   */
-  POOL_EMPTY: 15,
-  /** `BROADCAST` copies not made because the pool was empty (those targets missed the frame). */
-  BROADCAST_MISSED: 16,
-  /** Number of counters. */
-  COUNT: 17,
-} as const;
-
-// Hardware prefetchers fetch cache lines in pairs (Intel's adjacent-line
-// prefetcher), so two Workers writing counters within one 128-byte block
-// still bounce lines between cores; each block is 128-byte aligned and sized.
-const LINE_PAIR = 128;
-
-/**
- * Float64 slots of one loop's counter block in shared memory:
- * {@linkcode LoopCounter.COUNT} rounded up to a multiple of 128 bytes, so
- * no two Workers' counters share a cache line (or an adjacent-line pair).
- *
- * @example
- * ```ts
- * import { COUNTER_BLOCK } from "./poll_loop.ts";
- * console.log((COUNTER_BLOCK * 8) % 128); // 0
- * ```
- */
-export const COUNTER_BLOCK = Math.ceil(LoopCounter.COUNT * 8 / LINE_PAIR) * LINE_PAIR / 8;
-
-/**
- * Shared memory for the counter blocks of `loops` poll loops (one per
- * Worker), with room to align the first block to 128 bytes.
- *
- * @example
- * ```ts
- * import { counterBlock, counterBuffer } from "./poll_loop.ts";
- * const buf = counterBuffer(2);
- * console.log(counterBlock(buf, 1).length); // 17 (LoopCounter.COUNT)
- * ```
- */
-export function counterBuffer(loops: number): SharedArrayBuffer {
-  return new SharedArrayBuffer(loops * COUNTER_BLOCK * 8 + LINE_PAIR);
-}
-
-/**
- * Loop `i`'s counters in a {@linkcode counterBuffer}: a view that starts on
- * a 128-byte boundary of the memory (found from its address, which is the
- * same in every Worker sharing the buffer) and spans
- * {@linkcode LoopCounter.COUNT} slots of its {@linkcode COUNTER_BLOCK}.
- *
- * @example
- * ```ts
- * import { counterBlock, counterBuffer, LoopCounter } from "./poll_loop.ts";
- * const buf = counterBuffer(2);
- * counterBlock(buf, 1)[LoopCounter.RX] = 5;
- * console.log(counterBlock(buf, 0)[LoopCounter.RX], counterBlock(buf, 1)[LoopCounter.RX]); // 0 5
- * ```
- */
-export function counterBlock(buf: SharedArrayBuffer, i: number): Float64Array {
-  const addr = Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(new Uint8Array(buf))));
-  const base = (LINE_PAIR - addr % LINE_PAIR) % LINE_PAIR;
-  if (base + (i + 1) * COUNTER_BLOCK * 8 > buf.byteLength) {
-    throw new BulktapError("EINVAL", `counter block ${i} is beyond the buffer`);
-  }
-  return new Float64Array(buf, base + i * COUNTER_BLOCK * 8, LoopCounter.COUNT);
-}
+export { COUNTER_BLOCK, counterBlock, counterBuffer, LoopCounter } from "./loop_counters.ts";
+import { LoopCounter } from "./loop_counters.ts";
 
 /** Options of {@linkcode PollLoop}. */
 export interface PollLoopOptions {
@@ -241,15 +130,8 @@ export class PollLoop {
   readonly #verdicts: Uint32Array;
   readonly #drops: Uint32Array;
   readonly #passed: Uint32Array;
-  // BROADCAST copies of one batch, per pool slot: [start, end) in #copies,
-  // consumed from #copyAt. Sized on the first flood.
-  #copies = new Uint32Array(0);
-  readonly #copyNeed = new Uint32Array(256);
-  readonly #copyAt = new Uint32Array(256);
-  readonly #copyEnd = new Uint32Array(256);
-  readonly #copyRef = new Uint32Array(256);
-  readonly #copySlots = new Uint8Array(256);
-  #nCopySlots = 0;
+  // Copies for BROADCAST frames, allocated per flooded batch.
+  readonly #flood: FloodCopies;
   readonly #readRefs: Uint32Array;
   #maxStageAge = 0;
   #maxSourceRun = 0;
@@ -345,6 +227,7 @@ export class PollLoop {
     this.#drops = new Uint32Array(budget);
     this.#passed = new Uint32Array(budget);
     this.#readRefs = new Uint32Array(Math.max(budget, 256));
+    this.#flood = new FloodCopies(budget);
   }
 
   /**
@@ -492,25 +375,27 @@ export class PollLoop {
             drop++;
             break;
           }
-          if (flood < 0) flood = this.#allocCopies(i, n, others - 1);
+          if (flood < 0) {
+            flood = others - 1;
+            const missed = this.#flood.alloc(refs, verdicts, i, n, flood);
+            if (missed > 0) c[LoopCounter.BROADCAST_MISSED] += missed;
+          }
           const slot = ref >>> 24;
-          let at = this.#copyAt[slot];
-          const end = this.#copyEnd[slot];
-          const pool = at < end ? FramePool.of(ref) : undefined;
+          let pool: FramePool | undefined;
           let first = true;
           for (let t = 0; t < ntargets; t++) {
             if (t === ingress) continue;
             if (first) {
               bq.enqueue(ref, t, now);
               first = false;
-            } else if (at < end) {
-              const cref = this.#copies[at++];
-              copyFrame(pool!, ref, cref);
-              bq.enqueue(cref, t, now);
-              copies++;
+              continue;
             }
+            const cref = this.#flood.next(slot);
+            if (cref < 0) continue; // its pool ran out: counted as missed
+            copyFrame(pool ??= FramePool.of(ref), ref, cref);
+            bq.enqueue(cref, t, now);
+            copies++;
           }
-          this.#copyAt[slot] = at;
           redirected++;
           break;
         }
@@ -525,70 +410,13 @@ export class PollLoop {
       this.#pass?.recordBatch(passed, np);
       this.#lib.bt_frames_put(passed, passed.length, np, null, 0);
     }
-    if (flood > 0) this.#returnUnusedCopies();
+    if (flood > 0) this.#flood.returnUnused();
     c[LoopCounter.DROP] += drop;
     c[LoopCounter.PASS] += pass;
     c[LoopCounter.TX] += tx;
     c[LoopCounter.REDIRECT] += redirected;
     c[LoopCounter.INVALID] += invalid;
     if (copies > 0) c[LoopCounter.BROADCAST_COPIES] += copies;
-  }
-
-  /**
-   * Allocate the copies every BROADCAST frame of verdicts[from..n) needs
-   * (`per` each), one allocation per pool the frames come from. Copies the
-   * pools cannot supply are counted in BROADCAST_MISSED. Returns `per`.
-   */
-  #allocCopies(from: number, n: number, per: number): number {
-    if (per === 0) return 0;
-    const refs = this.#refs, verdicts = this.#verdicts;
-    const need = this.#copyNeed, slots = this.#copySlots;
-    let nslots = 0, total = 0;
-    for (let i = from; i < n; i++) {
-      if ((verdicts[i] & 0xff) !== Verdict.BROADCAST) continue;
-      const slot = refs[i] >>> 24;
-      if (need[slot] === 0) {
-        slots[nslots++] = slot;
-        this.#copyRef[slot] = refs[i];
-      }
-      need[slot] += per;
-      total += per;
-    }
-    if (this.#copies.length < total) {
-      this.#copies = new Uint32Array(Math.max(total, this.#budget * per));
-    }
-    let at = 0, missed = 0;
-    for (let k = 0; k < nslots; k++) {
-      const slot = slots[k];
-      const want = need[slot];
-      need[slot] = 0;
-      const handle = FramePool.of(this.#copyRef[slot]).handle;
-      // A view per pool and flooded batch, not per frame.
-      const into = at === 0 ? this.#copies : this.#copies.subarray(at);
-      const got = Math.max(0, this.#lib.bt_pool_alloc(handle, into, into.length, want));
-      this.#copyAt[slot] = at;
-      this.#copyEnd[slot] = at + got;
-      missed += want - got;
-      at += want;
-    }
-    this.#nCopySlots = nslots;
-    if (missed > 0) this.counters[LoopCounter.BROADCAST_MISSED] += missed;
-    return per;
-  }
-
-  // Every copy allocated for a batch is used by its floods; this only
-  // guards against a pool handing out more than asked (never lose a frame).
-  #returnUnusedCopies(): void {
-    for (let k = 0; k < this.#nCopySlots; k++) {
-      const slot = this.#copySlots[k];
-      const left = this.#copyEnd[slot] - this.#copyAt[slot];
-      if (left > 0) {
-        const rest = this.#copies.subarray(this.#copyAt[slot]);
-        this.#lib.bt_frames_put(rest, rest.length, left, null, 0);
-      }
-      this.#copyAt[slot] = this.#copyEnd[slot] = 0;
-    }
-    this.#nCopySlots = 0;
   }
 
   // A reader's step is one FFI call: read, add each frame's latency to the
@@ -637,23 +465,4 @@ export class PollLoop {
     this.#read();
     for (const s of this.sources) s.close();
   }
-}
-
-/**
- * Copy frame `ref` into the fresh frame `cref` of the same pool: the same
- * data offset (so the same headroom), length, bytes, timestamp and mark.
- */
-function copyFrame(pool: FramePool, ref: number, cref: number): void {
-  const len = pool.length(ref);
-  const src = pool.dataOffset(ref);
-  const delta = (src - pool.frameOffset(ref)) - (pool.dataOffset(cref) - pool.frameOffset(cref));
-  if (delta !== 0) {
-    // A fresh frame has length 0: move its start to where the original's is.
-    pool.setLength(cref, delta > 0 ? delta : 0);
-    pool.adjustHead(cref, delta);
-  }
-  pool.bytes.copyWithin(pool.dataOffset(cref), src, src + len);
-  pool.setLength(cref, len);
-  pool.setTimestamp(cref, pool.timestamp(ref));
-  pool.setMark(cref, pool.mark(ref));
 }

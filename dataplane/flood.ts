@@ -1,0 +1,144 @@
+/**
+ * Copies for flooded frames: a `BROADCAST` verdict sends the frame to the
+ * first target that is not its ingress and a copy to every other. The
+ * copies a batch needs are allocated when the loop meets its first
+ * `BROADCAST`, one bulk allocation per pool the flooded frames come from,
+ * and handed out per frame; any not used go back in one call.
+ *
+ * @module
+ */
+import { library } from "../ffi/lib.ts";
+import { FramePool } from "./pool.ts";
+import { Verdict } from "./verdict.ts";
+
+/**
+ * One poll loop's flood copies (per pool slot: `[at, end)` of one array).
+ *
+ * @example
+ * ```ts
+ * import { FloodCopies } from "./flood.ts";
+ * import { FramePool, Verdict } from "./mod.ts";
+ * using pool = new FramePool({ frames: 8 });
+ * const refs = new Uint32Array(1);
+ * pool.alloc(refs);
+ * const flood = new FloodCopies(8);
+ * console.log(flood.alloc(refs, Uint32Array.of(Verdict.BROADCAST), 0, 1, 2)); // 0 missed
+ * const copy = flood.next(pool.slot); // a fresh frame of the same pool
+ * flood.returnUnused(); // the second copy goes back
+ * pool.free(Uint32Array.of(refs[0], copy));
+ * ```
+ */
+export class FloodCopies {
+  #copies = new Uint32Array(0);
+  readonly #need = new Uint32Array(256);
+  readonly #at = new Uint32Array(256);
+  readonly #end = new Uint32Array(256);
+  readonly #ref = new Uint32Array(256);
+  readonly #slots = new Uint8Array(256);
+  #nslots = 0;
+  readonly #minCapacity: number;
+  readonly #lib = library();
+
+  /** Copies for batches of up to `budget` frames (the array grows if needed). */
+  constructor(budget: number) {
+    this.#minCapacity = budget;
+  }
+
+  /**
+   * Allocate `per` copies for every `BROADCAST` frame of `refs[from..n)`,
+   * one allocation per pool. Returns how many copies the pools could not
+   * supply (those floods reach fewer targets; the caller counts them).
+   */
+  alloc(refs: Uint32Array, verdicts: Uint32Array, from: number, n: number, per: number): number {
+    if (per === 0) return 0;
+    const need = this.#need, slots = this.#slots;
+    let nslots = 0, total = 0;
+    for (let i = from; i < n; i++) {
+      if ((verdicts[i] & 0xff) !== Verdict.BROADCAST) continue;
+      const slot = refs[i] >>> 24;
+      if (need[slot] === 0) {
+        slots[nslots++] = slot;
+        this.#ref[slot] = refs[i];
+      }
+      need[slot] += per;
+      total += per;
+    }
+    if (this.#copies.length < total) {
+      this.#copies = new Uint32Array(Math.max(total, this.#minCapacity * per));
+    }
+    let at = 0, missed = 0;
+    for (let k = 0; k < nslots; k++) {
+      const slot = slots[k];
+      const want = need[slot];
+      need[slot] = 0;
+      const handle = FramePool.of(this.#ref[slot]).handle;
+      // A view per pool and flooded batch, not per frame.
+      const into = at === 0 ? this.#copies : this.#copies.subarray(at);
+      const got = Math.max(0, this.#lib.bt_pool_alloc(handle, into, into.length, want));
+      this.#at[slot] = at;
+      this.#end[slot] = at + got;
+      missed += want - got;
+      at += want;
+    }
+    this.#nslots = nslots;
+    return missed;
+  }
+
+  /** The next copy for a frame of pool slot `slot`, or -1 when none is left. */
+  next(slot: number): number {
+    const at = this.#at[slot];
+    if (at >= this.#end[slot]) return -1;
+    this.#at[slot] = at + 1;
+    return this.#copies[at];
+  }
+
+  /**
+   * Return the copies a batch did not use (every copy allocated is used by
+   * its floods; this guards against a pool handing out more than asked:
+   * never lose a frame).
+   */
+  returnUnused(): void {
+    for (let k = 0; k < this.#nslots; k++) {
+      const slot = this.#slots[k];
+      const left = this.#end[slot] - this.#at[slot];
+      if (left > 0) {
+        const rest = this.#copies.subarray(this.#at[slot]);
+        this.#lib.bt_frames_put(rest, rest.length, left, null, 0);
+      }
+      this.#at[slot] = this.#end[slot] = 0;
+    }
+    this.#nslots = 0;
+  }
+}
+
+/**
+ * Copy frame `ref` into the fresh frame `cref` of the same pool: the same
+ * data offset (so the same headroom), length, bytes, timestamp and mark.
+ *
+ * @example
+ * ```ts
+ * import { copyFrame } from "./flood.ts";
+ * import { FramePool } from "./mod.ts";
+ * using pool = new FramePool({ frames: 2 });
+ * const refs = new Uint32Array(2);
+ * pool.alloc(refs);
+ * pool.write(refs[0], new Uint8Array([1, 2, 3]));
+ * copyFrame(pool, refs[0], refs[1]);
+ * console.log(pool.length(refs[1])); // 3
+ * pool.free(refs);
+ * ```
+ */
+export function copyFrame(pool: FramePool, ref: number, cref: number): void {
+  const len = pool.length(ref);
+  const src = pool.dataOffset(ref);
+  const delta = (src - pool.frameOffset(ref)) - (pool.dataOffset(cref) - pool.frameOffset(cref));
+  if (delta !== 0) {
+    // A fresh frame has length 0: move its start to where the original's is.
+    pool.setLength(cref, delta > 0 ? delta : 0);
+    pool.adjustHead(cref, delta);
+  }
+  pool.bytes.copyWithin(pool.dataOffset(cref), src, src + len);
+  pool.setLength(cref, len);
+  pool.setTimestamp(cref, pool.timestamp(ref));
+  pool.setMark(cref, pool.mark(ref));
+}
