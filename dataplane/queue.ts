@@ -8,8 +8,9 @@
  */
 import { library } from "../ffi/lib.ts";
 import { Batch, batchRefs, setBatchCount } from "./batch.ts";
+import { FrameStream } from "./frame_stream.ts";
 import { checkCount, intIn, show, u32Arg, u32Length } from "./boundary.ts";
-import { BulktapError, checkErrno, codeForErrno } from "./errors.ts";
+import { BulktapError, checkErrno } from "./errors.ts";
 import { describeRef } from "./pool.ts";
 import { sleepBound, waitShared, type WaitSource, waitTimeout } from "./waiter.ts";
 
@@ -174,11 +175,12 @@ export class DeviceQueue {
     // Checked here, not at the first next(): a bad value fails the call.
     const sleepMs = sleepBound("sleepMs", options.sleepMs ?? 250);
     return new FrameStream(
-      this,
+      (batch) => this.poll(batch),
       new Batch(options.batchSize ?? 64),
       sleepMs,
       options.signal,
       this.#waitSource,
+      (r) => checkErrno(r, `wait on queue ${this.#index} of device ${this.#handle}`) as never,
     );
   }
 
@@ -216,123 +218,5 @@ export class DeviceQueue {
       library().bt_queue_count(this.#handle, this.#index),
       `count of queue ${this.#index} of device ${this.#handle}`,
     );
-  }
-}
-
-/**
- * The iterator {@linkcode DeviceQueue.frames} returns. Not an async
- * generator: when frames are waiting, `next()` reads them at once and
- * returns an already-settled promise, so a busy reader pays one `await` per
- * batch and no generator machinery. Only an empty queue takes the async
- * path (sleep on the doorbell, then read). Calls made while a wait is
- * pending run in order after it, as a generator's would.
- */
-class FrameStream implements AsyncGenerator<Batch, void, undefined> {
-  #queue: DeviceQueue;
-  #batch: Batch;
-  #sleepMs: number;
-  #signal: AbortSignal | undefined;
-  #source: WaitSource;
-  #done = false;
-  #pending: Promise<unknown> | undefined;
-
-  constructor(
-    queue: DeviceQueue,
-    batch: Batch,
-    sleepMs: number,
-    signal: AbortSignal | undefined,
-    source: WaitSource,
-  ) {
-    this.#queue = queue;
-    this.#batch = batch;
-    this.#sleepMs = sleepMs;
-    this.#signal = signal;
-    this.#source = source;
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.return();
-  }
-
-  next(): Promise<IteratorResult<Batch, void>> {
-    if (this.#pending !== undefined) return this.#after(() => this.next());
-    let r: IteratorResult<Batch, void> | null;
-    try {
-      r = this.#read();
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    if (r !== null) return Promise.resolve(r);
-    const p = this.#waitThenRead();
-    this.#pending = p;
-    const clear = () => {
-      if (this.#pending === p) this.#pending = undefined;
-    };
-    p.then(clear, clear);
-    return p;
-  }
-
-  return(): Promise<IteratorResult<Batch, void>> {
-    if (this.#pending !== undefined) return this.#after(() => this.return());
-    this.#finish();
-    return Promise.resolve({ done: true, value: undefined });
-  }
-
-  throw(e?: unknown): Promise<IteratorResult<Batch, void>> {
-    if (this.#pending !== undefined) return this.#after(() => this.throw(e));
-    this.#finish();
-    return Promise.reject(e);
-  }
-
-  #after<T>(f: () => Promise<T>): Promise<T> {
-    return this.#pending!.then(f, f);
-  }
-
-  /** The next batch, the end, or null when the queue is empty. */
-  #read(): IteratorResult<Batch, void> | null {
-    if (this.#done || this.#signal?.aborted) return this.#end();
-    let n: number;
-    try {
-      n = this.#queue.poll(this.#batch);
-    } catch (e) {
-      if (e instanceof BulktapError && (e.code === "ENXIO" || e.code === "ECLOSED")) {
-        return this.#end();
-      }
-      this.#finish();
-      throw e;
-    }
-    return n > 0 ? { done: false, value: this.#batch } : null;
-  }
-
-  async #waitThenRead(): Promise<IteratorResult<Batch, void>> {
-    for (;;) {
-      const r = await waitShared(this.#source, this.#sleepMs, this.#signal);
-      if (r < 0) {
-        if (codeForErrno(r) === "ENXIO") return this.#end(); // device closed: end of stream
-        this.#finish();
-        checkErrno(r, `wait on queue ${this.#queue.index} of device ${this.#queue.device.handle}`);
-      }
-      const got = this.#read();
-      if (got !== null) return got;
-    }
-  }
-
-  #end(): IteratorResult<Batch, void> {
-    this.#finish();
-    return { done: true, value: undefined };
-  }
-
-  #finish(): void {
-    if (this.#done) return;
-    this.#done = true;
-    try {
-      this.#batch.release();
-    } catch {
-      // frames already gone with a closed pool
-    }
   }
 }

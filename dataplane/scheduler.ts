@@ -23,7 +23,7 @@ import {
 import { counterBlock, counterBuffer, LoopCounter, type ReaderSpec } from "./poll_loop.ts";
 import type { ProgramSpec } from "./program.ts";
 import type { SourceSpec } from "./source.ts";
-import { Ctrl, type WorkerConfig, type WorkerMessage } from "./worker.ts";
+import { Ctrl, type WorkerConfig, type WorkerMessage } from "./worker_protocol.ts";
 
 export { LoopCounter, PollLoop, type PollLoopOptions, type ReaderSpec } from "./poll_loop.ts";
 

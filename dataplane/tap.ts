@@ -24,6 +24,7 @@ import { intIn, show, u32Length } from "./boundary.ts";
 import { AttachToken, Device, type DeviceStats } from "./device.ts";
 import { BulktapError, type BulktapErrorCode, checkErrno, codeForErrno } from "./errors.ts";
 import { FramePool } from "./pool.ts";
+import { FrameStream } from "./frame_stream.ts";
 import { tapWaitSource } from "./tap_source.ts";
 import { sleepBound, waitShared, type WaitSource, waitTimeout } from "./waiter.ts";
 
@@ -666,7 +667,17 @@ export class TapDevice extends Device {
     queue = intIn(queue, 0, this.queues - 1, `frames of TAP ${JSON.stringify(this.name)}: queue`);
     const batch = new Batch(intIn(options.batchSize ?? 64, 1, 256, "batchSize"));
     const sleepMs = sleepBound("sleepMs", options.sleepMs ?? 250);
-    return this.#frames(queue, batch, sleepMs, options.signal);
+    const q = queue;
+    return new FrameStream(
+      (b) => this.rx(b, q),
+      batch,
+      sleepMs,
+      options.signal,
+      this.#waitSource(q),
+      (r) => {
+        throw this.#rxError(r, q);
+      },
+    );
   }
 
   // What the shared waits of queue `queue` sleep on (waiter.ts). The C
@@ -674,42 +685,6 @@ export class TapDevice extends Device {
   // from outside), so kick has nothing to do.
   #waitSource(queue: number): WaitSource {
     return tapWaitSource(this.handle, queue);
-  }
-
-  async *#frames(
-    queue: number,
-    batch: Batch,
-    sleepMs: number,
-    signal: AbortSignal | undefined,
-  ): AsyncGenerator<Batch, void, undefined> {
-    const source = this.#waitSource(queue);
-    try {
-      while (!signal?.aborted) {
-        if (this.closed) return;
-        let n: number;
-        try {
-          n = this.rx(batch, queue);
-        } catch (e) {
-          if (e instanceof BulktapError && (e.code === "ENXIO" || e.code === "ECLOSED")) return;
-          throw e;
-        }
-        if (n > 0) {
-          yield batch;
-          continue;
-        }
-        const r = await waitShared(source, sleepMs, signal);
-        if (r < 0) {
-          if (codeForErrno(r) === "ENXIO") return;
-          throw this.#rxError(r, queue);
-        }
-      }
-    } finally {
-      try {
-        batch.release();
-      } catch {
-        // pool already closed
-      }
-    }
   }
 
   /**

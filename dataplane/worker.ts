@@ -26,50 +26,17 @@ import "./tap_source.ts"; // registers the "tap" source kind in this Worker
 import { waitShared, type WaitSource } from "./waiter.ts";
 import { library } from "../ffi/lib.ts";
 import { BulktapError } from "./errors.ts";
-import type { LatencyShare } from "./latency.ts";
 import { counterBlock, LoopCounter, PollLoop, type ReaderSpec } from "./poll_loop.ts";
 import { programFromSpec } from "./programs.ts";
-import type { ProgramSpec } from "./program.ts";
-import { type Source, sourceFromSpec, type SourceSpec } from "./source.ts";
-import type { StageMode } from "./devmap.ts";
+import { type Source, sourceFromSpec } from "./source.ts";
+import type { LatencyShare } from "./latency.ts";
+import { Ctrl, type WorkerConfig, type WorkerMessage } from "./worker_protocol.ts";
 
 /** This Worker's own scope, typed here (a published module sets no `lib`). */
 const scope = globalThis as unknown as {
   postMessage(message: WorkerMessage): void;
   onmessage: ((e: MessageEvent<{ type: "start"; config: WorkerConfig }>) => void) | null;
 };
-
-/** Control words in shared memory (Int32Array). */
-export const Ctrl = { STOP: 0, FLUSHED: 1, COUNT: 2 } as const;
-
-/** What a Worker is started with. */
-export interface WorkerConfig {
-  cpu: number;
-  cpus: number;
-  pin: boolean;
-  sources: SourceSpec[];
-  program: ProgramSpec;
-  targets: number[];
-  readers: ReaderSpec[];
-  bulk: number;
-  stageMode: StageMode;
-  budget: number;
-  deadlineNs: number;
-  busyPollNs: number;
-  latency: boolean;
-  statusIntervalMs: number;
-  modules: string[];
-  control: SharedArrayBuffer;
-  counters: SharedArrayBuffer;
-  pass?: number;
-}
-
-/** Messages a Worker posts. */
-export type WorkerMessage =
-  | { type: "loaded" }
-  | { type: "ready"; cpu: number; pinned: boolean; latency: LatencyShare[] }
-  | { type: "error"; cpu: number; code: string; message: string }
-  | { type: "done"; cpu: number; targets: number[]; unstamped: number };
 
 // A reader queue's sleep: shared with every other waiter of the queue in
 // this Worker, and bounded with them (waiter.ts).
@@ -221,6 +188,7 @@ scope.onmessage = (e: MessageEvent<{ type: "start"; config: WorkerConfig }>) => 
 };
 // Only now can a "start" be received: a message that arrives while this
 // module (or one it imports, e.g. a library loaded over HTTP fetching its C
-// sources) is still evaluating would be lost. (The main thread imports this
-// module too, for Ctrl: there is no one to tell there.)
-if (typeof scope.postMessage === "function") scope.postMessage({ type: "loaded" });
+// sources) is still evaluating would be lost. Nothing imports this module:
+// it is only ever a Worker's main module (the protocol lives in
+// worker_protocol.ts), so this message goes to the scheduler.
+scope.postMessage({ type: "loaded" });
