@@ -7,6 +7,7 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
+import * as abi from "../ffi/abi.ts";
 import { BT_MAX_BULK, BT_XMIT_FLUSH } from "../ffi/abi.ts";
 import { arrayLength, checkCount, show, u32Arg, u32Length } from "./boundary.ts";
 import { BulktapError, checkErrno, codeForErrno } from "./errors.ts";
@@ -83,24 +84,26 @@ export interface DeviceStats {
   lockParks: number;
 }
 
-const STAT_KEYS: (keyof DeviceStats)[] = [
-  "txPackets",
-  "txBytes",
-  "txDropped",
-  "xmitCalls",
-  "flushes",
-  "wakeupsSent",
-  "wakeupsAvoided",
-  "lockAcquisitions",
-  "rxPackets",
-  "rxBytes",
-  "rxBatches",
-  "rxSleeps",
-  "rxDropped",
-  "queued",
-  "lockContended",
-  "lockParks",
-];
+/** Where each counter sits in `bt_dev_stats`' output (enum bt_dev_stat, from the header). */
+const STAT_INDEX: Record<keyof DeviceStats, number> = {
+  txPackets: abi.BT_DS_TX_PACKETS,
+  txBytes: abi.BT_DS_TX_BYTES,
+  txDropped: abi.BT_DS_TX_DROPPED,
+  xmitCalls: abi.BT_DS_XMIT_CALLS,
+  flushes: abi.BT_DS_FLUSHES,
+  wakeupsSent: abi.BT_DS_WAKEUPS_SENT,
+  wakeupsAvoided: abi.BT_DS_WAKEUPS_AVOIDED,
+  lockAcquisitions: abi.BT_DS_LOCK_ACQUISITIONS,
+  rxPackets: abi.BT_DS_RX_PACKETS,
+  rxBytes: abi.BT_DS_RX_BYTES,
+  rxBatches: abi.BT_DS_RX_BATCHES,
+  rxSleeps: abi.BT_DS_RX_SLEEPS,
+  rxDropped: abi.BT_DS_RX_DROPPED,
+  queued: abi.BT_DS_QUEUED,
+  lockContended: abi.BT_DS_LOCK_CONTENDED,
+  lockParks: abi.BT_DS_LOCK_PARKS,
+};
+const STAT_KEYS = Object.keys(STAT_INDEX) as (keyof DeviceStats)[];
 
 /**
  * @internal Marks the constructor call made by {@linkcode Device.attach}, or
@@ -441,13 +444,13 @@ export class Device implements Disposable {
   /** Counters, summed now over every thread and queue. */
   stats(): DeviceStats {
     this.assertOpen();
-    const out = new BigUint64Array(STAT_KEYS.length);
+    const out = new BigUint64Array(abi.BT_DS_COUNT);
     checkErrno(
       library().bt_dev_stats(this.#handle, out, out.length),
       `stats of device ${this.#handle}`,
     );
     const s = {} as DeviceStats;
-    STAT_KEYS.forEach((k, i) => (s[k] = Number(out[i])));
+    for (const k of STAT_KEYS) s[k] = Number(out[STAT_INDEX[k]]);
     return s;
   }
 

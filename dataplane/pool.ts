@@ -671,15 +671,15 @@ export class FramePool implements Disposable {
       `stats of pool ${this.#handle}`,
     );
     return {
-      frames: Number(out[0]),
-      free: Number(out[1]),
-      held: Number(out[2]),
-      queued: Number(out[3]),
-      allocFailed: Number(out[4]),
-      doubleReturns: Number(out[5]),
-      foreignReturns: Number(out[6]),
-      invalidRefs: Number(out[7]),
-      corrupt: Number(out[8]),
+      frames: Number(out[abi.BT_PS_FRAMES]),
+      free: Number(out[abi.BT_PS_FREE]),
+      held: Number(out[abi.BT_PS_HELD]),
+      queued: Number(out[abi.BT_PS_QUEUED]),
+      allocFailed: Number(out[abi.BT_PS_ALLOC_FAILED]),
+      doubleReturns: Number(out[abi.BT_PS_DOUBLE_RETURN]),
+      foreignReturns: Number(out[abi.BT_PS_FOREIGN_RETURN]),
+      invalidRefs: Number(out[abi.BT_PS_INVALID_REF]),
+      corrupt: Number(out[abi.BT_PS_CORRUPT]),
     };
   }
 

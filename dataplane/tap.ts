@@ -115,19 +115,21 @@ export interface TapStats extends DeviceStats {
   vnetLen: number;
 }
 
-const TAP_KEYS: (keyof TapStats)[] = [
-  "written",
-  "writtenBytes",
-  "writeErrors",
-  "writeSubmits",
-  "writePollouts",
-  "received",
-  "receivedBytes",
-  "receiveBatches",
-  "receiveNoFrame",
-  "forwarded",
-  "forwardDropped",
-];
+/** Where each counted statistic sits in `bt_tap_stats`' output (enum bt_tap_stat, from the header). */
+const TAP_INDEX: Partial<Record<keyof TapStats, number>> = {
+  written: abi.BT_TS_TX_WRITTEN,
+  writtenBytes: abi.BT_TS_TX_BYTES,
+  writeErrors: abi.BT_TS_TX_ERRORS,
+  writeSubmits: abi.BT_TS_TX_SUBMITS,
+  writePollouts: abi.BT_TS_TX_POLLOUTS,
+  received: abi.BT_TS_RX_PACKETS,
+  receivedBytes: abi.BT_TS_RX_BYTES,
+  receiveBatches: abi.BT_TS_RX_BATCHES,
+  receiveNoFrame: abi.BT_TS_RX_NOFRAME,
+  forwarded: abi.BT_TS_FWD_PACKETS,
+  forwardDropped: abi.BT_TS_FWD_DROPPED,
+};
+const TAP_KEYS = Object.keys(TAP_INDEX) as (keyof TapStats)[];
 const TS_ERROR = abi.BT_TS_ERROR;
 const TS_IO_URING = abi.BT_TS_IO_URING;
 const TS_VNET_LEN = abi.BT_TS_VNET_LEN;
@@ -801,7 +803,9 @@ export class TapDevice extends Device {
   }
 
   static #fill(s: TapStats, out: BigUint64Array): void {
-    TAP_KEYS.forEach((k, i) => ((s as unknown as Record<string, number>)[k] = Number(out[i])));
+    for (const k of TAP_KEYS) {
+      (s as unknown as Record<string, number>)[k] = Number(out[TAP_INDEX[k]!]);
+    }
     s.ioUring = out[TS_IO_URING] === 1n;
     s.vnetLen = Number(out[TS_VNET_LEN]);
     s.receiveTruncated = Number(out[TS_RX_TRUNCATED]);
