@@ -11,25 +11,9 @@
  * run (fuzz_test.ts), which keeps LeakSanitizer on.
  */
 import assert from "assert";
-import { needs } from "./capability.ts";
+import { asanRuntime, needs } from "./capability.ts";
 
 const inChild = Deno.env.get("BULKTAP_FLAVOUR") === "asan";
-
-function asanRuntime(): string | undefined {
-  try {
-    const r = new Deno.Command("gcc", {
-      args: ["-print-file-name=libasan.so"],
-      stdout: "piped",
-      stderr: "null",
-    }).outputSync();
-    const path = new TextDecoder().decode(r.stdout).trim();
-    if (!r.success || !path.startsWith("/")) return undefined;
-    Deno.statSync(path);
-    return path;
-  } catch {
-    return undefined;
-  }
-}
 
 const runtime = inChild ? undefined : asanRuntime();
 const noRuntime = !inChild && needs(

@@ -62,7 +62,7 @@
  * (Types — BulktapErrorCode, FramePoolOptions, PoolStats, FramesOptions,
  * DeviceOptions, ... — have no runtime value.)
  */
-import { needs } from "./capability.ts";
+import { asanRuntime, needs } from "./capability.ts";
 import assert from "assert";
 
 interface Ev {
@@ -110,22 +110,6 @@ export const GROUP_NAMES = [
 const STALL_MS = 15_000;
 const ROOT = new URL("..", import.meta.url).pathname;
 const CHILD = "test/fuzz/boundary/child.ts";
-
-function asanRuntime(): string | undefined {
-  try {
-    const r = new Deno.Command("gcc", {
-      args: ["-print-file-name=libasan.so"],
-      stdout: "piped",
-      stderr: "null",
-    }).outputSync();
-    const path = new TextDecoder().decode(r.stdout).trim();
-    if (!r.success || !path.startsWith("/")) return undefined;
-    Deno.statSync(path);
-    return path;
-  } catch {
-    return undefined;
-  }
-}
 
 function childEnv(flavour: string, runtime: string | undefined): Record<string, string> {
   const e: Record<string, string> = { BULKTAP_FLAVOUR: flavour, NO_COLOR: "1" };

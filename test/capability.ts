@@ -49,3 +49,29 @@ export function needs(what: string, reason: string | undefined, fix: string): bo
   }
   return true;
 }
+
+/**
+ * The path of gcc's AddressSanitizer runtime (to `LD_PRELOAD` into a Deno
+ * running the `asan` build), or undefined when it is not installed.
+ *
+ * @example
+ * ```ts
+ * import { asanRuntime } from "./capability.ts";
+ * console.log(asanRuntime() ?? "no libasan");
+ * ```
+ */
+export function asanRuntime(): string | undefined {
+  try {
+    const r = new Deno.Command("gcc", {
+      args: ["-print-file-name=libasan.so"],
+      stdout: "piped",
+      stderr: "null",
+    }).outputSync();
+    const path = new TextDecoder().decode(r.stdout).trim();
+    if (!r.success || !path.startsWith("/")) return undefined;
+    Deno.statSync(path);
+    return path;
+  } catch {
+    return undefined;
+  }
+}
