@@ -8,6 +8,7 @@
 import { intFlag, numFlag, parseFlags, reportUsage, UsageError } from "./flags.ts";
 import { nsParts, type Row, table } from "./table.ts";
 import { Device } from "../device.ts";
+import { intIn, show } from "../boundary.ts";
 import { BulktapError } from "../errors.ts";
 import { TapDevice, tapNameProblem } from "../tap.ts";
 import { type LatencySummary, percentileDistribution } from "../latency.ts";
@@ -184,6 +185,34 @@ export function parseRunArgs(args: string[]): RunOptions | undefined {
 }
 
 /**
+ * The same limits `parseRunArgs` applies, for options built in code:
+ * `EINVAL` naming the first bad one (a number that would size arrays or
+ * pools, e.g. `cpus`, never reaches them unchecked).
+ */
+function checkRunOptions(o: RunOptions): void {
+  if (typeof o !== "object" || o === null) {
+    throw new BulktapError("EINVAL", `run options are ${show(o)}, not an object`);
+  }
+  if (o.mode !== "bulk" && o.mode !== "single") {
+    throw new BulktapError("EINVAL", `mode=${show(o.mode)} is not "bulk" or "single"`);
+  }
+  intIn(o.bulk, 1, 256, "bulk");
+  intIn(o.cpus, 1, 64, "cpus");
+  intIn(o.queues, 1, 256, "queues");
+  intIn(o.frameSize, 60, 1792, "frameSize");
+  if (!(typeof o.rate === "number" && o.rate >= 0 && o.rate <= 1e9)) {
+    throw new BulktapError("EINVAL", `rate=${show(o.rate)} is not a number in 0..1e9`);
+  }
+  if (!(typeof o.duration === "number" && o.duration >= 0.001 && o.duration <= 1e6)) {
+    throw new BulktapError("EINVAL", `duration=${show(o.duration)} is not a number in 0.001..1e6`);
+  }
+  if (o.tap !== undefined) {
+    const why = tapNameProblem(o.tap);
+    if (why) throw new BulktapError("EINVAL", `tap=${show(o.tap)} ${why}`);
+  }
+}
+
+/**
  * Run the main job; resolves with its result. `onStatus` gets the live
  * one-line status about every second; `signal` stops early.
  *
@@ -202,6 +231,7 @@ export async function runJob(
   onStatus?: (line: string) => void,
   signal?: AbortSignal,
 ): Promise<RunResult> {
+  checkRunOptions(o);
   // Enough frames for every ring to fill and every Worker to have a few
   // batches in flight.
   const ringSize = 1024;
