@@ -241,8 +241,6 @@ async function runOnce(
     throw new Error(`${sc.name} ${mode}: drop count ${st.txDropped} != ${offered - accepted}`);
   }
   pool.close();
-  const h = mergeHistograms(rs.map((r) => decodeHistogram(r.histogram)));
-  const sum = summarize(h);
   return {
     mpps: accepted / elapsed / 1000,
     frames: accepted,
@@ -254,16 +252,7 @@ async function runOnce(
     wakeupsPerFrame: (st.wakeupsSent - s0.wakeupsSent) / Math.max(1, accepted),
     cpuNs: (cpu.user + cpu.system) * 1000,
     wallNs,
-    latency: sum.count > 0
-      ? {
-        samples: sum.count,
-        p50: sum.p50,
-        p99: sum.p99,
-        p999: sum.p999,
-        max: sum.max,
-        curve: percentileDistribution(h),
-      }
-      : undefined,
+    latency: latencyOf(rs),
   };
 }
 
@@ -333,8 +322,6 @@ async function runOncePlain(
   if (dp.freeCount() !== POOL_FRAMES) {
     throw new Error(`plain ${sc.name} ${mode}: ${POOL_FRAMES - dp.freeCount()} frames lost`);
   }
-  const h = mergeHistograms(rs.map((r) => decodeHistogram(r.histogram)));
-  const sum = summarize(h);
   const calls = mode === "bulk" ? offered / Math.max(1, bulk) : offered;
   return {
     mpps: accepted / elapsed / 1000,
@@ -347,16 +334,7 @@ async function runOncePlain(
     wakeupsPerFrame: wakeups / Math.max(1, accepted),
     cpuNs: (cpu.user + cpu.system) * 1000,
     wallNs,
-    latency: sum.count > 0
-      ? {
-        samples: sum.count,
-        p50: sum.p50,
-        p99: sum.p99,
-        p999: sum.p999,
-        max: sum.max,
-        curve: percentileDistribution(h),
-      }
-      : undefined,
+    latency: latencyOf(rs),
   };
 }
 
@@ -467,4 +445,19 @@ if (import.meta.main) {
       console.error(`  ${ev.scenario} ${ev.mode} ${ev.bulk} repeat ${ev.repeat + 1}/${repeats}`),
   });
   printApiTable(points);
+}
+
+/** The readers' merged latency of one run, or undefined when none was measured. */
+function latencyOf(rs: { histogram: string }[]) {
+  const h = mergeHistograms(rs.map((r) => decodeHistogram(r.histogram)));
+  const sum = summarize(h);
+  if (sum.count === 0) return undefined;
+  return {
+    samples: sum.count,
+    p50: sum.p50,
+    p99: sum.p99,
+    p999: sum.p999,
+    max: sum.max,
+    curve: percentileDistribution(h),
+  };
 }

@@ -73,6 +73,16 @@ export interface RunOptions {
   json: boolean;
 }
 
+/** The range of each numeric option, for the flags and for options built in code. */
+const LIMITS = {
+  bulk: [1, 256],
+  cpus: [1, 64],
+  queues: [1, 256],
+  frameSize: [60, 1792],
+  rate: [0, 1e9],
+  duration: [0.001, 1e6],
+} as const;
+
 /** The JSON the main job prints with `--json`. */
 export interface RunResult {
   mode: "bulk" | "single";
@@ -164,7 +174,7 @@ export function parseRunArgs(args: string[]): RunOptions | undefined {
   if (mode !== "bulk" && mode !== "single") {
     throw new UsageError(`--mode=${mode} is not bulk or single`);
   }
-  const bulk = intFlag("bulk", values.bulk, 16, 1, 256);
+  const bulk = intFlag("bulk", values.bulk, 16, ...LIMITS.bulk);
   if (mode === "single" && values.bulk !== undefined && bulk !== 1) {
     throw new UsageError(`--bulk=${values.bulk} contradicts --mode=single (one frame per xmit)`);
   }
@@ -173,11 +183,11 @@ export function parseRunArgs(args: string[]): RunOptions | undefined {
   return {
     mode,
     bulk: mode === "single" ? 1 : bulk,
-    cpus: intFlag("cpus", values.cpus, 2, 1, 64),
-    queues: intFlag("queues", values.queues, 2, 1, 256),
-    frameSize: intFlag("frame-size", values["frame-size"], 64, 60, 1792),
-    rate: numFlag("rate", values.rate, 0, 0, 1e9),
-    duration: numFlag("duration", values.duration, 5, 0.001, 1e6),
+    cpus: intFlag("cpus", values.cpus, 2, ...LIMITS.cpus),
+    queues: intFlag("queues", values.queues, 2, ...LIMITS.queues),
+    frameSize: intFlag("frame-size", values["frame-size"], 64, ...LIMITS.frameSize),
+    rate: numFlag("rate", values.rate, 0, ...LIMITS.rate),
+    duration: numFlag("duration", values.duration, 5, ...LIMITS.duration),
     tap,
     pin: values.pin === true,
     json: values.json === true,
@@ -196,15 +206,14 @@ function checkRunOptions(o: RunOptions): void {
   if (o.mode !== "bulk" && o.mode !== "single") {
     throw new BulktapError("EINVAL", `mode=${show(o.mode)} is not "bulk" or "single"`);
   }
-  intIn(o.bulk, 1, 256, "bulk");
-  intIn(o.cpus, 1, 64, "cpus");
-  intIn(o.queues, 1, 256, "queues");
-  intIn(o.frameSize, 60, 1792, "frameSize");
-  if (!(typeof o.rate === "number" && o.rate >= 0 && o.rate <= 1e9)) {
-    throw new BulktapError("EINVAL", `rate=${show(o.rate)} is not a number in 0..1e9`);
+  for (const k of ["bulk", "cpus", "queues", "frameSize"] as const) {
+    intIn(o[k], LIMITS[k][0], LIMITS[k][1], k);
   }
-  if (!(typeof o.duration === "number" && o.duration >= 0.001 && o.duration <= 1e6)) {
-    throw new BulktapError("EINVAL", `duration=${show(o.duration)} is not a number in 0.001..1e6`);
+  for (const k of ["rate", "duration"] as const) {
+    const [min, max] = LIMITS[k];
+    if (!(typeof o[k] === "number" && o[k] >= min && o[k] <= max)) {
+      throw new BulktapError("EINVAL", `${k}=${show(o[k])} is not a number in ${min}..${max}`);
+    }
   }
   if (o.tap !== undefined) {
     const why = tapNameProblem(o.tap);
