@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "bt_lock.h"
 #include "bt_ring.h"
@@ -248,6 +249,19 @@ static inline int bt_meta_len_ok(const struct bt_pool *p,
 {
 	return m->data_off >= sizeof(struct bt_frame_meta) &&
 	       (uint64_t)m->data_off + m->len <= p->frame_size;
+}
+
+/* A plain frame: no vnet header, no offload (what allocation gives). */
+static inline void bt_meta_clear_offload(struct bt_frame_meta *m)
+{
+	m->vnet_len = 0;
+	m->vnet_flags = 0;
+	m->gso_type = 0;
+	m->hdr_len = 0;
+	m->gso_size = 0;
+	m->csum_start = 0;
+	m->csum_offset = 0;
+	memset(m->spare, 0, sizeof(m->spare));
 }
 
 /* Resolve a ring entry (frame address) to its meta and pool, trusting the

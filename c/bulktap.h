@@ -24,7 +24,7 @@
 
 #define BT_API __attribute__((visibility("default")))
 
-#define BT_VERSION 1
+#define BT_VERSION 2
 
 #define BT_MAX_POOLS 255 /* pool slots 1..255; slot 0 is never used */
 #define BT_MAX_DEVS 4096
@@ -42,7 +42,7 @@
 #define BT_CPU_SELF (-1)
 
 /*
- * Frame metadata, at the start of every frame, inside its headroom (32
+ * Frame metadata, at the start of every frame, inside its headroom (64
  * bytes). The library writes magic, ref, state and data_off at allocation;
  * the caller writes len (and data_off, to push or pull headers) and may stamp
  * tstamp_ns and mark.
@@ -70,28 +70,64 @@
 struct bt_frame_meta {
 	uint32_t magic; /* BT_FRAME_MAGIC */
 	uint32_t ref; /* this frame's ref */
-	uint16_t data_off; /* offset of the data from the frame start */
-	uint16_t vnet_len; /* bytes of virtio-net header (TAP), else 0 */
+	uint32_t data_off; /* offset of the data from the frame start */
 	uint32_t len; /* bytes of data */
 	uint64_t tstamp_ns; /* CLOCK_MONOTONIC creation/receive time */
 	uint32_t mark; /* free for programs */
 	uint16_t queue; /* queue the frame was read from */
 	uint8_t state; /* library-owned: free, held or queued */
 	uint8_t reserved;
+	/* Offload metadata: the virtio-net header the frame came with (TAP
+	 * with a vnet header) or that a program set, in host byte order.
+	 * All zero: a plain frame, complete checksums, no segmentation. */
+	uint16_t vnet_len; /* bytes of virtio-net header it was read with */
+	uint8_t vnet_flags; /* BT_VNET_F_* */
+	uint8_t gso_type; /* BT_GSO_* (| BT_GSO_ECN) */
+	uint16_t hdr_len; /* bytes of Ethernet + IP + L4 headers (GSO) */
+	uint16_t gso_size; /* payload bytes per segment (GSO) */
+	uint16_t csum_start; /* NEEDS_CSUM: checksum from here (data-relative) */
+	uint16_t csum_offset; /* ... stored this far past csum_start */
+	uint32_t spare[5]; /* zero; room for later fields */
 };
 #define BT_FRAME_MAGIC 0x62746672u /* "btfr" */
 
 /* Byte offsets of the metadata fields, for TypeScript views. */
-#define BT_META_SIZE 32 /* sizeof(struct bt_frame_meta), what bt_meta_size() returns */
+#define BT_META_SIZE 64 /* sizeof(struct bt_frame_meta), what bt_meta_size() returns */
 #define BT_META_OFF_MAGIC 0
 #define BT_META_OFF_REF 4
 #define BT_META_OFF_DATA_OFF 8
-#define BT_META_OFF_VNET_LEN 10
 #define BT_META_OFF_LEN 12
 #define BT_META_OFF_TSTAMP 16
 #define BT_META_OFF_MARK 24
 #define BT_META_OFF_QUEUE 28
 #define BT_META_OFF_STATE 30
+#define BT_META_OFF_VNET_LEN 32
+#define BT_META_OFF_VNET_FLAGS 34
+#define BT_META_OFF_GSO_TYPE 35
+#define BT_META_OFF_HDR_LEN 36
+#define BT_META_OFF_GSO_SIZE 38
+#define BT_META_OFF_CSUM_START 40
+#define BT_META_OFF_CSUM_OFFSET 42
+
+/* vnet_flags: the virtio-net header's flags (same values). */
+#define BT_VNET_F_NEEDS_CSUM 1u /* L4 checksum is partial: see csum_* */
+#define BT_VNET_F_DATA_VALID 2u /* checksums already verified */
+
+/* gso_type: the virtio-net header's GSO types (same values). */
+enum bt_gso_type {
+	BT_GSO_NONE = 0,
+	BT_GSO_TCPV4 = 1,
+	BT_GSO_UDP = 3, /* UFO (IP fragmentation): refused, never produced */
+	BT_GSO_TCPV6 = 4,
+	BT_GSO_UDP_L4 = 5, /* USO: UDP segmentation, IPv4 or IPv6 */
+};
+#define BT_GSO_ECN 0x80u /* TCP: the super-frame carries CWR */
+
+/* Largest frame a pool can have (bytes, headroom included): a 64 KiB
+ * super-frame, its headroom and metadata fit. */
+#define BT_MAX_FRAME_SIZE 131072
+/* Largest packet (Ethernet header included) a super-frame may carry. */
+#define BT_MAX_SUPER_FRAME 65549
 
 /* Frame states, kept in the frame's headroom at BT_META_OFF_STATE. */
 enum bt_frame_state {

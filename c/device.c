@@ -547,7 +547,7 @@ static struct bt_frame_meta *copy_to_frame(struct bt_dev *d, uintptr_t e)
 		/* At the pool's headroom, not m->data_off: the headroom is
 		 * caller-writable even while the frame is free, and the
 		 * length was checked against frame_size - headroom. */
-		m->data_off = (uint16_t)d->pool->headroom;
+		m->data_off = d->pool->headroom;
 		memcpy((uint8_t *)m + d->pool->headroom, cp->data, cp->len);
 		m->len = cp->len;
 		m->tstamp_ns = cp->tstamp_ns;

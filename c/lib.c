@@ -105,6 +105,23 @@ _Static_assert(offsetof(struct bt_frame_meta, mark) == BT_META_OFF_MARK,
 _Static_assert(offsetof(struct bt_frame_meta, vnet_len) ==
 		       BT_META_OFF_VNET_LEN,
 	       "vnet_len offset");
+_Static_assert(offsetof(struct bt_frame_meta, vnet_flags) ==
+		       BT_META_OFF_VNET_FLAGS,
+	       "vnet_flags offset");
+_Static_assert(offsetof(struct bt_frame_meta, gso_type) ==
+		       BT_META_OFF_GSO_TYPE,
+	       "gso_type offset");
+_Static_assert(offsetof(struct bt_frame_meta, hdr_len) == BT_META_OFF_HDR_LEN,
+	       "hdr_len offset");
+_Static_assert(offsetof(struct bt_frame_meta, gso_size) ==
+		       BT_META_OFF_GSO_SIZE,
+	       "gso_size offset");
+_Static_assert(offsetof(struct bt_frame_meta, csum_start) ==
+		       BT_META_OFF_CSUM_START,
+	       "csum_start offset");
+_Static_assert(offsetof(struct bt_frame_meta, csum_offset) ==
+		       BT_META_OFF_CSUM_OFFSET,
+	       "csum_offset offset");
 
 /* The clock as a double, for the hot paths of the TypeScript side: a u64
  * result crosses Deno's FFI as a BigInt (an allocation per call), a double

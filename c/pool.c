@@ -54,13 +54,13 @@ static void meta_init(struct bt_pool *p, uint32_t idx)
 
 	m->magic = BT_FRAME_MAGIC;
 	m->ref = (p->slot << BT_REF_INDEX_BITS) | idx;
-	m->data_off = (uint16_t)p->headroom;
-	m->vnet_len = 0;
+	m->data_off = p->headroom;
 	m->len = 0;
 	m->tstamp_ns = 0;
 	m->mark = 0;
 	m->queue = 0;
 	m->reserved = 0;
+	bt_meta_clear_offload(m);
 }
 
 /* A free stack and the smaller one it replaced in the same slot. */
@@ -116,7 +116,7 @@ int32_t bt_pool_create(uint32_t nframes, uint32_t frame_size, uint32_t headroom)
 		return -ENOSPC;
 	if (nframes == 0 || nframes > BT_REF_INDEX_MASK + 1u)
 		return -EINVAL;
-	if (frame_size < 128 || frame_size > 65536 ||
+	if (frame_size < 128 || frame_size > BT_MAX_FRAME_SIZE ||
 	    frame_size % BT_CACHE_LINE)
 		return -EINVAL;
 	if (headroom > 65535 || headroom + 64 > frame_size)

@@ -38,7 +38,7 @@ export interface FramePoolOptions {
   frames?: number;
   /** Bytes per frame including headroom, a multiple of 64 (default 2048). */
   frameSize?: number;
-  /** Bytes before the data; holds the 32-byte metadata (default 256). */
+  /** Bytes before the data; holds the 64-byte metadata (default 256). */
   headroom?: number;
 }
 
@@ -252,7 +252,7 @@ export class FramePool implements Disposable {
       ? `headroom=${headroom} cannot hold the ${META.size}-byte frame metadata`
       : code === "EINVAL"
       ? `frames=${frames}, frameSize=${frameSize}, headroom=${headroom}: frames must ` +
-        `be 1..16777216, frameSize a multiple of 64 in 128..65536, and headroom + 64 <= frameSize`
+        `be 1..16777216, frameSize a multiple of 64 in 128..${abi.BT_MAX_FRAME_SIZE}, and headroom + 64 <= frameSize`
       : `cannot create a pool of ${frames} x ${frameSize} bytes`;
     throw new BulktapError(code, why, h);
   }
@@ -367,7 +367,7 @@ export class FramePool implements Disposable {
    * `bytes`, so the library never trusts what it reads there).
    */
   #dataOff(f: number, ref: number): number {
-    const off = this.#u16[(f + META.dataOff) >>> 1];
+    const off = this.#u32[(f + META.dataOff) >>> 2];
     if (off >= META.size && off <= this.#frameSize) return off;
     throw new BulktapError(
       "EINVAL",
@@ -534,13 +534,13 @@ export class FramePool implements Disposable {
       throw new BulktapError("EINVAL", `length ${show(len)} is not a whole number of bytes`);
     }
     const slot = this.#slot, frames = this.#frames, size = this.#frameSize;
-    const u16 = this.#u16, u32 = this.#u32;
+    const u32 = this.#u32;
     for (let i = 0; i < k; i++) {
       const ref = refs[i];
       const idx = ref & INDEX_MASK;
       if (ref >>> INDEX_BITS !== slot || idx >= frames) this.#refError(ref);
       const f = idx * size;
-      const off = u16[(f + META.dataOff) >>> 1];
+      const off = u32[(f + META.dataOff) >>> 2];
       if (!(off >= META.size && off + len <= size)) this.setLength(ref, len); // throws, naming it
       u32[(f + META.len) >>> 2] = len;
     }
@@ -570,15 +570,7 @@ export class FramePool implements Disposable {
     if (delta > len || off + len > this.#frameSize) {
       throw new BulktapError("EINVAL", `adjustHead(${delta}) is past the ${len}-byte data`);
     }
-    if (nOff > 0xffff) {
-      // The offset is a 16-bit field: 65536 would wrap to 0 (the metadata).
-      throw new BulktapError(
-        "EINVAL",
-        `adjustHead(${delta}) would put the data at byte ${nOff} of the frame; ` +
-          `the offset field holds at most 65535`,
-      );
-    }
-    this.#u16[(f + META.dataOff) >>> 1] = nOff;
+    this.#u32[(f + META.dataOff) >>> 2] = nOff;
     this.#u32[(f + META.len) >>> 2] = len - delta;
   }
 

@@ -7,7 +7,7 @@
  */
 
 /** `BT_VERSION` */
-export const BT_VERSION = 1;
+export const BT_VERSION = 2;
 
 /** `BT_MAX_POOLS`: pool slots 1..255; slot 0 is never used */
 export const BT_MAX_POOLS = 255;
@@ -43,7 +43,7 @@ export const BT_CPU_SELF = -1;
 export const BT_FRAME_MAGIC = 1651795570;
 
 /** `BT_META_SIZE`: sizeof(struct bt_frame_meta), what bt_meta_size() returns */
-export const BT_META_SIZE = 32;
+export const BT_META_SIZE = 64;
 
 /** `BT_META_OFF_MAGIC` */
 export const BT_META_OFF_MAGIC = 0;
@@ -53,9 +53,6 @@ export const BT_META_OFF_REF = 4;
 
 /** `BT_META_OFF_DATA_OFF` */
 export const BT_META_OFF_DATA_OFF = 8;
-
-/** `BT_META_OFF_VNET_LEN` */
-export const BT_META_OFF_VNET_LEN = 10;
 
 /** `BT_META_OFF_LEN` */
 export const BT_META_OFF_LEN = 12;
@@ -71,6 +68,57 @@ export const BT_META_OFF_QUEUE = 28;
 
 /** `BT_META_OFF_STATE` */
 export const BT_META_OFF_STATE = 30;
+
+/** `BT_META_OFF_VNET_LEN` */
+export const BT_META_OFF_VNET_LEN = 32;
+
+/** `BT_META_OFF_VNET_FLAGS` */
+export const BT_META_OFF_VNET_FLAGS = 34;
+
+/** `BT_META_OFF_GSO_TYPE` */
+export const BT_META_OFF_GSO_TYPE = 35;
+
+/** `BT_META_OFF_HDR_LEN` */
+export const BT_META_OFF_HDR_LEN = 36;
+
+/** `BT_META_OFF_GSO_SIZE` */
+export const BT_META_OFF_GSO_SIZE = 38;
+
+/** `BT_META_OFF_CSUM_START` */
+export const BT_META_OFF_CSUM_START = 40;
+
+/** `BT_META_OFF_CSUM_OFFSET` */
+export const BT_META_OFF_CSUM_OFFSET = 42;
+
+/** `BT_VNET_F_NEEDS_CSUM`: L4 checksum is partial: see csum_* */
+export const BT_VNET_F_NEEDS_CSUM = 1;
+
+/** `BT_VNET_F_DATA_VALID`: checksums already verified */
+export const BT_VNET_F_DATA_VALID = 2;
+
+/** `BT_GSO_NONE` */
+export const BT_GSO_NONE = 0;
+
+/** `BT_GSO_TCPV4` */
+export const BT_GSO_TCPV4 = 1;
+
+/** `BT_GSO_UDP`: UFO (IP fragmentation): refused, never produced */
+export const BT_GSO_UDP = 3;
+
+/** `BT_GSO_TCPV6` */
+export const BT_GSO_TCPV6 = 4;
+
+/** `BT_GSO_UDP_L4`: USO: UDP segmentation, IPv4 or IPv6 */
+export const BT_GSO_UDP_L4 = 5;
+
+/** `BT_GSO_ECN`: TCP: the super-frame carries CWR */
+export const BT_GSO_ECN = 128;
+
+/** `BT_MAX_FRAME_SIZE` */
+export const BT_MAX_FRAME_SIZE = 131072;
+
+/** `BT_MAX_SUPER_FRAME` */
+export const BT_MAX_SUPER_FRAME = 65549;
 
 /** `BT_FREE`: in its pool */
 export const BT_FREE = 0;

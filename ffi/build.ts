@@ -63,8 +63,10 @@ export const C_DIR = new URL("../c/", import.meta.url);
  */
 export const C_SOURCES: readonly string[] = [
   "affinity.c",
+  "bt_csum.h",
   "bt_internal.h",
   "bt_lock.h",
+  "bt_offload.h",
   "bt_ring.h",
   "bulktap.h",
   "device.c",

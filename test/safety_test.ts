@@ -18,6 +18,7 @@ import {
 } from "../mod.ts";
 import { openPools } from "../dataplane/pool.ts";
 import { library } from "../ffi/lib.ts";
+import { BT_MAX_FRAME_SIZE } from "../ffi/abi.ts";
 import { accounted, assertCode, withDevice } from "./helpers.ts";
 import type { Source } from "../dataplane/source.ts";
 
@@ -264,17 +265,17 @@ Deno.test(
 );
 
 Deno.test(
-  "numbers: a data offset cannot wrap its 16-bit field in 64 KiB frames",
+  "numbers: a data offset reaches the end of the largest frame without wrapping",
   accounted(() => {
-    using pool = new FramePool({ frames: 2, frameSize: 65536 });
+    using pool = new FramePool({ frames: 2, frameSize: BT_MAX_FRAME_SIZE });
     const refs = new Uint32Array(1);
     pool.alloc(refs);
     const ref = refs[0];
     const cap = pool.capacity(ref);
-    pool.setLength(ref, cap); // data runs to the frame's end (byte 65536)
-    assertCode(() => pool.adjustHead(ref, cap), "EINVAL", "offset field holds at most 65535");
-    assert.equal(pool.dataOffset(ref) - pool.frameOffset(ref), pool.headroom, "offset unchanged");
-    pool.adjustHead(ref, cap - 1); // the last byte alone: offset 65535, fine
+    pool.setLength(ref, cap); // data runs to the frame's end
+    assertCode(() => pool.adjustHead(ref, cap + 1), "EINVAL", "past the");
+    pool.adjustHead(ref, cap - 1); // the last byte alone, past 64 KiB
+    assert.equal(pool.dataOffset(ref) - pool.frameOffset(ref), BT_MAX_FRAME_SIZE - 1);
     assert.equal(pool.length(ref), 1);
     pool.free(refs);
   }),

@@ -345,7 +345,7 @@ static int traffic(uint32_t nproducers, uint32_t nqueues)
 		return -1;
 	/* Fewer frames than the producers could keep in flight, and small
 	 * rings, so both "pool empty" and "ring full" happen. */
-	run->pool = bt_pool_create(2048, 128, 32);
+	run->pool = bt_pool_create(2048, 128, 64);
 	run->dev = bt_dev_create((uint32_t)run->pool, nqueues, 256);
 	if (run->pool < 0 || run->dev < 0) {
 		report("setup: pool %d dev %d", run->pool, run->dev);
@@ -551,7 +551,7 @@ static int close_while_transmitting(int rounds)
 		unsigned long long target = 200 + (unsigned)round * 97 % 2000;
 
 		memset(&c, 0, sizeof(c));
-		c.pool = bt_pool_create(512, 128, 32);
+		c.pool = bt_pool_create(512, 128, 64);
 		c.dev = bt_dev_create((uint32_t)c.pool, 1, 64);
 		if (c.pool < 0 || c.dev < 0) {
 			report("setup: pool %d dev %d", c.pool, c.dev);
@@ -634,7 +634,7 @@ static int four_threads_on_one_queue_contend_its_lock(void)
 	int ms = 0;
 
 	memset(&c, 0, sizeof(c));
-	c.pool = bt_pool_create(1024, 128, 32);
+	c.pool = bt_pool_create(1024, 128, 64);
 	c.dev = bt_dev_create((uint32_t)c.pool, 1, 16);
 	if (c.pool < 0 || c.dev < 0) {
 		report("setup: pool %d dev %d", c.pool, c.dev);
@@ -871,7 +871,7 @@ static int same_refs_from_two_threads(int rounds)
 #endif
 	};
 	const int npairs = (int)(sizeof(pairs) / sizeof(pairs[0]));
-	int32_t pool = bt_pool_create(RACE_FRAMES, 128, 32);
+	int32_t pool = bt_pool_create(RACE_FRAMES, 128, 64);
 	/* Rings larger than the pool: a frame is never dropped for room,
 	 * so "queued" means exactly "claimed by xmit or unread". */
 	int32_t dev = bt_dev_create((uint32_t)pool, 2, 1024);
@@ -939,7 +939,7 @@ static void *bystander_main(void *arg)
 		;
 	while (!atomic_load(&b->stop)) {
 		int mid = !drain_done(b);
-		int32_t p = bt_pool_create(8, 128, 32);
+		int32_t p = bt_pool_create(8, 128, 64);
 		int32_t d = p > 0 ? bt_dev_create((uint32_t)p, 1, 8) : -1;
 
 		if (p < 0 || d < 0) {
@@ -969,7 +969,7 @@ static int close_while_others_create(void)
 	struct bystander b;
 	pthread_t th;
 	uint32_t refs[BT_MAX_BULK];
-	int32_t pool = bt_pool_create(BIG_FRAMES, 128, 32);
+	int32_t pool = bt_pool_create(BIG_FRAMES, 128, 64);
 	int32_t dev = pool > 0 ? bt_dev_create((uint32_t)pool, QUEUES, RING) :
 				 -1;
 

@@ -290,11 +290,11 @@ static void fx_teardown(void)
 
 static void pool_create_rejects_headroom_below_meta_with_enospc(void)
 {
-	EXPECT_EQ(bt_meta_size(), 32);
-	EXPECT_EQ(bt_pool_create(8, 256, 31), -ENOSPC);
+	EXPECT_EQ(bt_meta_size(), 64);
+	EXPECT_EQ(bt_pool_create(8, 256, 63), -ENOSPC);
 	EXPECT_EQ(bt_pool_create(8, 256, 0), -ENOSPC);
 	/* Exactly the metadata size is enough. */
-	EXPECT(fx_pool(8, 256, 32) > 0);
+	EXPECT(fx_pool(8, 256, 64) > 0);
 }
 
 static void pool_create_rejects_frame_size_not_multiple_of_64(void)
@@ -307,8 +307,8 @@ static void pool_create_rejects_frame_size_not_multiple_of_64(void)
 static void pool_create_rejects_too_small_frame(void)
 {
 	/* Multiples of 64 but too small to hold headroom plus data. */
-	EXPECT_EQ(bt_pool_create(8, 64, 32), -EINVAL);
-	EXPECT_EQ(bt_pool_create(8, 0, 32), -EINVAL);
+	EXPECT_EQ(bt_pool_create(8, 64, 64), -EINVAL);
+	EXPECT_EQ(bt_pool_create(8, 0, 64), -EINVAL);
 	/* Headroom must leave at least 64 bytes of data. */
 	EXPECT_EQ(bt_pool_create(8, 128, 96), -EINVAL);
 }
@@ -612,10 +612,10 @@ static void frame_check_reports_offset_inside_meta(void)
 
 	EXPECT(p > 0);
 	EXPECT_EQ(bt_pool_alloc((uint32_t)p, &ref, 1), 1);
-	meta_of(p, ref)->data_off = 31;
+	meta_of(p, ref)->data_off = 63;
 	EXPECT_EQ(bt_frame_check(ref), BT_FRAME_BAD_OFFSET);
-	/* 32 (just past the metadata) is allowed: a pushed header. */
-	meta_of(p, ref)->data_off = 32;
+	/* 64 (just past the metadata) is allowed: a pushed header. */
+	meta_of(p, ref)->data_off = 64;
 	EXPECT_EQ(bt_frame_check(ref), BT_FRAME_OK);
 }
 
@@ -789,7 +789,7 @@ static void xmit_rejects_unknown_flags_taking_nothing(void)
 
 static void xmit_rejects_more_than_max_bulk_with_e2big(void)
 {
-	int32_t p = fx_pool(BT_MAX_BULK + 1, 128, 32);
+	int32_t p = fx_pool(BT_MAX_BULK + 1, 128, 64);
 	int32_t d = fx_dev(p, 1, 1024);
 	uint32_t refs[BT_MAX_BULK + 1];
 
@@ -935,7 +935,7 @@ static void queue_read_rejects_queue_out_of_range(void)
 static void ring_consume_does_not_guarantee_next_produce(void)
 {
 	enum { R = 32 };
-	int32_t p = fx_pool(64, 128, 32);
+	int32_t p = fx_pool(64, 128, 64);
 	int32_t d = fx_dev(p, 1, R);
 	uint32_t refs[R], got[R], more[16];
 
@@ -1017,7 +1017,7 @@ static void queue_unread_works_across_ring_wrap(void)
 static void queue_unread_with_pending_zero_batch_leaves_no_gap(void)
 {
 	enum { R = 32 };
-	int32_t p = fx_pool(64, 128, 32);
+	int32_t p = fx_pool(64, 128, 64);
 	int32_t d = fx_dev(p, 1, R);
 	uint32_t refs[10], got[10];
 

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Offloads in software: what a NIC (or the kernel, for a TAP) would do
+ * with a frame's offload metadata (struct bt_frame_meta: vnet_flags,
+ * gso_type, hdr_len, gso_size, csum_start, csum_offset) when the frame's
+ * next hop cannot.
+ *
+ *   offload_check.c  is the metadata consistent with the data? (hostile
+ *                    vnet headers are refused here, before anything trusts
+ *                    an offset)
+ *   gso.c            segment a super-frame (TCPv4, TCPv6, UDP L4) into
+ *                    frames of at most gso_size payload; complete a
+ *                    partial (NEEDS_CSUM) checksum
+ *   gro.c            coalesce a received batch's TCP segments of one flow
+ *                    into super-frames
+ *
+ * All offsets in the metadata are relative to the start of the data (the
+ * Ethernet header), as in the virtio-net header. Frames here are frames of
+ * pools (HELD by the caller); none of these functions takes a lock, moves a
+ * frame between states or returns one to its pool: the caller does.
+ */
+#ifndef BT_OFFLOAD_H
+#define BT_OFFLOAD_H
+
+#include <stdint.h>
+
+#include "bulktap.h"
+
+/* Why bt_offload_check refused a frame (0: fine). */
+enum bt_offload_bad {
+	BT_OFF_OK = 0,
+	BT_OFF_BAD_TYPE, /* gso_type unknown, or UFO (BT_GSO_UDP) */
+	BT_OFF_BAD_GSO_SIZE, /* GSO with gso_size 0 */
+	BT_OFF_BAD_HDR_LEN, /* hdr_len past the data, or not the real headers */
+	BT_OFF_BAD_CSUM, /* csum_start/offset outside the data */
+	BT_OFF_BAD_HEADERS, /* GSO type does not match the packet's headers */
+};
+
+/*
+ * Check m's offload metadata against its data (m->len bytes at
+ * m->data_off). A frame without offload metadata (all zero) is fine. For
+ * GSO frames the Ethernet/IP/L4 headers are parsed and must match the type
+ * (TCPV4: IPv4 + TCP; TCPV6: IPv6 + TCP; UDP_L4: IPv4 or IPv6 + UDP; one
+ * optional 802.1Q tag), hdr_len may be fixed up to the real header length
+ * (the kernel's own hdr_len is a hint). Never reads outside the data.
+ */
+int bt_offload_check(struct bt_frame_meta *m);
+
+/*
+ * Complete the partial L4 checksum of a NEEDS_CSUM frame in place: sum from
+ * csum_start to the end of the data, store at csum_start + csum_offset,
+ * clear NEEDS_CSUM (set DATA_VALID). 0, or -EINVAL if the offsets are
+ * outside the data (nothing written).
+ */
+int bt_csum_complete(struct bt_frame_meta *m);
+
+/*
+ * Segments bt_gso_segment makes of super-frame m when each segment may
+ * carry at most `mss` payload bytes (0: m->gso_size; the smaller of the
+ * two is used). 1 for a frame without GSO. -EINVAL for bad metadata.
+ */
+int32_t bt_gso_count(const struct bt_frame_meta *m, uint32_t mss);
+
+/* bt_gso_segment flags */
+#define BT_GSO_OUT_PARTIAL 1u /* leave each segment's L4 checksum partial
+			       * (NEEDS_CSUM, pseudo-header sum in the field)
+			       * for a target that completes it */
+
+/*
+ * Segment super-frame m into out[0..n): frames of one pool, HELD, each
+ * frame_size bytes long counting from its metadata, so with frame_size -
+ * data_off bytes of room for data (the caller allocated them). Each
+ * segment is a complete packet: headers copied, IPv4 total length, id
+ * (+1 per segment) and header checksum, IPv6 payload length, TCP sequence
+ * numbers, flags (FIN/PSH only on the last, CWR only on the first), UDP
+ * length; L4 checksum complete (or partial with BT_GSO_OUT_PARTIAL); no
+ * GSO metadata left. len, tstamp_ns, mark and queue are set on each
+ * segment (tstamp, mark, queue copied from m). m is not changed.
+ * Returns the segments written, or -EINVAL (bad metadata), -ENOSPC (n
+ * smaller than bt_gso_count, or a segment does not fit its frame); on error nothing in out
+ * is meaningful but every out frame is still the caller's.
+ */
+int32_t bt_gso_segment(const struct bt_frame_meta *m, uint32_t mss,
+		       struct bt_frame_meta *const *out, uint32_t n,
+		       uint32_t frame_size, uint32_t flags);
+
+/*
+ * Coalesce the TCP segments of ms[0..n) (one received batch, in arrival
+ * order) into super-frames, in place: a segment merges into an earlier
+ * frame of the same flow when the rules allow (same addresses, ports,
+ * IP version; the next sequence number; same ACK, window, TCP options and
+ * IP fields that must match; no SYN/RST/URG/FIN or CWR change except FIN
+ * and PSH on the last; payload size equal to the first's, the last may be
+ * shorter; the result no longer than max_len bytes and fitting the head
+ * frame: frames are frame_size bytes counting from their metadata). Merged frames get GSO metadata
+ * (gso_type TCPV4/TCPV6, gso_size, hdr_len, NEEDS_CSUM with the
+ * pseudo-header sum) and fixed lengths/IPv4 checksum. Frames whose data
+ * moved into another are written to freed[] (caller returns them to their
+ * pools). ms is compacted keeping order. Returns the new n; *nfreed gets
+ * how many went to freed (capacity n). Frames that are not TCP, carry
+ * offload metadata already, or have bad headers pass untouched.
+ */
+uint32_t bt_gro_batch(struct bt_frame_meta **ms, uint32_t n,
+		      uint32_t frame_size,
+		      uint32_t max_len, struct bt_frame_meta **freed,
+		      uint32_t *nfreed);
+
+#endif /* BT_OFFLOAD_H */
