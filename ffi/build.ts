@@ -67,6 +67,7 @@ export const C_SOURCES: readonly string[] = [
   "bt_internal.h",
   "bt_lock.h",
   "bt_offload.h",
+  "bt_parse.h",
   "bt_ring.h",
   "bulktap.h",
   "device.c",
