@@ -331,6 +331,10 @@ static inline int bt_xmit_returned_frames(int32_t r)
 
 /* Take one frame of pool p for the library's own use (copied entries). */
 struct bt_frame_meta *bt_pool_take_one(struct bt_pool *p);
+/* Up to n frames of p, HELD, into metas[]: how many (fewer when p runs
+ * out, counted as alloc_failed), or -ENXIO if p is closed. */
+int32_t bt_pool_take(struct bt_pool *p, struct bt_frame_meta **metas,
+		     uint32_t n);
 
 /* Copied entries: bytes from outside any pool, tagged with BT_TAG_COPY. */
 struct bt_copy {

@@ -36,7 +36,9 @@
 
 /* xmit flags */
 #define BT_XMIT_FLUSH 1u /* wake the queue's reader if it sleeps */
-#define BT_XMIT_FLAGS_MASK BT_XMIT_FLUSH
+#define BT_XMIT_KEEP 2u /* frames that do not fit stay the caller's (HELD),
+			 * not dropped: the caller waits and retries */
+#define BT_XMIT_FLAGS_MASK (BT_XMIT_FLUSH | BT_XMIT_KEEP)
 
 /* cpu argument: use sched_getcpu() of the calling thread */
 #define BT_CPU_SELF (-1)
@@ -126,8 +128,9 @@ enum bt_gso_type {
 /* Largest frame a pool can have (bytes, headroom included): a 64 KiB
  * super-frame, its headroom and metadata fit. */
 #define BT_MAX_FRAME_SIZE 131072
-/* Largest packet (Ethernet header included) a super-frame may carry. */
-#define BT_MAX_SUPER_FRAME 65549
+/* Largest packet a super-frame may be: 64 KiB (the kernel's GSO limit
+ * for a TAP), an Ethernet header and a VLAN tag. */
+#define BT_MAX_SUPER_FRAME 65554
 
 /* Frame states, kept in the frame's headroom at BT_META_OFF_STATE. */
 enum bt_frame_state {
@@ -268,9 +271,32 @@ BT_API int32_t bt_queue_count(uint32_t dev, uint32_t queue);
 #define BT_TAP_WRITE 2u /* write() per frame instead of io_uring batches */
 #define BT_TAP_MAX_QUEUES 64 /* queues (file descriptors) of one TAP device */
 
-/* Forwarding modes (bt_forward_start). */
-#define BT_FWD_BULK 0u /* one xmit per batch read */
-#define BT_FWD_SINGLE 1u /* one xmit per frame */
+/* Forwarding modes (bt_forward_start): the mode, plus flags. */
+#define BT_FWD_BULK 0u /* batches: one write submit (or xmit) per batch */
+#define BT_FWD_SINGLE 1u /* one frame per write (or xmit), no coalescing */
+#define BT_FWD_MODE_MASK 1u
+#define BT_FWD_VIA_RING 0x100u /* hand frames to the target's queue rings
+				* (bt_xmit, its writer threads write them)
+				* instead of writing them from the reading
+				* thread (TAP targets only; others always
+				* take the ring) */
+#define BT_FWD_NO_GRO 0x200u /* bulk mode: do not coalesce TCP segments */
+#define BT_FWD_FLAGS_MASK (BT_FWD_MODE_MASK | BT_FWD_VIA_RING | BT_FWD_NO_GRO)
+
+/*
+ * TAP offloads (bt_tap_set_offloads): what the kernel may hand this TAP's
+ * reader with a virtio-net header: partial checksums (CSUM) and TCP/UDP
+ * super-frames (TSO4/6 need CSUM; USO needs Linux 6.2). The values are
+ * TUN_F_*'s. Frames written into a TAP with a vnet header may carry any of
+ * them whatever was negotiated: the kernel accepts them all on write.
+ */
+#define BT_TAP_OFF_CSUM 0x01u
+#define BT_TAP_OFF_TSO4 0x02u
+#define BT_TAP_OFF_TSO6 0x04u
+#define BT_TAP_OFF_TSO_ECN 0x08u
+#define BT_TAP_OFF_USO4 0x20u
+#define BT_TAP_OFF_USO6 0x40u
+#define BT_TAP_OFF_ALL 0x6fu
 
 /* TAP statistics, in this order (bt_tap_stats). */
 enum bt_tap_stat {
@@ -293,6 +319,23 @@ enum bt_tap_stat {
 			 * completion could not be reaped (a failed ring) */
 	BT_TS_TX_URING_QUEUES, /* writers using io_uring */
 	BT_TS_RX_URING_QUEUES, /* receive sides using io_uring batches */
+	BT_TS_OFFLOADS, /* BT_TAP_OFF_* the kernel accepted */
+	BT_TS_RX_BAD_VNET, /* frames whose vnet header was refused
+			    * (bt_offload_check): dropped */
+	BT_TS_RX_SUPER, /* super-frames (GSO) received */
+	BT_TS_GSO_FRAMES, /* super-frames segmented in software for this
+			   * TAP (it could not take them) */
+	BT_TS_GSO_SEGMENTS, /* segments they became */
+	BT_TS_GRO_FRAMES, /* super-frames coalesced in software into this
+			   * TAP (bulk forwarding) */
+	BT_TS_GRO_SEGMENTS, /* frames they were made of */
+	BT_TS_CSUM_DONE, /* partial checksums completed in software */
+	BT_TS_OFFLOAD_DROPPED, /* frames that could not be made fit for
+				* this TAP (no frames to segment into, too
+				* many segments, bad metadata): dropped */
+	BT_TS_FWD_WAITS, /* times a forwarder waited for room in its
+			  * target (backpressure) instead of dropping */
+	BT_TS_TX_SUPER, /* super-frames written (the kernel segments) */
 	BT_TS_COUNT
 };
 
@@ -321,6 +364,12 @@ BT_API int32_t bt_tap_open(uint32_t pool, const char *name, uint32_t nqueues,
 BT_API int32_t bt_tap_name_check(const char *name);
 BT_API int32_t bt_tap_open_why(uint32_t *out, uint32_t n);
 BT_API int32_t bt_tap_set_sndbuf(uint32_t dev, int32_t bytes);
+/* Ask for offloads `want` (BT_TAP_OFF_*; 0 turns them off): returns the
+ * set the kernel accepted (USO is dropped, not refused, on kernels without
+ * it), -EINVAL without a vnet header or for TSO/USO without CSUM or
+ * unknown bits, -EMSGSIZE for TSO/USO when the pool's frames cannot hold a
+ * 64 KiB super-frame (BT_MAX_SUPER_FRAME after headroom). */
+BT_API int32_t bt_tap_set_offloads(uint32_t dev, uint32_t want);
 BT_API int32_t bt_tap_rx(uint32_t dev, uint32_t queue, uint32_t *refs,
 			 uint32_t max);
 BT_API int32_t bt_tap_rx_wait(uint32_t dev, uint32_t queue,

@@ -421,9 +421,12 @@ int32_t bt_xmit(uint32_t h, const uint32_t *refs, uint32_t n, uint32_t flags,
 	}
 	bt_lock_release(&q->ring.producer_lock);
 
-	/* 4. The rest goes home, counted. */
+	/* 4. The rest goes home, counted; or, with BT_XMIT_KEEP, back to
+	 * the caller (they are QUEUED and ours: nobody else moves them). */
 	c = &d->tx[ts];
-	if (sent < n) {
+	if (sent < n && (flags & BT_XMIT_KEEP)) {
+		bt_claim_undo(metas + sent, n - sent);
+	} else if (sent < n) {
 		bt_release_metas(metas + sent, n - sent);
 		bt_count(c, ts, TX_DROPPED, n - sent);
 	}
@@ -450,7 +453,7 @@ int32_t bt_xmit_copy(uint32_t h, const uint8_t *data, const uint32_t *lens,
 	uint32_t sent, maxlen;
 	int ts, lk;
 
-	if (flags & ~BT_XMIT_FLAGS_MASK)
+	if (flags & ~BT_XMIT_FLUSH) /* copies are never the caller's to keep */
 		return -EINVAL;
 	if (n > BT_MAX_BULK)
 		return -E2BIG;

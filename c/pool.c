@@ -275,15 +275,13 @@ int32_t bt_pool_stats(uint32_t handle, uint64_t *out, uint32_t n)
  * (the frames are ours once popped, so FREE -> HELD is the owner's checked
  * move: see bt_internal.h). A frame whose state says it is not free (a
  * caller scribbled on the headroom) is counted and skipped. */
-int32_t bt_pool_alloc(uint32_t handle, uint32_t *refs, uint32_t n)
+/* Pop up to n frames of open pool p as HELD: refs[] get their refs and,
+ * if metas is not NULL, metas[] their metadata. */
+static int32_t pool_take(struct bt_pool *p, uint32_t *refs,
+			 struct bt_frame_meta **metas, uint32_t n)
 {
-	struct bt_pool *p = bt_pool_get(handle);
 	uint32_t k, got = 0;
 
-	if (!p)
-		return -ENXIO;
-	if (!refs && n)
-		return -EFAULT;
 	bt_lock_acquire(&p->lock);
 	if (!atomic_load_explicit(&p->open, memory_order_relaxed)) {
 		bt_lock_release(&p->lock);
@@ -305,12 +303,44 @@ int32_t bt_pool_alloc(uint32_t handle, uint32_t *refs, uint32_t n)
 			continue;
 		}
 		meta_init(p, idx);
+		if (metas)
+			metas[got] = bt_frame_at(p, idx);
 		refs[got++] = (p->slot << BT_REF_INDEX_BITS) | idx;
 	}
 	if (k < n)
 		atomic_fetch_add_explicit(&p->alloc_failed, n - k,
 					  memory_order_relaxed);
 	return (int32_t)got;
+}
+
+int32_t bt_pool_alloc(uint32_t handle, uint32_t *refs, uint32_t n)
+{
+	struct bt_pool *p = bt_pool_get(handle);
+
+	if (!p)
+		return -ENXIO;
+	if (!refs && n)
+		return -EFAULT;
+	return pool_take(p, refs, NULL, n);
+}
+
+int32_t bt_pool_take(struct bt_pool *p, struct bt_frame_meta **metas,
+		     uint32_t n)
+{
+	uint32_t refs[BT_MAX_BULK];
+	int32_t got = 0;
+
+	while ((uint32_t)got < n) {
+		uint32_t want = n - (uint32_t)got;
+		int32_t k = pool_take(p, refs, metas + got,
+				      want < BT_MAX_BULK ? want : BT_MAX_BULK);
+		if (k <= 0)
+			return got ? got : k;
+		got += k;
+		if ((uint32_t)k < (want < BT_MAX_BULK ? want : BT_MAX_BULK))
+			break;
+	}
+	return got;
 }
 
 struct bt_frame_meta *bt_pool_take_one(struct bt_pool *p)

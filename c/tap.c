@@ -42,755 +42,10 @@
  * later rx/stats call returns the error.
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <linux/ethtool.h>
-#include <linux/if.h>
-#include <linux/if_tun.h>
-#include <linux/sockios.h>
-#include <poll.h>
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/eventfd.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-#include <time.h>
-#include <unistd.h>
-
-#ifdef BT_HAVE_LIBURING
-#include <liburing.h>
-#endif
-
-#include "bt_internal.h"
-
-#define TAP_MAX_QUEUES BT_TAP_MAX_QUEUES
-#define TAP_MAX_BATCH BT_MAX_BULK
-#define TAP_SPILL 64 /* bytes past a frame that show a read did not fit */
-
-struct tap_queue {
-	int fd;
-	int qi;
-	struct tap *t;
-	pthread_t writer;
-	pthread_t fwd;
-	int writer_started;
-	int fwd_started;
-	/* One receiver at a time per fd: bt_tap_rx or a forwarder. */
-	_Atomic int rx_busy;
-	/* 1 while the writer / the receiver use their io_uring ring. Each is
-	 * cleared only by its side (when its ring fails); stats read them. */
-	_Atomic int tx_uring;
-	_Atomic int rx_uring;
-	uint32_t rx_hint; /* reads to submit next time (receiver only) */
-#ifdef BT_HAVE_LIBURING
-	struct io_uring tx_ring; /* the writer's */
-	struct io_uring rx_ring; /* the receiver's (whoever holds rx_busy) */
-	/* A read's iovecs must live until its completion is reaped. */
-	struct iovec rx_iov[TAP_MAX_BATCH][2];
-#endif
-	/* Where a packet too big for its frame spills; never read. The
-	 * kernel may write it from several reads at once: harmless. */
-	uint8_t spill[TAP_SPILL];
-	/* Writer side, written by the writer thread only. */
-	alignas(BT_CACHE_LINE) _Atomic uint64_t tx_written;
-	_Atomic uint64_t tx_bytes;
-	_Atomic uint64_t tx_errors;
-	_Atomic uint64_t tx_submits;
-	_Atomic uint64_t tx_pollouts;
-	_Atomic uint64_t tx_stranded;
-	/* Receive side, written by the queue's single receiver. */
-	alignas(BT_CACHE_LINE) _Atomic uint64_t rx_packets;
-	_Atomic uint64_t rx_bytes;
-	_Atomic uint64_t rx_batches;
-	_Atomic uint64_t rx_noframe;
-	_Atomic uint64_t rx_truncated;
-	_Atomic uint64_t rx_stranded;
-	_Atomic uint64_t fwd_packets;
-	_Atomic uint64_t fwd_dropped;
-};
-
-struct tap {
-	struct bt_dev *d;
-	uint32_t handle;
-	uint32_t nqueues;
-	uint32_t vnet_len;
-	uint32_t batch;
-	int stop_efd; /* readable forever once the device stops */
-	int fwd_efd; /* readable while forwarders are told to stop */
-	_Atomic int stopping;
-	_Atomic int fwd_stopping;
-	_Atomic int32_t error; /* first fatal fd error, negative errno */
-	pthread_mutex_t fwd_lock;
-	uint32_t fwd_dst;
-	uint32_t fwd_bulk;
-	uint32_t fwd_mode;
-	int forwarding;
-	char name[IFNAMSIZ];
-	struct tap_queue q[];
-};
-
-/* Errors that mean the device is gone (the fd lost its device: EBADFD),
- * not that one frame was bad. EIO is not one: the kernel refuses writes
- * with it while the link is down (e.g. while it moves to another netns),
- * and the link may come back up. */
-static int fatal_fd_error(int err)
-{
-	return err == EBADFD || err == ENODEV || err == ENXIO || err == EBADF;
-}
-
-static void tap_fail(struct tap *t, int err)
-{
-	int32_t expected = 0;
-
-	if (atomic_compare_exchange_strong(&t->error, &expected, -err))
-		/* From now on bt_xmit refuses frames (giving them back) instead
-		 * of queueing them for a writer that can only fail them. */
-		atomic_store_explicit(&t->d->backend_dead, -ENODEV,
-				      memory_order_relaxed);
-}
-
-static void add(_Atomic uint64_t *c, uint64_t v)
-{
-	/* Each counter has one writer (the queue's thread or receiver), so a
-	 * relaxed load + store is enough; readers only want a snapshot. */
-	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) +
-					 v,
-			      memory_order_relaxed);
-}
-
-/* ---- io_uring: one submit, every completion reaped ------------------- */
-
-#ifdef BT_HAVE_LIBURING
-#define URING_PENDING INT32_MIN /* submitted, completion not reaped */
-#define URING_NOT_SENT (INT32_MIN + 1) /* prepared, never submitted */
-
-/* Wait for one completion and record its result (and, if asked, the time
- * it was reaped) under its user data, an index into res. Every request is
- * RWF_NOWAIT, so its completion is posted before the submit returns; the
- * timeout is only a net that keeps a broken ring from hanging a thread
- * (and close, which joins it): -ETIME then fails the ring. */
-static int uring_reap_one(struct io_uring *ring, int32_t *res, uint64_t *when)
-{
-	struct __kernel_timespec ts = { .tv_sec = 2, .tv_nsec = 0 };
-	struct io_uring_cqe *cqe;
-	uint64_t i;
-	int w;
-
-	do
-		w = io_uring_wait_cqe_timeout(ring, &cqe, &ts);
-	while (w == -EINTR);
-	if (w < 0)
-		return w;
-	i = io_uring_cqe_get_data64(cqe);
-	if (i < TAP_MAX_BATCH) {
-		res[i] = cqe->res;
-		if (when)
-			when[i] = bt_now_ns();
-	}
-	io_uring_cqe_seen(ring, cqe);
-	return 0;
-}
-
-/*
- * Submit the n SQEs prepared on ring (order[k]: user data of the k-th
- * prepared, an index into res) and reap a completion for every one the
- * kernel took. Submits until the submission queue is empty: a short submit
- * is followed by another, after reaping if the kernel is short of room.
- *
- * Returns 0, or a negative errno if the ring failed. Then res says what is
- * known of each entry: its result, URING_NOT_SENT (the kernel never saw it,
- * the caller may do it another way) or URING_PENDING (the kernel took it
- * but its completion could not be reaped: its buffer may still be in use
- * and must never be reused). A failed ring may still hold unsubmitted SQEs:
- * the caller must tear it down and not submit on it again.
- */
-static int uring_run(struct io_uring *ring, const uint16_t *order, uint32_t n,
-		     int32_t *res, uint64_t *when, uint64_t *submits)
-{
-	uint32_t sent = 0, reaped = 0;
-	int err = 0;
-
-	for (uint32_t k = 0; k < n; k++)
-		res[order[k]] = URING_PENDING;
-	while (sent < n) {
-		int r = io_uring_submit(ring);
-
-		if (r > 0) {
-			sent += (uint32_t)r;
-			(*submits)++;
-			continue;
-		}
-		if (r == -EINTR)
-			continue;
-		/* Out of room for completions or short of kernel memory:
-		 * reaping what is in flight makes room. */
-		if ((r == -EAGAIN || r == -EBUSY) && reaped < sent) {
-			err = uring_reap_one(ring, res, when);
-			if (err)
-				break;
-			reaped++;
-			continue;
-		}
-		err = r < 0 ? r : -EIO;
-		break;
-	}
-	while (!err && reaped < sent) {
-		err = uring_reap_one(ring, res, when);
-		if (!err)
-			reaped++;
-	}
-	/* SQEs are consumed in the order they were prepared. */
-	for (uint32_t k = sent; k < n; k++)
-		res[order[k]] = URING_NOT_SENT;
-	return err;
-}
-
-/* Did the kernel refuse RWF_NOWAIT requests on this fd (an old kernel)? */
-static int uring_unsupported(const int32_t *res, uint32_t n)
-{
-	for (uint32_t i = 0; i < n; i++)
-		if (res[i] == -EOPNOTSUPP)
-			return 1;
-	return 0;
-}
-#endif
-
-/* ---- transmit: the writer thread ------------------------------------ */
-
-/* One frame to write: up to two pieces (a zero header for copies, data). */
-struct tx_slot {
-	struct iovec iov[2];
-	int niov;
-	int keep; /* its completion was never reaped: never reuse it */
-	size_t len; /* bytes a complete write writes */
-	uintptr_t entry;
-};
-
-static const uint8_t zero_hdr[16];
-
-/* Turn a ring entry into iovecs. Pool frames: zero the header in the
- * headroom and write from there (the frame is ours while QUEUED, nobody
- * else reads that headroom). Returns 0, or -EINVAL (niov 0: not written,
- * only returned) if a program moved data_off so low that the header would
- * overwrite the metadata. */
-static int tx_prepare(struct tap *t, uintptr_t e, struct tx_slot *s)
-{
-	s->entry = e;
-	s->keep = 0;
-	if (e & BT_TAG_COPY) {
-		struct bt_copy *cp = (struct bt_copy *)(e & ~BT_TAG_MASK);
-		s->niov = 0;
-		if (t->vnet_len) {
-			s->iov[0].iov_base = (void *)zero_hdr;
-			s->iov[0].iov_len = t->vnet_len;
-			s->niov = 1;
-		}
-		s->iov[s->niov].iov_base = cp->data;
-		s->iov[s->niov].iov_len = cp->len;
-		s->niov++;
-		s->len = (size_t)cp->len + t->vnet_len;
-		return 0;
-	}
-	struct bt_pool *pool;
-	struct bt_frame_meta *m = bt_frame_from_ptr(e, &pool);
-	/* Re-validate what a program could have scribbled on after xmit
-	 * checked it: never write from outside the frame. */
-	if (!m || !bt_meta_len_ok(pool, m) ||
-	    m->data_off < sizeof(*m) + t->vnet_len) {
-		s->niov = 0;
-		return -EINVAL;
-	}
-	uint8_t *p = (uint8_t *)m + m->data_off - t->vnet_len;
-	memset(p, 0, t->vnet_len);
-	s->iov[0].iov_base = p;
-	s->iov[0].iov_len = m->len + t->vnet_len;
-	s->niov = 1;
-	s->len = s->iov[0].iov_len;
-	return 0;
-}
-
-/* Return written (or failed) entries: frames to their pools in one go,
- * copies to the allocator. Entries whose completion was never reaped stay
- * out (counted as stranded): the kernel may still read them. */
-static void tx_finish(struct tx_slot *s, uint32_t n)
-{
-	struct bt_frame_meta *metas[TAP_MAX_BATCH];
-	uint32_t k = 0;
-
-	for (uint32_t i = 0; i < n; i++) {
-		if (s[i].keep)
-			continue;
-		if (s[i].entry & BT_TAG_COPY)
-			free((void *)(s[i].entry & ~BT_TAG_MASK));
-		else
-			metas[k++] = (struct bt_frame_meta *)s[i].entry;
-	}
-	bt_release_metas(metas, k);
-}
-
-/* Wait until fd is writable or the device stops. 0 or -ESHUTDOWN. */
-static int wait_writable(struct tap_queue *q)
-{
-	struct pollfd p[2] = { { q->fd, POLLOUT, 0 },
-			       { q->t->stop_efd, POLLIN, 0 } };
-
-	add(&q->tx_pollouts, 1);
-	for (;;) {
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (p[1].revents)
-			return -ESHUTDOWN;
-		return 0;
-	}
-}
-
-/* Account for one write result: a write counts only if it wrote the whole
- * frame (a short write is an error, like a failed one). */
-static void tx_result(struct tap_queue *q, const struct tx_slot *s, ssize_t r)
-{
-	if (r >= 0 && (size_t)r == s->len) {
-		add(&q->tx_written, 1);
-		add(&q->tx_bytes, s->len - q->t->vnet_len);
-		return;
-	}
-	add(&q->tx_errors, 1);
-	if (r < 0 && fatal_fd_error((int)-r))
-		tap_fail(q->t, (int)-r);
-}
-
-/* One frame with write()/writev(); EAGAIN waits for POLLOUT, never spins. */
-static ssize_t write_one(struct tap_queue *q, struct tx_slot *s)
-{
-	add(&q->tx_submits, 1);
-	for (;;) {
-		ssize_t r = s->niov == 1 ?
-				    write(q->fd, s->iov[0].iov_base,
-					  s->iov[0].iov_len) :
-				    writev(q->fd, s->iov, s->niov);
-		if (r >= 0)
-			return r;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN)
-			return -errno;
-		int w = wait_writable(q);
-		if (w)
-			return w;
-		add(&q->tx_submits, 1);
-	}
-}
-
-/* Entries still to write once the device failed: counted as errors (those
- * tx_prepare refused were counted already) and only returned. */
-static int tx_failed(struct tap_queue *q, const struct tx_slot *s, uint32_t n)
-{
-	uint64_t k = 0;
-
-	if (!atomic_load_explicit(&q->t->error, memory_order_relaxed))
-		return 0;
-	for (uint32_t i = 0; i < n; i++)
-		k += s[i].niov != 0;
-	add(&q->tx_errors, k);
-	return 1;
-}
-
-static void tx_write_batch(struct tap_queue *q, struct tx_slot *s, uint32_t n)
-{
-	for (uint32_t i = 0; i < n; i++) {
-		if (tx_failed(q, s + i, n - i))
-			return;
-		if (s[i].niov)
-			tx_result(q, &s[i], write_one(q, &s[i]));
-	}
-}
-
-#ifdef BT_HAVE_LIBURING
-/* One submit for the whole batch, then reap every completion. Writes that
- * came back EAGAIN (the kernel's send buffer is full) are then written one
- * by one, in order, with write_one (which waits for POLLOUT); so are any
- * the kernel never took because the ring failed, after which this writer
- * uses write() for good.
- *
- * The writes are not linked (IOSQE_IO_LINK would stop the batch at the
- * first EAGAIN, but linked requests run one after another through the
- * link machinery: measured here, io_uring then lost its whole advantage
- * over write()). So under EAGAIN a frame can be overtaken by a later one of
- * the same batch, if the kernel frees send-buffer room between two writes
- * of one submit. Without a small sndbuf a TAP write does not EAGAIN. */
-static void tx_uring_batch(struct tap_queue *q, struct tx_slot *s, uint32_t n)
-{
-	int32_t res[TAP_MAX_BATCH];
-	uint16_t order[TAP_MAX_BATCH];
-	uint64_t submits = 0;
-	uint32_t k = 0;
-	int err;
-
-	if (tx_failed(q, s, n))
-		return;
-	for (uint32_t i = 0; i < n; i++) {
-		struct io_uring_sqe *sqe = NULL;
-
-		res[i] = URING_NOT_SENT;
-		if (!s[i].niov)
-			continue;
-		/* The ring holds a whole batch and is empty between batches,
-		 * so this does not fail; if it did, write() takes the frame. */
-		sqe = io_uring_get_sqe(&q->tx_ring);
-		if (!sqe)
-			continue;
-		if (s[i].niov == 1)
-			io_uring_prep_write(sqe, q->fd, s[i].iov[0].iov_base,
-					    (unsigned)s[i].iov[0].iov_len, 0);
-		else
-			io_uring_prep_writev(sqe, q->fd, s[i].iov,
-					     (unsigned)s[i].niov, 0);
-		/* O_NONBLOCK is not enough: io_uring would wait for POLLOUT
-		 * itself (a completion that may never come). RWF_NOWAIT
-		 * makes a full queue come back -EAGAIN, handled below. */
-		sqe->rw_flags = RWF_NOWAIT;
-		io_uring_sqe_set_data64(sqe, i);
-		order[k++] = (uint16_t)i;
-	}
-	err = uring_run(&q->tx_ring, order, k, res, NULL, &submits);
-	add(&q->tx_submits, submits);
-	if (err) {
-		io_uring_queue_exit(&q->tx_ring);
-		atomic_store_explicit(&q->tx_uring, 0, memory_order_relaxed);
-	}
-	if (!err && uring_unsupported(res, n)) {
-		/* This kernel cannot do nonblocking io_uring writes here. */
-		io_uring_queue_exit(&q->tx_ring);
-		atomic_store_explicit(&q->tx_uring, 0, memory_order_relaxed);
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		int32_t r = res[i];
-
-		if (!s[i].niov)
-			continue;
-		if (r == URING_PENDING) {
-			s[i].keep = 1;
-			add(&q->tx_stranded, 1);
-			continue;
-		}
-		/* Not written (the send buffer was full, or the kernel never
-		 * saw it): now, one by one. */
-		if (r == URING_NOT_SENT || r == -EAGAIN || r == -EOPNOTSUPP) {
-			if (tx_failed(q, s + i, 1))
-				continue;
-			tx_result(q, &s[i], write_one(q, &s[i]));
-			continue;
-		}
-		tx_result(q, &s[i], r);
-	}
-}
-#endif
-
-/* Take up to n entries under the consumer lock (once per batch). */
-static uint32_t ring_take(struct bt_queue *bq, uintptr_t *e, uint32_t n)
-{
-	uint32_t k;
-
-	bt_lock_acquire(&bq->ring.consumer_lock);
-	k = bt_ring_consume_batch(&bq->ring, e, n);
-	bt_lock_release(&bq->ring.consumer_lock);
-	return k;
-}
-
-static int tap_stopping(void *ctx)
-{
-	struct tap *t = ctx;
-
-	return atomic_load_explicit(&t->stopping, memory_order_seq_cst);
-}
-
-/* Sleep until a producer rings the doorbell or the device stops: the
- * protocol of device.c (bt_queue_sleep). tap_stop sets stopping before it
- * rings, so a writer that saw the ring sees stopping. */
-static void writer_sleep(struct tap *t, struct bt_queue *bq)
-{
-	bt_queue_sleep(bq, 0, tap_stopping, t, NULL);
-}
-
-static void *writer_main(void *arg)
-{
-	struct tap_queue *q = arg;
-	struct tap *t = q->t;
-	struct bt_queue *bq = &t->d->queues[q->qi];
-	uintptr_t e[TAP_MAX_BATCH];
-	struct tx_slot s[TAP_MAX_BATCH];
-
-	while (!atomic_load_explicit(&t->stopping, memory_order_acquire)) {
-		uint32_t k = ring_take(bq, e, t->batch);
-
-		if (!k) {
-			writer_sleep(t, bq);
-			continue;
-		}
-		/* Counted like a ring reader, so dev stats show the drain. */
-		add(&bq->rx_packets, k);
-		add(&bq->rx_batches, 1);
-		for (uint32_t i = 0; i < k; i++)
-			if (tx_prepare(t, e[i], &s[i]))
-				add(&q->tx_errors, 1);
-#ifdef BT_HAVE_LIBURING
-		if (atomic_load_explicit(&q->tx_uring, memory_order_relaxed))
-			tx_uring_batch(q, s, k);
-		else
-#endif
-			tx_write_batch(q, s, k);
-		/* Written (completed) or failed: either way they go home. */
-		tx_finish(s, k);
-	}
-	return NULL;
-}
-
-/* ---- receive -------------------------------------------------------- */
-
-/* The iovecs of one read into frame m: the frame's room from the vnet
- * header on, then the spill. Returns the frame's room. */
-static size_t rx_iov(struct tap_queue *q, struct bt_pool *p,
-		     struct bt_frame_meta *m, struct iovec *iov)
-{
-	uint32_t vnet = q->t->vnet_len;
-
-	iov[0].iov_base = (uint8_t *)m + m->data_off - vnet;
-	iov[0].iov_len = p->frame_size - m->data_off + vnet;
-	iov[1].iov_base = q->spill;
-	iov[1].iov_len = sizeof(q->spill);
-	return iov[0].iov_len;
-}
-
-/* Account for one read of r bytes into m (room cap), received at now.
- * Returns 1 (m holds a frame), 0 (the packet did not fit: counted, m is
- * free for another read) or -EIO (shorter than the vnet header). */
-static int rx_fill(struct tap_queue *q, struct bt_frame_meta *m, size_t r,
-		   size_t cap, uint64_t now)
-{
-	uint32_t vnet = q->t->vnet_len;
-
-	if (r > cap) {
-		add(&q->rx_truncated, 1);
-		return 0;
-	}
-	if (r < vnet)
-		return -EIO; /* cannot happen with the header set */
-	m->len = (uint32_t)(r - vnet);
-	m->vnet_len = (uint16_t)vnet;
-	m->queue = (uint16_t)q->qi;
-	m->tstamp_ns = now;
-	return 1;
-}
-
-static struct bt_frame_meta *rx_meta(struct bt_pool *p, uint32_t ref)
-{
-	return bt_frame_at(p, ref & BT_REF_INDEX_MASK);
-}
-
-/* Give back frames refs[0..n) that were allocated but not filled. */
-static void rx_unused(struct bt_pool *p, const uint32_t *refs, uint32_t n)
-{
-	struct bt_frame_meta *m[TAP_MAX_BATCH];
-
-	for (uint32_t i = 0; i < n; i++)
-		m[i] = rx_meta(p, refs[i]);
-	bt_release_metas(m, n);
-}
-
-/* Count a batch and turn an fd error into the result: frames read win,
- * the error is reported by the next call (sticky if the device is gone). */
-static int32_t rx_done(struct tap_queue *q, uint32_t got, uint64_t bytes,
-		       int err)
-{
-	if (got) {
-		add(&q->rx_packets, got);
-		add(&q->rx_bytes, bytes);
-		add(&q->rx_batches, 1);
-	}
-	if (err && err != EAGAIN && err != EINTR) {
-		if (fatal_fd_error(err))
-			tap_fail(q->t, err);
-		if (!got)
-			return -err;
-	}
-	return (int32_t)got;
-}
-
-/* One readv() per frame into refs[0..n): how many were filled (adding
- * their bytes to *bytes; *err: the errno that ended the batch). Frames are
- * taken lazily: one first (the fd may hold nothing), then the rest of the
- * batch once a read succeeded. */
-static uint32_t rx_read(struct tap_queue *q, uint32_t *refs, uint32_t n,
-			int *noframe, uint64_t *bytes, int *err)
-{
-	struct tap *t = q->t;
-	struct bt_pool *p = t->d->pool;
-	uint32_t got = 0, have = 0;
-
-	while (got < n) {
-		struct bt_frame_meta *m;
-		struct iovec iov[2];
-		size_t cap;
-		ssize_t r;
-		int a;
-
-		if (got == have) {
-			int32_t k = bt_pool_alloc(t->d->pool_handle,
-						  refs + have,
-						  have ? n - have : 1);
-			if (k <= 0) {
-				if (!have) {
-					add(&q->rx_noframe, 1);
-					*noframe = 1;
-				}
-				break;
-			}
-			have += (uint32_t)k;
-		}
-		m = rx_meta(p, refs[got]);
-		cap = rx_iov(q, p, m, iov);
-		r = readv(q->fd, iov, 2);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			*err = errno;
-			break;
-		}
-		a = rx_fill(q, m, (size_t)r, cap, bt_now_ns());
-		if (a < 0) {
-			*err = -a;
-			break;
-		}
-		if (a == 0)
-			continue; /* too big: the frame takes the next read */
-		*bytes += m->len;
-		got++;
-	}
-	rx_unused(p, refs + got, have - got);
-	return got;
-}
-
-#ifdef BT_HAVE_LIBURING
-/* The rest of a batch whose first frame a readv() found: n reads in one
- * submit, into refs[0..n). As many reads as the last batch suggests:
- * double after a full batch, twice what arrived after a short one. Reads
- * that found nothing (-EAGAIN) give their frames back; each frame is
- * stamped when its completion is reaped. Same results as rx_read. */
-static uint32_t rx_uring(struct tap_queue *q, uint32_t *refs, uint32_t n,
-			 uint64_t *bytes, int *err)
-{
-	struct tap *t = q->t;
-	struct bt_pool *p = t->d->pool;
-	struct bt_frame_meta *unused[TAP_MAX_BATCH];
-	int32_t res[TAP_MAX_BATCH];
-	uint64_t when[TAP_MAX_BATCH];
-	uint16_t order[TAP_MAX_BATCH];
-	uint64_t submits = 0;
-	uint32_t want, have, k = 0, got = 0, nunused = 0;
-	int32_t a;
-
-	want = q->rx_hint < n ? q->rx_hint : n;
-	a = bt_pool_alloc(t->d->pool_handle, refs, want);
-	if (a <= 0)
-		return 0; /* the pool ran dry after the first frame */
-	have = (uint32_t)a;
-	for (uint32_t i = 0; i < have; i++) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&q->rx_ring);
-
-		res[i] = URING_NOT_SENT;
-		if (!sqe)
-			continue; /* cannot happen: the ring holds a batch */
-		rx_iov(q, p, rx_meta(p, refs[i]), q->rx_iov[i]);
-		/* RWF_NOWAIT: an empty queue completes -EAGAIN at once (with
-		 * O_NONBLOCK alone io_uring would wait for a packet). */
-		io_uring_prep_readv2(sqe, q->fd, q->rx_iov[i], 2, 0,
-				     RWF_NOWAIT);
-		io_uring_sqe_set_data64(sqe, i);
-		order[k++] = (uint16_t)i;
-	}
-	if (uring_run(&q->rx_ring, order, k, res, when, &submits) ||
-	    uring_unsupported(res, have)) {
-		/* Broken ring, or no nonblocking io_uring reads here:
-		 * plain readv() from now on. */
-		io_uring_queue_exit(&q->rx_ring);
-		atomic_store_explicit(&q->rx_uring, 0, memory_order_relaxed);
-	}
-	/* Keep the frames that hold a packet, in order, at the front. */
-	for (uint32_t i = 0; i < have; i++) {
-		struct bt_frame_meta *m = rx_meta(p, refs[i]);
-		int32_t rr = res[i];
-
-		if (rr == URING_PENDING) {
-			/* The kernel may still write it: never reuse it. */
-			add(&q->rx_stranded, 1);
-			continue;
-		}
-		if (rr >= 0) {
-			int f = rx_fill(q, m, (size_t)rr, q->rx_iov[i][0].iov_len,
-					when[i]);
-			if (f > 0) {
-				*bytes += m->len;
-				refs[got++] = refs[i];
-				continue;
-			}
-			if (f < 0 && !*err)
-				*err = -f;
-		} else if (rr != URING_NOT_SENT && rr != -EAGAIN &&
-			   rr != -EOPNOTSUPP && !*err) {
-			*err = -rr;
-		}
-		unused[nunused++] = m;
-	}
-	bt_release_metas(unused, nunused);
-	if (got == want)
-		q->rx_hint = want * 2 < TAP_MAX_BATCH ? want * 2 : TAP_MAX_BATCH;
-	else
-		q->rx_hint = got * 2 > 4 ? got * 2 : 4;
-	return got;
-}
-#endif
-
-/* Read up to n frames from q's fd into frames of the device's pool.
- * Returns how many (refs[] filled, frames HELD and stamped), or a negative
- * errno when the fd failed before anything was read. Never blocks. Sets
- * *noframe when the pool had no frame to read into. */
-static int32_t rx_batch(struct tap_queue *q, uint32_t *refs, uint32_t n,
-			int *noframe)
-{
-	uint64_t bytes = 0;
-	uint32_t got;
-	int err = 0;
-
-	*noframe = 0;
-	if (n > TAP_MAX_BATCH)
-		n = TAP_MAX_BATCH;
-	if (!n)
-		return 0;
-#ifdef BT_HAVE_LIBURING
-	/* io_uring: the first frame by readv(). It says whether anything is
-	 * there at all (an idle queue costs one syscall and no frames, not a
-	 * batch of reads that all come back EAGAIN) and takes that frame;
-	 * the rest of the batch is one submit. */
-	if (atomic_load_explicit(&q->rx_uring, memory_order_relaxed)) {
-		got = rx_read(q, refs, 1, noframe, &bytes, &err);
-		if (got == 1 && n > 1 && !err)
-			got += rx_uring(q, refs + 1, n - 1, &bytes, &err);
-		return rx_done(q, got, bytes, err);
-	}
-#endif
-	got = rx_read(q, refs, n, noframe, &bytes, &err);
-	return rx_done(q, got, bytes, err);
-}
-
-static struct tap *tap_of(struct bt_dev *d);
+#include "tap_internal.h"
 
 /* Enter h as a TAP device; on success the caller must bt_leave. */
-static struct tap *tap_enter(uint32_t h, int ts, struct bt_dev **dp)
+struct tap *tap_enter(uint32_t h, int ts, struct bt_dev **dp)
 {
 	struct bt_dev *d = bt_dev_enter(h, ts);
 	struct tap *t;
@@ -804,360 +59,6 @@ static struct tap *tap_enter(uint32_t h, int ts, struct bt_dev **dp)
 	}
 	*dp = d;
 	return t;
-}
-
-int32_t bt_tap_rx(uint32_t h, uint32_t qi, uint32_t *refs, uint32_t max)
-{
-	int ts = bt_thread_slot();
-	struct bt_dev *d;
-	struct tap *t;
-	int32_t r;
-	int expect = 0;
-
-	if (!refs && max)
-		return -EFAULT;
-	t = tap_enter(h, ts, &d);
-	if (!t)
-		return -ENXIO;
-	if (qi >= t->nqueues) {
-		r = -EINVAL;
-	} else if ((r = atomic_load(&t->error)) < 0) {
-		/* sticky: the device is gone */
-	} else if (!atomic_compare_exchange_strong(&t->q[qi].rx_busy, &expect,
-						   1)) {
-		r = -EBUSY; /* a forwarder (or another reader) owns it */
-	} else {
-		int noframe;
-		r = rx_batch(&t->q[qi], refs, max, &noframe);
-		atomic_store(&t->q[qi].rx_busy, 0);
-	}
-	bt_leave(&d->life, ts);
-	return r;
-}
-
-static int pool_has_free(struct bt_pool *p)
-{
-	uint32_t n;
-
-	bt_lock_acquire(&p->lock);
-	n = p->nfree;
-	bt_lock_release(&p->lock);
-	return n > 0;
-}
-
-/* Milliseconds left until deadline (ns), for poll(); -1: no deadline. */
-static int ms_left(uint64_t deadline)
-{
-	uint64_t now;
-
-	if (!deadline)
-		return -1;
-	now = bt_now_ns();
-	if (now >= deadline)
-		return 0;
-	return (int)((deadline - now + 999999) / 1000000);
-}
-
-/* Sleep until queue qi's fd is readable and the pool has a frame to read
- * into (1), the timeout passes (0), the device closes (-ENXIO) or fails
- * (its error). Call it nonblocking.
- *
- * Readable with an empty pool is not "ready": bt_tap_rx would return 0 at
- * once and a caller looping wait/rx would spin. The pool has no doorbell,
- * so this backs off in 1 ms naps (close still wakes it) until a frame is
- * back or the timeout passes. */
-int32_t bt_tap_rx_wait(uint32_t h, uint32_t qi, int32_t timeout_ms)
-{
-	return bt_tap_rx_wait_cancellable(h, qi, timeout_ms, NULL);
-}
-
-/* The fd cannot be woken from outside, so a cancellable wait polls in
- * slices this long and looks at *cancel between them: a cancelled wait
- * gives its thread back within one slice. Several waiters of one queue
- * all wake when the fd turns readable (poll is level-triggered and
- * nothing here consumes the readiness), so no broadcast is needed. */
-#define TAP_CANCEL_SLICE_MS 50
-
-int32_t bt_tap_rx_wait_cancellable(uint32_t h, uint32_t qi, int32_t timeout_ms,
-				   const uint32_t *cancel_word)
-{
-	const _Atomic uint32_t *cancel = (const _Atomic uint32_t *)cancel_word;
-	int ts = bt_thread_slot();
-	uint64_t deadline = 0;
-	struct bt_dev *d;
-	struct tap *t;
-	int32_t r;
-
-	t = tap_enter(h, ts, &d);
-	if (!t)
-		return -ENXIO;
-	if (qi >= t->nqueues) {
-		bt_leave(&d->life, ts);
-		return -EINVAL;
-	}
-	if (timeout_ms > 0)
-		deadline = bt_now_ns() + (uint64_t)timeout_ms * 1000000u;
-	struct pollfd p[2] = { { t->q[qi].fd, POLLIN, 0 },
-			       { t->stop_efd, POLLIN, 0 } };
-	for (;;) {
-		int left = timeout_ms == 0 ? 0 : ms_left(deadline);
-
-		if ((r = atomic_load(&t->error)) < 0)
-			break;
-		if (cancel && atomic_load_explicit(cancel,
-						   memory_order_acquire)) {
-			r = 0;
-			break;
-		}
-		if (cancel && (left < 0 || left > TAP_CANCEL_SLICE_MS)) {
-			r = poll(p, 2, TAP_CANCEL_SLICE_MS);
-			if (r == 0)
-				continue; /* a slice, not the timeout */
-		} else {
-			r = poll(p, 2, left);
-		}
-		if (r < 0) {
-			r = errno == EINTR ? 0 : -errno;
-			break;
-		}
-		if (p[1].revents) {
-			r = -ENXIO; /* closing: leave so close can finish */
-			break;
-		}
-		if (r == 0)
-			break; /* timed out */
-		r = 1;
-		if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL))
-			break; /* the next rx reports the error */
-		if (pool_has_free(d->pool))
-			break;
-		left = timeout_ms == 0 ? 0 : ms_left(deadline);
-		if (left == 0) {
-			r = 0;
-			break;
-		}
-		if (poll(&p[1], 1, left < 0 || left > 1 ? 1 : left) > 0) {
-			r = -ENXIO;
-			break;
-		}
-	}
-	bt_leave(&d->life, ts);
-	return r;
-}
-
-/* ---- forwarding ----------------------------------------------------- */
-
-/* bt_xmit failed as a whole: the frames it did not give back itself go
- * home here. Either way they count as dropped. */
-static void fwd_refused(int32_t r, const uint32_t *refs, uint32_t n)
-{
-	if (!bt_xmit_returned_frames(r))
-		bt_release_refs(refs, n);
-}
-
-static void *fwd_main(void *arg)
-{
-	struct tap_queue *q = arg;
-	struct tap *t = q->t;
-	uint32_t refs[TAP_MAX_BATCH];
-	struct pollfd p[3] = { { q->fd, POLLIN, 0 },
-			       { t->stop_efd, POLLIN, 0 },
-			       { t->fwd_efd, POLLIN, 0 } };
-	const struct timespec no_frames = { 0, 100000 };
-
-	for (;;) {
-		int noframe;
-		int32_t n = rx_batch(q, refs, t->fwd_bulk, &noframe);
-
-		if (n < 0 && !noframe)
-			break; /* fd failed: the error is sticky in t */
-		if (n <= 0) {
-			if (atomic_load(&t->error))
-				break;
-			if (noframe) {
-				/* The pool is empty: the destination's
-				 * writers are returning frames. Wait a
-				 * little rather than spin. */
-				nanosleep(&no_frames, NULL);
-				p[1].revents = p[2].revents = 0;
-			} else {
-				/* Nothing to read: sleep until readable or
-				 * told to stop. */
-				while (poll(p, 3, -1) < 0 && errno == EINTR)
-					;
-			}
-			if (p[1].revents || p[2].revents ||
-			    atomic_load(&t->fwd_stopping) ||
-			    atomic_load(&t->stopping))
-				break;
-			continue;
-		}
-		int32_t sent = 0;
-		int cpu = q->qi;
-		if (t->fwd_mode == BT_FWD_SINGLE) {
-			for (int32_t i = 0; i < n; i++) {
-				int32_t r = bt_xmit(t->fwd_dst, &refs[i], 1,
-						    i == n - 1 ? BT_XMIT_FLUSH :
-								 0,
-						    cpu);
-				if (r < 0)
-					fwd_refused(r, &refs[i], 1);
-				sent += r > 0 ? r : 0;
-			}
-		} else {
-			/* One call, one lock, one doorbell per batch. */
-			int32_t r = bt_xmit(t->fwd_dst, refs, (uint32_t)n,
-					    BT_XMIT_FLUSH, cpu);
-			if (r < 0)
-				fwd_refused(r, refs, (uint32_t)n);
-			sent = r > 0 ? r : 0;
-		}
-		add(&q->fwd_packets, (uint64_t)sent);
-		if (sent < n)
-			add(&q->fwd_dropped, (uint64_t)(n - sent));
-		if (atomic_load_explicit(&t->fwd_stopping,
-					 memory_order_relaxed) ||
-		    atomic_load_explicit(&t->stopping, memory_order_relaxed))
-			break;
-	}
-	atomic_store(&q->rx_busy, 0);
-	return NULL;
-}
-
-static void fwd_join(struct tap *t)
-{
-	eventfd_t v;
-
-	if (!t->forwarding)
-		return;
-	atomic_store(&t->fwd_stopping, 1);
-	eventfd_write(t->fwd_efd, 1);
-	for (uint32_t i = 0; i < t->nqueues; i++) {
-		if (t->q[i].fwd_started)
-			pthread_join(t->q[i].fwd, NULL);
-		t->q[i].fwd_started = 0;
-	}
-	eventfd_read(t->fwd_efd, &v);
-	atomic_store(&t->fwd_stopping, 0);
-	t->forwarding = 0;
-}
-
-int32_t bt_forward_start(uint32_t src, uint32_t dst, uint32_t bulk,
-			 uint32_t mode)
-{
-	int ts = bt_thread_slot();
-	struct bt_dev *d, *dd;
-	struct tap *t;
-	int32_t r = 0;
-
-	if (bulk < 1 || bulk > TAP_MAX_BATCH || mode > BT_FWD_SINGLE)
-		return -EINVAL;
-	t = tap_enter(src, ts, &d);
-	if (!t)
-		return -ENXIO;
-	dd = bt_dev_enter(dst, ts);
-	if (!dd) {
-		bt_leave(&d->life, ts);
-		return -ENXIO;
-	}
-	bt_leave(&dd->life, ts);
-	pthread_mutex_lock(&t->fwd_lock);
-	if (t->forwarding || atomic_load(&t->stopping)) {
-		r = -EBUSY;
-		goto out;
-	}
-	if ((r = atomic_load(&t->error)) < 0)
-		goto out;
-	for (uint32_t i = 0; i < t->nqueues; i++) {
-		int expect = 0;
-		if (!atomic_compare_exchange_strong(&t->q[i].rx_busy, &expect,
-						    1)) {
-			for (uint32_t j = 0; j < i; j++)
-				atomic_store(&t->q[j].rx_busy, 0);
-			r = -EBUSY;
-			goto out;
-		}
-	}
-	t->fwd_dst = dst;
-	t->fwd_bulk = bulk;
-	t->fwd_mode = mode;
-	t->forwarding = 1;
-	for (uint32_t i = 0; i < t->nqueues; i++) {
-		int e = pthread_create(&t->q[i].fwd, NULL, fwd_main, &t->q[i]);
-		if (e) {
-			for (uint32_t j = i; j < t->nqueues; j++)
-				atomic_store(&t->q[j].rx_busy, 0);
-			fwd_join(t);
-			r = -e;
-			goto out;
-		}
-		t->q[i].fwd_started = 1;
-	}
-out:
-	pthread_mutex_unlock(&t->fwd_lock);
-	bt_leave(&d->life, ts);
-	return r;
-}
-
-int32_t bt_forward_stop(uint32_t src)
-{
-	int ts = bt_thread_slot();
-	struct bt_dev *d;
-	struct tap *t = tap_enter(src, ts, &d);
-	int32_t was;
-
-	if (!t)
-		return -ENXIO;
-	pthread_mutex_lock(&t->fwd_lock);
-	was = t->forwarding;
-	fwd_join(t);
-	pthread_mutex_unlock(&t->fwd_lock);
-	bt_leave(&d->life, ts);
-	return was;
-}
-
-/* ---- statistics ----------------------------------------------------- */
-
-int32_t bt_tap_stats(uint32_t h, uint64_t *out, uint32_t n)
-{
-	int ts = bt_thread_slot();
-	uint64_t v[BT_TS_COUNT] = { 0 };
-	struct bt_dev *d;
-	struct tap *t;
-
-	if (!out && n)
-		return -EFAULT;
-	t = tap_enter(h, ts, &d);
-	if (!t)
-		return -ENXIO;
-	for (uint32_t i = 0; i < t->nqueues; i++) {
-		struct tap_queue *q = &t->q[i];
-		v[BT_TS_TX_WRITTEN] += atomic_load(&q->tx_written);
-		v[BT_TS_TX_BYTES] += atomic_load(&q->tx_bytes);
-		v[BT_TS_TX_ERRORS] += atomic_load(&q->tx_errors);
-		v[BT_TS_TX_SUBMITS] += atomic_load(&q->tx_submits);
-		v[BT_TS_TX_POLLOUTS] += atomic_load(&q->tx_pollouts);
-		v[BT_TS_RX_PACKETS] += atomic_load(&q->rx_packets);
-		v[BT_TS_RX_BYTES] += atomic_load(&q->rx_bytes);
-		v[BT_TS_RX_BATCHES] += atomic_load(&q->rx_batches);
-		v[BT_TS_RX_NOFRAME] += atomic_load(&q->rx_noframe);
-		v[BT_TS_FWD_PACKETS] += atomic_load(&q->fwd_packets);
-		v[BT_TS_FWD_DROPPED] += atomic_load(&q->fwd_dropped);
-		v[BT_TS_RX_TRUNCATED] += atomic_load(&q->rx_truncated);
-		v[BT_TS_STRANDED] += atomic_load(&q->tx_stranded) +
-				     atomic_load(&q->rx_stranded);
-		v[BT_TS_TX_URING_QUEUES] += (uint64_t)atomic_load(&q->tx_uring);
-		v[BT_TS_RX_URING_QUEUES] += (uint64_t)atomic_load(&q->rx_uring);
-	}
-	v[BT_TS_ERROR] = (uint64_t)-atomic_load(&t->error);
-	/* True only if every writer uses io_uring right now. */
-	v[BT_TS_IO_URING] = v[BT_TS_TX_URING_QUEUES] == t->nqueues;
-	v[BT_TS_VNET_LEN] = t->vnet_len;
-	bt_leave(&d->life, ts);
-	if (n > BT_TS_COUNT)
-		n = BT_TS_COUNT;
-	memcpy(out, v, n * sizeof(*v));
-	return BT_TS_COUNT;
 }
 
 /* ---- open and close ------------------------------------------------- */
@@ -1174,7 +75,7 @@ static void tap_stop(struct bt_dev *d)
 	for (uint32_t i = 0; i < t->nqueues; i++)
 		bt_queue_ring(&d->queues[i]);
 	pthread_mutex_lock(&t->fwd_lock);
-	fwd_join(t);
+	tap_fwd_join(t);
 	pthread_mutex_unlock(&t->fwd_lock);
 	for (uint32_t i = 0; i < t->nqueues; i++) {
 		if (t->q[i].writer_started)
@@ -1189,11 +90,10 @@ static void tap_free(struct tap *t)
 	for (uint32_t i = 0; i < t->nqueues; i++) {
 		struct tap_queue *q = &t->q[i];
 #ifdef BT_HAVE_LIBURING
-		if (atomic_load(&q->tx_uring))
-			io_uring_queue_exit(&q->tx_ring);
 		if (atomic_load(&q->rx_uring))
 			io_uring_queue_exit(&q->rx_ring);
 #endif
+		tap_wctx_free(q->wx);
 		if (q->fd >= 0)
 			close(q->fd);
 	}
@@ -1215,7 +115,7 @@ static const struct bt_backend_ops tap_ops = {
 	.release = tap_release,
 };
 
-static struct tap *tap_of(struct bt_dev *d)
+struct tap *tap_of(struct bt_dev *d)
 {
 	return d->ops == &tap_ops ? d->backend : NULL;
 }
@@ -1545,21 +445,23 @@ int32_t bt_tap_open(uint32_t pool, const char *name, uint32_t nqueues,
 	r = link_setup(nm, mtu);
 	if (r < 0)
 		goto fail;
-#ifdef BT_HAVE_LIBURING
 	/* Rings now, not in the threads: the stats then say from the first
 	 * call which queues use io_uring (a queue whose ring cannot be set
 	 * up uses plain syscalls, and the stats say so). */
-	if (!(flags & BT_TAP_WRITE)) {
-		for (uint32_t i = 0; i < nqueues; i++) {
-			struct tap_queue *q = &t->q[i];
-			if (io_uring_queue_init(batch, &q->tx_ring, 0) == 0)
-				atomic_store(&q->tx_uring, 1);
-			if (io_uring_queue_init(TAP_MAX_BATCH, &q->rx_ring,
-						0) == 0)
-				atomic_store(&q->rx_uring, 1);
+	for (uint32_t i = 0; i < nqueues; i++) {
+		struct tap_queue *q = &t->q[i];
+
+		q->wx = tap_wctx_new(!(flags & BT_TAP_WRITE), 0);
+		if (!q->wx) {
+			r = -ENOMEM;
+			goto fail;
 		}
-	}
+#ifdef BT_HAVE_LIBURING
+		if (!(flags & BT_TAP_WRITE) &&
+		    io_uring_queue_init(TAP_MAX_BATCH, &q->rx_ring, 0) == 0)
+			atomic_store(&q->rx_uring, 1);
 #endif
+	}
 
 	h = bt_dev_create(pool, nqueues, ring_size);
 	if (h < 0) {
@@ -1579,7 +481,7 @@ int32_t bt_tap_open(uint32_t pool, const char *name, uint32_t nqueues,
 	d->backend = t;
 	d->ops = &tap_ops;
 	for (uint32_t i = 0; i < nqueues; i++) {
-		int e = pthread_create(&t->q[i].writer, NULL, writer_main,
+		int e = pthread_create(&t->q[i].writer, NULL, tap_writer_main,
 				       &t->q[i]);
 		if (e) {
 			bt_leave(&d->life, ts);
@@ -1600,6 +502,60 @@ fail:
  * wide): frames written into the kernel and still queued there count
  * against it, and a write beyond it fails EAGAIN (the writer then waits
  * for POLLOUT). */
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#define TUN_F_USO6 0x40
+#endif
+_Static_assert(BT_TAP_OFF_CSUM == TUN_F_CSUM && BT_TAP_OFF_TSO4 == TUN_F_TSO4 &&
+		       BT_TAP_OFF_TSO6 == TUN_F_TSO6 &&
+		       BT_TAP_OFF_TSO_ECN == TUN_F_TSO_ECN &&
+		       BT_TAP_OFF_USO4 == TUN_F_USO4 &&
+		       BT_TAP_OFF_USO6 == TUN_F_USO6,
+	       "BT_TAP_OFF_* are TUN_F_*");
+
+/* The offloads apply to the device, so one queue's fd sets them. A kernel
+ * without USO refuses the whole request with EINVAL: then ask again
+ * without it. */
+static int32_t set_offloads(struct tap *t, uint32_t want)
+{
+	if (ioctl(t->q[0].fd, TUNSETOFFLOAD, (unsigned long)want) == 0)
+		return (int32_t)want;
+	if (errno == EINVAL && (want & (BT_TAP_OFF_USO4 | BT_TAP_OFF_USO6))) {
+		want &= ~(BT_TAP_OFF_USO4 | BT_TAP_OFF_USO6);
+		if (ioctl(t->q[0].fd, TUNSETOFFLOAD, (unsigned long)want) == 0)
+			return (int32_t)want;
+	}
+	return -errno;
+}
+
+int32_t bt_tap_set_offloads(uint32_t h, uint32_t want)
+{
+	const uint32_t gso = BT_TAP_OFF_TSO4 | BT_TAP_OFF_TSO6 |
+			     BT_TAP_OFF_TSO_ECN | BT_TAP_OFF_USO4 |
+			     BT_TAP_OFF_USO6;
+	int ts = bt_thread_slot();
+	struct bt_dev *d;
+	struct tap *t = tap_enter(h, ts, &d);
+	int32_t r;
+
+	if (!t)
+		return -ENXIO;
+	if ((want & ~BT_TAP_OFF_ALL) || !t->vnet_len ||
+	    ((want & gso) && !(want & BT_TAP_OFF_CSUM))) {
+		r = -EINVAL;
+	} else if ((want & gso) &&
+		   d->pool->frame_size - d->pool->headroom <
+			   BT_MAX_SUPER_FRAME) {
+		r = -EMSGSIZE;
+	} else if ((r = atomic_load(&t->error)) == 0) {
+		r = set_offloads(t, want);
+		if (r >= 0)
+			atomic_store(&t->offloads, (uint32_t)r);
+	}
+	bt_leave(&d->life, ts);
+	return r;
+}
+
 int32_t bt_tap_set_sndbuf(uint32_t h, int32_t bytes)
 {
 	int ts = bt_thread_slot();

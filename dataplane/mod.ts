@@ -43,11 +43,15 @@ export {
 export { nowNs } from "./clock.ts";
 export {
   type ForwardOptions,
+  TAP_MAX_MTU,
   TAP_MAX_QUEUES,
+  TAP_OFFLOADS,
   TapDevice,
   type TapDeviceOptions,
+  tapFrameSize,
   type TapFramesOptions,
   tapNameProblem,
+  type TapOffload,
   type TapStats,
   type TapWaitOptions,
 } from "./tap.ts";

@@ -31,6 +31,9 @@ import { sleepBound, waitShared, type WaitSource, waitTimeout } from "./waiter.t
 /** Largest number of queues of a TAP device. */
 export const TAP_MAX_QUEUES: number = abi.BT_TAP_MAX_QUEUES;
 
+/** The largest MTU the kernel gives a TAP device: 65535 minus the Ethernet header. */
+export const TAP_MAX_MTU = 65521;
+
 const CREATE = abi.BT_TAP_CREATE;
 const WRITE = abi.BT_TAP_WRITE;
 
@@ -43,7 +46,7 @@ export interface TapDeviceOptions {
   name: string;
   /** Queues (file descriptors), 1..64 (default 1). */
   queues?: number;
-  /** Set the link MTU (68..65535); default: leave it as it is. */
+  /** Set the link MTU (68..65521, the kernel's largest for a TAP); default: leave it as it is. */
   mtu?: number;
   /** Virtio-net header size: 0 (none, default), 10 or 12. */
   vnetHdr?: 0 | 10 | 12;
@@ -71,6 +74,41 @@ export interface TapDeviceOptions {
    * writability (counted in `writePollouts`).
    */
   sndbuf?: number;
+  /**
+   * Offloads to ask the kernel for (needs `vnetHdr`): partial checksums
+   * (`"csum"`) and TCP/UDP super-frames of up to 64 KiB (`"tso4"`, `"tso6"`,
+   * `"tso_ecn"`, `"uso4"`, `"uso6"`; each needs `"csum"`, and the pool's frames
+   * must hold a super-frame: see {@linkcode tapFrameSize}). What the kernel
+   * accepted is in {@linkcode TapDevice.offloads}. Default: none.
+   */
+  offloads?: readonly TapOffload[];
+}
+
+/** One TAP offload (`TUN_F_*`), see {@linkcode TapDeviceOptions.offloads}. */
+export type TapOffload = "csum" | "tso4" | "tso6" | "tso_ecn" | "uso4" | "uso6";
+
+/** Every offload, in the order they are reported. */
+export const TAP_OFFLOADS: readonly TapOffload[] = [
+  "csum",
+  "tso4",
+  "tso6",
+  "tso_ecn",
+  "uso4",
+  "uso6",
+];
+
+const OFFLOAD_BIT: Record<TapOffload, number> = {
+  csum: abi.BT_TAP_OFF_CSUM,
+  tso4: abi.BT_TAP_OFF_TSO4,
+  tso6: abi.BT_TAP_OFF_TSO6,
+  tso_ecn: abi.BT_TAP_OFF_TSO_ECN,
+  uso4: abi.BT_TAP_OFF_USO4,
+  uso6: abi.BT_TAP_OFF_USO6,
+};
+
+/** The offloads of a `BT_TAP_OFF_*` mask, by name. */
+function offloadNames(mask: number): TapOffload[] {
+  return TAP_OFFLOADS.filter((o) => (mask & OFFLOAD_BIT[o]) !== 0);
 }
 
 /** {@linkcode DeviceStats} plus what the TAP's kernel side did. */
@@ -113,6 +151,26 @@ export interface TapStats extends DeviceStats {
   stranded: number;
   /** Virtio-net header size. */
   vnetLen: number;
+  /** Frames whose virtio-net header was refused (offsets outside the frame, unknown GSO type): dropped. */
+  receiveBadVnet: number;
+  /** Super-frames (GSO) read from the kernel. */
+  receivedSuper: number;
+  /** Super-frames written into the kernel (it segments them, or delivers them whole). */
+  writtenSuper: number;
+  /** Super-frames cut into segments in software because this TAP could not take them. */
+  gsoFrames: number;
+  /** The segments they became. */
+  gsoSegments: number;
+  /** Super-frames a bulk forwarder coalesced (GRO) before writing them into this TAP. */
+  groFrames: number;
+  /** The frames they were made of. */
+  groSegments: number;
+  /** Partial checksums completed in software for this TAP (it has no vnet header). */
+  checksumsCompleted: number;
+  /** Frames that could not be made fit for this TAP (no frames to segment into, bad metadata): dropped. */
+  offloadDropped: number;
+  /** Times a forwarder reading this TAP waited for room in its target instead of dropping. */
+  forwardWaits: number;
 }
 
 /** Where each counted statistic sits in `bt_tap_stats`' output (enum bt_tap_stat, from the header). */
@@ -128,6 +186,16 @@ const TAP_INDEX: Partial<Record<keyof TapStats, number>> = {
   receiveNoFrame: abi.BT_TS_RX_NOFRAME,
   forwarded: abi.BT_TS_FWD_PACKETS,
   forwardDropped: abi.BT_TS_FWD_DROPPED,
+  receiveBadVnet: abi.BT_TS_RX_BAD_VNET,
+  receivedSuper: abi.BT_TS_RX_SUPER,
+  writtenSuper: abi.BT_TS_TX_SUPER,
+  gsoFrames: abi.BT_TS_GSO_FRAMES,
+  gsoSegments: abi.BT_TS_GSO_SEGMENTS,
+  groFrames: abi.BT_TS_GRO_FRAMES,
+  groSegments: abi.BT_TS_GRO_SEGMENTS,
+  checksumsCompleted: abi.BT_TS_CSUM_DONE,
+  offloadDropped: abi.BT_TS_OFFLOAD_DROPPED,
+  forwardWaits: abi.BT_TS_FWD_WAITS,
 };
 const TAP_KEYS = Object.keys(TAP_INDEX) as (keyof TapStats)[];
 const TS_ERROR = abi.BT_TS_ERROR;
@@ -137,6 +205,7 @@ const TS_RX_TRUNCATED = abi.BT_TS_RX_TRUNCATED;
 const TS_STRANDED = abi.BT_TS_STRANDED;
 const TS_TX_URING_QUEUES = abi.BT_TS_TX_URING_QUEUES;
 const TS_RX_URING_QUEUES = abi.BT_TS_RX_URING_QUEUES;
+const TS_OFFLOADS = abi.BT_TS_OFFLOADS;
 const TS_COUNT = abi.BT_TS_COUNT;
 
 // Why bt_tap_open failed, beyond its errno (enum bt_tap_why).
@@ -151,15 +220,28 @@ const WHY_WORDS = abi.BT_TAP_WHY_WORDS;
 const IFF_LOOPBACK = 0x8;
 /** Bytes of a frame beyond the MTU: an Ethernet header (14) and one VLAN tag (4). */
 const L2_OVERHEAD = 18;
-const MAX_FRAME_SIZE = 65536; // FramePool's largest frameSize
+const MAX_FRAME_SIZE = abi.BT_MAX_FRAME_SIZE; // FramePool's largest frameSize
 const IFF_VNET_HDR = 0x4000;
 
 /** Options for {@linkcode TapDevice.forwardTo}. */
 export interface ForwardOptions {
   /** Frames read per batch, 1..256 (default 64). */
   bulk?: number;
-  /** `"bulk"`: one xmit per batch (default); `"single"`: one xmit per frame. */
+  /**
+   * `"bulk"` (default): one write submit (or xmit) per batch, and TCP
+   * segments coalesced into super-frames for a target with a vnet header;
+   * `"single"`: one write (or xmit) per frame.
+   */
   mode?: "bulk" | "single";
+  /**
+   * Hand frames to a TAP target's queue rings (one `bt_xmit` per batch; its
+   * writer threads write them) instead of writing them from the reading
+   * thread (default false: one wake-up fewer per frame). Targets that are
+   * not TAP devices always take the ring.
+   */
+  viaRing?: boolean;
+  /** Bulk mode: coalesce TCP segments into super-frames (default true). */
+  gro?: boolean;
 }
 
 /** Options for {@linkcode TapDevice.frames}. */
@@ -289,12 +371,66 @@ export function tapMaxMtu(pool: { frameSize: number; headroom: number }): number
   return pool.frameSize - pool.headroom - L2_OVERHEAD;
 }
 
+/**
+ * The pool `frameSize` a TAP needs for frames of `mtu` (default 1500) and,
+ * with `superFrames`, for 64 KiB super-frames (TSO/USO offloads, or
+ * frames a forwarder coalesces): a multiple of 64.
+ *
+ * @example
+ * ```ts
+ * import { tapFrameSize } from "./tap.ts";
+ * console.log(tapFrameSize({ mtu: 1500 })); // 2048
+ * console.log(tapFrameSize({ superFrames: true }) > 65536); // true
+ * ```
+ */
+export function tapFrameSize(
+  o: { mtu?: number; superFrames?: boolean; headroom?: number } = {},
+): number {
+  const headroom = o.headroom ?? 256;
+  const packet = o.superFrames ? abi.BT_MAX_SUPER_FRAME : (o.mtu ?? 1500) + L2_OVERHEAD;
+  const need = Math.ceil((Math.max(packet, (o.mtu ?? 0) + L2_OVERHEAD) + headroom) / 64) * 64;
+  return Math.max(2048, need);
+}
+
 /** How to get frames that hold `mtu`: the pool's frameSize it takes. */
 function biggerFrames(mtu: number, headroom: number): string {
   const need = Math.ceil((mtu + L2_OVERHEAD + headroom) / 64) * 64;
   if (need <= MAX_FRAME_SIZE) return `give the TAP a pool with frameSize >= ${need}`;
   return `even the largest frames (frameSize ${MAX_FRAME_SIZE}) hold an MTU up to ` +
     `${MAX_FRAME_SIZE - headroom - L2_OVERHEAD} with ${headroom} bytes of headroom`;
+}
+
+/** The mask of `offloads`, checked: known names, a vnet header, csum with TSO/USO. */
+function offloadMask(offloads: readonly TapOffload[] | undefined, vnet: number): number {
+  if (offloads === undefined) return 0;
+  if (!Array.isArray(offloads)) {
+    throw new BulktapError("EINVAL", `offloads=${show(offloads)} is not an array of offload names`);
+  }
+  let mask = 0;
+  for (const o of offloads) {
+    if (typeof o !== "string" || !Object.hasOwn(OFFLOAD_BIT, o)) {
+      throw new BulktapError(
+        "EINVAL",
+        `offload ${show(o)} is not one of ${TAP_OFFLOADS.join(", ")}`,
+      );
+    }
+    mask |= OFFLOAD_BIT[o as TapOffload];
+  }
+  if (mask && !vnet) {
+    throw new BulktapError(
+      "EINVAL",
+      `offloads ${offloads.join(",")} need a virtio-net header (vnetHdr 10 or 12): ` +
+        "the kernel describes partial checksums and super-frames in it",
+    );
+  }
+  if ((mask & ~abi.BT_TAP_OFF_CSUM) && !(mask & abi.BT_TAP_OFF_CSUM)) {
+    throw new BulktapError(
+      "EINVAL",
+      `offloads ${offloads.join(",")} need "csum" too (the kernel's rule: segmentation ` +
+        "offloads come with checksum offload)",
+    );
+  }
+  return mask;
 }
 
 /** "mode 0600 here; " for /dev/net/tun, or "" if it cannot be read. */
@@ -513,6 +649,13 @@ export class TapDevice extends Device {
     const ringSize = intIn(o.ringSize ?? 1024, 2, 65536, "ringSize");
     const batch = intIn(o.ioBatch ?? 64, 1, 256, "ioBatch");
     const mtu = o.mtu === undefined ? 0 : intIn(o.mtu, 68, 65535, "mtu");
+    if (mtu > TAP_MAX_MTU) {
+      throw new BulktapError(
+        "EINVAL",
+        `mtu=${mtu} is more than the kernel allows a TAP device: ${TAP_MAX_MTU} ` +
+          "(65535 minus its 14-byte Ethernet header)",
+      );
+    }
     const vnetIn = o.vnetHdr ?? 0;
     if (vnetIn !== 0 && vnetIn !== 10 && vnetIn !== 12) {
       throw new BulktapError("EINVAL", `vnetHdr=${show(vnetIn)} is not 0, 10 or 12`);
@@ -523,6 +666,7 @@ export class TapDevice extends Device {
       throw new BulktapError("EINVAL", `io=${show(io)} is not "uring" or "write"`);
     }
     const sndbuf = o.sndbuf === undefined ? 0 : intIn(o.sndbuf, 1, 0x7fffffff, "sndbuf");
+    const want = offloadMask(o.offloads, vnet);
     const cpu = o.cpu ?? -1;
     if (!Number.isInteger(cpu) || cpu < -1) {
       throw new BulktapError("EINVAL", `cpu=${cpu} is not -1 or a CPU number`);
@@ -557,6 +701,26 @@ export class TapDevice extends Device {
       library().bt_tap_open_why(why, WHY_WORDS);
       if (ownsPool) pool.close();
       throw openError(h, o, queues, why);
+    }
+    if (want) {
+      const r = library().bt_tap_set_offloads(h, want);
+      if (r < 0) {
+        library().bt_dev_close(h);
+        if (ownsPool) pool.close();
+        const code = codeForErrno(r);
+        if (code === "EMSGSIZE") {
+          throw new BulktapError(
+            "EMSGSIZE",
+            `offloads ${offloadNames(want).join(",")} on TAP ${JSON.stringify(o.name)} need ` +
+              `frames that hold a 64 KiB super-frame: the pool's frameSize is ${pool.frameSize}, ` +
+              `give it frameSize >= ${
+                tapFrameSize({ superFrames: true, headroom: pool.headroom })
+              }`,
+            r,
+          );
+        }
+        checkErrno(r, `asking TAP ${JSON.stringify(o.name)} for offloads ${offloadNames(want)}`);
+      }
     }
     if (sndbuf) {
       const r = library().bt_tap_set_sndbuf(h, sndbuf);
@@ -713,7 +877,10 @@ export class TapDevice extends Device {
     if (mode !== "bulk" && mode !== "single") {
       throw new BulktapError("EINVAL", `mode=${JSON.stringify(mode)} is not "bulk" or "single"`);
     }
-    const r = library().bt_forward_start(this.handle, target.handle, bulk, mode === "bulk" ? 0 : 1);
+    const flags = (mode === "bulk" ? abi.BT_FWD_BULK : abi.BT_FWD_SINGLE) |
+      (options.viaRing ? abi.BT_FWD_VIA_RING : 0) |
+      (options.gro === false ? abi.BT_FWD_NO_GRO : 0);
+    const r = library().bt_forward_start(this.handle, target.handle, bulk, flags);
     if (r < 0) {
       const code = codeForErrno(r);
       if (code === "EBUSY") {
@@ -815,6 +982,25 @@ export class TapDevice extends Device {
   }
 
   /**
+   * The offloads the kernel accepted for this TAP (see
+   * {@linkcode TapDeviceOptions.offloads}); empty without them.
+   *
+   * @example
+   * ```ts ignore
+   * import { FramePool, TapDevice, tapFrameSize } from "./mod.ts";
+   * using pool = new FramePool({ frames: 256, frameSize: tapFrameSize({ superFrames: true }) });
+   * using tap = new TapDevice({ name: "bt0", pool, vnetHdr: 12, offloads: ["csum", "tso4", "tso6"] });
+   * console.log(tap.offloads); // [ "csum", "tso4", "tso6" ]
+   * ```
+   */
+  get offloads(): TapOffload[] {
+    this.assertOpen();
+    const out = this.#tapOut;
+    if (library().bt_tap_stats(this.handle, out, TS_COUNT) < 0) return [];
+    return offloadNames(Number(out[TS_OFFLOADS]));
+  }
+
+  /**
    * Wait until every frame queued for the kernel has been written (or
    * `timeoutMs` passes). Returns whether the queues drained.
    *
@@ -829,7 +1015,8 @@ export class TapDevice extends Device {
     const end = performance.now() + timeoutMs;
     for (;;) {
       const s = this.statsUnchecked();
-      if (s.queued === 0 && s.written + s.writeErrors + s.stranded >= s.txPackets) return true;
+      const gone = s.written + s.writeErrors + s.stranded + s.offloadDropped;
+      if (s.queued === 0 && gone >= s.txPackets) return true;
       if (performance.now() > end) return false;
       await new Promise((r) => setTimeout(r, 1));
     }

@@ -33,8 +33,11 @@ export const BT_REF_INDEX_MASK = 16777215;
 /** `BT_XMIT_FLUSH`: wake the queue's reader if it sleeps */
 export const BT_XMIT_FLUSH = 1;
 
+/** `BT_XMIT_KEEP`: frames that do not fit stay the caller's (HELD), */
+export const BT_XMIT_KEEP = 2;
+
 /** `BT_XMIT_FLAGS_MASK` */
-export const BT_XMIT_FLAGS_MASK = 1;
+export const BT_XMIT_FLAGS_MASK = 3;
 
 /** `BT_CPU_SELF` */
 export const BT_CPU_SELF = -1;
@@ -118,7 +121,7 @@ export const BT_GSO_ECN = 128;
 export const BT_MAX_FRAME_SIZE = 131072;
 
 /** `BT_MAX_SUPER_FRAME` */
-export const BT_MAX_SUPER_FRAME = 65549;
+export const BT_MAX_SUPER_FRAME = 65554;
 
 /** `BT_FREE`: in its pool */
 export const BT_FREE = 0;
@@ -270,11 +273,44 @@ export const BT_TAP_WRITE = 2;
 /** `BT_TAP_MAX_QUEUES`: queues (file descriptors) of one TAP device */
 export const BT_TAP_MAX_QUEUES = 64;
 
-/** `BT_FWD_BULK`: one xmit per batch read */
+/** `BT_FWD_BULK`: batches: one write submit (or xmit) per batch */
 export const BT_FWD_BULK = 0;
 
-/** `BT_FWD_SINGLE`: one xmit per frame */
+/** `BT_FWD_SINGLE`: one frame per write (or xmit), no coalescing */
 export const BT_FWD_SINGLE = 1;
+
+/** `BT_FWD_MODE_MASK` */
+export const BT_FWD_MODE_MASK = 1;
+
+/** `BT_FWD_VIA_RING`: hand frames to the target's queue rings */
+export const BT_FWD_VIA_RING = 256;
+
+/** `BT_FWD_NO_GRO`: bulk mode: do not coalesce TCP segments */
+export const BT_FWD_NO_GRO = 512;
+
+/** `BT_FWD_FLAGS_MASK` */
+export const BT_FWD_FLAGS_MASK = 769;
+
+/** `BT_TAP_OFF_CSUM` */
+export const BT_TAP_OFF_CSUM = 1;
+
+/** `BT_TAP_OFF_TSO4` */
+export const BT_TAP_OFF_TSO4 = 2;
+
+/** `BT_TAP_OFF_TSO6` */
+export const BT_TAP_OFF_TSO6 = 4;
+
+/** `BT_TAP_OFF_TSO_ECN` */
+export const BT_TAP_OFF_TSO_ECN = 8;
+
+/** `BT_TAP_OFF_USO4` */
+export const BT_TAP_OFF_USO4 = 32;
+
+/** `BT_TAP_OFF_USO6` */
+export const BT_TAP_OFF_USO6 = 64;
+
+/** `BT_TAP_OFF_ALL` */
+export const BT_TAP_OFF_ALL = 111;
 
 /** `BT_TS_TX_WRITTEN`: frames written into the kernel */
 export const BT_TS_TX_WRITTEN = 0;
@@ -330,8 +366,41 @@ export const BT_TS_TX_URING_QUEUES = 16;
 /** `BT_TS_RX_URING_QUEUES`: receive sides using io_uring batches */
 export const BT_TS_RX_URING_QUEUES = 17;
 
+/** `BT_TS_OFFLOADS`: BT_TAP_OFF_* the kernel accepted */
+export const BT_TS_OFFLOADS = 18;
+
+/** `BT_TS_RX_BAD_VNET`: frames whose vnet header was refused */
+export const BT_TS_RX_BAD_VNET = 19;
+
+/** `BT_TS_RX_SUPER`: super-frames (GSO) received */
+export const BT_TS_RX_SUPER = 20;
+
+/** `BT_TS_GSO_FRAMES`: super-frames segmented in software for this */
+export const BT_TS_GSO_FRAMES = 21;
+
+/** `BT_TS_GSO_SEGMENTS`: segments they became */
+export const BT_TS_GSO_SEGMENTS = 22;
+
+/** `BT_TS_GRO_FRAMES`: super-frames coalesced in software into this */
+export const BT_TS_GRO_FRAMES = 23;
+
+/** `BT_TS_GRO_SEGMENTS`: frames they were made of */
+export const BT_TS_GRO_SEGMENTS = 24;
+
+/** `BT_TS_CSUM_DONE`: partial checksums completed in software */
+export const BT_TS_CSUM_DONE = 25;
+
+/** `BT_TS_OFFLOAD_DROPPED`: frames that could not be made fit for */
+export const BT_TS_OFFLOAD_DROPPED = 26;
+
+/** `BT_TS_FWD_WAITS`: times a forwarder waited for room in its */
+export const BT_TS_FWD_WAITS = 27;
+
+/** `BT_TS_TX_SUPER`: super-frames written (the kernel segments) */
+export const BT_TS_TX_SUPER = 28;
+
 /** `BT_TS_COUNT` */
-export const BT_TS_COUNT = 18;
+export const BT_TS_COUNT = 29;
 
 /** `BT_TAP_WHY_NONE` */
 export const BT_TAP_WHY_NONE = 0;

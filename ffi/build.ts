@@ -73,10 +73,16 @@ export const C_SOURCES: readonly string[] = [
   "device.c",
   "devmap.c",
   "ffi_abi.c",
+  "forward.c",
   "latency.c",
   "lib.c",
   "pool.c",
   "tap.c",
+  "tap_internal.h",
+  "tap_rx.c",
+  "tap_stats.c",
+  "tap_tx.c",
+  "tap_uring.c",
 ];
 
 /** One C source or header: its file name and contents. */

@@ -21,8 +21,8 @@ function evaluate(expr: string, known: Map<string, number>): number | undefined 
   const js = expr
     .replace(/\b(0x[0-9a-fA-F]+|[0-9]+)(?:u|ul|ull|l|ll)\b/gi, "$1")
     .replace(/\bBT_[A-Z0-9_]+\b/g, (n) => String(known.get(n) ?? "NaN"));
-  if (!/^[0-9a-fA-Fx+\-<>() ]+$/.test(js)) return undefined;
-  // Only digits, + - << ( ): a constant expression of the header.
+  if (!/^[0-9a-fA-Fx+\-<>()| ]+$/.test(js)) return undefined;
+  // Only digits, + - << | ( ): a constant expression of the header.
   const v = new Function(`return (${js});`)() as number;
   return Number.isSafeInteger(v) ? v : undefined;
 }
@@ -45,7 +45,9 @@ export function headerConstants(text: string): Constant[] {
   };
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
-    const def = lines[i].match(/^#define\s+(BT_[A-Z0-9_]+)\s+(.+?)\s*(?:\/\*\s*(.*?)\s*\*\/)?\s*$/);
+    const def = lines[i].match(
+      /^#define\s+(BT_[A-Z0-9_]+)\s+(.+?)\s*(?:\/\*\s*(.*?)\s*(?:\*\/)?)?\s*$/,
+    );
     if (def) {
       const v = evaluate(def[2], known);
       if (v !== undefined) add(def[1], v, def[3] ?? "");

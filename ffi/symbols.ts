@@ -92,6 +92,7 @@ export const symbols = {
   bt_tap_name_check: { parameters: ["buffer"], result: "i32" },
   bt_tap_open_why: { parameters: ["buffer", "u32"], result: "i32" },
   bt_tap_set_sndbuf: { parameters: ["u32", "i32"], result: "i32" },
+  bt_tap_set_offloads: { parameters: ["u32", "u32"], result: "i32" },
   bt_tap_rx: {
     name: "bt_ffi_tap_rx",
     parameters: ["u32", "u32", "buffer", "u32", "u32"],

@@ -9,7 +9,13 @@
   udp_recv ADDR PORT N TIMEOUT      print "ready", count datagrams until N
                                     arrived or TIMEOUT s pass idle, print it
   udp_send ADDR PORT N              send N 64-byte datagrams, paced
+  tcp_recv ADDR PORT TIMEOUT        print "ready", accept one connection, read
+                                    it to the end, print "BYTES SHA256"
+  tcp_send ADDR PORT BYTES SEED     send BYTES pseudo-random bytes (from SEED)
+                                    on one connection, print "BYTES SHA256"
 """
+import hashlib
+import random
 import socket
 import sys
 import time
@@ -75,6 +81,47 @@ def udp_send(addr, port, n):
     print(n, flush=True)
 
 
+def tcp_recv(addr, port, timeout):
+    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port))
+    s.listen(1)
+    s.settimeout(timeout)
+    print("ready", flush=True)
+    c, _ = s.accept()
+    c.settimeout(timeout)
+    h = hashlib.sha256()
+    n = 0
+    while True:
+        b = c.recv(1 << 20)
+        if not b:
+            break
+        h.update(b)
+        n += len(b)
+    print(n, h.hexdigest(), flush=True)
+
+
+def tcp_send(addr, port, nbytes, seed):
+    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    rnd = random.Random(seed)
+    s = socket.create_connection((addr, port), timeout=30) if fam == socket.AF_INET else None
+    if s is None:
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        s.settimeout(30)
+        s.connect((addr, port))
+    h = hashlib.sha256()
+    left = nbytes
+    while left:
+        chunk = rnd.randbytes(min(left, 1 << 20))
+        s.sendall(chunk)
+        h.update(chunk)
+        left -= len(chunk)
+    s.shutdown(socket.SHUT_WR)
+    s.recv(1)  # wait for the peer to close: everything was read
+    print(nbytes, h.hexdigest(), flush=True)
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "sniff":
@@ -85,6 +132,10 @@ def main():
         udp_recv(args[0], int(args[1]), int(args[2]), float(args[3]))
     elif cmd == "udp_send":
         udp_send(args[0], int(args[1]), int(args[2]))
+    elif cmd == "tcp_recv":
+        tcp_recv(args[0], int(args[1]), float(args[2]))
+    elif cmd == "tcp_send":
+        tcp_send(args[0], int(args[1]), int(args[2]), int(args[3]))
     else:
         sys.exit("unknown command " + cmd)
 

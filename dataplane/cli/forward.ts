@@ -10,13 +10,28 @@
 import { intFlag, parseFlags, reportUsage, UsageError } from "./flags.ts";
 import { BulktapError } from "../errors.ts";
 import { FramePool } from "../pool.ts";
-import { TapDevice, tapMaxMtu, tapNameProblem, type TapStats } from "../tap.ts";
+import {
+  TAP_MAX_MTU,
+  TAP_OFFLOADS,
+  TapDevice,
+  tapFrameSize,
+  tapNameProblem,
+  type TapOffload,
+  type TapStats,
+} from "../tap.ts";
 import type { ProgramSpec } from "../program.ts";
 import { type ProgramCounts, programSpec, startProgram } from "./forward_program.ts";
 
-/** The pool's frames: the defaults, fixed, so --mtu can be checked up front. */
-const FRAME_SIZE = 2048;
+/** Bytes before each frame's data (metadata, vnet header, pushed headers). */
 const HEADROOM = 256;
+
+/** What `--offloads` asks the kernel for. */
+const OFFLOAD_SETS: Record<string, readonly TapOffload[]> = {
+  none: [],
+  csum: ["csum"],
+  tso: ["csum", "tso4", "tso6", "tso_ecn"],
+  all: TAP_OFFLOADS,
+};
 
 const HELP = `usage: deno run -A mod.ts forward A B [flags]
 
@@ -28,15 +43,22 @@ refused, never changed.
 flags:
   --queues N           queues per device, 1..64 (default 1)
   --bulk N             frames per read batch and xmit call, 1..256 (default 64)
-  --mode bulk|single   one xmit per batch (default) or one per frame
-  --vnet-hdr           use a 12-byte virtio-net header on both devices
-  --vnet-hdr-size N    the header's size, 10 or 12 (implies --vnet-hdr; a device made
-                       with \`ip tuntap add ... vnet_hdr\` has 10)
-  --io uring|write     how frames are written into the kernel (default uring)
-  --mtu N              set both links' MTU, 68..${
-  tapMaxMtu({ frameSize: FRAME_SIZE, headroom: HEADROOM })
-} (what its ${FRAME_SIZE}-byte frames hold;
-                       default: leave as is)
+  --mode bulk|single   bulk (default): one write submit per batch, TCP segments
+                       coalesced into super-frames (GRO); single: one write per frame
+  --offloads O         what the kernel may hand over: none, csum (partial checksums),
+                       tso (csum + TCP super-frames), all (tso + UDP super-frames;
+                       default). Super-frames cross unchanged; a TAP that cannot take
+                       one gets it segmented. O,O sets A and B apart (e.g. none,all)
+  --no-vnet-hdr        no virtio-net header: plain frames, no offloads, no GRO
+  --vnet-hdr-size N    the header's size, 10 or 12 (default 12; a device made with
+                       \`ip tuntap add ... vnet_hdr\` has 10); --vnet-hdr: accepted, the default
+  --no-gro             bulk mode without coalescing
+  --via-ring           hand frames to the other TAP's writer threads through its queue
+                       rings (one lock per bulk) instead of writing them from the
+                       reading thread (one wake-up more per frame)
+  --io uring|write     how frames cross the fd (default uring)
+  --mtu N              set both links' MTU, 68..65521 (the kernel's largest for a
+                       TAP; default: leave as is)
   --program P          run a TypeScript program between A and B instead of the C
                        fast path: forward (A -> B, B -> A), drop, reflect, l2switch,
                        or a module exporting a factory: ./fw.ts or ./fw.ts#name
@@ -60,35 +82,98 @@ export interface ForwardCounts {
   dropped: number;
   /** Frames read here and handed to the other device. */
   forwarded: number;
+  /** Offloads the kernel accepted for this TAP. */
+  offloads: TapOffload[];
+  /** Super-frames read from the kernel. */
+  rxSuper: number;
+  /** Super-frames written into the kernel. */
+  txSuper: number;
+  /** Super-frames coalesced (GRO) into this TAP, and the frames they were made of. */
+  gro: { frames: number; segments: number };
+  /** Super-frames segmented (GSO) for this TAP, and the segments they became. */
+  gso: { frames: number; segments: number };
+  /** Partial checksums completed for this TAP. */
+  checksumsCompleted: number;
+  /** Why frames were dropped (the sum is `dropped`). */
+  drops: {
+    /** A full ring (with --via-ring or a program: the ring path). */
+    ringFull: number;
+    /** Writes the kernel refused. */
+    writeFailed: number;
+    /** Frames that could not be made fit for this TAP (segmentation failed). */
+    offload: number;
+    /** Frames read here with a vnet header the library refused. */
+    badVnetHeader: number;
+    /** Packets too big for a frame, read here. */
+    truncated: number;
+  };
+  /** Times the forwarder reading this TAP waited for room instead of dropping. */
+  backpressureWaits: number;
 }
 
 function mtuFlag(raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
   const mtu = intFlag("mtu", raw, 0, 68, 65535);
-  const max = tapMaxMtu({ frameSize: FRAME_SIZE, headroom: HEADROOM });
-  if (mtu > max) {
+  if (mtu > TAP_MAX_MTU) {
     throw new UsageError(
-      `--mtu=${raw} is more than forward's frames hold: a frame is ${FRAME_SIZE} bytes with ` +
-        `${HEADROOM} of headroom, which holds an MTU up to ${max} (a frame also carries the ` +
-        "Ethernet header and a VLAN tag); forward has no option for larger frames",
+      `--mtu=${raw} is more than the kernel allows a TAP device: ${TAP_MAX_MTU} ` +
+        "(65535 minus its 14-byte Ethernet header)",
     );
   }
   return mtu;
 }
 
+/** `--offloads` for A and B. */
+function offloadsFlag(raw: string | undefined, vnet: number): [TapOffload[], TapOffload[]] {
+  if (raw === undefined) return vnet ? [[...TAP_OFFLOADS], [...TAP_OFFLOADS]] : [[], []];
+  const parts = raw.split(",");
+  if (parts.length > 2 || parts.some((p) => !Object.hasOwn(OFFLOAD_SETS, p))) {
+    throw new UsageError(
+      `--offloads=${raw} is not none, csum, tso or all (or two of them, for A and B: none,all)`,
+    );
+  }
+  const [a, b = a] = parts.map((p) => [...OFFLOAD_SETS[p]]);
+  if (!vnet && (a.length || b.length)) {
+    throw new UsageError(`--offloads=${raw} needs the virtio-net header (drop --no-vnet-hdr)`);
+  }
+  return [a, b];
+}
+
 function counts(dev: TapDevice): ForwardCounts {
   const s: TapStats = dev.statsUnchecked();
+  const drops = {
+    ringFull: s.txDropped,
+    writeFailed: s.writeErrors,
+    offload: s.offloadDropped,
+    badVnetHeader: s.receiveBadVnet,
+    truncated: s.receiveTruncated,
+  };
   return {
     name: dev.name,
     rx: s.received,
     tx: s.written,
-    dropped: s.txDropped + s.writeErrors,
+    dropped: Object.values(drops).reduce((x, y) => x + y, 0),
     forwarded: s.forwarded,
+    offloads: dev.closed ? [] : dev.offloads,
+    rxSuper: s.receivedSuper,
+    txSuper: s.writtenSuper,
+    gro: { frames: s.groFrames, segments: s.groSegments },
+    gso: { frames: s.gsoFrames, segments: s.gsoSegments },
+    checksumsCompleted: s.checksumsCompleted,
+    drops,
+    backpressureWaits: s.forwardWaits,
   };
 }
 
 function line(c: ForwardCounts): string {
-  return `${c.name}: rx ${c.rx} tx ${c.tx} dropped ${c.dropped}`;
+  const why = Object.entries(c.drops).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`);
+  return `${c.name}: rx ${c.rx} tx ${c.tx} dropped ${c.dropped}` +
+    (why.length ? ` (${why.join(", ")})` : "") +
+    (c.rxSuper || c.txSuper ? `; super-frames rx ${c.rxSuper} tx ${c.txSuper}` : "") +
+    (c.gro.frames ? `; gro ${c.gro.segments} -> ${c.gro.frames}` : "") +
+    (c.gso.frames ? `; gso ${c.gso.frames} -> ${c.gso.segments}` : "") +
+    (c.checksumsCompleted ? `; checksums completed ${c.checksumsCompleted}` : "") +
+    (c.backpressureWaits ? `; backpressure waits ${c.backpressureWaits}` : "");
 }
 
 /**
@@ -110,7 +195,11 @@ export async function forwardMain(args: string[]): Promise<number> {
       bulk: "string",
       mode: "string",
       "vnet-hdr": "boolean",
+      "no-vnet-hdr": "boolean",
       "vnet-hdr-size": "string",
+      offloads: "string",
+      "no-gro": "boolean",
+      "via-ring": "boolean",
       io: "string",
       mtu: "string",
       "stats-interval": "string",
@@ -155,11 +244,11 @@ export async function forwardMain(args: string[]): Promise<number> {
     if (size !== undefined && size !== "10" && size !== "12") {
       throw new UsageError(`--vnet-hdr-size=${size} is not 10 or 12`);
     }
-    const vnet = size === "10"
-      ? 10 as const
-      : size === "12" || values["vnet-hdr"]
-      ? 12 as const
-      : 0 as const;
+    if (values["no-vnet-hdr"] && (values["vnet-hdr"] || size !== undefined)) {
+      throw new UsageError("--no-vnet-hdr contradicts --vnet-hdr / --vnet-hdr-size");
+    }
+    const vnet = values["no-vnet-hdr"] ? 0 as const : size === "10" ? 10 as const : 12 as const;
+    const [offA, offB] = offloadsFlag(values.offloads, vnet);
     opts = {
       a: positionals[0],
       b: positionals[1],
@@ -169,6 +258,10 @@ export async function forwardMain(args: string[]): Promise<number> {
       mode: mode as "bulk" | "single",
       io: io as "uring" | "write",
       vnet,
+      offA,
+      offB,
+      gro: !values["no-gro"],
+      viaRing: values["via-ring"] ?? false,
       statsInterval,
       json: values.json ?? false,
       program: values.program === undefined ? undefined : programSpec(values.program),
@@ -202,6 +295,10 @@ interface RunOptions {
   mode: "bulk" | "single";
   io: "uring" | "write";
   vnet: 0 | 10 | 12;
+  offA: TapOffload[];
+  offB: TapOffload[];
+  gro: boolean;
+  viaRing: boolean;
   statsInterval: number;
   json: boolean;
   program?: ProgramSpec;
@@ -210,10 +307,15 @@ interface RunOptions {
 }
 
 async function run(o: RunOptions): Promise<number> {
-  // Enough frames for every ring of both devices plus batches in flight.
+  // With a vnet header a frame may be a 64 KiB super-frame (offloads, or
+  // GRO): frames that hold one, and fewer of them. Enough for every ring
+  // of both devices plus batches (and their segments) in flight; frames
+  // are touched only when used.
+  const superFrames = o.vnet > 0;
+  const ringSize = superFrames ? 256 : 1024;
   using pool = new FramePool({
-    frames: Math.max(8192, 2 * o.queues * 1024 + 4096),
-    frameSize: FRAME_SIZE,
+    frames: 2 * o.queues * (ringSize + 2 * o.bulk + 256) + 1024,
+    frameSize: tapFrameSize({ mtu: o.mtu, superFrames, headroom: HEADROOM }),
     headroom: HEADROOM,
   });
   const common = {
@@ -222,11 +324,11 @@ async function run(o: RunOptions): Promise<number> {
     vnetHdr: o.vnet,
     io: o.io,
     mtu: o.mtu,
-    ringSize: 1024,
+    ringSize,
     ioBatch: Math.min(o.bulk, 256),
   };
-  using a = new TapDevice({ ...common, name: o.a });
-  using b = new TapDevice({ ...common, name: o.b });
+  using a = new TapDevice({ ...common, name: o.a, offloads: o.offA });
+  using b = new TapDevice({ ...common, name: o.b, offloads: o.offB });
   // Listen before saying "ready": a signal right after it must stop the
   // run and print the counts, not kill the process.
   let failed: BulktapError | undefined;
@@ -247,15 +349,20 @@ async function run(o: RunOptions): Promise<number> {
       const bulk = o.mode === "single" ? 1 : o.bulk;
       program = await startProgram(a, b, o.program, o.programName!, o.cpus, bulk);
     } else {
-      a.forwardTo(b, { bulk: o.bulk, mode: o.mode });
-      b.forwardTo(a, { bulk: o.bulk, mode: o.mode });
+      const fo = { bulk: o.bulk, mode: o.mode, gro: o.gro, viaRing: o.viaRing };
+      a.forwardTo(b, fo);
+      b.forwardTo(a, fo);
     }
     t0 = performance.now();
     const sa = a.stats();
     const io = sa.ioUring ? "uring" : sa.ioUringWriters > 0 ? "uring on some queues" : "write";
     console.error(
       `bulktap forward: ${o.a} <-> ${o.b} (${o.queues} queues, bulk ${o.bulk}, ` +
-        `mode ${o.mode}, io ${io}, vnet ${o.vnet}` +
+        `mode ${o.mode}, io ${io}, vnet ${o.vnet}, offloads ${o.a} ${
+          a.offloads.join(",") || "none"
+        } / ${o.b} ${b.offloads.join(",") || "none"}` +
+        (o.mode === "bulk" && o.vnet && o.gro && !o.program ? ", gro" : "") +
+        (o.viaRing && !o.program ? ", via rings" : "") +
         (o.program ? `, program ${o.programName} on ${o.cpus} Worker(s)` : "") +
         "); ready, SIGINT/SIGTERM to stop",
     );
@@ -294,6 +401,9 @@ async function run(o: RunOptions): Promise<number> {
       mode: o.mode,
       bulk: o.bulk,
       queues: o.queues,
+      vnetHdr: o.vnet,
+      gro: o.mode === "bulk" && o.vnet > 0 && o.gro && !o.program,
+      viaRing: o.viaRing,
       seconds: Number(seconds.toFixed(3)),
       stoppedBy: why,
       ...(pc ? { program: pc } : {}),

@@ -684,8 +684,11 @@ static void op_xmit(struct in *in)
 	CHECK(bt_queue_count(h, (uint32_t)qi) == before + r,
 	      "queue %d grew by %d, xmit said %d",
 	      qi, bt_queue_count(h, (uint32_t)qi) - before, r);
+	/* Accepted frames left the caller; with BT_XMIT_KEEP the rest are
+	 * still held (and must be), else they went home. */
 	for (uint32_t k = 0; k < n; k++)
-		model_drop(refs[k]);
+		if (k < (uint32_t)r || !(flags & BT_XMIT_KEEP))
+			model_drop(refs[k]);
 }
 
 static void op_xmit_copy(struct in *in)
@@ -727,7 +730,7 @@ static void op_xmit_copy(struct in *in)
 	r = bt_xmit_copy(h, data, lens, n, flags, cpu);
 	free(data);
 	check_errno(r, "xmit_copy");
-	if (flags & ~BT_XMIT_FLAGS_MASK)
+	if (flags & ~BT_XMIT_FLUSH)
 		expect(r, -EINVAL, "xmit_copy(unknown flags)");
 	else if (n > BT_MAX_BULK)
 		expect(r, -E2BIG, "xmit_copy(> 256)");
