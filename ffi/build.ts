@@ -73,8 +73,10 @@ export const C_SOURCES: readonly string[] = [
   "device.c",
   "devmap.c",
   "ffi_abi.c",
+  "gso.c",
   "latency.c",
   "lib.c",
+  "offload_check.c",
   "pool.c",
   "tap.c",
 ];
