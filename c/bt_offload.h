@@ -30,9 +30,11 @@
 enum bt_offload_bad {
 	BT_OFF_OK = 0,
 	BT_OFF_BAD_TYPE, /* gso_type unknown, or UFO (BT_GSO_UDP) */
-	BT_OFF_BAD_GSO_SIZE, /* GSO with gso_size 0 */
-	BT_OFF_BAD_HDR_LEN, /* hdr_len past the data, or not the real headers */
-	BT_OFF_BAD_CSUM, /* csum_start/offset outside the data */
+	BT_OFF_BAD_GSO_SIZE, /* GSO with gso_size 0, or segments of that
+			      * size whose IP/UDP length would not fit */
+	BT_OFF_BAD_HDR_LEN, /* hdr_len past the data */
+	BT_OFF_BAD_CSUM, /* csum_start/offset outside the data; for GSO,
+			  * not the L4 checksum field */
 	BT_OFF_BAD_HEADERS, /* GSO type does not match the packet's headers */
 };
 
@@ -45,6 +47,16 @@ enum bt_offload_bad {
  * (the kernel's own hdr_len is a hint). Never reads outside the data.
  */
 int bt_offload_check(struct bt_frame_meta *m);
+
+/*
+ * bt_offload_check without the fix-up, for the offloads that must not
+ * trust what they are given (gso.c): the verdict and, for a GSO frame that
+ * passes, where its headers are (*o; untouched otherwise). hdr_len is only
+ * checked against the data: o->hdr_len is the real header length.
+ */
+struct bt_l4_info;
+enum bt_offload_bad bt_offload_verify(const struct bt_frame_meta *m,
+				      struct bt_l4_info *o);
 
 /*
  * Complete the partial L4 checksum of a NEEDS_CSUM frame in place: sum from
