@@ -73,6 +73,7 @@ export const C_SOURCES: readonly string[] = [
   "device.c",
   "devmap.c",
   "ffi_abi.c",
+  "gro.c",
   "latency.c",
   "lib.c",
   "pool.c",

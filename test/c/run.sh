@@ -2,6 +2,7 @@
 # Build and run the C tests of bulktap under sanitizers.
 #
 #   core_test         ASan + UBSan (+ LSan at exit), gcc and clang
+#   gro_test          ASan + UBSan (+ LSan at exit), gcc and clang
 #   concurrency_test  TSan (clang, and gcc when its TSan works), and ASan
 #   ring_bench        built (gcc and clang, -O2) but not run: see bench/c
 #
@@ -119,6 +120,12 @@ run() {
 for cc in "${compilers[@]}"; do
 	build "core_test.asan.$cc" "$cc" "$asan" "$repo/test/c/core_test.c" &&
 		run "core_test.asan.$cc"
+done
+
+# -- gro_test: ASan + UBSan + LSan, every compiler ----------------------
+for cc in "${compilers[@]}"; do
+	build "gro_test.asan.$cc" "$cc" "$asan" "$repo/test/c/gro_test.c" &&
+		run "gro_test.asan.$cc"
 done
 
 # -- concurrency_test: TSan ---------------------------------------------
