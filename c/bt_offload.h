@@ -103,8 +103,12 @@ int32_t bt_gso_segment(const struct bt_frame_meta *m, uint32_t mss,
  * IP version; the next sequence number; same ACK, window, TCP options and
  * IP fields that must match; no SYN/RST/URG/FIN or CWR change except FIN
  * and PSH on the last; payload size equal to the first's, the last may be
- * shorter; the result no longer than max_len bytes and fitting the head
- * frame: frames are frame_size bytes counting from their metadata). Merged frames get GSO metadata
+ * shorter; the result's data (len, Ethernet header included) no longer
+ * than max_len nor BT_MAX_SUPER_FRAME bytes and fitting the head frame:
+ * frames are frame_size bytes counting from their metadata). IPv4 ids
+ * must be consecutive (what bt_gso_segment regenerates); the TCP checksum
+ * of a frame with neither NEEDS_CSUM nor DATA_VALID is verified before it
+ * merges (see gro.c). Merged frames get GSO metadata
  * (gso_type TCPV4/TCPV6, gso_size, hdr_len, NEEDS_CSUM with the
  * pseudo-header sum) and fixed lengths/IPv4 checksum. Frames whose data
  * moved into another are written to freed[] (caller returns them to their

@@ -74,6 +74,7 @@ export const C_SOURCES: readonly string[] = [
   "devmap.c",
   "ffi_abi.c",
   "forward.c",
+  "gro.c",
   "gso.c",
   "latency.c",
   "lib.c",

@@ -3,6 +3,7 @@
 #
 #   core_test         ASan + UBSan (+ LSan at exit), gcc and clang
 #   offload_test      ASan + UBSan (+ LSan at exit), gcc and clang
+#   gro_test          ASan + UBSan (+ LSan at exit), gcc and clang
 #   concurrency_test  TSan (clang, and gcc when its TSan works), and ASan
 #   ring_bench        built (gcc and clang, -O2) but not run: see bench/c
 #
@@ -127,6 +128,12 @@ for cc in "${compilers[@]}"; do
 	build "offload_test.asan.$cc" "$cc" "$asan" \
 		"$repo/test/c/offload_test.c" &&
 		run "offload_test.asan.$cc"
+done
+
+# -- gro_test: ASan + UBSan + LSan, every compiler ----------------------
+for cc in "${compilers[@]}"; do
+	build "gro_test.asan.$cc" "$cc" "$asan" "$repo/test/c/gro_test.c" &&
+		run "gro_test.asan.$cc"
 done
 
 # -- concurrency_test: TSan ---------------------------------------------
