@@ -21,6 +21,7 @@ import {
   l4SetSrcPort,
   META,
   type PacketBatch,
+  type Program,
   redirect,
   VnetFlags,
 } from "../mod.ts";
@@ -562,17 +563,15 @@ Deno.test(
 );
 
 /** The README's source-NAT program. */
-function snat(batch: PacketBatch): void {
+const snat: Program = (batch) => {
   for (let i = 0; i < batch.count; i++) {
-    const ref = batch.refs[i];
-    const pool = FramePool.of(ref);
+    const ref = batch.refs[i], pool = FramePool.of(ref);
     const b = pool.bytes, d = pool.dataOffset(ref), len = pool.length(ref);
-    const flags = pool.vnetFlags(ref); // NEEDS_CSUM: the checksum is partial
-    if ((b[d + 12] << 8 | b[d + 13]) !== 0x0800) continue; // not IPv4: stays DROP
-    const l3 = d + 14;
-    const ihl = ipv4SetSrc(b, l3, len - 14, 0xc0000201, flags);
+    const flags = pool.vnetFlags(ref);
+    if ((b[d + 12] << 8 | b[d + 13]) !== 0x0800) continue; // not IPv4 (untagged): DROP
+    const ihl = ipv4SetSrc(b, d + 14, len - 14, 0xc0000201, flags); // 192.0.2.1
     if (ihl < 0) continue;
-    if (l4SetSrcPort(b, l3 + ihl, len - 14 - ihl, b[l3 + 9], 40000, flags) < 0) continue;
+    if (l4SetSrcPort(b, d + 14 + ihl, len - 14 - ihl, b[d + 23], 40000, flags) < 0) continue;
     batch.verdicts[i] = redirect(0);
   }
-}
+};
