@@ -25,6 +25,7 @@ import {
   redirect,
   VnetFlags,
 } from "../mod.ts";
+import { copyFrame } from "../dataplane/flood.ts";
 import { accounted, assertCode } from "./helpers.ts";
 
 /** Frames big enough for a 64 KiB super-frame behind the default headroom. */
@@ -575,3 +576,28 @@ const snat: Program = (batch) => {
     batch.verdicts[i] = redirect(0);
   }
 };
+
+Deno.test(
+  "superframe: a broadcast copy (copyFrame) keeps the offload metadata",
+  accounted(() => {
+    using pool = new FramePool(BIG);
+    const refs = new Uint32Array(2);
+    pool.alloc(refs);
+    buildFrame(pool, refs[0], 6, IpProto.TCP, 30000, true);
+    pool.setGso(refs[0], GsoType.TCPV6 | GsoType.ECN, 1428, 74);
+    pool.adjustHead(refs[0], -4); // a 4-byte tag pushed: offsets move too
+    copyFrame(pool, refs[0], refs[1]);
+    const meta = (r: number) => [
+      pool.vnetFlags(r),
+      pool.gsoType(r),
+      pool.gsoSize(r),
+      pool.headerLength(r),
+      pool.csumStart(r),
+      pool.csumOffset(r),
+      pool.length(r),
+    ];
+    assert.deepEqual(meta(refs[1]), meta(refs[0]));
+    assert.deepEqual(meta(refs[1]).slice(0, 6), [1, 0x84, 1428, 78, 58, 16]);
+    pool.free(refs);
+  }),
+);
