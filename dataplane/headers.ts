@@ -682,9 +682,13 @@ function l6ChecksumAt(next: number): number {
   return next === IpProto.ICMPV6 ? 2 : l4ChecksumAt(next);
 }
 
-/** IPv6 extension headers: the L4 header (and its checksum) lies beyond them. */
+/**
+ * IPv6 extension headers the L4 header (and its checksum) may follow; not
+ * ESP, behind which nothing is readable (as for IPv4, only the address
+ * changes then).
+ */
 function isIpv6Extension(next: number): boolean {
-  return next === 0 || next === 43 || next === 44 || next === 50 || next === 51 ||
+  return next === 0 || next === 43 || next === 44 || next === 51 ||
     next === 60 || next === 135 || next === 139 || next === 140 || next === 253 || next === 254;
 }
 

@@ -118,15 +118,18 @@ function buildFrame(
     b.set([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], l3 + 8);
     b.set([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2], l3 + 24);
   }
-  b.set([0x04, 0xd2, 0, 80], l4);
-  if (proto === IpProto.TCP) {
+  if (proto === IpProto.ICMPV6) b.set([128, 0, 0, 0, 0x12, 0x34, 0, 1], l4); // echo request
+  else b.set([0x04, 0xd2, 0, 80], l4);
+  if (proto === IpProto.ICMPV6) {
+    // no ports, no length field
+  } else if (proto === IpProto.TCP) {
     b.set([0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff], l4 + 4);
   } else {
     b.set([l4len >>> 8, l4len & 0xff], l4 + 4);
   }
   for (let i = 0; i < payload; i++) b[l4 + l4hdr + i] = (i * 7 + 3) & 0xff;
   pool.setLength(ref, len);
-  const csumAt = l4 + (proto === IpProto.TCP ? 16 : 6);
+  const csumAt = l4 + (proto === IpProto.TCP ? 16 : proto === IpProto.UDP ? 6 : 2);
   const ps = pseudo(b, l3, l4len, proto);
   const field = partial ? ps : ~sum16(b, l4, l4len, ps) & 0xffff;
   b[csumAt] = field >>> 8;
@@ -599,5 +602,17 @@ Deno.test(
     assert.deepEqual(meta(refs[1]), meta(refs[0]));
     assert.deepEqual(meta(refs[1]).slice(0, 6), [1, 0x84, 1428, 78, 58, 16]);
     pool.free(refs);
+  }),
+);
+
+Deno.test(
+  "superframe: an IPv6 address change keeps an ICMPv6 checksum valid (it sums the pseudo-header)",
+  withFrame((pool, ref) => {
+    const { l3 } = buildFrame(pool, ref, 6, IpProto.ICMPV6, 56, false);
+    const b = pool.bytes, d = pool.dataOffset(ref), len = pool.length(ref);
+    assert.ok(l4ChecksumValid(b, d, len));
+    assert.equal(ipv6SetSrc(b, l3, d + len - l3, V6_NEW_SRC), 40);
+    assert.equal(ipv6SetDst(b, l3, d + len - l3, V6_NEW_DST), 40);
+    assert.ok(l4ChecksumValid(b, d, len));
   }),
 );
