@@ -8,7 +8,7 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
-import { FramePool } from "./pool.ts";
+import { FramePool, META } from "./pool.ts";
 import { Verdict } from "./verdict.ts";
 
 /**
@@ -113,7 +113,8 @@ export class FloodCopies {
 
 /**
  * Copy frame `ref` into the fresh frame `cref` of the same pool: the same
- * data offset (so the same headroom), length, bytes, timestamp and mark.
+ * data offset (so the same headroom), length, bytes, timestamp, mark and
+ * offload metadata (GSO type and sizes, checksum flags and offsets).
  *
  * @example
  * ```ts
@@ -141,4 +142,11 @@ export function copyFrame(pool: FramePool, ref: number, cref: number): void {
   pool.setLength(cref, len);
   pool.setTimestamp(cref, pool.timestamp(ref));
   pool.setMark(cref, pool.mark(ref));
+  // A copy of a super-frame or of a frame with a partial checksum is one
+  // too: the device must segment it or complete its checksum the same way.
+  const from = pool.frameOffset(ref) + META.vnetFlags;
+  pool.bytes.copyWithin(pool.frameOffset(cref) + META.vnetFlags, from, from + OFFLOAD_BYTES);
 }
+
+/** Offload metadata bytes, flags through csum_offset (see `struct bt_frame_meta`). */
+const OFFLOAD_BYTES = META.csumOffset + 2 - META.vnetFlags;

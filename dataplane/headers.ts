@@ -7,8 +7,40 @@
  *
  * All multi-byte fields are in network byte order, as on the wire.
  *
+ * Frames with a partial checksum (a TAP device's offload,
+ * `VnetFlags.NEEDS_CSUM`: the UDP/TCP checksum field holds the folded
+ * pseudo-header sum and the device completes it) need another rule when an
+ * address or port changes: the rewriting helpers take the frame's flags as
+ * a last argument (`pool.vnetFlags(ref)`) and patch the field accordingly.
+ * The parsers accept GSO super-frames, whose IPv4 total length or IPv6
+ * payload length covers the whole super-frame (up to 65535 bytes).
+ *
+ * @example Source NAT (IPv4), for plain frames and super-frames alike
+ * ```ts
+ * import {
+ *   EtherType, ethPayloadOffset, ethProtocol, FramePool, type Program, redirect,
+ *   ipv4SetSrc, l4SetSrcPort,
+ * } from "./mod.ts";
+ * const PUBLIC = 0xc0000201; // 192.0.2.1
+ * const snat: Program = (batch) => {
+ *   for (let i = 0; i < batch.count; i++) {
+ *     const ref = batch.refs[i];
+ *     const pool = FramePool.of(ref);
+ *     const b = pool.bytes, d = pool.dataOffset(ref), len = pool.length(ref);
+ *     const flags = pool.vnetFlags(ref); // NEEDS_CSUM: the checksum is partial
+ *     if (ethProtocol(b, d, len) !== EtherType.IPV4) continue; // stays DROP
+ *     const l3 = d + ethPayloadOffset(b, d, len), l3len = len - (l3 - d);
+ *     const ihl = ipv4SetSrc(b, l3, l3len, PUBLIC, flags);
+ *     if (ihl < 0) continue;
+ *     if (l4SetSrcPort(b, l3 + ihl, l3len - ihl, b[l3 + 9], 40000, flags) < 0) continue;
+ *     batch.verdicts[i] = redirect(0);
+ *   }
+ * };
+ * ```
+ *
  * @module
  */
+import { VnetFlags } from "./offload.ts";
 
 /**
  * Negative return codes of the header helpers: -10001 and below, so none
@@ -398,10 +430,18 @@ export function ipv4DecrementTtl(b: Uint8Array, off: number, len: number): numbe
 // n -> n2; pass n = n2 = 0 for one word). Folding twice is enough: the sum
 // is below 5 * 0xffff.
 function csumReplace(hc: number, m: number, m2: number, n: number, n2: number): number {
-  let sum = (~hc & 0xffff) + (~m & 0xffff) + m2 + (~n & 0xffff) + n2;
+  return ~fold((~hc & 0xffff) + wordDiff(m, m2) + wordDiff(n, n2)) & 0xffff;
+}
+
+/** One's-complement change of a sum when a 16-bit word goes m -> m2 (unfolded). */
+function wordDiff(m: number, m2: number): number {
+  return (~m & 0xffff) + m2;
+}
+
+/** Fold a sum below 2^32 into 16 bits with end-around carry. */
+function fold(sum: number): number {
   sum = (sum & 0xffff) + (sum >>> 16);
-  sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
+  return (sum & 0xffff) + (sum >>> 16);
 }
 
 /** Offset of the L4 checksum field in a UDP (6) or TCP (16) header, or -1. */
@@ -409,24 +449,38 @@ function l4ChecksumAt(proto: number): number {
   return proto === IpProto.UDP ? 6 : proto === IpProto.TCP ? 16 : -1;
 }
 
-// Patch the UDP/TCP checksum at `at` for words m -> m2, n -> n2 (see
-// csumReplace). UDP over IPv4: a checksum of 0 means "none" and stays 0;
-// a computed 0 is sent as 0xffff (RFC 768).
-function l4ChecksumReplace(
+/**
+ * Patch the L4 checksum field at `at` for a change of the summed words
+ * whose one's-complement difference is `diff` (a sum of wordDiff terms).
+ *
+ * A complete checksum (RFC 1624): field' = ~(~field + diff); a UDP
+ * checksum of 0 means "none" and stays 0, and a computed 0 is sent as
+ * 0xffff (RFC 768). A partial checksum (`partial`, NEEDS_CSUM) holds the
+ * pseudo-header sum itself, not complemented: field' = field + diff.
+ */
+function l4ChecksumAdjust(
   b: Uint8Array,
   at: number,
   proto: number,
-  m: number,
-  m2: number,
-  n: number,
-  n2: number,
+  diff: number,
+  partial: boolean,
 ): void {
   const c = b[at] << 8 | b[at + 1];
-  if (proto === IpProto.UDP && c === 0) return;
-  let nc = csumReplace(c, m, m2, n, n2);
-  if (nc === 0 && proto === IpProto.UDP) nc = 0xffff;
+  let nc: number;
+  if (partial) {
+    nc = fold(c + fold(diff));
+  } else {
+    if (proto === IpProto.UDP && c === 0) return;
+    nc = ~fold((~c & 0xffff) + fold(diff)) & 0xffff;
+    if (nc === 0 && proto === IpProto.UDP) nc = 0xffff;
+  }
   b[at] = nc >>> 8;
   b[at + 1] = nc;
+}
+
+/** Whether the frame's offload flags (`pool.vnetFlags(ref)`) say the checksum is partial. */
+function isPartial(vnetFlags: number): boolean {
+  return (vnetFlags & VnetFlags.NEEDS_CSUM) !== 0;
 }
 
 /**
@@ -470,7 +524,14 @@ export function ipv4Dst(b: Uint8Array, off: number, len: number): number {
   return (b[off + 16] << 24 | b[off + 17] << 16 | b[off + 18] << 8 | b[off + 19]) >>> 0;
 }
 
-function ipv4SetAddress(b: Uint8Array, off: number, len: number, at: number, addr: number): number {
+function ipv4SetAddress(
+  b: Uint8Array,
+  off: number,
+  len: number,
+  at: number,
+  addr: number,
+  vnetFlags: number,
+): number {
   const ihl = ipv4HeaderLength(b, off, len);
   if (ihl < 0) return ihl;
   const a = addr >>> 0;
@@ -494,7 +555,15 @@ function ipv4SetAddress(b: Uint8Array, off: number, len: number, at: number, add
   const nhc = csumReplace(hc, oldHi, hi, oldLo, lo);
   b[off + 10] = nhc >>> 8;
   b[off + 11] = nhc;
-  if (l4c >= 0) l4ChecksumReplace(b, l4c, proto, oldHi, hi, oldLo, lo);
+  if (l4c >= 0) {
+    l4ChecksumAdjust(
+      b,
+      l4c,
+      proto,
+      wordDiff(oldHi, hi) + wordDiff(oldLo, lo),
+      isPartial(vnetFlags),
+    );
+  }
   b[off + at] = hi >>> 8;
   b[off + at + 1] = hi;
   b[off + at + 2] = lo >>> 8;
@@ -512,6 +581,12 @@ function ipv4SetAddress(b: Uint8Array, off: number, len: number, at: number, add
  * {@linkcode ipv4HeaderLength}, or `TRUNCATED` if the UDP/TCP header is
  * cut short (then nothing is written).
  *
+ * Pass the frame's offload flags as `vnetFlags` (`pool.vnetFlags(ref)`;
+ * default 0): on a frame with a partial checksum (`NEEDS_CSUM`, e.g. a TCP
+ * super-frame from a TAP device) the UDP/TCP checksum field holds the
+ * pseudo-header sum, not its complement, and is patched as such
+ * (field' = field - old + new); the device completes it later.
+ *
  * @example
  * ```ts
  * import { internetChecksum, ipv4SetSrc, ipv4Src, ipv4UpdateChecksum } from "./mod.ts";
@@ -522,14 +597,20 @@ function ipv4SetAddress(b: Uint8Array, off: number, len: number, at: number, add
  * console.log(ipv4Src(ip, 0, 20) === 0x0a000063, internetChecksum(ip, 0, 20)); // true 0
  * ```
  */
-export function ipv4SetSrc(b: Uint8Array, off: number, len: number, addr: number): number {
+export function ipv4SetSrc(
+  b: Uint8Array,
+  off: number,
+  len: number,
+  addr: number,
+  vnetFlags = 0,
+): number {
   if (outside(b, off, len)) return HeaderError.TRUNCATED;
-  return ipv4SetAddress(b, off, len, 12, addr);
+  return ipv4SetAddress(b, off, len, 12, addr, vnetFlags);
 }
 
 /**
  * Rewrite the destination address of an IPv4 header at `off` (destination
- * NAT); checksums as {@linkcode ipv4SetSrc}.
+ * NAT); checksums (and `vnetFlags`) as {@linkcode ipv4SetSrc}.
  *
  * @example
  * ```ts
@@ -541,9 +622,15 @@ export function ipv4SetSrc(b: Uint8Array, off: number, len: number, addr: number
  * console.log(ipv4Dst(ip, 0, 20) === 0xc0a80001, internetChecksum(ip, 0, 20)); // true 0
  * ```
  */
-export function ipv4SetDst(b: Uint8Array, off: number, len: number, addr: number): number {
+export function ipv4SetDst(
+  b: Uint8Array,
+  off: number,
+  len: number,
+  addr: number,
+  vnetFlags = 0,
+): number {
   if (outside(b, off, len)) return HeaderError.TRUNCATED;
-  return ipv4SetAddress(b, off, len, 16, addr);
+  return ipv4SetAddress(b, off, len, 16, addr, vnetFlags);
 }
 
 /**
@@ -590,6 +677,105 @@ export function ipv6DecrementHopLimit(b: Uint8Array, off: number, len: number): 
   return hl - 1;
 }
 
+/** Offset of the checksum in an L4 header after IPv6 that sums the pseudo-header, or -1. */
+function l6ChecksumAt(next: number): number {
+  return next === IpProto.ICMPV6 ? 2 : l4ChecksumAt(next);
+}
+
+/**
+ * IPv6 extension headers the L4 header (and its checksum) may follow; not
+ * ESP, behind which nothing is readable (as for IPv4, only the address
+ * changes then).
+ */
+function isIpv6Extension(next: number): boolean {
+  return next === 0 || next === 43 || next === 44 || next === 51 ||
+    next === 60 || next === 135 || next === 139 || next === 140 || next === 253 || next === 254;
+}
+
+function ipv6SetAddress(
+  b: Uint8Array,
+  off: number,
+  len: number,
+  at: number,
+  addr: Uint8Array,
+  vnetFlags: number,
+): number {
+  const h = ipv6HeaderLength(b, off, len);
+  if (h < 0) return h;
+  if (outside(addr, 0, 16)) return HeaderError.TRUNCATED;
+  const next = b[off + 6];
+  if (isIpv6Extension(next)) return HeaderError.UNSUPPORTED;
+  const cat = l6ChecksumAt(next);
+  if (cat >= 0) {
+    const payload = b[off + 4] << 8 | b[off + 5];
+    const min = next === IpProto.TCP ? 20 : next === IpProto.UDP ? 8 : 4;
+    if (payload < min) return HeaderError.TRUNCATED;
+    let diff = 0;
+    for (let i = 0; i < 16; i += 2) {
+      diff += wordDiff(b[off + at + i] << 8 | b[off + at + i + 1], addr[i] << 8 | addr[i + 1]);
+    }
+    l4ChecksumAdjust(b, off + h + cat, next, diff, isPartial(vnetFlags));
+  }
+  for (let i = 0; i < 16; i++) b[off + at + i] = addr[i];
+  return h;
+}
+
+/**
+ * Rewrite the source address of an IPv6 header at `off` (source NAT) with
+ * the first 16 bytes of `addr`, patching the UDP, TCP or ICMPv6 checksum
+ * that follows the fixed header (it covers the address through the
+ * pseudo-header; RFC 1624, or with `NEEDS_CSUM` in `vnetFlags` the
+ * partial rule of {@linkcode ipv4SetSrc}). Returns 40, a negative code
+ * from {@linkcode ipv6HeaderLength}, `TRUNCATED` if `addr` has fewer than
+ * 16 bytes or the L4 header is cut short, or `UNSUPPORTED` if an
+ * extension header comes first (its L4 checksum is not found here); on a
+ * negative code nothing is written.
+ *
+ * @example
+ * ```ts
+ * import { ipv6SetSrc } from "./mod.ts";
+ * const ip = new Uint8Array(40);
+ * ip[0] = 0x60; ip[6] = 59; // no next header
+ * const a = new Uint8Array(16);
+ * a[0] = 0xfd; a[15] = 1; // fd00::1
+ * console.log(ipv6SetSrc(ip, 0, 40, a), ip[8], ip[23]); // 40 253 1
+ * ```
+ */
+export function ipv6SetSrc(
+  b: Uint8Array,
+  off: number,
+  len: number,
+  addr: Uint8Array,
+  vnetFlags = 0,
+): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
+  return ipv6SetAddress(b, off, len, 8, addr, vnetFlags);
+}
+
+/**
+ * Rewrite the destination address of an IPv6 header at `off` (destination
+ * NAT); checksums, `vnetFlags` and results as {@linkcode ipv6SetSrc}.
+ *
+ * @example
+ * ```ts
+ * import { ipv6SetDst } from "./mod.ts";
+ * const ip = new Uint8Array(40);
+ * ip[0] = 0x60; ip[6] = 59; // no next header
+ * const a = new Uint8Array(16).fill(0xfe);
+ * console.log(ipv6SetDst(ip, 0, 40, a), ip[24], ip[39]); // 40 254 254
+ * ```
+ */
+export function ipv6SetDst(
+  b: Uint8Array,
+  off: number,
+  len: number,
+  addr: Uint8Array,
+  vnetFlags = 0,
+): number {
+  if (outside(b, off, len)) return HeaderError.TRUNCATED;
+  return ipv6SetAddress(b, off, len, 24, addr, vnetFlags);
+}
+
 /**
  * Source and destination port of a UDP or TCP header at `off`, packed as
  * `src * 65536 + dst`, or `TRUNCATED` (UDP needs 8 bytes, TCP 20 and its
@@ -628,6 +814,7 @@ function l4SetPort(
   proto: number,
   at: number,
   port: number,
+  vnetFlags: number,
 ): number {
   if (proto === IpProto.UDP) {
     if (len < 8) return HeaderError.TRUNCATED;
@@ -640,7 +827,11 @@ function l4SetPort(
   }
   const p = port & 0xffff;
   const old = b[off + at] << 8 | b[off + at + 1];
-  l4ChecksumReplace(b, off + l4ChecksumAt(proto), proto, old, p, 0, 0);
+  // A partial checksum covers the pseudo-header only; the device sums the
+  // ports (with the rest of the L4 bytes) when it completes it.
+  if (!isPartial(vnetFlags)) {
+    l4ChecksumAdjust(b, off + l4ChecksumAt(proto), proto, wordDiff(old, p), false);
+  }
   b[off + at] = p >>> 8;
   b[off + at + 1] = p;
   return 0;
@@ -653,6 +844,11 @@ function l4SetPort(
  * 8 bytes, TCP 20). Returns 0, `TRUNCATED`, `MALFORMED` (UDP length < 8,
  * TCP data offset < 5) or `UNSUPPORTED` (another protocol); on a negative
  * code nothing is written.
+ *
+ * Pass the frame's offload flags as `vnetFlags` (`pool.vnetFlags(ref)`;
+ * default 0): with `NEEDS_CSUM` the checksum field is partial (the
+ * pseudo-header sum, which the port is not part of) and is left alone; the
+ * device sums the new port when it completes the checksum.
  *
  * @example
  * ```ts
@@ -668,14 +864,15 @@ export function l4SetSrcPort(
   len: number,
   proto: number,
   port: number,
+  vnetFlags = 0,
 ): number {
   if (outside(b, off, len)) return HeaderError.TRUNCATED;
-  return l4SetPort(b, off, len, proto, 0, port);
+  return l4SetPort(b, off, len, proto, 0, port, vnetFlags);
 }
 
 /**
- * Rewrite the destination port of a UDP or TCP header at `off`; checksum
- * and results as {@linkcode l4SetSrcPort}.
+ * Rewrite the destination port of a UDP or TCP header at `off`; checksum,
+ * `vnetFlags` and results as {@linkcode l4SetSrcPort}.
  *
  * @example
  * ```ts
@@ -691,9 +888,10 @@ export function l4SetDstPort(
   len: number,
   proto: number,
   port: number,
+  vnetFlags = 0,
 ): number {
   if (outside(b, off, len)) return HeaderError.TRUNCATED;
-  return l4SetPort(b, off, len, proto, 2, port);
+  return l4SetPort(b, off, len, proto, 2, port, vnetFlags);
 }
 
 /**

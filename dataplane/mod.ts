@@ -7,8 +7,8 @@
  * This is the package's main entry (`"."`); it holds no command line and
  * no benchmark. Latency histograms (`./latency`, the one entry that loads
  * `hdr-histogram-js`) and the multi-Worker `./scheduler` are separate
- * entries; `./headers`, `./programs` and `./tap` are the same modules this
- * one re-exports, one concept each.
+ * entries; `./headers`, `./offload`, `./programs` and `./tap` are the same
+ * modules this one re-exports, one concept each.
  *
  * @example
  * ```ts
@@ -74,6 +74,7 @@ export {
   reflect,
 } from "./programs.ts";
 export * from "./headers.ts";
+export { GsoType, VnetFlags } from "./offload.ts";
 export {
   BulkQueues,
   type BulkQueuesOptions,

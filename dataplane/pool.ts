@@ -9,7 +9,7 @@
  */
 import { library } from "../ffi/lib.ts";
 import * as abi from "../ffi/abi.ts";
-import { arrayLength, checkCount, show, u32Arg, u32Length } from "./boundary.ts";
+import { arrayLength, checkCount, intIn, show, u32Arg, u32Length } from "./boundary.ts";
 import { BulktapError, type BulktapErrorCode, checkErrno, codeForErrno } from "./errors.ts";
 
 /** Byte offsets of the metadata at the start of each frame (its headroom). */
@@ -23,11 +23,21 @@ export const META = {
   mark: abi.BT_META_OFF_MARK,
   queue: abi.BT_META_OFF_QUEUE,
   state: abi.BT_META_OFF_STATE,
+  vnetFlags: abi.BT_META_OFF_VNET_FLAGS,
+  gsoType: abi.BT_META_OFF_GSO_TYPE,
+  hdrLen: abi.BT_META_OFF_HDR_LEN,
+  gsoSize: abi.BT_META_OFF_GSO_SIZE,
+  csumStart: abi.BT_META_OFF_CSUM_START,
+  csumOffset: abi.BT_META_OFF_CSUM_OFFSET,
   size: abi.BT_META_SIZE,
 } as const;
 
 /** Frame states as the library keeps them in the headroom. */
 export const FrameState = { FREE: abi.BT_FREE, HELD: abi.BT_HELD, QUEUED: abi.BT_QUEUED } as const;
+
+/** GSO types `setGso` accepts (ECN aside): UFO (`BT_GSO_UDP`) is refused. */
+const GSO_TYPES = [abi.BT_GSO_TCPV4, abi.BT_GSO_TCPV6, abi.BT_GSO_UDP_L4];
+const NEEDS_CSUM = abi.BT_VNET_F_NEEDS_CSUM;
 
 const INDEX_BITS = abi.BT_REF_INDEX_BITS;
 const INDEX_MASK = (1 << INDEX_BITS) - 1;
@@ -490,7 +500,12 @@ export class FramePool implements Disposable {
     return this.#frameSize - this.#dataOff(f, ref);
   }
 
-  /** Set the data length. Throws `EINVAL` if it is not a whole number or runs past the frame. */
+  /**
+   * Set the data length. Throws `EINVAL` if it is not a whole number or runs
+   * past the frame, or if it would cut what the offload metadata points at:
+   * the headers of a GSO super-frame (shorter than `headerLength`) or the
+   * field of a partial checksum. A super-frame may otherwise grow or shrink.
+   */
   setLength(ref: number, len: number): void {
     const f = this.#frame(ref);
     const off = this.#dataOff(f, ref);
@@ -504,7 +519,35 @@ export class FramePool implements Disposable {
           `of at most ${this.#frameSize - off} bytes (what follows its data offset)`,
       );
     }
+    if (this.#bytes[f + META.gsoType] !== 0 || this.#bytes[f + META.vnetFlags] & NEEDS_CSUM) {
+      this.#checkOffloadFits(f, ref, len, `setLength(${len})`);
+    }
     this.#u32[(f + META.len) >>> 2] = len;
+  }
+
+  /**
+   * Throw `EINVAL` if a frame of length `len` would lose what its offload
+   * metadata points at: the headers of a GSO super-frame (`hdr_len`), or
+   * the field of a partial checksum.
+   */
+  #checkOffloadFits(f: number, ref: number, len: number, op: string): void {
+    const name = `frame 0x${ref.toString(16)}`;
+    const hdr = this.#u16[(f + META.hdrLen) >>> 1];
+    if (this.#bytes[f + META.gsoType] !== 0 && len < hdr) {
+      throw new BulktapError(
+        "EINVAL",
+        `${op}: ${name} is a GSO super-frame whose ${hdr} bytes of headers (hdr_len) ` +
+          `would not fit ${len} bytes`,
+      );
+    }
+    const end = this.#u16[(f + META.csumStart) >>> 1] + this.#u16[(f + META.csumOffset) >>> 1] +
+      2;
+    if (this.#bytes[f + META.vnetFlags] & NEEDS_CSUM && len < end) {
+      throw new BulktapError(
+        "EINVAL",
+        `${op}: ${name} has a partial checksum whose field ends at byte ${end}, past ${len} bytes`,
+      );
+    }
   }
 
   /**
@@ -534,14 +577,20 @@ export class FramePool implements Disposable {
       throw new BulktapError("EINVAL", `length ${show(len)} is not a whole number of bytes`);
     }
     const slot = this.#slot, frames = this.#frames, size = this.#frameSize;
-    const u32 = this.#u32;
+    const u32 = this.#u32, bytes = this.#bytes;
     for (let i = 0; i < k; i++) {
       const ref = refs[i];
       const idx = ref & INDEX_MASK;
       if (ref >>> INDEX_BITS !== slot || idx >= frames) this.#refError(ref);
       const f = idx * size;
       const off = u32[(f + META.dataOff) >>> 2];
-      if (!(off >= META.size && off + len <= size)) this.setLength(ref, len); // throws, naming it
+      if (
+        !(off >= META.size && off + len <= size) ||
+        (bytes[f + META.gsoType] | bytes[f + META.vnetFlags] & NEEDS_CSUM) !== 0
+      ) {
+        this.setLength(ref, len); // checks the offload metadata too; throws, naming a bad one
+        continue;
+      }
       u32[(f + META.len) >>> 2] = len;
     }
   }
@@ -551,6 +600,11 @@ export class FramePool implements Disposable {
    * headroom, like `bpf_xdp_adjust_head`), keeping the end in place. Throws
    * `ENOSPC` if the data would overlap the metadata, `EINVAL` if `delta` is
    * not a whole number or the start would pass the end of the data.
+   *
+   * The offload offsets count from the data start, so they move by
+   * `-delta`: `headerLength` when set (non-zero) and `csumStart` when the
+   * checksum is partial (`NEEDS_CSUM`). `EINVAL`, naming the field, if one
+   * would then lie before the data (or past 65535); nothing changes then.
    */
   adjustHead(ref: number, delta: number): void {
     const f = this.#frame(ref);
@@ -570,8 +624,29 @@ export class FramePool implements Disposable {
     if (delta > len || off + len > this.#frameSize) {
       throw new BulktapError("EINVAL", `adjustHead(${delta}) is past the ${len}-byte data`);
     }
+    // Offload offsets count from the data start: they move the other way.
+    // hdr_len counts when set (non-zero), csum_start with NEEDS_CSUM.
+    const u16 = this.#u16;
+    const hw = (f + META.hdrLen) >>> 1, cw = (f + META.csumStart) >>> 1;
+    const hdr = u16[hw], cs = u16[cw];
+    const shiftCsum = (this.#bytes[f + META.vnetFlags] & NEEDS_CSUM) !== 0;
+    if (hdr !== 0) this.#checkShift(ref, delta, hdr, "hdr_len");
+    if (shiftCsum) this.#checkShift(ref, delta, cs, "csum_start");
+    if (hdr !== 0) u16[hw] = hdr - delta;
+    if (shiftCsum) u16[cw] = cs - delta;
     this.#u32[(f + META.dataOff) >>> 2] = nOff;
     this.#u32[(f + META.len) >>> 2] = len - delta;
+  }
+
+  /** Throw `EINVAL` if moving the data start by `delta` takes `field` (`v`) out of 0..65535. */
+  #checkShift(ref: number, delta: number, v: number, field: string): void {
+    const nv = v - delta;
+    if (nv >= 0 && nv <= 0xffff) return;
+    throw new BulktapError(
+      "EINVAL",
+      `adjustHead(${delta}) would move ${field} ${v} of frame 0x${ref.toString(16)} to ${nv}, ` +
+        (nv < 0 ? "before the start of the data" : "past 65535"),
+    );
   }
 
   /** CLOCK_MONOTONIC nanoseconds stamped on the frame (0 if never). */
@@ -615,6 +690,175 @@ export class FramePool implements Disposable {
    */
   vnetLength(ref: number): number {
     return this.#u16[(this.#frame(ref) + META.vnetLen) >>> 1];
+  }
+
+  /**
+   * The frame's offload flags (`VnetFlags`): `NEEDS_CSUM` if its
+   * UDP/TCP checksum is partial, `DATA_VALID` if its checksums were
+   * verified. 0 for a plain frame.
+   *
+   * @example
+   * ```ts
+   * import { FramePool, VnetFlags } from "./mod.ts";
+   * using pool = new FramePool({ frames: 4 });
+   * const refs = new Uint32Array(1);
+   * pool.alloc(refs);
+   * pool.setLength(refs[0], 60);
+   * pool.setPartialChecksum(refs[0], 34, 6);
+   * console.log(pool.vnetFlags(refs[0]) === VnetFlags.NEEDS_CSUM); // true
+   * pool.free(refs);
+   * ```
+   */
+  vnetFlags(ref: number): number {
+    return this.#bytes[this.#frame(ref) + META.vnetFlags];
+  }
+
+  /**
+   * The frame's GSO type (`GsoType`, possibly with `ECN` or-ed
+   * in); `GsoType.NONE` (0) if it is not a super-frame.
+   */
+  gsoType(ref: number): number {
+    return this.#bytes[this.#frame(ref) + META.gsoType];
+  }
+
+  /** Payload bytes per segment of a GSO super-frame (0 if none). */
+  gsoSize(ref: number): number {
+    return this.#u16[(this.#frame(ref) + META.gsoSize) >>> 1];
+  }
+
+  /**
+   * Bytes of headers (Ethernet + IP + UDP/TCP) of a GSO super-frame, which
+   * every segment repeats (`hdr_len`; 0 if not set).
+   */
+  headerLength(ref: number): number {
+    return this.#u16[(this.#frame(ref) + META.hdrLen) >>> 1];
+  }
+
+  /** Offset from the data start where a partial checksum's sum begins. */
+  csumStart(ref: number): number {
+    return this.#u16[(this.#frame(ref) + META.csumStart) >>> 1];
+  }
+
+  /** Where a partial checksum's field is, counted from `csumStart`. */
+  csumOffset(ref: number): number {
+    return this.#u16[(this.#frame(ref) + META.csumOffset) >>> 1];
+  }
+
+  /**
+   * Make the frame a GSO super-frame of `type` (`GsoType`:
+   * `TCPV4` or `TCPV6`, either with `ECN` or-ed in, or `UDP_L4`) cut into
+   * segments of `gsoSize` payload bytes (1..65535) behind its first
+   * `hdrLen` bytes of headers (1..the frame's length); or, with
+   * `GsoType.NONE`, a plain frame (`gsoSize` 0; `hdrLen` may stay as a
+   * hint, 0..length). Set the length first. Throws `EINVAL` naming a bad
+   * value (unknown type, UFO, NaN, fractions, out of range); the frame is
+   * unchanged then.
+   *
+   * @example
+   * ```ts
+   * import { FramePool, GsoType } from "./mod.ts";
+   * using pool = new FramePool({ frames: 4, frameSize: 65536 + 256 });
+   * const refs = new Uint32Array(1);
+   * pool.alloc(refs);
+   * pool.setLength(refs[0], 14 + 20 + 20 + 10 * 1448);
+   * pool.setGso(refs[0], GsoType.TCPV4, 1448, 54);
+   * console.log(pool.gsoSize(refs[0]), pool.headerLength(refs[0])); // 1448 54
+   * pool.free(refs);
+   * ```
+   */
+  setGso(ref: number, type: number, gsoSize: number, hdrLen: number): void {
+    const f = this.#frame(ref);
+    const len = this.#u32[(f + META.len) >>> 2];
+    const name = `setGso(0x${ref.toString(16)})`;
+    const t = intIn(type, 0, 0xff, `${name}: type`);
+    const base = t & ~abi.BT_GSO_ECN;
+    const known = t === abi.BT_GSO_NONE || GSO_TYPES.includes(base) &&
+        (base !== abi.BT_GSO_UDP_L4 || t === base);
+    if (!known) {
+      throw new BulktapError(
+        "EINVAL",
+        `${name}: type=${t} is not a GSO type this library segments (NONE 0, TCPV4 1, ` +
+          `TCPV6 4, either | ECN 128, UDP_L4 5; UFO 3 is refused)`,
+      );
+    }
+    const none = t === abi.BT_GSO_NONE;
+    if (none && gsoSize !== 0) {
+      throw new BulktapError(
+        "EINVAL",
+        `${name}: gsoSize=${show(gsoSize)} must be 0 for GsoType.NONE (not a super-frame)`,
+      );
+    }
+    const size = none ? 0 : intIn(gsoSize, 1, 0xffff, `${name}: gsoSize`);
+    const hdr = intIn(hdrLen, none ? 0 : 1, 0xffff, `${name}: hdrLen`);
+    if (hdr > len) {
+      throw new BulktapError("EINVAL", `${name}: hdrLen=${hdr} is past the ${len}-byte data`);
+    }
+    this.#bytes[f + META.gsoType] = t;
+    this.#u16[(f + META.gsoSize) >>> 1] = size;
+    this.#u16[(f + META.hdrLen) >>> 1] = hdr;
+  }
+
+  /**
+   * Mark the frame's UDP/TCP checksum partial (`NEEDS_CSUM`, and clear
+   * `DATA_VALID`): the device sums the bytes from `start` (the L4 header,
+   * counted from the data start) to the end and stores the complement
+   * `offset` bytes past `start` (16 for TCP, 6 for UDP), where the folded
+   * pseudo-header sum must be now. The field (`start + offset + 2`) must
+   * lie inside the data; throws `EINVAL` naming a bad value otherwise.
+   *
+   * @example
+   * ```ts
+   * import { FramePool } from "./mod.ts";
+   * using pool = new FramePool({ frames: 4 });
+   * const refs = new Uint32Array(1);
+   * pool.alloc(refs);
+   * pool.setLength(refs[0], 14 + 20 + 8);
+   * pool.setPartialChecksum(refs[0], 34, 6); // UDP over IPv4
+   * console.log(pool.csumStart(refs[0]), pool.csumOffset(refs[0])); // 34 6
+   * pool.free(refs);
+   * ```
+   */
+  setPartialChecksum(ref: number, start: number, offset: number): void {
+    const f = this.#frame(ref);
+    const len = this.#u32[(f + META.len) >>> 2];
+    const name = `setPartialChecksum(0x${ref.toString(16)})`;
+    const s = intIn(start, 0, 0xffff, `${name}: start`);
+    const o = intIn(offset, 0, 0xffff, `${name}: offset`);
+    if (s + o + 2 > len) {
+      throw new BulktapError(
+        "EINVAL",
+        `${name}: start=${s} + offset=${o} puts the checksum field at bytes ${s + o}..${
+          s + o + 1
+        }, past the ${len}-byte data`,
+      );
+    }
+    this.#u16[(f + META.csumStart) >>> 1] = s;
+    this.#u16[(f + META.csumOffset) >>> 1] = o;
+    const fl = f + META.vnetFlags;
+    this.#bytes[fl] = (this.#bytes[fl] & ~abi.BT_VNET_F_DATA_VALID) | NEEDS_CSUM;
+  }
+
+  /**
+   * Make the frame plain: no GSO, complete checksums (flags, GSO type and
+   * sizes, checksum offsets all 0). The caller completes a partial
+   * checksum first if the frame has one.
+   *
+   * @example
+   * ```ts
+   * import { FramePool } from "./mod.ts";
+   * using pool = new FramePool({ frames: 4 });
+   * const refs = new Uint32Array(1);
+   * pool.alloc(refs);
+   * pool.setLength(refs[0], 60);
+   * pool.setPartialChecksum(refs[0], 34, 6);
+   * pool.clearOffload(refs[0]);
+   * console.log(pool.vnetFlags(refs[0]), pool.csumStart(refs[0])); // 0 0
+   * pool.free(refs);
+   * ```
+   */
+  clearOffload(ref: number): void {
+    const f = this.#frame(ref);
+    this.#bytes.fill(0, f + META.vnetFlags, f + META.csumOffset + 2);
   }
 
   /** Queue the frame was last read from. */

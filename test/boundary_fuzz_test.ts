@@ -25,7 +25,9 @@
  * - pool: FramePool (constructor, attach, of, alloc, free, index,
  *   frameOffset, dataOffset, length, capacity, setLength, adjustHead,
  *   timestamp, setTimestamp, mark, setMark, vnetLength, queueOf, data,
- *   write, stats, closed, close, public fields), freeFrames, describeRef,
+ *   write, vnetFlags, gsoType, gsoSize, headerLength, csumStart,
+ *   csumOffset, setGso, setPartialChecksum, clearOffload, stats, closed,
+ *   close, public fields), freeFrames, describeRef,
  *   META, FrameState
  * - device: Device (constructor, attach, queue, queueForCpu, xmit, xmitOne,
  *   xmitCopy, flush, stats, close, cpu/handle/queues/pool fields), MAX_BULK,
@@ -51,7 +53,8 @@
  *   swapMacs, ethPayloadOffset, ethProtocol, vlanId, arpOperation,
  *   ipv4HeaderLength, internetChecksum, ipv4UpdateChecksum,
  *   ipv4DecrementTtl, ipv4Src, ipv4Dst, ipv4SetSrc, ipv4SetDst,
- *   ipv6HeaderLength, ipv6DecrementHopLimit, l4Ports, l4SetSrcPort,
+ *   ipv6HeaderLength, ipv6DecrementHopLimit, ipv6SetSrc, ipv6SetDst,
+ *   l4Ports, l4SetSrcPort,
  *   l4SetDstPort, FiveTuple, HeaderError, EtherType, IpProto, ETH_HLEN
  * - misc: redirect, verdictAction, verdictTarget, MAX_REDIRECT_INDEX,
  *   forward, drop, reflect, L2Switch, programFromSpec, nowNs,

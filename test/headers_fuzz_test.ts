@@ -198,6 +198,10 @@ interface Args {
   proto: number;
   addr: number;
   port: number;
+  /** An IPv6 address (16 bytes, drawn once per frame). */
+  addr6: Uint8Array;
+  /** The frame's offload flags: 0 or NEEDS_CSUM (a partial L4 checksum). */
+  flags: number;
 }
 
 const isInt = (x: unknown): x is number => typeof x === "number" && Number.isInteger(x);
@@ -315,13 +319,13 @@ const HELPERS: Record<string, Helper> = {
   },
   ipv4SetSrc: {
     layer: 3,
-    call: (b, o, l, a) => H.ipv4SetSrc(b, o, l, a.addr),
+    call: (b, o, l, a) => H.ipv4SetSrc(b, o, l, a.addr, a.flags),
     ok: ipv4Len,
     writes: true,
   },
   ipv4SetDst: {
     layer: 3,
-    call: (b, o, l, a) => H.ipv4SetDst(b, o, l, a.addr),
+    call: (b, o, l, a) => H.ipv4SetDst(b, o, l, a.addr, a.flags),
     ok: ipv4Len,
     writes: true,
   },
@@ -329,6 +333,18 @@ const HELPERS: Record<string, Helper> = {
     layer: 3,
     call: (b, o, l) => H.ipv6HeaderLength(b, o, l),
     ok: codes(40, T, U),
+  },
+  ipv6SetSrc: {
+    layer: 3,
+    call: (b, o, l, a) => H.ipv6SetSrc(b, o, l, a.addr6, a.flags),
+    ok: codes(40, T, U),
+    writes: true,
+  },
+  ipv6SetDst: {
+    layer: 3,
+    call: (b, o, l, a) => H.ipv6SetDst(b, o, l, a.addr6, a.flags),
+    ok: codes(40, T, U),
+    writes: true,
   },
   ipv6DecrementHopLimit: {
     layer: 3,
@@ -343,13 +359,13 @@ const HELPERS: Record<string, Helper> = {
   },
   l4SetSrcPort: {
     layer: 4,
-    call: (b, o, l, a) => H.l4SetSrcPort(b, o, l, a.proto, a.port),
+    call: (b, o, l, a) => H.l4SetSrcPort(b, o, l, a.proto, a.port, a.flags),
     ok: codes(0, T, M, U),
     writes: true,
   },
   l4SetDstPort: {
     layer: 4,
-    call: (b, o, l, a) => H.l4SetDstPort(b, o, l, a.proto, a.port),
+    call: (b, o, l, a) => H.l4SetDstPort(b, o, l, a.proto, a.port, a.flags),
     ok: codes(0, T, M, U),
     writes: true,
   },
@@ -418,6 +434,7 @@ Deno.test("headers fuzz: random and truncated frames never throw, never read or 
   const bufB = new Uint8Array(bufA.length);
   const guardA = new Uint8Array(bufA.length), guardB = new Uint8Array(bufA.length);
   let calls = 0, proxied = 0, successes = 0;
+  const addr6 = new Uint8Array(16);
   const fail = (what: string, frame: Uint8Array, len: number, name: string, rel: number) => {
     assert.fail(
       `${what}: helper ${name}, frame length ${len} of ${frame.length}, offset ${rel}, ` +
@@ -439,6 +456,7 @@ Deno.test("headers fuzz: random and truncated frames never throw, never read or 
     resetTuple(rule);
     rule.parse(valid, 0, valid.length);
     const proxyRun = iter % 8 === 0;
+    for (let i = 0; i < 16; i++) addr6[i] = r.byte();
     for (let len = 0; len <= frame.length; len++) {
       // Two buffers with the frame at GUARD, guards of different contents.
       for (let i = 0; i < bufA.length; i++) {
@@ -455,6 +473,8 @@ Deno.test("headers fuzz: random and truncated frames never throw, never read or 
             proto: r.pick([IpProto.UDP, IpProto.TCP, IpProto.UDP, IpProto.TCP, IpProto.ICMP]),
             addr: r.int(2 ** 32),
             port: r.int(65536),
+            addr6,
+            flags: r.pick([0, 1]),
           };
           const results: unknown[] = [];
           for (const [buf, guard] of [[bufA, guardA], [bufB, guardB]]) {

@@ -98,8 +98,22 @@ const ACCESSORS = [
   "queueOf",
   "data",
   "write",
+  "vnetFlags",
+  "gsoType",
+  "gsoSize",
+  "headerLength",
+  "csumStart",
+  "csumOffset",
+  "clearOffload",
 ] as const;
-const SETTERS = new Set(["setLength", "adjustHead", "setTimestamp", "setMark", "write"]);
+const SETTERS = new Set([
+  "setLength",
+  "adjustHead",
+  "setTimestamp",
+  "setMark",
+  "write",
+  "clearOffload",
+]);
 
 function isHeldOf(p: FramePool, ref: unknown): boolean {
   if (typeof ref !== "number" || !Number.isInteger(ref) || ref < 0 || ref > 0xffffffff) {
@@ -184,6 +198,43 @@ export const poolOps: Group = {
         const why = describeRefIfBad(ref);
         if (why) c.find("unchecked", `${label} returned but left the frame invalid: ${why}`);
       }
+    },
+  ),
+  offload: op(
+    fc.tuple(
+      poolPick,
+      fc.constantFrom("setGso", "setPartialChecksum"),
+      refSpec,
+      fc.oneof(fc.nat(200), anyNumber),
+      fc.oneof(fc.nat(200), anyNumber),
+      fc.oneof(fc.nat(200), anyNumber),
+    ),
+    async (c, [w, name, r, a, b, d]) => {
+      const p = (await pickPool(c, w))!;
+      const ref = c.ref(r);
+      const label = `pool(${w}).${name}(0x${(ref >>> 0).toString(16)}, ${fmt(a)}, ${fmt(b)}, ${
+        fmt(d)
+      })`;
+      const call = () =>
+        name === "setGso" ? p.setGso(ref, a, b, d) : p.setPartialChecksum(ref, a, b);
+      if (
+        !isHeldOf(p, ref) && (p.closed || ref >>> 24 !== p.slot || (ref & 0xffffff) >= p.frames)
+      ) {
+        c.refuse(label, call);
+        return;
+      }
+      let threw = true;
+      c.call(label, () => {
+        call();
+        threw = false;
+      });
+      if (threw) return;
+      // A setter that returned left offsets inside the data.
+      const len = p.length(ref);
+      const end = name === "setGso"
+        ? p.headerLength(ref)
+        : p.csumStart(ref) + p.csumOffset(ref) + 2;
+      if (end > len) c.find("unchecked", `${label} returned with an offset past ${len} bytes`);
     },
   ),
   attach: op(anyValue, (c, h) => {

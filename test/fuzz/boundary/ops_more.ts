@@ -215,6 +215,8 @@ const HEADER_SETTERS = [
   "l4SetSrcPort",
   "l4SetDstPort",
   "l4Ports",
+  "ipv6SetSrc",
+  "ipv6SetDst",
 ] as const;
 
 /** Headers group: every header helper with hostile offsets and lengths. */
