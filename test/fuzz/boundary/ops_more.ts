@@ -418,7 +418,7 @@ export const miscOps: Group = {
       ["ETH_HLEN", M.ETH_HLEN, 14],
       ["MAX_LATENCY_NS", M.MAX_LATENCY_NS, 3_600_000_000_000],
       ["LATENCY_BUCKET_ERROR", M.LATENCY_BUCKET_ERROR, 1 / 256],
-      ["META.size", M.META.size, 32],
+      ["META.size", M.META.size, 64],
       ["FrameState.HELD", M.FrameState.HELD, 1],
       ["Verdict.REDIRECT", M.Verdict.REDIRECT, 3],
       ["LoopCounter.COUNT", M.LoopCounter.COUNT, 17],
