@@ -788,7 +788,8 @@ export function e2eEntries(r: E2eResult): ResultEntry[] {
         baseline,
       } satisfies BenchFigure,
     );
-  const where = `${r.rounds} round(s) x ${r.seconds} s per test; ${r.machine}; load ${
+  // The machine heads the run's table; each figure says its rounds and load.
+  const where = `${r.rounds} round(s) x ${r.seconds} s per test, load ${
     r.load.start.toFixed(2)
   } -> ${r.load.end.toFixed(2)}`;
   for (const row of r.rows) {
@@ -822,7 +823,7 @@ export function e2eEntries(r: E2eResult): ResultEntry[] {
         m.name,
         m.unit,
         v,
-        `${base}${row.note ? `; ${row.note}` : ""}; ${where}`,
+        `${base}${row.note && m === METRICS[0] ? `; ${row.note}` : ""}; ${where}`,
       );
     }
   }
@@ -897,6 +898,7 @@ if (import.meta.main) {
       rounds: { type: "string", default: "3" },
       rows: { type: "string" },
       long: { type: "boolean", default: false },
+      "long-seconds": { type: "string", default: "60" },
     },
   });
   const why = e2eProblem();
@@ -909,6 +911,7 @@ if (import.meta.main) {
     rounds: Number(values.rounds),
     rows: values.rows?.split(",") as RowId[] | undefined,
     long: values.long,
+    longSeconds: Number(values["long-seconds"]),
     progress: (row, round, done, total) =>
       console.error(`[${done}/${total}] ${row}, round ${round + 1}`),
   });
