@@ -151,10 +151,17 @@ export async function iperfServer(ns: string, timeoutMs: number, port = 5201): P
 }
 
 async function client(ns: string, args: string[], seconds: number): Promise<string> {
-  const r = await exec(inNs(ns, ["iperf3", ...args, "--json"]), seconds * 1000 + 20_000);
-  if (r.timedOut) throw new Error(`iperf3 ${args.join(" ")} timed out`);
-  // On failure iperf3 still prints JSON with "error"; the parser reports it.
-  return r.stdout || r.stderr;
+  for (let attempt = 0;; attempt++) {
+    const r = await exec(inNs(ns, ["iperf3", ...args, "--json"]), seconds * 1000 + 20_000);
+    if (r.timedOut) throw new Error(`iperf3 ${args.join(" ")} timed out`);
+    // The server may still be closing the last test: try again shortly.
+    if (attempt < 3 && /server is busy/.test(r.stdout)) {
+      await new Promise((res) => setTimeout(res, 500));
+      continue;
+    }
+    // On failure iperf3 still prints JSON with "error"; the parser reports it.
+    return r.stdout || r.stderr;
+  }
 }
 
 /** TCP from `ns` to `ip`: `streams` streams for `seconds`. */
