@@ -20,7 +20,7 @@ import {
   type ScenarioProvider,
 } from "./points.ts";
 import { type Figure, tapBench } from "./tap_bench.ts";
-import { e2eEntries, e2eProblem, e2eTable, ROWS, runE2e } from "./tap_e2e.ts";
+import { E2E, e2eEntries, e2eProblem, e2eTable, ROWS, runE2e } from "./tap_e2e.ts";
 
 /** The end-to-end sitting's shape in this context: rounds, seconds per test, long test. */
 export function e2ePlan(
@@ -175,12 +175,14 @@ async function e2e(ctx: ProviderContext): Promise<ResultEntry[]> {
   const why = e2eProblem();
   if (why) {
     ctx.log(`end to end: NOT MEASURED: ${why}`);
-    return [{
+    // Every row says so, bridge and testpmd included: none ran.
+    return ROWS.map((r) => ({
       measured: false,
       provider: "tap",
-      impl: "end-to-end sitting (bridge, testpmd, bulktap forward)",
+      impl: r.label,
+      scenario: E2E,
       reason: `not measured: ${why}`,
-    }];
+    }));
   }
   const plan = e2ePlan(ctx);
   const r = await runE2e({
