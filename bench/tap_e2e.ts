@@ -880,6 +880,18 @@ export function e2eTable(r: E2eResult): string {
     });
     lines.push([row.label, ...cells].join(" | ") + (row.note ? `  [${row.note}]` : ""));
   }
+  for (const h of headlineDefs(r.rows, r.newFlags)) {
+    const g = GET[h.metric];
+    const v = paired(h.num, h.den, g.f);
+    if (!v) continue;
+    lines.push(
+      `${h.metric.toUpperCase()} ${h.name}: ${h.num.label} / ${h.den.label} = ${
+        fmtSpread(v)
+      }x paired by round (${fmtSpread(over(h.num, g.f)!, g.digits)} vs ${
+        fmtSpread(over(h.den, g.f)!, g.digits)
+      } ${g.unit})`,
+    );
+  }
   for (const l of r.long) {
     lines.push(
       `4 streams, ${l.tcp.seconds.toFixed(0)} s: ${l.label}: ${l.tcp.gbps.toFixed(2)} Gbit/s, ` +
