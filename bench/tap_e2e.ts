@@ -24,8 +24,7 @@
  *
  * @module
  */
-import { have, linkCounts, must, procCpuNs, Sitting } from "./netns.ts";
-import { Child } from "./netns.ts";
+import { Child, exec, have, linkCounts, must, procCpuNs, Sitting } from "./netns.ts";
 import {
   inNs,
   iperfServer,
@@ -262,9 +261,9 @@ async function bridgePath(s: Sitting, n: Names, offloads: boolean): Promise<Path
 }
 
 async function linkUp(dev: string): Promise<boolean> {
-  const r = await new Deno.Command("ip", { args: ["-j", "link", "show", "dev", dev] }).output();
-  if (!r.success) return false;
-  const flags: string[] = JSON.parse(new TextDecoder().decode(r.stdout))[0]?.flags ?? [];
+  const r = await exec(["ip", "-j", "link", "show", "dev", dev], 5000);
+  if (r.code !== 0 || r.timedOut) return false;
+  const flags: string[] = JSON.parse(r.stdout)[0]?.flags ?? [];
   return flags.includes("UP");
 }
 
