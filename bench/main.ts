@@ -27,7 +27,9 @@ usage: deno run -A mod.ts bench [flags]
 
 flags:
   --quick             CI mode: bulk 16 vs single, 64 B frames, short runs, headline
-                      scenarios only, no latency-cost, idle or generator-rate figures (< 60 s)
+                      scenarios only, no latency-cost, idle or generator-rate figures (< 60 s,
+                      plus ~1 min for the TAP end-to-end sitting when root with iperf3;
+                      BULKTAP_BENCH_E2E=0 leaves it out)
   --repeats N         repeats per point, alternating single and bulk (default 5)
   --duration-ms N     length of one run in ms (default 500, --quick 100)
   --bulk LIST         bulk sizes to sweep (default 1,4,8,16,32,64; --quick 16)
