@@ -6,6 +6,7 @@
  */
 import assert from "assert";
 import { FramePool, TapDevice, tapFrameSize } from "../dataplane/mod.ts";
+import { META } from "../dataplane/pool.ts";
 import { must, Proc, tapTest, tool, tryRun, uid } from "./tap_helpers.ts";
 
 const MOD = new URL("../mod.ts", import.meta.url).pathname;
@@ -243,6 +244,64 @@ Deno.test({
       );
     } finally {
       tryRun(`ip link del ${name}`);
+    }
+  },
+});
+
+/** A TCP/IPv4 frame of `len` bytes (headers valid, payload zero) at ref's data. */
+function tcpFrame(pool: FramePool, ref: number, len: number): void {
+  const d = pool.dataOffset(ref), b = pool.bytes;
+  b.fill(0, d, d + len);
+  b.set([2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00], d); // unicast to nobody
+  const ip = d + 14;
+  b.set([0x45, 0, (len - 14) >> 8, (len - 14) & 255, 0, 1, 0x40, 0, 64, 6], ip);
+  b.set([10, 213, 82, 1, 10, 213, 82, 2], ip + 12);
+  b[ip + 20 + 12] = 5 << 4; // TCP data offset
+  pool.setLength(ref, len);
+}
+
+Deno.test({
+  name:
+    "offloads: frames with hostile offload metadata are dropped and counted on transmit, never handed to the kernel",
+  ...tapTest,
+  async fn() {
+    using pool = new FramePool({ frames: 256, frameSize: tapFrameSize({ superFrames: true }) });
+    const view = new DataView(pool.bytes.buffer, pool.bytes.byteOffset, pool.bytes.byteLength);
+    // [what, gso_type, gso_size, hdr_len, flags, csum_start, csum_offset]
+    const hostile: [string, number, number, number, number, number, number][] = [
+      ["unknown gso type", 9, 1000, 54, 1, 34, 16],
+      ["UFO", 3, 1000, 42, 1, 34, 6],
+      ["gso_size 0", 1, 0, 54, 1, 34, 16],
+      ["hdr_len past the frame", 1, 1000, 60000, 1, 34, 16],
+      ["csum_start past the frame", 0, 0, 0, 1, 5000, 16],
+      ["csum_offset past the frame", 0, 0, 0, 1, 34, 4000],
+      ["TCPv6 type on an IPv4 packet", 4, 1000, 54, 1, 34, 16],
+    ];
+    for (const vnetHdr of [12, 0] as const) {
+      const name = `bth${uid()}`;
+      try {
+        using tap = new TapDevice({ name, pool, vnetHdr });
+        const refs = new Uint32Array(hostile.length);
+        assert.equal(pool.alloc(refs), hostile.length);
+        hostile.forEach(([, type, size, hdr, flags, start, off], i) => {
+          const ref = refs[i], f = pool.frameOffset(ref);
+          tcpFrame(pool, ref, 3000);
+          pool.bytes[f + META.gsoType] = type;
+          pool.bytes[f + META.vnetFlags] = flags;
+          view.setUint16(f + META.gsoSize, size, true);
+          view.setUint16(f + META.hdrLen, hdr, true);
+          view.setUint16(f + META.csumStart, start, true);
+          view.setUint16(f + META.csumOffset, off, true);
+        });
+        assert.equal(tap.xmit(refs, { flush: true }), hostile.length);
+        await tap.drained(5000);
+        const s = tap.stats();
+        assert.equal(s.offloadDropped, hostile.length, `vnetHdr ${vnetHdr}: ${JSON.stringify(s)}`);
+        assert.equal(s.written, 0, `vnetHdr ${vnetHdr}: nothing written`);
+        assert.equal(pool.stats().free, pool.frames, "every frame back in the pool");
+      } finally {
+        tryRun(`ip link del ${name}`);
+      }
     }
   },
 });

@@ -19,7 +19,7 @@
 #define PEER_RING_SIZE 4096
 #define PEER_POOL_OBJECTS 2048
 #define PEER_OBJECT_SIZE 128
-#define PEER_HEADROOM 32
+#define PEER_HEADROOM 64 /* BT_META_SIZE: the frame metadata, nothing more */
 #define PEER_FRAME_LEN 64
 #define PEER_MAX_BULK 256
 

@@ -66,7 +66,7 @@
  * the figure would measure the scheduler, not the transmit path. */
 #define POOL_FRAMES 2048
 #define FRAME_SIZE 128
-#define HEADROOM 32
+#define HEADROOM 64 /* BT_META_SIZE */
 #define RING_SIZE 4096
 #define FRAME_LEN 64
 #define SINGLE_CHUNK 16
