@@ -296,6 +296,8 @@ static void tx_flush(struct tap_queue *q, struct tap_wctx *w,
 	    atomic_load_explicit(&w->uring, memory_order_relaxed))
 		tx_uring_batch(q, w, s, n, c);
 	else
+#else
+	(void)w;
 #endif
 		tx_write_batch(q, s, n, c);
 	tx_finish(s, n);

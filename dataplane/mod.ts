@@ -50,6 +50,7 @@ export {
   type TapDeviceOptions,
   tapFrameSize,
   type TapFramesOptions,
+  tapHasVnetHdr,
   tapNameProblem,
   type TapOffload,
   type TapStats,

@@ -400,6 +400,28 @@ function biggerFrames(mtu: number, headroom: number): string {
     `${MAX_FRAME_SIZE - headroom - L2_OVERHEAD} with ${headroom} bytes of headroom`;
 }
 
+/**
+ * Whether an existing TUN/TAP device was made with a virtio-net header
+ * (`IFF_VNET_HDR`, device-wide: attaching must match it), read from sysfs;
+ * undefined when no TUN/TAP device has that name (or sysfs cannot be read).
+ *
+ * @example
+ * ```ts
+ * import { tapHasVnetHdr } from "./tap.ts";
+ * console.log(tapHasVnetHdr("no-such-tap")); // undefined
+ * ```
+ */
+export function tapHasVnetHdr(name: string): boolean | undefined {
+  if (tapNameProblem(name)) return undefined;
+  try {
+    const text = Deno.readTextFileSync(`/sys/class/net/${name}/tun_flags`).trim();
+    const flags = Number.parseInt(text, 16);
+    return Number.isNaN(flags) ? undefined : (flags & IFF_VNET_HDR) !== 0;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The mask of `offloads`, checked: known names, a vnet header, csum with TSO/USO. */
 function offloadMask(offloads: readonly TapOffload[] | undefined, vnet: number): number {
   if (offloads === undefined) return 0;

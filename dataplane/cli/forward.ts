@@ -15,6 +15,7 @@ import {
   TAP_OFFLOADS,
   TapDevice,
   tapFrameSize,
+  tapHasVnetHdr,
   tapNameProblem,
   type TapOffload,
   type TapStats,
@@ -51,7 +52,8 @@ flags:
                        one gets it segmented. O,O sets A and B apart (e.g. none,all)
   --no-vnet-hdr        no virtio-net header: plain frames, no offloads, no GRO
   --vnet-hdr-size N    the header's size, 10 or 12 (default 12; a device made with
-                       \`ip tuntap add ... vnet_hdr\` has 10); --vnet-hdr: accepted, the default
+                       \`ip tuntap add ... vnet_hdr\` has 10); --vnet-hdr: accepted, the
+                       default (a device that exists without one is used without it)
   --no-gro             bulk mode without coalescing
   --via-ring           hand frames to the other TAP's writer threads through its queue
                        rings (one lock per bulk) instead of writing them from the
@@ -123,9 +125,14 @@ function mtuFlag(raw: string | undefined): number | undefined {
   return mtu;
 }
 
-/** `--offloads` for A and B. */
-function offloadsFlag(raw: string | undefined, vnet: number): [TapOffload[], TapOffload[]] {
-  if (raw === undefined) return vnet ? [[...TAP_OFFLOADS], [...TAP_OFFLOADS]] : [[], []];
+/** `--offloads` for A and B (their vnet header sizes decided). */
+function offloadsFlag(
+  raw: string | undefined,
+  vnet: [number, number],
+): [TapOffload[], TapOffload[]] {
+  if (raw === undefined) {
+    return [vnet[0] ? [...TAP_OFFLOADS] : [], vnet[1] ? [...TAP_OFFLOADS] : []];
+  }
   const parts = raw.split(",");
   if (parts.length > 2 || parts.some((p) => !Object.hasOwn(OFFLOAD_SETS, p))) {
     throw new UsageError(
@@ -133,10 +140,33 @@ function offloadsFlag(raw: string | undefined, vnet: number): [TapOffload[], Tap
     );
   }
   const [a, b = a] = parts.map((p) => [...OFFLOAD_SETS[p]]);
-  if (!vnet && (a.length || b.length)) {
+  if ((!vnet[0] && a.length) || (!vnet[1] && b.length)) {
     throw new UsageError(`--offloads=${raw} needs the virtio-net header (drop --no-vnet-hdr)`);
   }
   return [a, b];
+}
+
+/**
+ * Each device's vnet header size. Asked for (`--vnet-hdr*`, `--no-vnet-hdr`,
+ * `--offloads`): that, on both. By default 12, except on a device that
+ * already exists without one (the flag is fixed at creation): 0 there,
+ * with a note saying what it costs.
+ */
+function vnetSizes(
+  names: [string, string],
+  asked: 0 | 10 | 12 | undefined,
+): { vnet: [0 | 10 | 12, 0 | 10 | 12]; notes: string[] } {
+  if (asked !== undefined) return { vnet: [asked, asked], notes: [] };
+  const notes: string[] = [];
+  const vnet = names.map((n) => {
+    if (tapHasVnetHdr(n) !== false) return 12 as const;
+    notes.push(
+      `${n} exists without a virtio-net header (vnet_hdr): no offloads on it; recreate it ` +
+        `(\`ip link del ${n}\`, or let forward create it) for super-frames`,
+    );
+    return 0 as const;
+  }) as [0 | 12, 0 | 12];
+  return { vnet, notes };
 }
 
 function counts(dev: TapDevice): ForwardCounts {
@@ -247,7 +277,14 @@ export async function forwardMain(args: string[]): Promise<number> {
     if (values["no-vnet-hdr"] && (values["vnet-hdr"] || size !== undefined)) {
       throw new UsageError("--no-vnet-hdr contradicts --vnet-hdr / --vnet-hdr-size");
     }
-    const vnet = values["no-vnet-hdr"] ? 0 as const : size === "10" ? 10 as const : 12 as const;
+    const asked = values["no-vnet-hdr"]
+      ? 0 as const
+      : size === "10"
+      ? 10 as const
+      : size === "12" || values["vnet-hdr"] || values.offloads !== undefined
+      ? 12 as const
+      : undefined;
+    const { vnet, notes } = vnetSizes([positionals[0], positionals[1]], asked);
     const [offA, offB] = offloadsFlag(values.offloads, vnet);
     opts = {
       a: positionals[0],
@@ -258,6 +295,7 @@ export async function forwardMain(args: string[]): Promise<number> {
       mode: mode as "bulk" | "single",
       io: io as "uring" | "write",
       vnet,
+      notes,
       offA,
       offB,
       gro: !values["no-gro"],
@@ -294,7 +332,8 @@ interface RunOptions {
   mtu?: number;
   mode: "bulk" | "single";
   io: "uring" | "write";
-  vnet: 0 | 10 | 12;
+  vnet: [0 | 10 | 12, 0 | 10 | 12];
+  notes: string[];
   offA: TapOffload[];
   offB: TapOffload[];
   gro: boolean;
@@ -311,7 +350,7 @@ async function run(o: RunOptions): Promise<number> {
   // GRO): frames that hold one, and fewer of them. Enough for every ring
   // of both devices plus batches (and their segments) in flight; frames
   // are touched only when used.
-  const superFrames = o.vnet > 0;
+  const superFrames = o.vnet[0] > 0 || o.vnet[1] > 0;
   const ringSize = superFrames ? 256 : 1024;
   using pool = new FramePool({
     frames: 2 * o.queues * (ringSize + 2 * o.bulk + 256) + 1024,
@@ -321,14 +360,14 @@ async function run(o: RunOptions): Promise<number> {
   const common = {
     queues: o.queues,
     pool,
-    vnetHdr: o.vnet,
     io: o.io,
     mtu: o.mtu,
     ringSize,
     ioBatch: Math.min(o.bulk, 256),
   };
-  using a = new TapDevice({ ...common, name: o.a, offloads: o.offA });
-  using b = new TapDevice({ ...common, name: o.b, offloads: o.offB });
+  using a = new TapDevice({ ...common, name: o.a, vnetHdr: o.vnet[0], offloads: o.offA });
+  using b = new TapDevice({ ...common, name: o.b, vnetHdr: o.vnet[1], offloads: o.offB });
+  for (const n of o.notes) console.error(`bulktap forward: note: ${n}`);
   // Listen before saying "ready": a signal right after it must stop the
   // run and print the counts, not kill the process.
   let failed: BulktapError | undefined;
@@ -358,10 +397,10 @@ async function run(o: RunOptions): Promise<number> {
     const io = sa.ioUring ? "uring" : sa.ioUringWriters > 0 ? "uring on some queues" : "write";
     console.error(
       `bulktap forward: ${o.a} <-> ${o.b} (${o.queues} queues, bulk ${o.bulk}, ` +
-        `mode ${o.mode}, io ${io}, vnet ${o.vnet}, offloads ${o.a} ${
+        `mode ${o.mode}, io ${io}, vnet ${o.vnet.join("/")}, offloads ${o.a} ${
           a.offloads.join(",") || "none"
         } / ${o.b} ${b.offloads.join(",") || "none"}` +
-        (o.mode === "bulk" && o.vnet && o.gro && !o.program ? ", gro" : "") +
+        (o.mode === "bulk" && (o.vnet[0] || o.vnet[1]) && o.gro && !o.program ? ", gro" : "") +
         (o.viaRing && !o.program ? ", via rings" : "") +
         (o.program ? `, program ${o.programName} on ${o.cpus} Worker(s)` : "") +
         "); ready, SIGINT/SIGTERM to stop",
@@ -401,8 +440,8 @@ async function run(o: RunOptions): Promise<number> {
       mode: o.mode,
       bulk: o.bulk,
       queues: o.queues,
-      vnetHdr: o.vnet,
-      gro: o.mode === "bulk" && o.vnet > 0 && o.gro && !o.program,
+      vnetHdr: { [o.a]: o.vnet[0], [o.b]: o.vnet[1] },
+      gro: o.mode === "bulk" && (o.vnet[0] > 0 || o.vnet[1] > 0) && o.gro && !o.program,
       viaRing: o.viaRing,
       seconds: Number(seconds.toFixed(3)),
       stoppedBy: why,
