@@ -177,7 +177,8 @@ static struct bt_frame_meta *structured(struct in *in)
 		d[l3 + 9] = udp ? 17 : 6;
 	}
 	if (!udp)
-		d[l4 + 12] = (uint8_t)((20 + tcpopt) / 4 << 4 | (d[l4 + 12] & 15));
+		d[l4 + 12] = (uint8_t)((20 + tcpopt) / 4 << 4 |
+				       (d[l4 + 12] & 15));
 	for (uint32_t i = 0; i < payload; i++)
 		d[hl + i] = in->n ? in->p[i % in->n] : (uint8_t)i;
 
@@ -382,7 +383,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		hl = m->hdr_len;
 		payload = m->len - hl;
 		eff = mss && mss < m->gso_size ? mss : m->gso_size;
-		want = payload <= eff ? 1 : (int32_t)((payload + eff - 1) / eff);
+		want = payload <= eff ? 1 :
+					(int32_t)((payload + eff - 1) / eff);
 	} else {
 		want = 1;
 	}
@@ -443,6 +445,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		     n);
 	if (memcmp(before, m, bytes))
 		fail("segment changed its source");
+	for (uint32_t i = 0; r < 0 && i < n; i++) {
+		if (out[i]->data_off < fsize && data_of(out[i])[0] != FILL)
+			fail("failed segment (%d) wrote frame %u", r, i);
+	}
 	if (r > 0 && gso)
 		verify_gso(m, &o, eff, out, r, !!(flags & BT_GSO_OUT_PARTIAL));
 	else if (r > 0)
