@@ -69,7 +69,10 @@ int bt_csum_complete(struct bt_frame_meta *m);
 /*
  * Segments bt_gso_segment makes of super-frame m when each segment may
  * carry at most `mss` payload bytes (0: m->gso_size; the smaller of the
- * two is used). 1 for a frame without GSO. -EINVAL for bad metadata.
+ * two is used). 1 for a frame without GSO (whatever mss) and for one whose
+ * payload fits one segment. -EINVAL for bad metadata: whatever
+ * bt_offload_check refuses (the headers are parsed again; hdr_len is not
+ * trusted, so a frame need not have been through bt_offload_check).
  */
 int32_t bt_gso_count(const struct bt_frame_meta *m, uint32_t mss);
 
@@ -85,12 +88,19 @@ int32_t bt_gso_count(const struct bt_frame_meta *m, uint32_t mss);
  * segment is a complete packet: headers copied, IPv4 total length, id
  * (+1 per segment) and header checksum, IPv6 payload length, TCP sequence
  * numbers, flags (FIN/PSH only on the last, CWR only on the first), UDP
- * length; L4 checksum complete (or partial with BT_GSO_OUT_PARTIAL); no
- * GSO metadata left. len, tstamp_ns, mark and queue are set on each
- * segment (tstamp, mark, queue copied from m). m is not changed.
- * Returns the segments written, or -EINVAL (bad metadata), -ENOSPC (n
- * smaller than bt_gso_count, or a segment does not fit its frame); on error nothing in out
- * is meaningful but every out frame is still the caller's.
+ * length; L4 checksum complete (vnet_flags DATA_VALID; a UDP checksum
+ * of 0 is sent as 0xffff) or, with BT_GSO_OUT_PARTIAL, partial (NEEDS_CSUM,
+ * csum_start/csum_offset at the L4 checksum, which holds the folded
+ * pseudo-header sum); no GSO metadata left (gso_type, gso_size, hdr_len
+ * 0). len, tstamp_ns, mark, queue and vnet_len are set on each segment
+ * (all but len copied from m); magic, ref, state and data_off are not
+ * touched. A frame without GSO is copied into out[0] whole, its
+ * NEEDS_CSUM checksum completed unless BT_GSO_OUT_PARTIAL. m is not
+ * changed. Returns the segments written, or -EINVAL (bad metadata, a NULL
+ * out frame, or m among them), -ENOSPC (n smaller than bt_gso_count, or a
+ * segment does not fit its frame: data_off below the metadata or too
+ * little room); these are found before anything is written, so on error
+ * out is untouched and every out frame is still the caller's.
  */
 int32_t bt_gso_segment(const struct bt_frame_meta *m, uint32_t mss,
 		       struct bt_frame_meta *const *out, uint32_t n,

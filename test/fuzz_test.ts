@@ -1,13 +1,20 @@
 /**
- * Runs the libFuzzer harness (test/fuzz/fuzz_api.c, ASan + UBSan) for a
- * bounded time: 60 s by default (what CI runs), `BULKTAP_FUZZ_SECONDS=5` to
- * shorten it locally. Ignored, loudly, when clang or its libFuzzer runtime is
- * missing.
+ * Runs the libFuzzer harnesses (test/fuzz/fuzz_*.c, ASan + UBSan) for a
+ * bounded time in all: 60 s by default (what CI runs), `BULKTAP_FUZZ_SECONDS=5`
+ * to shorten it locally. Every harness must report executions. Ignored,
+ * loudly, when clang or its libFuzzer runtime is missing.
  */
 import assert from "assert";
 import { needs } from "./capability.ts";
 
 const RUN = new URL("./fuzz/run.sh", import.meta.url).pathname;
+const HARNESSES = ["fuzz_api", "fuzz_gso", "fuzz_gro"].filter((h) => {
+  try {
+    return Deno.statSync(new URL(`./fuzz/${h}.c`, import.meta.url)).isFile;
+  } catch {
+    return false;
+  }
+});
 const SECONDS = Number(Deno.env.get("BULKTAP_FUZZ_SECONDS") ?? "60");
 
 function haveLibFuzzer(): string | undefined {
@@ -35,7 +42,8 @@ const missing = needs(
 );
 
 Deno.test({
-  name: `fuzz: ${SECONDS} s of random API call sequences break no invariant (ASan, UBSan)`,
+  name:
+    `fuzz: ${SECONDS} s of random API call sequences and offload frames break no invariant (ASan, UBSan)`,
   ignore: missing,
   sanitizeResources: false,
   async fn() {
@@ -46,9 +54,13 @@ Deno.test({
       stderr: "piped",
     }).output();
     const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-    console.log(`  ${text.trim().split("\n").at(-1)}`);
+    for (const line of text.trim().split("\n").filter((l) => /^fuzz_\w+: /.test(l))) {
+      console.log(`  ${line}`);
+    }
     assert.ok(out.success, text);
-    const m = text.match(/fuzz_api: (\d+) executions/);
-    assert.ok(m && Number(m[1]) > 0, `no executions reported:\n${text}`);
+    for (const h of HARNESSES) {
+      const m = text.match(new RegExp(`${h}: (\\d+) executions`));
+      assert.ok(m && Number(m[1]) > 0, `${h}: no executions reported:\n${text}`);
+    }
   },
 });

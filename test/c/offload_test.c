@@ -85,10 +85,10 @@ static struct bt_frame_meta *meta_of(int32_t pool, uint32_t ref)
 {
 	uint8_t *base = bt_pool_base((uint32_t)pool);
 	uint64_t v[BT_PI_COUNT] = { 0 };
+	size_t idx = ref & BT_REF_INDEX_MASK;
 
 	bt_pool_info((uint32_t)pool, v, BT_PI_COUNT);
-	return (struct bt_frame_meta *)(base + (size_t)(ref & BT_REF_INDEX_MASK) *
-						       v[BT_PI_FRAME_SIZE]);
+	return (struct bt_frame_meta *)(base + idx * v[BT_PI_FRAME_SIZE]);
 }
 
 static uint8_t *data_of(const struct bt_frame_meta *m)
@@ -335,7 +335,7 @@ static int verify(const struct bt_frame_meta *m, const struct pkt *k,
 			CHECK(r16(d + l3 + 2) == s->len - l3,
 			      "seg %d: IPv4 total length %u", i,
 			      r16(d + l3 + 2));
-			CHECK(r16(d + l3 + 4) == ((k->id + (uint32_t)i) & 0xffff),
+			CHECK(r16(d + l3 + 4) == ((k->id + i) & 0xffffu),
 			      "seg %d: IPv4 id %u", i, r16(d + l3 + 4));
 			CHECK(fold(byte_sum(d + l3, l4 - l3, 0)) == 0xffff,
 			      "seg %d: IPv4 header checksum", i);
@@ -615,6 +615,32 @@ static void udp_checksum_of_zero_is_sent_as_ffff(void)
 	EXPECT(l4_sum_ok(s, fx.out[0]->len, l3, l4, 0, 17));
 }
 
+static void udp4_super_frame_without_checksum_gets_one_per_datagram(void)
+{
+	struct pkt k = { .udp = 1, .payload = 1000 * 3, .id = 5 };
+	struct bt_frame_meta *m = super_frame(&k, 1000);
+
+	m->vnet_flags = 0; /* the sender left the UDP checksum 0: none */
+	w16(data_of(m) + l4_of(&k) + 6, 0);
+	EXPECT_EQ(bt_offload_check(m), BT_OFF_OK);
+	EXPECT_EQ(out_frames(3, FRAME_SIZE), 0);
+	EXPECT_EQ(bt_gso_segment(m, 0, fx.out, 3, FRAME_SIZE, 0), 3);
+	EXPECT_EQ(verify(m, &k, 1000, fx.out, 3, 0), 0);
+}
+
+static void tcp_ecn_super_frame_is_segmented(void)
+{
+	struct pkt k = { .v6 = 1, .payload = 1000 * 2, .tcpflags = 0x90,
+			 .seq = 1 };
+	struct bt_frame_meta *m = super_frame(&k, 1000);
+
+	m->gso_type |= BT_GSO_ECN;
+	EXPECT_EQ(bt_offload_check(m), BT_OFF_OK);
+	EXPECT_EQ(out_frames(2, FRAME_SIZE), 0);
+	EXPECT_EQ(bt_gso_segment(m, 0, fx.out, 2, FRAME_SIZE, 0), 2);
+	EXPECT_EQ(verify(m, &k, 1000, fx.out, 2, 0), 0);
+}
+
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */
 
@@ -635,6 +661,8 @@ static void segment_fails_enospc_when_a_segment_does_not_fit(void)
 	/* 1024-byte frames: 896 bytes of room, a segment needs 1502. */
 	EXPECT_EQ(out_frames(3, 1024), 0);
 	EXPECT_EQ(bt_gso_segment(m, 0, fx.out, 3, 1024, 0), -ENOSPC);
+	for (int i = 0; i < 3; i++) /* found before writing anything */
+		EXPECT(data_of(fx.out[i])[0] == 0xee && fx.out[i]->len == 0);
 	/* ... but with the cap at 800 bytes they fit. */
 	EXPECT_EQ(bt_gso_count(m, 800), 6);
 	bt_pool_put((uint32_t)fx.pool, fx.refs, fx.nout, NULL, 0);
@@ -968,6 +996,8 @@ static const struct {
 	T(source_frame_is_not_changed),
 	T(frame_without_gso_is_copied_with_checksum_completed),
 	T(udp_checksum_of_zero_is_sent_as_ffff),
+	T(udp4_super_frame_without_checksum_gets_one_per_datagram),
+	T(tcp_ecn_super_frame_is_segmented),
 	T(segment_fails_enospc_when_out_is_too_short),
 	T(segment_fails_enospc_when_a_segment_does_not_fit),
 	T(segment_fails_enospc_when_data_off_leaves_no_room),

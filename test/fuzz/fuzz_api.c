@@ -422,8 +422,8 @@ static void op_pool_create(struct in *in)
 	}
 	int valid = headroom >= sizeof(struct bt_frame_meta) && nframes &&
 		    nframes <= BT_REF_INDEX_MASK + 1u && fsize >= 128 &&
-		    fsize <= BT_MAX_FRAME_SIZE && fsize % 64 == 0 && headroom <= 65535 &&
-		    headroom + 64 <= fsize;
+		    fsize <= BT_MAX_FRAME_SIZE && fsize % 64 == 0 &&
+		    headroom <= 65535 && headroom + 64 <= fsize;
 	for (int i = 0; i < MAXP; i++)
 		if (!pools[i].open) {
 			slot = i;
