@@ -383,6 +383,12 @@ BT_API int32_t bt_tap_rx_wait_cancellable(uint32_t dev, uint32_t queue,
 BT_API int32_t bt_tap_stats(uint32_t dev, uint64_t *out, uint32_t n);
 BT_API int32_t bt_forward_start(uint32_t src, uint32_t dst, uint32_t bulk,
 				uint32_t mode);
+/* Forward both ways between TAPs a and b: thread i reads queue i of each
+ * into the other (one wake-up per request and answer). Stopped by
+ * bt_forward_stop on either, or either's close. -EBUSY if either already
+ * forwards or is read, -EINVAL for a == b. */
+BT_API int32_t bt_forward_pair_start(uint32_t a, uint32_t b, uint32_t bulk,
+				     uint32_t mode);
 BT_API int32_t bt_forward_stop(uint32_t src);
 
 /*

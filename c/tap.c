@@ -74,6 +74,7 @@ static void tap_stop(struct bt_dev *d)
 	eventfd_write(t->stop_efd, 1);
 	for (uint32_t i = 0; i < t->nqueues; i++)
 		bt_queue_ring(&d->queues[i]);
+	tap_fwd_stop_pair(t);
 	pthread_mutex_lock(&t->fwd_lock);
 	tap_fwd_join(t);
 	pthread_mutex_unlock(&t->fwd_lock);

@@ -134,6 +134,8 @@ struct tap {
 	uint32_t fwd_bulk;
 	uint32_t fwd_mode; /* BT_FWD_* mode and flags */
 	int forwarding;
+	struct fwd_pair *pair; /* forwarding both ways with another TAP
+				* (forward.c; under its pair lock) */
 	char name[IFNAMSIZ];
 	struct tap_queue q[];
 };
@@ -243,7 +245,9 @@ uint32_t tap_write(struct tap_queue *q, struct tap_wctx *w,
 /* tap_rx.c */
 int32_t tap_rx_batch(struct tap_queue *q, uint32_t *refs, uint32_t n,
 		     int *noframe);
-/* forward.c */
+/* forward.c: stop t's one-way forwarder (caller holds t->fwd_lock), and
+ * the two-way pair t is in (caller holds no fwd_lock). */
 void tap_fwd_join(struct tap *t);
+void tap_fwd_stop_pair(struct tap *t);
 
 #endif /* BT_TAP_INTERNAL_H */

@@ -892,6 +892,40 @@ export class TapDevice extends Device {
    * ```
    */
   forwardTo(target: Device, options: ForwardOptions = {}): void {
+    this.#startForwarding(target, options, false);
+  }
+
+  /**
+   * Forward both ways between this TAP and `other` in C: thread i reads
+   * queue i of each and writes what it read into the other, so a request
+   * and its answer (a ping, a TCP segment and its ACK) cost one wake-up,
+   * not two. `stopForwarding()` on either stops both directions. Throws
+   * `EBUSY` if either already forwards or is being read.
+   *
+   * @example
+   * ```ts ignore
+   * import { TapDevice } from "./mod.ts";
+   * using a = new TapDevice({ name: "btA" });
+   * using b = new TapDevice({ name: "btB" });
+   * a.forwardBoth(b);
+   * await a.stopForwarding();
+   * ```
+   */
+  forwardBoth(other: TapDevice, options: ForwardOptions = {}): void {
+    if (!(other instanceof TapDevice)) {
+      throw new BulktapError(
+        "EINVAL",
+        `forwardBoth(${show(other)}): the other end is no TapDevice`,
+      );
+    }
+    if (other === this) {
+      throw new BulktapError("EINVAL", `forwardBoth: ${this.name} cannot forward to itself`);
+    }
+    this.#startForwarding(other, options, true);
+    other.#forwarding = true;
+  }
+
+  #startForwarding(target: Device, options: ForwardOptions, both: boolean): void {
     this.assertOpen();
     target.assertOpen();
     const bulk = intIn(options.bulk ?? 64, 1, 256, "bulk");
@@ -902,11 +936,14 @@ export class TapDevice extends Device {
     const flags = (mode === "bulk" ? abi.BT_FWD_BULK : abi.BT_FWD_SINGLE) |
       (options.viaRing ? abi.BT_FWD_VIA_RING : 0) |
       (options.gro === false ? abi.BT_FWD_NO_GRO : 0);
-    const r = library().bt_forward_start(this.handle, target.handle, bulk, flags);
+    const r = both
+      ? library().bt_forward_pair_start(this.handle, target.handle, bulk, flags)
+      : library().bt_forward_start(this.handle, target.handle, bulk, flags);
     if (r < 0) {
       const code = codeForErrno(r);
       if (code === "EBUSY") {
-        throw new BulktapError("EBUSY", `${this.name} already forwards or is being read`, r);
+        const who = both ? `${this.name} or ${(target as TapDevice).name}` : this.name;
+        throw new BulktapError("EBUSY", `${who} already forwards or is being read`, r);
       }
       if (fdLostDevice(code)) throw this.#rxError(r, 0);
       checkErrno(r, `forwarding ${this.name}`);

@@ -113,6 +113,7 @@ export const symbols = {
   },
   bt_tap_stats: { parameters: ["u32", "buffer", "u32"], result: "i32" },
   bt_forward_start: { parameters: ["u32", "u32", "u32", "u32"], result: "i32" },
+  bt_forward_pair_start: { parameters: ["u32", "u32", "u32", "u32"], result: "i32" },
   // Joins the forwarder threads: may wait for a batch in flight.
   bt_forward_stop_async: {
     name: "bt_forward_stop",

@@ -389,8 +389,7 @@ async function run(o: RunOptions): Promise<number> {
       program = await startProgram(a, b, o.program, o.programName!, o.cpus, bulk);
     } else {
       const fo = { bulk: o.bulk, mode: o.mode, gro: o.gro, viaRing: o.viaRing };
-      a.forwardTo(b, fo);
-      b.forwardTo(a, fo);
+      a.forwardBoth(b, fo);
     }
     t0 = performance.now();
     const sa = a.stats();
