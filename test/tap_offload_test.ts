@@ -26,6 +26,9 @@ function plumb(a: string, b: string, nsA: string, nsB: string, mtu?: number): vo
     must(`ip netns exec ${ns} sysctl -qw net.ipv6.conf.default.disable_ipv6=1`);
   }
   must(`ip link set ${a} netns ${nsA} && ip link set ${b} netns ${nsB}`);
+  // A moved device keeps its own IPv6 setting: turn it off there too.
+  must(`ip netns exec ${nsA} sysctl -qw net.ipv6.conf.${a}.disable_ipv6=1`);
+  must(`ip netns exec ${nsB} sysctl -qw net.ipv6.conf.${b}.disable_ipv6=1`);
   if (mtu) {
     must(`ip -n ${nsA} link set ${a} mtu ${mtu} && ip -n ${nsB} link set ${b} mtu ${mtu}`);
   }
