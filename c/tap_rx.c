@@ -220,7 +220,10 @@ static uint32_t rx_uring(struct tap_queue *q, uint32_t *refs, uint32_t n,
 	if (got == want)
 		q->rx_hint = want * 2 < TAP_MAX_BATCH ? want * 2 : TAP_MAX_BATCH;
 	else
-		q->rx_hint = got * 2 > 4 ? got * 2 : 4;
+		/* Nothing more came: next time probe with one readv first
+		 * (a lone packet, a ping, then costs no batch of reads that
+		 * all come back empty). */
+		q->rx_hint = !got ? 1 : got * 2 > 4 ? got * 2 : 4;
 	return got;
 }
 #endif
@@ -248,8 +251,17 @@ int32_t tap_rx_batch(struct tap_queue *q, uint32_t *refs, uint32_t n,
 	 * the rest of the batch is one submit. */
 	if (atomic_load_explicit(&q->rx_uring, memory_order_relaxed)) {
 		got = rx_read(q, refs, 1, noframe, &bytes, &err);
-		if (got == 1 && n > 1 && !err)
-			got += rx_uring(q, refs + 1, n - 1, &bytes, &err);
+		if (got != 1 || n == 1 || err)
+			return rx_done(q, got, bytes, err);
+		if (q->rx_hint <= 1) {
+			/* Probing: only a second frame says a batch is
+			 * coming. */
+			got += rx_read(q, refs + 1, 1, noframe, &bytes, &err);
+			if (got == 1 || n == 2 || err)
+				return rx_done(q, got, bytes, err);
+			q->rx_hint = 4;
+		}
+		got += rx_uring(q, refs + got, n - got, &bytes, &err);
 		return rx_done(q, got, bytes, err);
 	}
 #endif
