@@ -4,7 +4,7 @@
  * frame goes home.
  */
 import assert from "assert";
-import { BulktapError, FramePool, TapDevice } from "../dataplane/mod.ts";
+import { type BulktapError, FramePool, TapDevice } from "../dataplane/mod.ts";
 import { tapTest, tryRun, uid } from "./tap_helpers.ts";
 
 function pair(id: string, pool: FramePool, queues = [2, 2]): [TapDevice, TapDevice] {
