@@ -122,8 +122,11 @@ Deno.test(
   accounted(() =>
     withDevice({}, ({ pool, dev, frames }) => {
       const refs = frames(4);
-      for (const flags of [2, 0x80000000, 0xffffffff, 3]) {
-        typed(lib.bt_xmit(dev.handle, refs, 4, 4, flags, 0), "EINVAL", `flags ${flags}`);
+      // BT_XMIT_KEEP (2) is a flag of xmit, not of copies: copies are never the caller's.
+      for (const flags of [4, 0x80000000, 0xffffffff, 5, 2, 3]) {
+        if (flags & ~3) {
+          typed(lib.bt_xmit(dev.handle, refs, 4, 4, flags, 0), "EINVAL", `flags ${flags}`);
+        }
         typed(
           lib.bt_xmit_copy(dev.handle, new Uint8Array(4), 4, Uint32Array.of(4), 1, 1, flags, 0),
           "EINVAL",

@@ -1,6 +1,7 @@
 import assert from "assert";
 import { Batch, Device, FramePool, MAX_BULK } from "../mod.ts";
 import { library } from "../ffi/lib.ts";
+import { BT_XMIT_FLUSH, BT_XMIT_KEEP } from "../ffi/abi.ts";
 import { needs } from "./capability.ts";
 import { accounted, assertCode, withDevice } from "./helpers.ts";
 import { allowedCpus, pinnedTo } from "./thread_affinity.ts";
@@ -33,6 +34,30 @@ Deno.test(
       const batch = new Batch(16);
       dev.queue(0).poll(batch);
       assert.deepEqual([...batch.refs.subarray(0, batch.count)], [...refs.subarray(0, 8)]);
+      batch.release();
+      assert.equal(pool.stats().free, pool.frames);
+    })
+  ),
+);
+
+Deno.test(
+  "xmit: with BT_XMIT_KEEP a full ring accepts a prefix and the rest stay the caller's, not dropped",
+  accounted(() =>
+    withDevice({ device: { ringSize: 8 } }, ({ pool, dev, frames }) => {
+      const refs = frames(12);
+      const keep = BT_XMIT_KEEP | BT_XMIT_FLUSH;
+      assert.equal(library().bt_xmit(dev.handle, refs, refs.length, 12, keep, 0), 8);
+      const s = dev.stats();
+      assert.equal(s.txDropped, 0, "nothing dropped");
+      assert.equal(s.queued, 8);
+      assert.equal(pool.stats().held, 4, "the 4 that did not fit are still held");
+      const batch = new Batch(16);
+      dev.queue(0).poll(batch);
+      batch.release();
+      // Room again: the kept ones go now.
+      assert.equal(library().bt_xmit(dev.handle, refs.subarray(8), 4, 4, keep, 0), 4);
+      dev.queue(0).poll(batch);
+      assert.deepEqual([...batch.refs.subarray(0, batch.count)], [...refs.subarray(8)]);
       batch.release();
       assert.equal(pool.stats().free, pool.frames);
     })
