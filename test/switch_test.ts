@@ -4,6 +4,8 @@
  */
 import assert from "assert";
 import { must, Proc, tapTest, tool, tryRun, uid } from "./tap_helpers.ts";
+import { L2Switch } from "../mod.ts";
+import { SwitchShared } from "../dataplane/cli/switch_program.ts";
 
 const MOD = new URL("../mod.ts", import.meta.url).pathname;
 
@@ -245,12 +247,13 @@ Deno.test({
 });
 
 Deno.test({
-  name: "switch --fdb: the table at exit, one line per MAC with its port and age",
+  name:
+    "switch --fdb --cpus 2 --queues 2: the table at exit (both Workers' merged), one line per MAC with its port and age",
   ...tapTest,
   async fn() {
     let macs: string[] = [];
     let taps: string[] = [];
-    const lines = await withSwitch(["--fdb"], async (net) => {
+    const lines = await withSwitch(["--fdb", "--cpus", "2", "--queues", "2"], async (net) => {
       ({ macs, taps } = net);
       staticNeighbours(net);
       await ping(net.ns[0], net.ips[1], 2);
@@ -288,4 +291,21 @@ Deno.test("switch: usage errors exit 2 naming the flag", async () => {
     assert.match(p.errLines.join("\n"), want);
     assert.match(p.errLines.join("\n"), /mod\.ts switch --help/);
   }
+});
+
+Deno.test("switch: each Worker's table in shared memory; the merged table keeps the newest sighting, drops the aged", () => {
+  const shared = new SwitchShared(2, 1e9, 16);
+  const [t0, t1] = shared.options.tables;
+  const w0 = new L2Switch({ capacity: 16, ageNs: 1e9, memory: t0 });
+  const w1 = new L2Switch({ capacity: 16, ageNs: 1e9, memory: t1 });
+  w0.learn(0x020000000001, 0, 100);
+  w1.learn(0x020000000001, 2, 200); // moved: Worker 1 saw it later, on port 2
+  w1.learn(0x020000000002, 1, 150);
+  w0.learn(0x020000000003, 1, 10); // last seen 1 s + 90 ns before "now": aged
+  assert.deepEqual(L2Switch.entries(t0).map((e) => e.mac).sort(), [0x020000000001, 0x020000000003]);
+  assert.deepEqual(shared.fdb(1e9 + 100), [
+    { mac: 0x020000000001, port: 2, seenNs: 200 },
+    { mac: 0x020000000002, port: 1, seenNs: 150 },
+  ]);
+  assert.throws(() => new L2Switch({ capacity: 16, memory: new ArrayBuffer(100) }), /tableBytes/);
 });
