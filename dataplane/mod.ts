@@ -69,6 +69,7 @@ export {
   drop,
   forward,
   L2Switch,
+  type L2SwitchEntry,
   type L2SwitchOptions,
   pair,
   programFromSpec,

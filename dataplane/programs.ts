@@ -96,6 +96,22 @@ export interface L2SwitchOptions {
   capacity?: number;
   /** An entry not refreshed for this long is forgotten (default 300 s, as bridges do). */
   ageNs?: number;
+  /**
+   * Memory for the table, {@linkcode L2Switch.tableBytes}`(capacity)` bytes
+   * (e.g. a `SharedArrayBuffer`, so another thread can read what was
+   * learned with {@linkcode L2Switch.entries}); default: its own.
+   */
+  memory?: ArrayBufferLike;
+}
+
+/** One learned MAC, as {@linkcode L2Switch.entries} gives it. */
+export interface L2SwitchEntry {
+  /** The address, as a 48-bit number. */
+  mac: number;
+  /** The port (device-map index) it was last seen on. */
+  port: number;
+  /** When it was last seen (the batch's `nowNs`, CLOCK_MONOTONIC ns). */
+  seenNs: number;
 }
 
 /**
@@ -131,15 +147,66 @@ export class L2Switch {
     if (!Number.isInteger(want) || want < 2 || want > 1 << 24) {
       throw new BulktapError("EINVAL", `l2switch capacity ${want} is not in 2..16777216`);
     }
-    let cap = 2;
-    while (cap < want * 2) cap *= 2; // at most half full: short probes
+    const cap = L2Switch.#slots(want);
     this.ageNs = options.ageNs ?? 300e9;
     if (!(this.ageNs > 0)) throw new BulktapError("EINVAL", `ageNs ${this.ageNs} is not positive`);
-    this.#macs = new Float64Array(cap).fill(-1);
-    this.#ports = new Int32Array(cap);
-    this.#seen = new Float64Array(cap);
+    const mem = options.memory ?? new ArrayBuffer(cap * 20);
+    if (mem.byteLength !== cap * 20) {
+      throw new BulktapError(
+        "EINVAL",
+        `l2switch memory is ${mem.byteLength} bytes, not tableBytes(${want}) = ${cap * 20}`,
+      );
+    }
+    // Layout: MACs, last-seen times (f64 each), then ports (i32).
+    this.#macs = new Float64Array(mem, 0, cap).fill(-1);
+    this.#seen = new Float64Array(mem, cap * 8, cap).fill(0);
+    this.#ports = new Int32Array(mem, cap * 16, cap).fill(0);
     this.#mask = cap - 1;
     this.program = (batch) => this.#run(batch);
+  }
+
+  static #slots(want: number): number {
+    let cap = 2;
+    while (cap < want * 2) cap *= 2; // at most half full: short probes
+    return cap;
+  }
+
+  /**
+   * Bytes of the table of a switch with `capacity` entries (the size of
+   * {@linkcode L2SwitchOptions.memory}).
+   */
+  static tableBytes(capacity = 4096): number {
+    if (!Number.isInteger(capacity) || capacity < 2 || capacity > 1 << 24) {
+      throw new BulktapError("EINVAL", `l2switch capacity ${capacity} is not in 2..16777216`);
+    }
+    return L2Switch.#slots(capacity) * 20;
+  }
+
+  /**
+   * Every entry in a table's memory (given as
+   * {@linkcode L2SwitchOptions.memory}), aged ones included: the caller
+   * decides what is too old. Read while the switch runs, an entry may be
+   * half updated; read after it stopped, the table is exact.
+   *
+   * @example
+   * ```ts
+   * import { L2Switch } from "./mod.ts";
+   * const memory = new ArrayBuffer(L2Switch.tableBytes(16));
+   * const sw = new L2Switch({ capacity: 16, memory });
+   * sw.learn(0x020000000001, 1, 5);
+   * console.log(L2Switch.entries(memory)); // [{ mac: 2199023255553, port: 1, seenNs: 5 }]
+   * ```
+   */
+  static entries(memory: ArrayBufferLike): L2SwitchEntry[] {
+    const cap = memory.byteLength / 20;
+    const macs = new Float64Array(memory, 0, cap);
+    const seen = new Float64Array(memory, cap * 8, cap);
+    const ports = new Int32Array(memory, cap * 16, cap);
+    const out: L2SwitchEntry[] = [];
+    for (let s = 0; s < cap; s++) {
+      if (macs[s] >= 0) out.push({ mac: macs[s], port: ports[s], seenNs: seen[s] });
+    }
+    return out;
   }
 
   /** Entries in the table (aged entries count until overwritten or looked up). */

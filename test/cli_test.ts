@@ -116,7 +116,7 @@ Deno.test("cli: bad values exit 2 naming the flag and the value", async () => {
 });
 
 Deno.test("cli: every command words a bad flag the same and points at its own --help", async () => {
-  for (const cmd of [[], ["bench"], ["forward"]]) {
+  for (const cmd of [[], ["bench"], ["forward"], ["switch"]]) {
     const r = await run(...cmd, "--frobnicate");
     const name = cmd.length ? ` ${cmd[0]}` : "";
     assert.equal(r.code, 2, r.stderr);

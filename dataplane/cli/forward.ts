@@ -9,22 +9,20 @@
  */
 import { intFlag, parseFlags, reportUsage, UsageError } from "./flags.ts";
 import { BulktapError } from "../errors.ts";
-import { FramePool } from "../pool.ts";
-import {
-  TAP_MAX_MTU,
-  TAP_OFFLOADS,
-  TapDevice,
-  tapFrameSize,
-  tapHasVnetHdr,
-  tapNameProblem,
-  type TapOffload,
-  type TapStats,
-} from "../tap.ts";
+import { TAP_MAX_MTU, TAP_OFFLOADS, TapDevice, tapNameProblem, type TapOffload } from "../tap.ts";
 import type { ProgramSpec } from "../program.ts";
 import { type ProgramCounts, programSpec, startProgram } from "./forward_program.ts";
+import {
+  countsLine as line,
+  deviceCounts as counts,
+  type ForwardCounts,
+  portPool,
+  stopSignal,
+  type VnetSize,
+  vnetSizes,
+} from "./tap_ports.ts";
 
-/** Bytes before each frame's data (metadata, vnet header, pushed headers). */
-const HEADROOM = 256;
+export type { ForwardCounts };
 
 /** What `--offloads` asks the kernel for. */
 const OFFLOAD_SETS: Record<string, readonly TapOffload[]> = {
@@ -72,47 +70,6 @@ flags:
   --help               this text
 `;
 
-/** Final counts of one device, as printed. */
-export interface ForwardCounts {
-  /** Interface name. */
-  name: string;
-  /** Frames read from the kernel (the kernel's TX packets on this TAP). */
-  rx: number;
-  /** Frames written into the kernel (the kernel's RX packets on this TAP). */
-  tx: number;
-  /** Frames meant for this device that were not written: full ring or failed write. */
-  dropped: number;
-  /** Frames read here and handed to the other device. */
-  forwarded: number;
-  /** Offloads the kernel accepted for this TAP. */
-  offloads: TapOffload[];
-  /** Super-frames read from the kernel. */
-  rxSuper: number;
-  /** Super-frames written into the kernel. */
-  txSuper: number;
-  /** Super-frames coalesced (GRO) into this TAP, and the frames they were made of. */
-  gro: { frames: number; segments: number };
-  /** Super-frames segmented (GSO) for this TAP, and the segments they became. */
-  gso: { frames: number; segments: number };
-  /** Partial checksums completed for this TAP. */
-  checksumsCompleted: number;
-  /** Why frames were dropped (the sum is `dropped`). */
-  drops: {
-    /** A full ring (with --via-ring or a program: the ring path). */
-    ringFull: number;
-    /** Writes the kernel refused. */
-    writeFailed: number;
-    /** Frames that could not be made fit for this TAP (segmentation failed). */
-    offload: number;
-    /** Frames read here with a vnet header the library refused. */
-    badVnetHeader: number;
-    /** Packets too big for a frame, read here. */
-    truncated: number;
-  };
-  /** Times the forwarder reading this TAP waited for room instead of dropping. */
-  backpressureWaits: number;
-}
-
 function mtuFlag(raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
   const mtu = intFlag("mtu", raw, 0, 68, 65535);
@@ -144,66 +101,6 @@ function offloadsFlag(
     throw new UsageError(`--offloads=${raw} needs the virtio-net header (drop --no-vnet-hdr)`);
   }
   return [a, b];
-}
-
-/**
- * Each device's vnet header size. Asked for (`--vnet-hdr*`, `--no-vnet-hdr`,
- * `--offloads`): that, on both. By default 12, except on a device that
- * already exists without one (the flag is fixed at creation): 0 there,
- * with a note saying what it costs.
- */
-function vnetSizes(
-  names: [string, string],
-  asked: 0 | 10 | 12 | undefined,
-): { vnet: [0 | 10 | 12, 0 | 10 | 12]; notes: string[] } {
-  if (asked !== undefined) return { vnet: [asked, asked], notes: [] };
-  const notes: string[] = [];
-  const vnet = names.map((n) => {
-    if (tapHasVnetHdr(n) !== false) return 12 as const;
-    notes.push(
-      `${n} exists without a virtio-net header (vnet_hdr): no offloads on it; recreate it ` +
-        `(\`ip link del ${n}\`, or let forward create it) for super-frames`,
-    );
-    return 0 as const;
-  }) as [0 | 12, 0 | 12];
-  return { vnet, notes };
-}
-
-function counts(dev: TapDevice): ForwardCounts {
-  const s: TapStats = dev.statsUnchecked();
-  const drops = {
-    ringFull: s.txDropped,
-    writeFailed: s.writeErrors,
-    offload: s.offloadDropped,
-    badVnetHeader: s.receiveBadVnet,
-    truncated: s.receiveTruncated,
-  };
-  return {
-    name: dev.name,
-    rx: s.received,
-    tx: s.written,
-    dropped: Object.values(drops).reduce((x, y) => x + y, 0),
-    forwarded: s.forwarded,
-    offloads: dev.closed ? [] : dev.offloads,
-    rxSuper: s.receivedSuper,
-    txSuper: s.writtenSuper,
-    gro: { frames: s.groFrames, segments: s.groSegments },
-    gso: { frames: s.gsoFrames, segments: s.gsoSegments },
-    checksumsCompleted: s.checksumsCompleted,
-    drops,
-    backpressureWaits: s.forwardWaits,
-  };
-}
-
-function line(c: ForwardCounts): string {
-  const why = Object.entries(c.drops).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`);
-  return `${c.name}: rx ${c.rx} tx ${c.tx} dropped ${c.dropped}` +
-    (why.length ? ` (${why.join(", ")})` : "") +
-    (c.rxSuper || c.txSuper ? `; super-frames rx ${c.rxSuper} tx ${c.txSuper}` : "") +
-    (c.gro.frames ? `; gro ${c.gro.segments} -> ${c.gro.frames}` : "") +
-    (c.gso.frames ? `; gso ${c.gso.frames} -> ${c.gso.segments}` : "") +
-    (c.checksumsCompleted ? `; checksums completed ${c.checksumsCompleted}` : "") +
-    (c.backpressureWaits ? `; backpressure waits ${c.backpressureWaits}` : "");
 }
 
 /**
@@ -284,7 +181,9 @@ export async function forwardMain(args: string[]): Promise<number> {
       : size === "12" || values["vnet-hdr"] || values.offloads !== undefined
       ? 12 as const
       : undefined;
-    const { vnet, notes } = vnetSizes([positionals[0], positionals[1]], asked);
+    const sizes = vnetSizes([positionals[0], positionals[1]], asked);
+    const vnet = sizes.vnet as [VnetSize, VnetSize];
+    const notes = sizes.notes;
     const [offA, offB] = offloadsFlag(values.offloads, vnet);
     opts = {
       a: positionals[0],
@@ -332,7 +231,7 @@ interface RunOptions {
   mtu?: number;
   mode: "bulk" | "single";
   io: "uring" | "write";
-  vnet: [0 | 10 | 12, 0 | 10 | 12];
+  vnet: [VnetSize, VnetSize];
   notes: string[];
   offA: TapOffload[];
   offB: TapOffload[];
@@ -346,17 +245,10 @@ interface RunOptions {
 }
 
 async function run(o: RunOptions): Promise<number> {
-  // With a vnet header a frame may be a 64 KiB super-frame (offloads, or
-  // GRO): frames that hold one, and fewer of them. Enough for every ring
-  // of both devices plus batches (and their segments) in flight; frames
-  // are touched only when used.
   const superFrames = o.vnet[0] > 0 || o.vnet[1] > 0;
-  const ringSize = superFrames ? 256 : 1024;
-  using pool = new FramePool({
-    frames: 2 * o.queues * (ringSize + 2 * o.bulk + 256) + 1024,
-    frameSize: tapFrameSize({ mtu: o.mtu, superFrames, headroom: HEADROOM }),
-    headroom: HEADROOM,
-  });
+  const made = portPool(2, o.queues, o.bulk, superFrames, o.mtu);
+  using pool = made.pool;
+  const ringSize = made.ringSize;
   const common = {
     queues: o.queues,
     pool,
@@ -368,16 +260,8 @@ async function run(o: RunOptions): Promise<number> {
   using a = new TapDevice({ ...common, name: o.a, vnetHdr: o.vnet[0], offloads: o.offA });
   using b = new TapDevice({ ...common, name: o.b, vnetHdr: o.vnet[1], offloads: o.offB });
   for (const n of o.notes) console.error(`bulktap forward: note: ${n}`);
-  // Listen before saying "ready": a signal right after it must stop the
-  // run and print the counts, not kill the process.
   let failed: BulktapError | undefined;
-  let resolveStop!: (why: string) => void;
-  const stopped = new Promise<string>((resolve) => (resolveStop = resolve));
-  const handlers = (["SIGINT", "SIGTERM"] as const).map((sig) => {
-    const h = () => resolveStop(sig);
-    Deno.addSignalListener(sig, h);
-    return [sig, h] as const;
-  });
+  const signal = stopSignal();
   let why: string;
   let t0: number;
   let program: Awaited<ReturnType<typeof startProgram>> | undefined;
@@ -407,7 +291,7 @@ async function run(o: RunOptions): Promise<number> {
     // A deleted device ends the run with its error.
     const watch = setInterval(() => {
       failed = a.error ?? b.error;
-      if (failed) resolveStop("error");
+      if (failed) signal.stop("error");
     }, 200);
     const tick = o.statsInterval > 0
       ? setInterval(() => {
@@ -415,11 +299,11 @@ async function run(o: RunOptions): Promise<number> {
         console.error(`[${secs} s] ${line(counts(a))}; ${line(counts(b))}`);
       }, o.statsInterval * 1000)
       : undefined;
-    why = await stopped;
+    why = await signal.stopped;
     clearInterval(watch);
     if (tick !== undefined) clearInterval(tick);
   } finally {
-    for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
+    signal.remove();
     if (program) pc = await program.stop();
   }
   await a.stopForwarding();

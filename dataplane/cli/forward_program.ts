@@ -11,8 +11,9 @@
  */
 import { UsageError } from "./flags.ts";
 import type { ProgramSpec } from "../program.ts";
-import { Scheduler, type SchedulerReport } from "../scheduler.ts";
+import type { SchedulerReport } from "../scheduler.ts";
 import type { TapDevice } from "../tap.ts";
+import { startPortProgram } from "./tap_ports.ts";
 
 /** The ready programs `--program` takes by name, for two ports. */
 export const FORWARD_PROGRAMS = ["forward", "drop", "reflect", "l2switch"] as const;
@@ -97,23 +98,7 @@ export async function startProgram(
   cpus: number,
   bulk: number,
 ): Promise<RunningProgram> {
-  const sched = new Scheduler({
-    cpus,
-    sources: [a, b].flatMap((tap, port) =>
-      Array.from({ length: tap.queues }, (_, q) => ({
-        kind: "tap",
-        device: tap.handle,
-        queue: q,
-        ingress: port,
-        cpu: q % cpus,
-      }))
-    ),
-    program: spec,
-    targets: [a, b],
-    bulk: Math.min(bulk, 256),
-    latency: false,
-  });
-  await sched.start();
+  const sched = await startPortProgram([a, b], spec, cpus, bulk);
   return {
     async stop(): Promise<ProgramCounts> {
       const report: SchedulerReport = await sched.close();

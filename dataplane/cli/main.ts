@@ -16,6 +16,7 @@
  */
 export async function main(args: string[]): Promise<number> {
   if (args[0] === "forward") return await (await import("./forward.ts")).forwardMain(args.slice(1));
+  if (args[0] === "switch") return await (await import("./switch.ts")).switchMain(args.slice(1));
   if (args[0] === "bench") {
     const { benchMain } = await import("../../bench/main.ts");
     return await benchMain(args.slice(1));

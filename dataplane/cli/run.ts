@@ -30,6 +30,7 @@ usage:
   deno run -A mod.ts [flags]         generator -> forward -> in-memory device, readers per queue
   deno run -A mod.ts bench [flags]   benchmarks: bulk beside single, peers, report
   deno run -A mod.ts forward A B     forward between TAP devices A and B (forward --help)
+  deno run -A mod.ts switch A B ...  a learning L2 switch over TAP devices (switch --help)
 
 flags:
   --mode bulk|single   bulk: stage 16 frames per target per xmit (default);
