@@ -336,6 +336,8 @@ enum bt_tap_stat {
 	BT_TS_FWD_WAITS, /* times a forwarder waited for room in its
 			  * target (backpressure) instead of dropping */
 	BT_TS_TX_SUPER, /* super-frames written (the kernel segments) */
+	BT_TS_TX_LAST_ERRNO, /* errno of the last failed write (0: none;
+			      * a short write counts as EIO) */
 	BT_TS_COUNT
 };
 

@@ -103,6 +103,7 @@ struct tap_queue {
 	_Atomic uint64_t gro_segments;
 	_Atomic uint64_t csum_done;
 	_Atomic uint64_t offload_dropped;
+	_Atomic int32_t tx_last_errno;
 	/* Receive side, written by the queue's single receiver. */
 	alignas(BT_CACHE_LINE) _Atomic uint64_t rx_packets;
 	_Atomic uint64_t rx_bytes;

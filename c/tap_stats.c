@@ -46,6 +46,9 @@ int32_t bt_tap_stats(uint32_t h, uint64_t *out, uint32_t n)
 		v[BT_TS_OFFLOAD_DROPPED] += atomic_load(&q->offload_dropped);
 		v[BT_TS_FWD_WAITS] += atomic_load(&q->fwd_waits);
 		v[BT_TS_TX_SUPER] += atomic_load(&q->tx_super);
+		if (atomic_load(&q->tx_last_errno))
+			v[BT_TS_TX_LAST_ERRNO] =
+				(uint64_t)atomic_load(&q->tx_last_errno);
 		v[BT_TS_RX_URING_QUEUES] += (uint64_t)atomic_load(&q->rx_uring);
 	}
 	v[BT_TS_ERROR] = (uint64_t)-atomic_load(&t->error);

@@ -152,6 +152,8 @@ static void tx_result(struct tap_queue *q, const struct tx_slot *s, ssize_t r,
 		return;
 	}
 	c->errors++;
+	atomic_store_explicit(&q->tx_last_errno, r < 0 ? (int32_t)-r : EIO,
+			      memory_order_relaxed);
 	if (r < 0 && fatal_fd_error((int)-r))
 		tap_fail(q->t, (int)-r);
 }

@@ -171,6 +171,8 @@ export interface TapStats extends DeviceStats {
   offloadDropped: number;
   /** Times a forwarder reading this TAP waited for room in its target instead of dropping. */
   forwardWaits: number;
+  /** The error code of the last failed write (`writeErrors`), or "" if none failed. */
+  lastWriteError: string;
 }
 
 /** Where each counted statistic sits in `bt_tap_stats`' output (enum bt_tap_stat, from the header). */
@@ -1038,6 +1040,8 @@ export class TapDevice extends Device {
     s.stranded = Number(out[TS_STRANDED]);
     s.ioUringWriters = Number(out[TS_TX_URING_QUEUES]);
     s.ioUringReceivers = Number(out[TS_RX_URING_QUEUES]);
+    const e = Number(out[abi.BT_TS_TX_LAST_ERRNO]);
+    s.lastWriteError = e ? codeForErrno(-e) : "";
   }
 
   /**

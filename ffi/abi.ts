@@ -399,8 +399,11 @@ export const BT_TS_FWD_WAITS = 27;
 /** `BT_TS_TX_SUPER`: super-frames written (the kernel segments) */
 export const BT_TS_TX_SUPER = 28;
 
+/** `BT_TS_TX_LAST_ERRNO`: errno of the last failed write (0: none; */
+export const BT_TS_TX_LAST_ERRNO = 29;
+
 /** `BT_TS_COUNT` */
-export const BT_TS_COUNT = 29;
+export const BT_TS_COUNT = 30;
 
 /** `BT_TAP_WHY_NONE` */
 export const BT_TAP_WHY_NONE = 0;

@@ -62,6 +62,8 @@ export interface ForwardCounts {
   };
   /** Times the forwarder reading this TAP waited for room instead of dropping. */
   backpressureWaits: number;
+  /** The error code of the last failed write into this TAP ("" if none failed). */
+  lastWriteError: string;
 }
 
 /**
@@ -134,12 +136,15 @@ export function deviceCounts(dev: TapDevice): ForwardCounts {
     checksumsCompleted: s.checksumsCompleted,
     drops,
     backpressureWaits: s.forwardWaits,
+    lastWriteError: s.lastWriteError,
   };
 }
 
 /** One device's counts as one line. */
 export function countsLine(c: ForwardCounts): string {
-  const why = Object.entries(c.drops).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`);
+  const why = Object.entries(c.drops).filter(([, v]) => v > 0).map(([k, v]) =>
+    k === "writeFailed" && c.lastWriteError ? `${k} ${v} (last ${c.lastWriteError})` : `${k} ${v}`
+  );
   return `${c.name}: rx ${c.rx} tx ${c.tx} dropped ${c.dropped}` +
     (why.length ? ` (${why.join(", ")})` : "") +
     (c.rxSuper || c.txSuper ? `; super-frames rx ${c.rxSuper} tx ${c.txSuper}` : "") +
