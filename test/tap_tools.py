@@ -13,6 +13,9 @@
                                     it to the end, print "BYTES SHA256"
   tcp_send ADDR PORT BYTES SEED     send BYTES pseudo-random bytes (from SEED)
                                     on one connection, print "BYTES SHA256"
+  udp_gso_send ADDR PORT N SIZE SEGS  send N buffers of SEGS x SIZE bytes, each
+                                    one send with UDP_SEGMENT SIZE (the kernel
+                                    hands them on as UDP super-frames), paced
 """
 import hashlib
 import random
@@ -56,7 +59,8 @@ def inject(iface):
 
 
 def udp_recv(addr, port, n, timeout):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
     s.bind((addr, port))
     s.settimeout(timeout)
@@ -89,7 +93,8 @@ def tcp_recv(addr, port, timeout):
     s.listen(1)
     s.settimeout(timeout)
     print("ready", flush=True)
-    c, _ = s.accept()
+    c, peer = s.accept()
+    print("peer", peer[0], flush=True)
     c.settimeout(timeout)
     h = hashlib.sha256()
     n = 0
@@ -122,6 +127,18 @@ def tcp_send(addr, port, nbytes, seed):
     print(nbytes, h.hexdigest(), flush=True)
 
 
+def udp_gso_send(addr, port, n, size, segs):
+    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_UDP, 103, size)  # UDP_SEGMENT
+    payload = bytes(range(256)) * (size * segs // 256 + 1)
+    for i in range(n):
+        s.sendto(payload[: size * segs], (addr, port))
+        if i % 10 == 9:
+            time.sleep(0.002)
+    print(n * segs, flush=True)
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "sniff":
@@ -134,6 +151,8 @@ def main():
         udp_send(args[0], int(args[1]), int(args[2]))
     elif cmd == "tcp_recv":
         tcp_recv(args[0], int(args[1]), float(args[2]))
+    elif cmd == "udp_gso_send":
+        udp_gso_send(args[0], int(args[1]), int(args[2]), int(args[3]), int(args[4]))
     elif cmd == "tcp_send":
         tcp_send(args[0], int(args[1]), int(args[2]), int(args[3]))
     else:
