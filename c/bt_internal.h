@@ -388,6 +388,11 @@ struct bt_dev;
 struct bt_backend_ops {
 	void (*stop)(struct bt_dev *d);
 	void (*release)(struct bt_dev *d);
+	/* BT_XMIT_DIRECT: hand the claimed (QUEUED) frames metas[0..n) to
+	 * queue qi's kernel end now, from the calling thread; every frame
+	 * goes home. NULL: the backend has no direct path. */
+	void (*direct)(struct bt_dev *d, uint32_t qi,
+		       struct bt_frame_meta **metas, uint32_t n);
 };
 
 struct bt_dev {

@@ -38,7 +38,13 @@
 #define BT_XMIT_FLUSH 1u /* wake the queue's reader if it sleeps */
 #define BT_XMIT_KEEP 2u /* frames that do not fit stay the caller's (HELD),
 			 * not dropped: the caller waits and retries */
-#define BT_XMIT_FLAGS_MASK (BT_XMIT_FLUSH | BT_XMIT_KEEP)
+#define BT_XMIT_DIRECT 4u /* a TAP device: write the frames into the kernel
+			   * from the calling thread, now, skipping the
+			   * queue's ring and writer thread (no wake-up; the
+			   * kernel pushes back on a busy caller); every
+			   * frame is taken, written or counted as a write
+			   * error or offload drop. Other devices ignore it */
+#define BT_XMIT_FLAGS_MASK (BT_XMIT_FLUSH | BT_XMIT_KEEP | BT_XMIT_DIRECT)
 
 /* cpu argument: use sched_getcpu() of the calling thread */
 #define BT_CPU_SELF (-1)

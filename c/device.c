@@ -403,6 +403,20 @@ int32_t bt_xmit(uint32_t h, const uint32_t *refs, uint32_t n, uint32_t flags,
 		return -EINVAL;
 	}
 
+	/* 2-3 for a backend's kernel end, with BT_XMIT_DIRECT: written now,
+	 * from this thread, without the ring. */
+	if ((flags & BT_XMIT_DIRECT) && d->ops && d->ops->direct) {
+		c = &d->tx[ts];
+		for (sent = 0; sent < n; sent++)
+			bytes += metas[sent]->len;
+		d->ops->direct(d, queue_index(d, cpu), metas, n);
+		bt_count(c, ts, TX_PACKETS, n);
+		bt_count(c, ts, TX_BYTES, bytes);
+		bt_count(c, ts, TX_CALLS, 1);
+		bt_leave(&d->life, ts);
+		return (int32_t)n;
+	}
+
 	/* 2-3. One queue, one lock, as many as fit. */
 	q = &d->queues[queue_index(d, cpu)];
 	lk = bt_lock_acquire(&q->ring.producer_lock);

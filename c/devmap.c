@@ -63,7 +63,7 @@ int32_t bt_devmap_xmit(const uint32_t *devs, uint32_t ntargets,
 	int32_t sent = 0;
 
 	if (ntargets > BT_DEVMAP_MAX_TARGETS || bulk < 1 ||
-	    bulk > BT_MAX_BULK || (flags & ~BT_XMIT_FLUSH))
+	    bulk > BT_MAX_BULK || (flags & ~(BT_XMIT_FLUSH | BT_XMIT_DIRECT)))
 		return -EINVAL;
 	if ((n && (!refs || !targets)) || (ntargets && (!devs || !counts)))
 		return -EFAULT;

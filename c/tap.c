@@ -114,6 +114,7 @@ static void tap_release(struct bt_dev *d)
 static const struct bt_backend_ops tap_ops = {
 	.stop = tap_stop,
 	.release = tap_release,
+	.direct = tap_xmit_direct,
 };
 
 struct tap *tap_of(struct bt_dev *d)

@@ -243,6 +243,10 @@ void tap_wctx_free(struct tap_wctx *w);
  * frames written. */
 uint32_t tap_write(struct tap_queue *q, struct tap_wctx *w,
 		   const uintptr_t *e, uint32_t n);
+/* The TAP backend's direct op (BT_XMIT_DIRECT): tap_write from the calling
+ * thread with its own context. */
+void tap_xmit_direct(struct bt_dev *d, uint32_t qi,
+		     struct bt_frame_meta **metas, uint32_t n);
 /* tap_rx.c */
 int32_t tap_rx_batch(struct tap_queue *q, uint32_t *refs, uint32_t n,
 		     int *noframe);

@@ -405,6 +405,51 @@ void tap_wctx_free(struct tap_wctx *w)
 	free(w);
 }
 
+/* ---- direct writes (BT_XMIT_DIRECT) --------------------------------- */
+
+/* Each thread that writes directly has its own write context (an io_uring
+ * ring has one submitter), made on first use and freed when the thread
+ * exits. */
+static pthread_key_t wctx_key;
+static pthread_once_t wctx_once = PTHREAD_ONCE_INIT;
+
+static void wctx_key_free(void *w)
+{
+	tap_wctx_free(w);
+}
+
+static void wctx_key_make(void)
+{
+	pthread_key_create(&wctx_key, wctx_key_free);
+}
+
+void tap_xmit_direct(struct bt_dev *d, uint32_t qi,
+		     struct bt_frame_meta **metas, uint32_t n)
+{
+	struct tap *t = d->backend;
+	struct tap_queue *q = &t->q[qi];
+	struct tap_wctx *w;
+
+	pthread_once(&wctx_once, wctx_key_make);
+	w = pthread_getspecific(wctx_key);
+	if (!w) {
+		w = tap_wctx_new(atomic_load(&q->wx->uring), 0);
+		if (w && pthread_setspecific(wctx_key, w)) {
+			tap_wctx_free(w);
+			w = NULL;
+		}
+	}
+	if (!w) {
+		/* No memory for a context: the frames go home, counted. */
+		bt_release_metas(metas, n);
+		stat_add_shared(&q->tx_errors, n);
+		return;
+	}
+	for (uint32_t i = 0; i < n; i += TAP_MAX_BATCH)
+		tap_write(q, w, (const uintptr_t *)metas + i,
+			  n - i < TAP_MAX_BATCH ? n - i : TAP_MAX_BATCH);
+}
+
 /* ---- the writer thread ---------------------------------------------- */
 
 /* Take up to n entries under the consumer lock (once per batch). */

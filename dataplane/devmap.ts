@@ -26,10 +26,17 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
-import { BT_DEVMAP_MAX_TARGETS } from "../ffi/abi.ts";
+import { BT_DEVMAP_MAX_TARGETS, BT_XMIT_DIRECT } from "../ffi/abi.ts";
 import { intIn, show, u32Arg } from "./boundary.ts";
 import { BulktapError, codeForErrno } from "./errors.ts";
 import { XMIT_FLUSH } from "./device.ts";
+
+/**
+ * A TAP target is written into from the poll loop's own thread, now (no
+ * ring, no writer thread, no wake-up; the kernel pushes back on a busy
+ * Worker instead of a full ring dropping); other devices ignore the flag.
+ */
+const DIRECT = BT_XMIT_DIRECT;
 
 /**
  * Most targets a device map holds (`BT_DEVMAP_MAX_TARGETS`).
@@ -211,7 +218,7 @@ export class BulkQueues {
   }
 
   #send(t: number, stage: Uint32Array, n: number, flags: number): void {
-    const r = this.#lib.bt_xmit(this.#handles[t], stage, this.bulk, n, flags, this.cpu);
+    const r = this.#lib.bt_xmit(this.#handles[t], stage, this.bulk, n, flags | DIRECT, this.cpu);
     const c = this.#counters;
     c[t * 4 + 3]++;
     if (r >= 0) {
@@ -249,7 +256,7 @@ export class BulkQueues {
         this.#cap,
         this.#pending,
         this.bulk,
-        XMIT_FLUSH,
+        XMIT_FLUSH | DIRECT,
         this.cpu,
         counts,
         this.targets * 3,

@@ -79,8 +79,9 @@ export const HeaderError = {
  * instead of reading `undefined` (NaN results) or looping on a huge length.
  */
 function outside(b: Uint8Array, off: number, len: number): boolean {
-  return !(typeof off === "number" && typeof len === "number" && off >= 0 && len >= 0 &&
-    off + len <= b?.length);
+  // `x === x >>> 0`: a whole number in 0..2^32-1 (a fraction would index
+  // no byte and make the result NaN).
+  return !(off === off >>> 0 && len === len >>> 0 && off + len <= b?.length);
 }
 
 /**

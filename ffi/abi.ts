@@ -36,8 +36,11 @@ export const BT_XMIT_FLUSH = 1;
 /** `BT_XMIT_KEEP`: frames that do not fit stay the caller's (HELD), */
 export const BT_XMIT_KEEP = 2;
 
+/** `BT_XMIT_DIRECT`: a TAP device: write the frames into the kernel */
+export const BT_XMIT_DIRECT = 4;
+
 /** `BT_XMIT_FLAGS_MASK` */
-export const BT_XMIT_FLAGS_MASK = 3;
+export const BT_XMIT_FLAGS_MASK = 7;
 
 /** `BT_CPU_SELF` */
 export const BT_CPU_SELF = -1;

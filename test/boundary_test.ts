@@ -122,9 +122,10 @@ Deno.test(
   accounted(() =>
     withDevice({}, ({ pool, dev, frames }) => {
       const refs = frames(4);
-      // BT_XMIT_KEEP (2) is a flag of xmit, not of copies: copies are never the caller's.
-      for (const flags of [4, 0x80000000, 0xffffffff, 5, 2, 3]) {
-        if (flags & ~3) {
+      // BT_XMIT_KEEP (2) and BT_XMIT_DIRECT (4) are flags of xmit, not of
+      // copies: copies are never the caller's, nor written directly.
+      for (const flags of [8, 0x80000000, 0xffffffff, 9, 2, 3, 4, 5]) {
+        if (flags & ~7) {
           typed(lib.bt_xmit(dev.handle, refs, 4, 4, flags, 0), "EINVAL", `flags ${flags}`);
         }
         typed(

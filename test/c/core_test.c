@@ -778,7 +778,7 @@ static void xmit_rejects_unknown_flags_taking_nothing(void)
 
 	EXPECT(p > 0 && d > 0);
 	EXPECT_EQ(alloc_filled(p, refs, 2, 10, 1), 0);
-	EXPECT_EQ(bt_xmit((uint32_t)d, refs, 2, 4, 0), -EINVAL);
+	EXPECT_EQ(bt_xmit((uint32_t)d, refs, 2, 8, 0), -EINVAL);
 	EXPECT_EQ(bt_xmit((uint32_t)d, refs, 2, 0x80000000u | BT_XMIT_FLUSH,
 			  0),
 		  -EINVAL);
