@@ -62,8 +62,12 @@ export const LoopCounter = {
   POOL_EMPTY: 15,
   /** `BROADCAST` copies not made because the pool was empty (those targets missed the frame). */
   BROADCAST_MISSED: 16,
+  /** Frames dropped because the program threw on their batch (back in their pool). */
+  THROWN: 17,
+  /** Times the program threw. */
+  PROGRAM_ERRORS: 18,
   /** Number of counters. */
-  COUNT: 17,
+  COUNT: 19,
 } as const;
 
 // Hardware prefetchers fetch cache lines in pairs (Intel's adjacent-line
@@ -92,7 +96,7 @@ export const COUNTER_BLOCK = Math.ceil(LoopCounter.COUNT * 8 / LINE_PAIR) * LINE
  * ```ts
  * import { counterBlock, counterBuffer } from "./poll_loop.ts";
  * const buf = counterBuffer(2);
- * console.log(counterBlock(buf, 1).length); // 17 (LoopCounter.COUNT)
+ * console.log(counterBlock(buf, 1).length); // 19 (LoopCounter.COUNT)
  * ```
  */
 export function counterBuffer(loops: number): SharedArrayBuffer {

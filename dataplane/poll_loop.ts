@@ -81,6 +81,14 @@ export interface PollLoopOptions {
    * `MAX_TARGETS - 1` targets.
    */
   pass?: XmitTarget;
+  /**
+   * What a program that throws does to the loop. `"drop"` (default): the
+   * batch's frames go home, counted in `THROWN` (and the throw in
+   * `PROGRAM_ERRORS`), the first error is kept in
+   * {@linkcode PollLoop.programError}, and the loop goes on. `"stop"`: the
+   * same, then `cycle()` throws the error.
+   */
+  onProgramError?: "drop" | "stop";
 }
 
 /**
@@ -133,6 +141,8 @@ export class PollLoop {
   // Copies for BROADCAST frames, allocated per flooded batch.
   readonly #flood: FloodCopies;
   readonly #readRefs: Uint32Array;
+  readonly #stopOnThrow: boolean;
+  #programError: unknown = undefined;
   #maxStageAge = 0;
   #maxSourceRun = 0;
   #next = 0;
@@ -141,6 +151,11 @@ export class PollLoop {
 
   /** A loop; nothing runs until {@linkcode PollLoop.cycle} is called. */
   constructor(o: PollLoopOptions) {
+    const onErr = o.onProgramError ?? "drop";
+    if (onErr !== "drop" && onErr !== "stop") {
+      throw new BulktapError("EINVAL", `onProgramError ${show(onErr)} is not "drop" or "stop"`);
+    }
+    this.#stopOnThrow = onErr === "stop";
     const budget = o.budget ?? 64;
     if (!Number.isInteger(budget) || budget < 1 || budget > 65536) {
       throw new BulktapError("EINVAL", `budget ${budget} is not in 1..65536`);
@@ -283,6 +298,22 @@ export class PollLoop {
     return work;
   }
 
+  /**
+   * The first error the program threw (undefined if it never threw); the
+   * count is `counters[LoopCounter.PROGRAM_ERRORS]`.
+   *
+   * @example
+   * ```ts
+   * import { PollLoop } from "./poll_loop.ts";
+   * const loop = new PollLoop({ sources: [], program: () => {}, targets: [] });
+   * console.log(loop.programError); // undefined
+   * loop.close();
+   * ```
+   */
+  get programError(): unknown {
+    return this.#programError;
+  }
+
   #flush(now: number): void {
     const bq = this.queues;
     if (bq.pending === 0) return;
@@ -320,10 +351,14 @@ export class PollLoop {
     try {
       this.#program(b);
     } catch (e) {
-      // A program that throws loses no frame: the batch goes home, counted.
+      // A program that throws loses no frame: the batch goes home, counted;
+      // the first error is kept (reported once, not per frame).
       this.#lib.bt_frames_put(refs, refs.length, n, null, 0);
-      c[LoopCounter.INVALID] += n;
-      throw e;
+      c[LoopCounter.THROWN] += n;
+      c[LoopCounter.PROGRAM_ERRORS]++;
+      this.#programError ??= e;
+      if (this.#stopOnThrow) throw e;
+      return;
     }
     // Counted in locals, written to the (shared) counters once per batch.
     let nd = 0, np = 0;

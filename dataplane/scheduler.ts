@@ -67,6 +67,13 @@ export interface SchedulerOptions {
    * `cpu % queues`), for you to read with `device.queue(q).frames()`.
    */
   pass?: XmitTarget;
+  /**
+   * A program that throws (see `PollLoopOptions.onProgramError`):
+   * `"drop"` (default) drops and counts its batch and goes on, the first
+   * error of each Worker reported once in {@linkcode Scheduler.programErrors};
+   * `"stop"` stops that Worker, and `close()` rejects with the error.
+   */
+  onProgramError?: "drop" | "stop";
 }
 
 /** Live counters, summed over Workers (see {@linkcode LoopCounter}). */
@@ -83,6 +90,10 @@ export interface SchedulerCounters {
   txDropped: number;
   /** Frames dropped for bad verdicts. */
   invalid: number;
+  /** Frames dropped because the program threw on their batch. */
+  thrown: number;
+  /** Times the program threw (its first error: {@linkcode Scheduler.programErrors}). */
+  programErrors: number;
   /** Frames consumed by readers. */
   read: number;
   /** Poll cycles. */
@@ -167,6 +178,7 @@ export class Scheduler implements AsyncDisposable {
   readonly #counters: Float64Array[];
   #slots: WorkerSlot[] = [];
   #started = 0;
+  #programErrors: { cpu: number; message: string }[] = [];
   #closing: Promise<SchedulerReport> | undefined;
   #doneWaiters: (() => void)[] = [];
   #failure: BulktapError | undefined;
@@ -208,6 +220,10 @@ export class Scheduler implements AsyncDisposable {
       intIn(r.queue, 0, 255, `readers[${i}].queue`);
       if (r.cpu !== undefined) intIn(r.cpu, 0, cpus - 1, `readers[${i}].cpu`);
     });
+    const onErr = options.onProgramError ?? "drop";
+    if (onErr !== "drop" && onErr !== "stop") {
+      throw new BulktapError("EINVAL", `onProgramError ${show(onErr)} is not "drop" or "stop"`);
+    }
     this.cpus = cpus;
     this.#o = options;
     // One 128-byte-aligned block per Worker: no two share a cache line.
@@ -238,7 +254,24 @@ export class Scheduler implements AsyncDisposable {
       control: this.#control,
       counters: this.#counterBuf,
       pass: o.pass?.handle,
+      onProgramError: o.onProgramError ?? "drop",
     };
+  }
+
+  /**
+   * The first error the program threw on each Worker that saw one (the
+   * program kept running; its batches were dropped and counted in
+   * `thrown`), in the order they were reported.
+   *
+   * @example
+   * ```ts ignore
+   * import { Scheduler } from "./scheduler.ts";
+   * declare const sched: Scheduler;
+   * for (const e of sched.programErrors) console.error(`Worker ${e.cpu}: ${e.message}`);
+   * ```
+   */
+  get programErrors(): readonly { cpu: number; message: string }[] {
+    return this.#programErrors;
   }
 
   /** Start the Workers; resolves when each has built its loop (rejects if one fails). */
@@ -259,6 +292,8 @@ export class Scheduler implements AsyncDisposable {
             } else if (m.type === "ready") {
               slot.latency = m.latency;
               resolve();
+            } else if (m.type === "programError") {
+              this.#programErrors.push({ cpu: m.cpu, message: m.message });
             } else if (m.type === "done") {
               slot.done = m;
               this.#doneWaiters.splice(0).forEach((f) => f());
@@ -319,6 +354,8 @@ export class Scheduler implements AsyncDisposable {
       txSent: sum(LoopCounter.TX_SENT),
       txDropped: sum(LoopCounter.TX_DROPPED),
       invalid: sum(LoopCounter.INVALID),
+      thrown: sum(LoopCounter.THROWN),
+      programErrors: sum(LoopCounter.PROGRAM_ERRORS),
       read: sum(LoopCounter.READ),
       cycles: sum(LoopCounter.CYCLES),
       sleeps: sum(LoopCounter.SLEEPS),

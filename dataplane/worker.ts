@@ -90,7 +90,9 @@ async function run(cfg: WorkerConfig): Promise<void> {
     latency: cfg.latency,
     counters,
     pass: cfg.pass === undefined ? undefined : { handle: cfg.pass },
+    onProgramError: cfg.onProgramError,
   });
+  let errorReported = false;
   const readerWaits = loop.readerQueues.map((r) => new QueueWaiter(r.device, r.queue));
   const latency: LatencyShare[] = [...loop.latency].map(([label, rec]) => ({
     label,
@@ -118,6 +120,18 @@ async function run(cfg: WorkerConfig): Promise<void> {
         if (Atomics.load(ctrl, Ctrl.FLUSHED) >= cfg.cpus) break;
       } else {
         work = loop.cycle();
+        if (!errorReported && loop.programError !== undefined) {
+          // Once per Worker, not per frame: the loop counts the rest.
+          errorReported = true;
+          const e = loop.programError;
+          scope.postMessage(
+            {
+              type: "programError",
+              cpu: cfg.cpu,
+              message: e instanceof Error ? e.message : String(e),
+            } satisfies WorkerMessage,
+          );
+        }
       }
       const t = now();
       if (t - lastStatus >= statusNs) {

@@ -35,6 +35,7 @@ export interface WorkerConfig {
   control: SharedArrayBuffer;
   counters: SharedArrayBuffer;
   pass?: number;
+  onProgramError: "drop" | "stop";
 }
 
 /** Messages a Worker posts. */
@@ -42,4 +43,5 @@ export type WorkerMessage =
   | { type: "loaded" }
   | { type: "ready"; cpu: number; pinned: boolean; latency: LatencyShare[] }
   | { type: "error"; cpu: number; code: string; message: string }
+  | { type: "programError"; cpu: number; message: string }
   | { type: "done"; cpu: number; targets: number[]; unstamped: number };

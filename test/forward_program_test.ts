@@ -11,6 +11,7 @@ const MOD = new URL("../mod.ts", import.meta.url).pathname;
 async function withForward(
   flags: string[],
   body: (x: { nsA: string; nsB: string; ipB: string }) => Promise<void>,
+  after?: (p: Proc) => void,
 ): Promise<Record<string, unknown>> {
   const id = uid();
   const [a, b, nsA, nsB] = [`btpa${id}`, `btpb${id}`, `btnpa-${id}`, `btnpb-${id}`];
@@ -35,6 +36,7 @@ async function withForward(
     const st = await fwd.finish();
     assert.equal(st.code, 0, fwd.errLines.join("\n"));
     const out = JSON.parse(fwd.lines.at(-1)!);
+    after?.(fwd);
     const ka = linkCounts(a, nsA), kb = linkCounts(b, nsB);
     const da = out.devices[a], db = out.devices[b];
     // What the forwarder read from a TAP is what the kernel sent into it.
@@ -104,6 +106,28 @@ Deno.test({
       p.rx,
       "every frame sent, refused or dropped",
     );
+  },
+});
+
+Deno.test({
+  name:
+    "forward --program: a program that throws is said once, its frames dropped and counted, and the forwarder keeps running",
+  ...tapTest,
+  async fn() {
+    const mod = new URL("./throwing_program.ts", import.meta.url).pathname;
+    let errs: string[] = [];
+    const out = await withForward(["--program", `${mod}#throwing`], async ({ nsA, nsB, ipB }) => {
+      // Nothing gets through (not even ARP): the kernel asks again each
+      // second, so the program throws on batch after batch.
+      assert.equal(await udp(nsA, nsB, ipB, 9995, 50, 3), 0, "nothing gets through");
+    }, (p) => errs = p.errLines);
+    const p = out.program as Record<string, number> & { programErrors: { message: string }[] };
+    assert.ok(p.thrown >= 3, `frames dropped because it threw, batch after batch: ${p.thrown}`);
+    assert.equal(p.thrown, p.rx, "every frame read was dropped and counted");
+    assert.equal(p.sent, 0);
+    assert.deepEqual(p.programErrors.map((e) => e.message), ["boom"]);
+    const said = errs.filter((l) => l.includes("the program threw"));
+    assert.equal(said.length, 1, `said once: ${errs.join("\n")}`);
   },
 });
 

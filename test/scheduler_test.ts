@@ -215,7 +215,32 @@ Deno.test("scheduler: a program that does not exist fails start with ENOENT nami
   await assert.rejects(() => sched.start(), /ENOENT.*nosuch/);
 });
 
-Deno.test("scheduler: a program that throws stops with its error and loses no frame", async () => {
+Deno.test("scheduler: a program that throws keeps running: its batches are dropped and counted, the error reported once", async () => {
+  const pool = new FramePool({ frames: 1024 });
+  const dev = new Device({ pool, queues: 1, ringSize: 64 });
+  const sched = new Scheduler({
+    sources: [{ kind: "generator", pool: pool.handle, rate: 10000 }],
+    program: {
+      name: "throwing",
+      module: new URL("./throwing_program.ts", import.meta.url).href,
+      options: { message: "program bug 43" },
+    },
+    targets: [dev],
+  });
+  await sched.start();
+  await sleep(300);
+  const report = await sched.close();
+  const c = report.counters;
+  assert.ok(c.programErrors >= 2, `it threw more than once: ${c.programErrors}`);
+  assert.ok(c.thrown >= c.programErrors, `every batch it threw on was dropped: ${c.thrown}`);
+  assert.equal(c.thrown, c.rx, "every frame read was dropped and counted");
+  assert.deepEqual(sched.programErrors, [{ cpu: 0, message: "program bug 43" }], "said once");
+  dev.close();
+  assertAccounted(pool, 0);
+  pool.close();
+});
+
+Deno.test("scheduler: with onProgramError stop, a program that throws stops with its error and loses no frame", async () => {
   const pool = new FramePool({ frames: 1024 });
   const dev = new Device({ pool, queues: 1, ringSize: 64 });
   const sched = new Scheduler({
@@ -226,6 +251,7 @@ Deno.test("scheduler: a program that throws stops with its error and loses no fr
       options: { message: "program bug 42" },
     },
     targets: [dev],
+    onProgramError: "stop",
   });
   await sched.start();
   await sleep(100);

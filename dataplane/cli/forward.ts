@@ -289,9 +289,19 @@ async function run(o: RunOptions): Promise<number> {
         "); ready, SIGINT/SIGTERM to stop",
     );
     // A deleted device ends the run with its error.
+    let told = 0;
     const watch = setInterval(() => {
       failed = a.error ?? b.error;
       if (failed) signal.stop("error");
+      // A program that throws keeps running (its batches dropped and
+      // counted): each Worker's first error is said once.
+      const errs = program?.errors() ?? [];
+      for (; told < errs.length; told++) {
+        console.error(
+          `bulktap forward: the program threw on Worker ${errs[told].cpu}: ` +
+            `${errs[told].message}; its batches are dropped and counted, the rest goes on`,
+        );
+      }
     }, 200);
     const tick = o.statsInterval > 0
       ? setInterval(() => {
@@ -337,7 +347,9 @@ async function run(o: RunOptions): Promise<number> {
       console.log(
         `program ${pc.program} (${pc.cpus} Worker(s)): read ${pc.rx}, sent ${pc.sent}, ` +
           `refused by a full ring ${pc.txDropped}, dropped by the program ${pc.programDrops}, ` +
-          `invalid verdicts ${pc.invalid}, passed (no local stack: dropped) ${pc.passed}`,
+          `invalid verdicts ${pc.invalid}, passed (no local stack: dropped) ${pc.passed}, ` +
+          `dropped because the program threw ${pc.thrown}` +
+          (pc.programErrors.length ? ` (first: ${pc.programErrors[0].message})` : ""),
       );
     }
   }

@@ -67,6 +67,10 @@ export interface ProgramCounts {
   invalid: number;
   /** Frames the program passed to the local stack (none here: dropped, counted). */
   passed: number;
+  /** Frames dropped because the program threw on their batch. */
+  thrown: number;
+  /** The first error the program threw on each Worker that saw one. */
+  programErrors: { cpu: number; message: string }[];
   /** Frames sent into A and into B. */
   toA: number;
   /** Frames sent into B. */
@@ -77,6 +81,8 @@ export interface ProgramCounts {
 export interface RunningProgram {
   /** Stop the Workers (they flush what is staged) and return the final counts. */
   stop(): Promise<ProgramCounts>;
+  /** The program's errors so far: the first of each Worker (it keeps running). */
+  errors(): readonly { cpu: number; message: string }[];
 }
 
 /**
@@ -100,6 +106,7 @@ export async function startProgram(
 ): Promise<RunningProgram> {
   const sched = await startPortProgram([a, b], spec, cpus, bulk);
   return {
+    errors: () => sched.programErrors,
     async stop(): Promise<ProgramCounts> {
       const report: SchedulerReport = await sched.close();
       const c = report.counters;
@@ -112,6 +119,8 @@ export async function startProgram(
         programDrops: c.programDrops,
         invalid: c.invalid,
         passed: c.passed,
+        thrown: c.thrown,
+        programErrors: [...sched.programErrors],
         toA: report.targets[0]?.sent ?? 0,
         toB: report.targets[1]?.sent ?? 0,
       };
