@@ -27,41 +27,7 @@
 /* ------------------------------------------------------------------ */
 /* Failure reporting                                                   */
 
-static char fail_msg[512];
-static int failed_now;
-
-static void fail_at(int line, const char *fmt, ...)
-{
-	va_list ap;
-	int off;
-
-	if (failed_now)
-		return; /* keep the first reason */
-	failed_now = 1;
-	off = snprintf(fail_msg, sizeof(fail_msg), "line %d: ", line);
-	va_start(ap, fmt);
-	vsnprintf(fail_msg + off, sizeof(fail_msg) - (size_t)off, fmt, ap);
-	va_end(ap);
-}
-
-/* Tests return at the first failed expectation. */
-#define EXPECT(cond)                                         \
-	do {                                                 \
-		if (!(cond)) {                               \
-			fail_at(__LINE__, "expected %s", #cond); \
-			return;                              \
-		}                                            \
-	} while (0)
-
-#define EXPECT_EQ(a, b)                                                     \
-	do {                                                                \
-		long long a_ = (long long)(a), b_ = (long long)(b);         \
-		if (a_ != b_) {                                             \
-			fail_at(__LINE__, "%s == %s, got %lld vs %lld", #a, \
-				#b, a_, b_);                                \
-			return;                                             \
-		}                                                           \
-	} while (0)
+#include "expect.h"
 
 /* ------------------------------------------------------------------ */
 /* Fixture: resources a test created, torn down after it               */

@@ -22,40 +22,7 @@
 #include "bt_offload.h"
 #include "bulktap.h"
 
-static char fail_msg[512];
-static int failed_now;
-
-static void fail_at(int line, const char *fmt, ...)
-{
-	va_list ap;
-	int off;
-
-	if (failed_now)
-		return; /* keep the first reason */
-	failed_now = 1;
-	off = snprintf(fail_msg, sizeof(fail_msg), "line %d: ", line);
-	va_start(ap, fmt);
-	vsnprintf(fail_msg + off, sizeof(fail_msg) - (size_t)off, fmt, ap);
-	va_end(ap);
-}
-
-#define EXPECT(cond)                                         \
-	do {                                                 \
-		if (!(cond)) {                               \
-			fail_at(__LINE__, "expected %s", #cond); \
-			return;                              \
-		}                                            \
-	} while (0)
-
-#define EXPECT_EQ(a, b)                                                     \
-	do {                                                                \
-		long long a_ = (long long)(a), b_ = (long long)(b);         \
-		if (a_ != b_) {                                             \
-			fail_at(__LINE__, "%s == %s, got %lld vs %lld", #a, \
-				#b, a_, b_);                                \
-			return;                                             \
-		}                                                           \
-	} while (0)
+#include "expect.h"
 
 /* In helpers returning int: fail and return -1. */
 #define CHECK(cond, ...)                              \
