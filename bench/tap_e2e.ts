@@ -2,15 +2,17 @@
  * The end-to-end TAP sitting a network engineer would run: two network
  * namespaces, nsA and nsB, joined by the path under test (the Linux bridge
  * with and without offloads, DPDK testpmd, `bulktap forward` in several
- * modes: bench/tap_e2e_paths.ts, bench/tap_e2e_rows.ts).
+ * modes, `bulktap switch`; 3-port rows add an idle nsC on a third port:
+ * bench/tap_e2e_paths.ts, bench/tap_e2e_rows.ts).
  *
  * Per path: iperf3 TCP, 1 stream (Gbit/s, retransmits); iperf3 UDP 64-byte
  * datagrams as fast as the sender goes (received datagrams/s, loss %);
  * ping RTT (median); for a forwarder process, its CPU time (utime + stime
- * from /proc) per frame the kernel sent into its two TAPs and per KiB; and
- * the frames it dropped. Rows run in an order that flips every round; each
- * figure is the median (min-max) over rounds, beside the bridge's from the
- * same rounds, and ratios are paired by round (bench/tap_e2e_figures.ts).
+ * from /proc) per frame the kernel sent into its two TAPs and per KiB; the
+ * frames it dropped; on 3-port rows, the frames flooded to nsC. Rows run in
+ * an order that flips every round; each figure is the median (min-max) over
+ * rounds, beside the bridge's with as many ports from the same rounds, and
+ * ratios are paired by round (bench/tap_e2e_figures.ts).
  *
  * Needs root; the namespaces and devices are named `bte2e<pid>...` and
  * removed afterwards, also on errors and SIGINT.
@@ -30,11 +32,14 @@ import {
   type E2eResult,
   FORWARD_ROWS,
   isForwardRow,
+  isSwitchRow,
   type LongRun,
+  portsOf,
   type RowId,
   type RowResult,
   type RowRun,
   ROWS,
+  SWITCH_ROWS,
 } from "./tap_e2e_rows.ts";
 
 export {
@@ -48,6 +53,8 @@ export {
   type RowResult,
   type RowRun,
   ROWS,
+  SWITCH_ROWS,
+  type SwitchRowId,
 } from "./tap_e2e_rows.ts";
 export { E2E_ADDR, forwardDrops, testpmdDrops } from "./tap_e2e_paths.ts";
 export { e2eEntries, e2eTable } from "./tap_e2e_figures.ts";
@@ -94,12 +101,19 @@ interface Window<T> {
   bytes: number;
   cpuNs?: number;
   wallNs: number;
+  /** Frames the third end received (3-port rows). */
+  thirdRx?: number;
 }
 
-/** Run `fn`, with the frames and bytes the kernel sent into the path and the forwarder's CPU. */
+/**
+ * Run `fn`, with the frames and bytes the kernel sent into the path, the
+ * forwarder's CPU, and what the idle third end received.
+ */
 async function measured<T>(n: Names, p: Path, fn: () => Promise<T>): Promise<Window<T>> {
+  const third = async () => p.devC ? (await linkCounts(p.devC, n.nsC)).rxPackets : 0;
   const cpu0 = p.pid ? procCpuNs(p.pid) : undefined;
   const a0 = await linkCounts(p.devA, n.nsA), b0 = await linkCounts(p.devB, n.nsB);
+  const c0 = await third();
   const t0 = performance.now();
   const r = await fn();
   const wallNs = (performance.now() - t0) * 1e6;
@@ -111,6 +125,7 @@ async function measured<T>(n: Names, p: Path, fn: () => Promise<T>): Promise<Win
     bytes: a1.txBytes - a0.txBytes + b1.txBytes - b0.txBytes,
     cpuNs,
     wallNs,
+    thirdRx: p.devC ? await third() - c0 : undefined,
   };
 }
 
@@ -162,6 +177,7 @@ async function runRow(
       : undefined,
     cpuCoresTcp: tcp.cpuNs !== undefined ? tcp.cpuNs / tcp.wallNs : undefined,
     drops,
+    thirdRx: tcp.thirdRx !== undefined ? tcp.thirdRx + udp.thirdRx! : undefined,
   };
 }
 
@@ -174,7 +190,11 @@ function rowNote(id: RowId): string | undefined {
   if (isForwardRow(id)) {
     return `forward ${FORWARD_ROWS[id].args.join(" ") || "(default flags)"}`;
   }
-  return undefined;
+  const third = portsOf(id) === 3 ? "; a third namespace, idle, on the third port" : "";
+  if (isSwitchRow(id)) {
+    return `switch ${SWITCH_ROWS[id].args.join(" ") || "(default flags)"}${third}`;
+  }
+  return third ? third.slice(2) : undefined;
 }
 
 /**

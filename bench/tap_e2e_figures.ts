@@ -1,15 +1,18 @@
 /**
  * The figures of the end-to-end TAP sitting (bench/tap_e2e.ts): per row and
- * metric the median (min-max) over rounds beside the Linux bridge's from
- * the same rounds, the headline ratios (paired by round), as harness
- * entries for the report and as a terminal table.
+ * metric the median (min-max) over rounds beside the Linux bridge's with as
+ * many ports from the same rounds, the headline ratios (paired by round),
+ * as harness entries for the report and as a terminal table.
  *
  * @module
  */
 import type { BenchFigure, ResultEntry, Unmeasured } from "./points.ts";
 import { fmtSpread, type Spread, spread } from "./stats.ts";
 import {
+  baselineOf,
   BRIDGE,
+  BRIDGE3,
+  BRIDGE_ROWS,
   BULK_ROWS,
   cPathTwin,
   E2E,
@@ -77,6 +80,13 @@ const METRICS: {
     vsBridge: false,
     digits: 0,
   },
+  {
+    name: "idle third port received (TCP + UDP tests)",
+    unit: "frames",
+    get: (r) => r.thirdRx,
+    vsBridge: true,
+    digits: 0,
+  },
 ];
 
 /** Ratios of one row to another, paired by round: spread over rounds. */
@@ -112,16 +122,27 @@ const GET = {
 /** The floor the UDP 64 B program path bulk / single ratio must reach. */
 export const PROGRAM_BULK_FLOOR = 1.5;
 
+/** The floor of the program path's (and the 2-port switch's) TCP and UDP over the C path's. */
+export const PROGRAM_C_FLOOR = 0.7;
+
 function headlineDefs(rows: RowResult[]): HeadlineDef[] {
   const by = (id: RowId) => rows.find((r) => r.id === id && r.runs.length > 0);
   const best = (f: (r: RowRun) => number) =>
     BULK_ROWS.map(by).filter((r): r is RowResult => r !== undefined)
       .sort((a, b) => over(b, f)!.median - over(a, f)!.median)[0];
   const defs: HeadlineDef[] = [];
-  const add = (name: string, num?: RowResult, den?: RowResult, ...ms: HeadlineDef["metric"][]) => {
+  const floored = (
+    floor: number | undefined,
+    name: string,
+    num?: RowResult,
+    den?: RowResult,
+    ...ms: HeadlineDef["metric"][]
+  ) => {
     if (!num || !den) return;
-    for (const metric of ms) defs.push({ name, num, den, metric });
+    for (const metric of ms) defs.push({ name, num, den, metric, floor });
   };
+  const add = (name: string, num?: RowResult, den?: RowResult, ...ms: HeadlineDef["metric"][]) =>
+    floored(undefined, name, num, den, ...ms);
   const bridge = by(BRIDGE);
   const bestTcp = best(GET.tcp.f), bestUdp = best(GET.udp.f);
   add("bulktap best bulk / Linux bridge", bestTcp, bridge, "tcp");
@@ -130,18 +151,24 @@ function headlineDefs(rows: RowResult[]): HeadlineDef[] {
   add("bulk, offloads / single", by("fwd-offload"), by("fwd-single"), "tcp", "udp");
   add("bulktap best bulk / DPDK testpmd", bestTcp, by("testpmd"), "tcp");
   add("bulktap best bulk / DPDK testpmd", bestUdp, by("testpmd"), "udp");
-  // The C row is the one with the program row's flags less --program.
+  // The C path is the row with the program row's flags less --program
+  // (fwd-offload: forward's defaults); the switch's defaults are the same.
   const twin = cPathTwin();
-  if (twin) add("program path / C path", by("fwd-program"), by(twin), "tcp", "udp");
-  const prog = by("fwd-program"), progSingle = by("fwd-program-single");
-  if (prog && progSingle) {
-    defs.push({
-      name: "program path bulk / single",
-      num: prog,
-      den: progSingle,
-      metric: "udp",
-      floor: PROGRAM_BULK_FLOOR,
-    });
+  if (twin) {
+    const c = by(twin);
+    floored(PROGRAM_C_FLOOR, "program path / C path", by("fwd-program"), c, "tcp", "udp");
+    floored(PROGRAM_C_FLOOR, "switch 2 ports / C path", by("switch2"), c, "tcp", "udp");
+  }
+  // Bulk amortises per-frame costs; the program path's floor is on UDP 64 B.
+  const bulkSingle = (name: string, bulk: RowId, single: RowId) =>
+    floored(PROGRAM_BULK_FLOOR, `${name} bulk / single`, by(bulk), by(single), "udp");
+  bulkSingle("program path", "fwd-program", "fwd-program-single");
+  bulkSingle("switch 2 ports", "switch2", "switch2-single");
+  bulkSingle("switch 3 ports", "switch3", "switch3-single");
+  // Each switch beside the kernel's bridge with as many ports.
+  for (const [sw, br, name] of [["switch2", BRIDGE, "2"], ["switch3", BRIDGE3, "3"]] as const) {
+    add(`switch ${name} ports / Linux bridge`, by(sw), by(br), "tcp", "udp");
+    add(`switch ${name} ports / Linux bridge (>1: slower)`, by(sw), by(br), "rtt");
   }
   // The forwarder writes into the other TAP from the reading thread; the
   // rows differ only in --via-ring.
@@ -164,7 +191,7 @@ function floorNote(h: HeadlineDef, v: Spread): string {
  */
 export function e2eEntries(r: E2eResult): ResultEntry[] {
   const out: ResultEntry[] = [];
-  const bridge = r.rows.find((x) => x.id === BRIDGE && x.runs.length > 0);
+  const measured = (id: RowId) => r.rows.find((x) => x.id === id && x.runs.length > 0);
   const fig = (scenario: string, name: string, unit: string, value: Spread, baseline: string) =>
     out.push(
       {
@@ -197,6 +224,7 @@ export function e2eEntries(r: E2eResult): ResultEntry[] {
       );
       continue;
     }
+    const baseId = baselineOf(row.id), bridge = measured(baseId);
     for (const m of METRICS) {
       const v = over(row, m.get);
       if (!v) continue;
@@ -204,7 +232,7 @@ export function e2eEntries(r: E2eResult): ResultEntry[] {
       const base = row === bridge && m.vsBridge
         ? "the baseline"
         : b
-        ? `Linux bridge (default offloads), same rounds: ${fmtSpread(b, m.digits)} ${m.unit}`
+        ? `${BRIDGE_ROWS[baseId].baseline}, same rounds: ${fmtSpread(b, m.digits)} ${m.unit}`
         : m.vsBridge
         ? "no bridge figure in this sitting"
         : "the bridge forwards in the kernel's softirq: no process to measure";

@@ -1,13 +1,15 @@
 /**
  * The paths of the end-to-end TAP sitting (bench/tap_e2e.ts), set up
  * between two network namespaces nsA (10.77.0.1/24) and nsB (10.77.0.2/24)
- * and torn down again:
+ * and torn down again; 3-port rows add nsC (10.77.0.3/24) on the third
+ * port, which takes no part in the tests but receives what is flooded:
  *
- * - the Linux bridge, in a third namespace (so nothing outside the
+ * - the Linux bridge, in a namespace of its own (so nothing outside the
  *   sitting's own namespaces is touched), over veth pairs, with the default
  *   offloads or every offload ethtool turns off;
  * - DPDK testpmd's io forwarding between two net_tap ports;
- * - `bulktap forward` with a row's flags (bench/tap_e2e_rows.ts).
+ * - `bulktap forward` and `bulktap switch` with a row's flags
+ *   (bench/tap_e2e_rows.ts).
  *
  * IPv6 is off in every namespace and on every device moved into one: the
  * measured traffic is IPv4, and a router solicitation or MLD report from
@@ -18,7 +20,16 @@
  */
 import { Child, exec, have, must, type Sitting } from "./netns.ts";
 import { inNs, pingTest } from "./iperf.ts";
-import { FORWARD_ROWS, isForwardRow, type RowId } from "./tap_e2e_rows.ts";
+import {
+  BRIDGE_ROWS,
+  FORWARD_ROWS,
+  isBridgeRow,
+  isForwardRow,
+  isSwitchRow,
+  portsOf,
+  type RowId,
+  SWITCH_ROWS,
+} from "./tap_e2e_rows.ts";
 
 const MOD = new URL("../mod.ts", import.meta.url).pathname;
 
@@ -27,15 +38,21 @@ export const E2E_ADDR = {
   a: "10.77.0.1/24",
   b: "10.77.0.2/24",
   ipB: "10.77.0.2",
+  /** The idle third end of 3-port rows. */
+  c: "10.77.0.3/24",
+  ipC: "10.77.0.3",
 };
 
 /** The names of one sitting's namespaces and root-namespace TAPs. */
 export interface Names {
   nsA: string;
   nsB: string;
+  /** The third end's (3-port rows). */
+  nsC: string;
   nsBr: string;
   tapA: string;
   tapB: string;
+  tapC: string;
 }
 
 /** A sitting's names from its prefix (throws when a device name would exceed 15 bytes). */
@@ -43,12 +60,20 @@ export function namesOf(prefix: string): Names {
   const n = {
     nsA: `${prefix}a`,
     nsB: `${prefix}b`,
+    nsC: `${prefix}c`,
     nsBr: `${prefix}br`,
     tapA: `${prefix}ta`,
     tapB: `${prefix}tb`,
+    tapC: `${prefix}tc`,
   };
   if (n.tapA.length > 15) throw new Error(`prefix ${prefix} makes names longer than 15 bytes`);
   return n;
+}
+
+/** The ends of row `id` in order (namespace, root-namespace TAP): nsA, nsB and maybe nsC. */
+function ends(n: Names, id: RowId): [string, string][] {
+  return ([[n.nsA, n.tapA], [n.nsB, n.tapB], [n.nsC, n.tapC]] as [string, string][])
+    .slice(0, portsOf(id));
 }
 
 /** A path under test, set up between the namespaces. */
@@ -56,6 +81,8 @@ export interface Path {
   /** The end's device in nsA and in nsB. */
   devA: string;
   devB: string;
+  /** The idle third end's device in nsC (3-port rows). */
+  devC?: string;
   /** The forwarding process, when there is one. */
   pid?: number;
   /** Stop it; resolves with the frames it dropped, when it says. */
@@ -83,11 +110,18 @@ async function addNs(s: Sitting, ns: string): Promise<void> {
   await must(inNs(ns, ["sysctl", "-qw", "net.ipv4.tcp_no_metrics_save=1"]));
 }
 
-async function bridgePath(s: Sitting, n: Names, offloads: boolean): Promise<Path> {
+async function bridgePath(
+  s: Sitting,
+  n: Names,
+  endNs: string[],
+  offloads: boolean,
+): Promise<Path> {
   await addNs(s, n.nsBr);
   await must(["ip", "-n", n.nsBr, "link", "add", "br0", "type", "bridge", "forward_delay", "0"]);
   await must(["ip", "-n", n.nsBr, "link", "set", "br0", "up"]);
-  for (const [ns, peer] of [[n.nsA, "pa"], [n.nsB, "pb"]]) {
+  // The bridge's side of each end's veth: pa, pb, pc.
+  const peers = endNs.map((x, i): [string, string] => [x, `p${"abc"[i]}`]);
+  for (const [ns, peer] of peers) {
     await must([
       "ip",
       "-n",
@@ -106,7 +140,7 @@ async function bridgePath(s: Sitting, n: Names, offloads: boolean): Promise<Path
     await must(["ip", "-n", n.nsBr, "link", "set", peer, "master", "br0", "up"]);
   }
   if (!offloads) {
-    for (const [ns, dev] of [[n.nsA, "e2e0"], [n.nsB, "e2e0"], [n.nsBr, "pa"], [n.nsBr, "pb"]]) {
+    for (const [ns, dev] of peers.flatMap(([x, p]) => [[x, "e2e0"], [n.nsBr, p]])) {
       await must(inNs(ns, [
         "ethtool",
         "-K",
@@ -124,7 +158,12 @@ async function bridgePath(s: Sitting, n: Names, offloads: boolean): Promise<Path
       ]));
     }
   }
-  return { devA: "e2e0", devB: "e2e0", stop: () => Promise.resolve(undefined) };
+  return {
+    devA: "e2e0",
+    devB: "e2e0",
+    devC: endNs.length > 2 ? "e2e0" : undefined,
+    stop: () => Promise.resolve(undefined),
+  };
 }
 
 async function linkUp(dev: string): Promise<boolean> {
@@ -135,14 +174,12 @@ async function linkUp(dev: string): Promise<boolean> {
 }
 
 /**
- * Move the two root-namespace TAPs into nsA and nsB, IPv6 off on both: a
- * moved device keeps its own setting, not the namespace's default.
+ * Move each root-namespace TAP into its end's namespace, IPv6 off on every
+ * one: a moved device keeps its own setting, not the namespace's default.
  */
-async function moveTaps(n: Names): Promise<void> {
-  await must(["ip", "link", "set", n.tapA, "netns", n.nsA]);
-  await must(["ip", "link", "set", n.tapB, "netns", n.nsB]);
-  await ipv6Off(n.nsA, n.tapA);
-  await ipv6Off(n.nsB, n.tapB);
+async function moveTaps(taps: [string, string][]): Promise<void> {
+  for (const [ns, tap] of taps) await must(["ip", "link", "set", tap, "netns", ns]);
+  for (const [ns, tap] of taps) await ipv6Off(ns, tap);
 }
 
 async function testpmdPath(s: Sitting, n: Names, budgetMs: number): Promise<Path> {
@@ -182,7 +219,7 @@ async function testpmdPath(s: Sitting, n: Names, budgetMs: number): Promise<Path
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  await moveTaps(n);
+  await moveTaps(ends(n, "testpmd"));
   return {
     devA: n.tapA,
     devB: n.tapB,
@@ -224,50 +261,55 @@ export function testpmdDrops(out: string): number | undefined {
 }
 
 /**
- * Frames `forward --json` says were dropped: both devices' drops plus
- * frames a program's transmit was refused.
+ * Frames `forward --json` (its `devices`) or `switch --json` (its `ports`)
+ * says were dropped: every device's drops plus frames a program's transmit
+ * was refused.
  *
  * @example
  * ```ts
  * import { forwardDrops } from "./bench/tap_e2e_paths.ts";
  * const j = { devices: { a: { dropped: 2 }, b: { dropped: 1 } }, program: { txDropped: 4 } };
  * console.log(forwardDrops(JSON.stringify(j))); // 7
+ * const sw = { ports: { a: { dropped: 1 }, b: { dropped: 0 }, c: { dropped: 2 } } };
+ * console.log(forwardDrops(JSON.stringify(sw))); // 3
  * ```
  */
 export function forwardDrops(jsonLine: string): number {
   const j = JSON.parse(jsonLine);
   let d = 0;
-  for (const dev of Object.values(j.devices) as { dropped: number }[]) d += dev.dropped;
+  for (const dev of Object.values(j.devices ?? j.ports) as { dropped: number }[]) {
+    d += dev.dropped;
+  }
   return d + (j.program?.txDropped ?? 0);
 }
 
-async function forwardPath(
+/** `bulktap CMD` (forward or switch) over the ends' TAPs with `args`, the TAPs moved into their ends. */
+async function bulktapPath(
   s: Sitting,
-  n: Names,
+  taps: [string, string][],
+  cmd: "forward" | "switch",
   args: readonly string[],
   budgetMs: number,
 ): Promise<Path> {
+  const names = taps.map(([, t]) => t);
   const c = s.child(
-    new Child(
-      [Deno.execPath(), "run", "-A", MOD, "forward", n.tapA, n.tapB, ...args, "--json"],
-      budgetMs,
-    ),
+    new Child([Deno.execPath(), "run", "-A", MOD, cmd, ...names, ...args, "--json"], budgetMs),
   );
-  s.link(n.tapA);
-  s.link(n.tapB);
+  for (const t of names) s.link(t);
   // The first run may build the C library.
   await c.waitFor("ready", 180_000);
-  await moveTaps(n);
+  await moveTaps(taps);
   return {
-    devA: n.tapA,
-    devB: n.tapB,
+    devA: names[0],
+    devB: names[1],
+    devC: names[2],
     pid: c.pid,
     async stop() {
       const st = await c.stop("SIGINT", 15_000);
       s.forget(c);
       const last = c.out.trim().split("\n").at(-1) ?? "";
       if (st.code !== 0 || !last.startsWith("{")) {
-        throw new Error(`forward exited ${st.code}: ${(c.err + c.out).trim().slice(-600)}`);
+        throw new Error(`${cmd} exited ${st.code}: ${(c.err + c.out).trim().slice(-600)}`);
       }
       return forwardDrops(last);
     },
@@ -279,24 +321,41 @@ async function address(ns: string, dev: string, v4: string): Promise<void> {
   await must(["ip", "-n", ns, "link", "set", dev, "up"]);
 }
 
-async function waitReachable(nsA: string): Promise<void> {
+/** Wait until `ip` (end `name`) answers a ping from nsA. */
+async function waitReachable(nsA: string, ip: string, name: string): Promise<void> {
   let last = "";
   for (let i = 0; i < 20; i++) {
     try {
-      await pingTest(nsA, E2E_ADDR.ipB, 1, 0.2);
+      await pingTest(nsA, ip, 1, 0.2);
       return;
     } catch (e) {
       last = (e as Error).message;
     }
   }
-  throw new Error(`nsB is not reachable from nsA through the path: ${last}`);
+  throw new Error(`${name} is not reachable from nsA through the path: ${last}`);
+}
+
+/** Set up row `id`'s path between the ends `taps` (namespaces made already). */
+function pathOf(
+  id: RowId,
+  s: Sitting,
+  n: Names,
+  taps: [string, string][],
+  budgetMs: number,
+): Promise<Path> {
+  if (isBridgeRow(id)) return bridgePath(s, n, taps.map(([ns]) => ns), BRIDGE_ROWS[id].offloads);
+  if (id === "testpmd") return testpmdPath(s, n, budgetMs);
+  if (isForwardRow(id)) return bulktapPath(s, taps, "forward", FORWARD_ROWS[id].args, budgetMs);
+  if (isSwitchRow(id)) return bulktapPath(s, taps, "switch", SWITCH_ROWS[id].args, budgetMs);
+  throw new Error(`no path for row ${id}`);
 }
 
 /**
- * Set up row `id`'s path between fresh namespaces nsA and nsB, wait until
- * nsB answers a ping, run `body`, stop the path and remove everything
- * (children killed by `budgetMs` at the latest). Resolves with what `body`
- * returned and the frames the forwarder dropped over the whole run.
+ * Set up row `id`'s path between fresh namespaces nsA and nsB (and nsC on
+ * a 3-port row), wait until nsB (and nsC) answers a ping, run `body`, stop the path
+ * and remove everything (children killed by `budgetMs` at the latest).
+ * Resolves with what `body` returned and the frames the forwarder dropped
+ * over the whole run.
  */
 export async function withPath<T>(
   id: RowId,
@@ -306,19 +365,15 @@ export async function withPath<T>(
   body: (p: Path) => Promise<T>,
 ): Promise<{ r: T; drops?: number }> {
   try {
-    await addNs(s, n.nsA);
-    await addNs(s, n.nsB);
-    const p = id === "bridge" || id === "bridge-off"
-      ? await bridgePath(s, n, id === "bridge")
-      : id === "testpmd"
-      ? await testpmdPath(s, n, budgetMs)
-      : isForwardRow(id)
-      ? await forwardPath(s, n, FORWARD_ROWS[id].args, budgetMs)
-      : undefined;
-    if (!p) throw new Error(`no path for row ${id}`);
+    const taps = ends(n, id);
+    for (const [ns] of taps) await addNs(s, ns);
+    const p = await pathOf(id, s, n, taps, budgetMs);
     await address(n.nsA, p.devA, E2E_ADDR.a);
     await address(n.nsB, p.devB, E2E_ADDR.b);
-    await waitReachable(n.nsA);
+    if (p.devC) await address(n.nsC, p.devC, E2E_ADDR.c);
+    await waitReachable(n.nsA, E2E_ADDR.ipB, "nsB");
+    // The third port must work too; then it is idle but for floods.
+    if (p.devC) await waitReachable(n.nsA, E2E_ADDR.ipC, "nsC");
     const r = await body(p);
     const drops = await p.stop();
     return { r, drops };

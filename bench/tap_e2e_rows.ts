@@ -47,19 +47,78 @@ export const FORWARD_ROWS = {
 /** A bulktap row. */
 export type ForwardRowId = keyof typeof FORWARD_ROWS;
 
+/**
+ * `switch` arguments and ports of each switch row: ONE table. The switch's
+ * defaults are `forward --program`'s (vnet header, every offload, bulk 64,
+ * 1 queue, 1 Worker); single mode is a transmit stage of one frame, as
+ * `forward --program --mode single`. A third port's TAP is in a namespace
+ * of its own, idle but for what is flooded to it.
+ */
+export const SWITCH_ROWS = {
+  switch2: { label: "bulktap switch, 2 ports (bulk)", ports: 2, args: [] },
+  "switch2-single": {
+    label: "bulktap switch, 2 ports, single",
+    ports: 2,
+    args: ["--mode", "single"],
+  },
+  switch3: { label: "bulktap switch, 3 ports (bulk)", ports: 3, args: [] },
+  "switch3-single": {
+    label: "bulktap switch, 3 ports, single",
+    ports: 3,
+    args: ["--mode", "single"],
+  },
+} as const;
+
+/** A `bulktap switch` row. */
+export type SwitchRowId = keyof typeof SWITCH_ROWS;
+
+/**
+ * The Linux bridge rows: ports, offloads, and the name a figure's baseline
+ * gives them. `bridge3` is the 3-port switch's kernel counterpart.
+ */
+export const BRIDGE_ROWS = {
+  bridge: {
+    label: "Linux bridge, default offloads",
+    baseline: "Linux bridge (default offloads)",
+    ports: 2,
+    offloads: true,
+  },
+  "bridge-off": {
+    label: "Linux bridge, offloads off (ethtool -K)",
+    baseline: "Linux bridge (offloads off)",
+    ports: 2,
+    offloads: false,
+  },
+  bridge3: {
+    label: "Linux bridge, 3 ports, default offloads",
+    baseline: "Linux bridge, 3 ports (default offloads)",
+    ports: 3,
+    offloads: true,
+  },
+} as const;
+
+/** A Linux bridge row. */
+export type BridgeRowId = keyof typeof BRIDGE_ROWS;
+
+const labelled = <T extends Record<string, { label: string }>>(t: T) =>
+  (Object.keys(t) as (keyof T & string)[]).map((id) => ({ id, label: t[id].label }));
+
 /** Every row, in the order of the first round. */
 export const ROWS = [
-  { id: "bridge", label: "Linux bridge, default offloads" },
-  { id: "bridge-off", label: "Linux bridge, offloads off (ethtool -K)" },
-  { id: "testpmd", label: "DPDK testpmd io forward (net_tap)" },
-  ...Object.entries(FORWARD_ROWS).map(([id, r]) => ({ id, label: r.label })),
-] as const;
+  ...labelled(BRIDGE_ROWS),
+  { id: "testpmd", label: "DPDK testpmd io forward (net_tap)" } as const,
+  ...labelled(FORWARD_ROWS),
+  ...labelled(SWITCH_ROWS),
+];
 
 /** A row's id. */
-export type RowId = typeof ROWS[number]["id"];
+export type RowId = BridgeRowId | "testpmd" | ForwardRowId | SwitchRowId;
 
 /** The baseline row. */
 export const BRIDGE: RowId = "bridge";
+
+/** The 3-port rows' baseline. */
+export const BRIDGE3: RowId = "bridge3";
 
 /**
  * The rows that are bulktap's bulk C path as it ships (the via-rings row is
@@ -70,6 +129,37 @@ export const BULK_ROWS: RowId[] = ["fwd-bulk", "fwd-offload", "fwd-gro"];
 /** Whether row `id` runs `bulktap forward`. */
 export function isForwardRow(id: RowId): id is ForwardRowId {
   return id in FORWARD_ROWS;
+}
+
+/** Whether row `id` runs `bulktap switch`. */
+export function isSwitchRow(id: RowId): id is SwitchRowId {
+  return id in SWITCH_ROWS;
+}
+
+/** Whether row `id` is a Linux bridge. */
+export function isBridgeRow(id: RowId): id is BridgeRowId {
+  return id in BRIDGE_ROWS;
+}
+
+/**
+ * The namespaces row `id` joins: 2, or 3 (iperf3 and ping still between
+ * the first two).
+ *
+ * @example
+ * ```ts
+ * import { portsOf } from "./bench/tap_e2e_rows.ts";
+ * console.log(portsOf("switch3"), portsOf("fwd-bulk")); // 3 2
+ * ```
+ */
+export function portsOf(id: RowId): 2 | 3 {
+  if (isSwitchRow(id)) return SWITCH_ROWS[id].ports;
+  if (isBridgeRow(id)) return BRIDGE_ROWS[id].ports;
+  return 2;
+}
+
+/** The bridge row a row's figures stand beside: the one with as many ports. */
+export function baselineOf(id: RowId): BridgeRowId {
+  return portsOf(id) === 3 ? "bridge3" : "bridge";
 }
 
 /**
@@ -107,6 +197,8 @@ export interface RowRun {
   cpuCoresTcp?: number;
   /** Frames the forwarder dropped over the whole run of this row (all tests). */
   drops?: number;
+  /** Frames the idle third namespace received during the TCP and UDP tests (3-port rows). */
+  thirdRx?: number;
 }
 
 /** A row over every round. */

@@ -1,8 +1,9 @@
 /**
- * The TAP end-to-end sitting (bench/tap_e2e.ts): its parsers, and one tiny
- * real sitting (Linux bridge and `bulktap forward` bulk, 1 s tests) whose
- * figures must be positive and which must leave no namespace or device
- * behind.
+ * The TAP end-to-end sitting (bench/tap_e2e.ts): its parsers, and tiny
+ * real sittings (Linux bridge and `bulktap forward` bulk; the 3-port bridge
+ * and `bulktap switch` with 2 and 3 ports, bulk and single; 1 s tests)
+ * whose figures must be positive and which must leave no namespace or
+ * device behind.
  */
 import assert from "assert";
 import { parseIperfTcp, parseIperfUdp, parsePing } from "../bench/iperf.ts";
@@ -15,9 +16,11 @@ import {
   e2eTable,
   FORWARD_ROWS,
   forwardDrops,
+  type RowId,
   type RowRun,
   ROWS,
   runE2e,
+  SWITCH_ROWS,
   testpmdDrops,
 } from "../bench/tap_e2e.ts";
 import { isFigure } from "../bench/points.ts";
@@ -51,6 +54,14 @@ Deno.test("e2e: iperf3 JSON, ping, /proc/PID/stat, forward --json and testpmd dr
     forwardDrops(JSON.stringify({ devices: { a: { dropped: 1 }, b: { dropped: 2 } } })),
     3,
   );
+  // switch --json names its devices ports.
+  assert.equal(
+    forwardDrops(JSON.stringify({
+      ports: { a: { dropped: 1 }, b: { dropped: 0 }, c: { dropped: 4 } },
+      program: { txDropped: 2 },
+    })),
+    7,
+  );
   assert.equal(testpmdDrops("no statistics"), undefined);
   // The program row is compared with the C row of the same flags.
   const twin = cPathTwin()!;
@@ -72,13 +83,18 @@ function fakeRun(round: number, kpps: number, gbps: number, rttMs: number): RowR
   };
 }
 
-Deno.test("e2e: every row has figures; program bulk / single (with its floor) and direct / via rings are headlines", () => {
+Deno.test("e2e: every row has figures; program and switch bulk / single and / C path (with floors), switch / bridge and direct / via rings are headlines", () => {
   // Per row: UDP kpps, TCP Gbit/s, RTT ms (two rounds, the second 10% up).
   const rates: Record<string, [number, number, number]> = {
     "fwd-program": [300, 2, 0.2],
     "fwd-program-single": [100, 1, 0.3],
     "fwd-offload": [500, 20, 0.1],
     "fwd-via-ring": [400, 10, 0.2],
+    switch2: [400, 16, 0.2],
+    "switch2-single": [250, 8, 0.3],
+    switch3: [300, 12, 0.3],
+    "switch3-single": [100, 6, 0.4],
+    bridge3: [150, 24, 0.1],
   };
   const r: E2eResult = {
     rows: ROWS.map((row) => {
@@ -107,9 +123,41 @@ Deno.test("e2e: every row has figures; program bulk / single (with its floor) an
     assert.ok(f, `no headline "${prefix}": ${figs.map((f) => f.name).join("; ")}`);
     return f;
   };
+  const ratio = (prefix: string, want: number, floor?: string) => {
+    const f = head(prefix);
+    assert.ok(Math.abs(f.value.median - want) < 1e-9, `${prefix}${f.value.median}`);
+    if (floor) assert.match(f.baseline, new RegExp(`floor >= ${floor}`), prefix);
+    else assert.doesNotMatch(f.baseline, /floor/, prefix);
+  };
   const prog = head("UDP program path bulk / single: ");
   assert.ok(Math.abs(prog.value.median - 3) < 1e-9, `${prog.value.median}`);
   assert.match(prog.baseline, /floor >= 1.5x: met/);
+  // The C path named in the headline is forward's default row.
+  assert.match(head("TCP program path / C path: ").name, /offloads \(pass-through\)$/);
+  ratio("TCP program path / C path: ", 0.1, "0.7x: NOT met");
+  ratio("UDP switch 2 ports / C path: ", 0.8, "0.7x: met");
+  ratio("TCP switch 2 ports / C path: ", 0.8, "0.7x: met");
+  ratio("UDP switch 2 ports bulk / single: ", 1.6, "1.5x: met");
+  ratio("UDP switch 3 ports bulk / single: ", 3, "1.5x: met");
+  ratio("UDP switch 2 ports / Linux bridge: ", 2);
+  ratio("TCP switch 3 ports / Linux bridge: ", 0.5);
+  ratio("UDP switch 3 ports / Linux bridge: ", 2);
+  ratio("RTT switch 3 ports / Linux bridge (>1: slower): ", 3);
+  assert.match(head("TCP switch 3 ports / Linux bridge: ").name, /3 ports, default offloads$/);
+  // A 3-port row's figures stand beside the 3-port bridge's, a 2-port row's beside the bridge's.
+  const tcpOf = (id: RowId) =>
+    figs.find((f) =>
+      f.scenario.endsWith(`: ${ROWS.find((r) => r.id === id)!.label}`) &&
+      f.name === "TCP 1 stream"
+    )!;
+  assert.match(
+    tcpOf("switch3").baseline,
+    /^Linux bridge, 3 ports \(default offloads\), same rounds: 25\.20 \(24\.00-26\.40\)/,
+  );
+  assert.match(
+    tcpOf("switch2").baseline,
+    /^Linux bridge \(default offloads\), same rounds: 5\.25 \(5\.00-5\.50\)/,
+  );
   assert.ok(Math.abs(head("TCP direct / via rings: ").value.median - 2) < 1e-9);
   assert.ok(Math.abs(head("RTT direct / via rings (>1: slower): ").value.median - 0.5) < 1e-9);
   // Every other headline is still there.
@@ -136,6 +184,9 @@ Deno.test("e2e: every row has figures; program bulk / single (with its floor) an
 });
 
 const why = skipReason ?? e2eProblem();
+const NEEDS =
+  "It needs root, /dev/net/tun, iproute2 and iperf3 (apt-get install iperf3 ethtool); " +
+  "the end-to-end benchmark was not tested in this run.";
 
 function leftovers(prefix: string): string[] {
   const run = (args: string[]) =>
@@ -144,36 +195,40 @@ function leftovers(prefix: string): string[] {
     .filter((l) => l.includes(prefix));
 }
 
+/**
+ * One round of `rows`, 1 s per test: nothing may be left behind, and every
+ * row must have carried TCP, UDP and ping.
+ */
+async function tinySitting(prefix: string, rows: RowId[]): Promise<E2eResult> {
+  const r = await runE2e({
+    rows,
+    seconds: 1,
+    rounds: 1,
+    pings: 5,
+    prefix,
+    log: (m) => console.log(`  ${m}`),
+  });
+  console.log(e2eTable(r));
+  assert.deepEqual(leftovers(prefix), [], "namespaces or devices left behind");
+  assert.deepEqual(r.rows.map((x) => x.id), rows);
+  for (const row of r.rows) {
+    assert.equal(row.unmeasured, undefined, `${row.label}: ${row.unmeasured}`);
+    assert.equal(row.runs.length, 1);
+    const [x] = row.runs;
+    assert.ok(x.tcp.gbps > 0 && x.tcp.bytes > 0, `${row.label}: TCP`);
+    assert.ok(x.udp.pps > 0 && x.udp.received > 0, `${row.label}: UDP`);
+    assert.ok(x.ping.median > 0 && x.ping.replies > 0, `${row.label}: ping`);
+  }
+  return r;
+}
+
 Deno.test({
   name: "e2e: bridge and bulktap forward bulk carry TCP, UDP and ping; nothing is left behind",
-  ignore: needs(
-    "TAP end-to-end sitting",
-    why,
-    "It needs root, /dev/net/tun, iproute2 and iperf3 (apt-get install iperf3 ethtool); " +
-      "the end-to-end benchmark was not tested in this run.",
-  ),
+  ignore: needs("TAP end-to-end sitting", why, NEEDS),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const prefix = `bte2t${Deno.pid % 100000}`;
-    const r = await runE2e({
-      rows: ["bridge", "fwd-bulk"],
-      seconds: 1,
-      rounds: 1,
-      pings: 5,
-      prefix,
-      log: (m) => console.log(`  ${m}`),
-    });
-    console.log(e2eTable(r));
-    assert.deepEqual(leftovers(prefix), [], "namespaces or devices left behind");
-    for (const row of r.rows) {
-      assert.equal(row.unmeasured, undefined, `${row.label}: ${row.unmeasured}`);
-      assert.equal(row.runs.length, 1);
-      const [x] = row.runs;
-      assert.ok(x.tcp.gbps > 0 && x.tcp.bytes > 0, `${row.label}: TCP`);
-      assert.ok(x.udp.pps > 0 && x.udp.received > 0, `${row.label}: UDP`);
-      assert.ok(x.ping.median > 0 && x.ping.replies > 0, `${row.label}: ping`);
-    }
+    const r = await tinySitting(`bte2t${Deno.pid % 100000}`, ["bridge", "fwd-bulk"]);
     const fwd = r.rows.find((x) => x.id === "fwd-bulk")!.runs[0];
     assert.ok(fwd.cpuNsPerFrameUdp! > 0, "forwarder CPU per frame");
     assert.ok(fwd.cpuNsPerKiBTcp! > 0, "forwarder CPU per KiB");
@@ -191,5 +246,43 @@ Deno.test({
     assert.match(tcp.baseline, /Linux bridge \(default offloads\), same rounds: [\d.]+/);
     assert.ok(figs.some((f) => f.scenario.includes("headline") && f.name.startsWith("TCP")));
     assert.ok(figs.every((f) => Number.isFinite(f.value.median)));
+  },
+});
+
+Deno.test({
+  name: "e2e: the 3-port bridge and bulktap switch (2 and 3 ports, bulk and single) carry TCP, " +
+    "UDP and ping; the third namespace is counted; nothing is left behind",
+  ignore: needs("TAP end-to-end sitting, switch rows", why, NEEDS),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const rows: RowId[] = ["bridge3", ...Object.keys(SWITCH_ROWS) as RowId[]];
+    const r = await tinySitting(`bte2s${Deno.pid % 100000}`, rows);
+    for (const row of r.rows) {
+      const [x] = row.runs;
+      // The third end is measured on 3-port rows only.
+      const three = row.id === "bridge3" || row.id.startsWith("switch3");
+      assert.equal(x.thirdRx !== undefined, three, `${row.label}: third port`);
+      if (row.id === "bridge3") continue;
+      assert.ok(x.cpuNsPerFrameUdp! > 0, `${row.label}: switch CPU per frame`);
+      assert.ok(x.drops !== undefined && x.drops >= 0, `${row.label}: switch --json drops`);
+      assert.match(row.note ?? "", /^switch /);
+    }
+    const figs = e2eEntries(r).filter(isFigure);
+    const sw3 = figs.find((f) =>
+      f.scenario.endsWith("switch, 3 ports (bulk)") && f.name === "TCP 1 stream"
+    )!;
+    assert.match(sw3.baseline, /Linux bridge, 3 ports \(default offloads\), same rounds: [\d.]+/);
+    for (
+      const h of [
+        "UDP switch 2 ports bulk / single: ",
+        "UDP switch 3 ports bulk / single: ",
+        "TCP switch 3 ports / Linux bridge: ",
+        "UDP switch 3 ports / Linux bridge: ",
+      ]
+    ) {
+      const f = figs.find((f) => f.scenario.includes("headline") && f.name.startsWith(h));
+      assert.ok(f && Number.isFinite(f.value.median) && f.value.median > 0, `no headline ${h}`);
+    }
   },
 });
