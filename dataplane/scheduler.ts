@@ -20,12 +20,26 @@ import {
   newLatencyHistogram,
   summarize,
 } from "./latency.ts";
-import { counterBlock, counterBuffer, LoopCounter, type ReaderSpec } from "./poll_loop.ts";
+import {
+  counterBlock,
+  counterBuffer,
+  type InvalidReason,
+  LoopCounter,
+  type ReaderSpec,
+} from "./poll_loop.ts";
 import type { ProgramSpec } from "./program.ts";
 import type { SourceSpec } from "./source.ts";
 import { Ctrl, type WorkerConfig, type WorkerMessage } from "./worker_protocol.ts";
 
-export { LoopCounter, PollLoop, type PollLoopOptions, type ReaderSpec } from "./poll_loop.ts";
+export {
+  INVALID_REASONS,
+  type InvalidReason,
+  type InvalidVerdict,
+  LoopCounter,
+  PollLoop,
+  type PollLoopOptions,
+  type ReaderSpec,
+} from "./poll_loop.ts";
 
 /** Options of a {@linkcode Scheduler}. */
 export interface SchedulerOptions {
@@ -88,8 +102,14 @@ export interface SchedulerCounters {
   txSent: number;
   /** Frames the targets refused (back in their pool). */
   txDropped: number;
-  /** Frames dropped for bad verdicts. */
+  /** Frames dropped for invalid verdicts: `badVerdict + missingTarget + noIngress`. */
   invalid: number;
+  /** Invalid: an action that is none of `Verdict`'s. */
+  badVerdict: number;
+  /** Invalid: `REDIRECT` to an index the device map does not hold. */
+  missingTarget: number;
+  /** Invalid: `TX` from a source without an ingress device. */
+  noIngress: number;
   /** Frames dropped because the program threw on their batch. */
   thrown: number;
   /** Times the program threw (its first error: {@linkcode Scheduler.programErrors}). */
@@ -118,6 +138,16 @@ export interface SchedulerCounters {
   maxStageAgeNs: number;
   /** Longest one source's turn took in any Worker (poll, program, staging), ns. */
   maxSourceRunNs: number;
+}
+
+/** The first invalid verdict of one reason on one Worker (see {@linkcode Scheduler.invalidVerdicts}). */
+export interface SchedulerInvalidVerdict {
+  /** The Worker. */
+  cpu: number;
+  /** Why the verdict was invalid. */
+  reason: InvalidReason;
+  /** What was wrong, in words. */
+  message: string;
 }
 
 /** What {@linkcode Scheduler.close} returns. */
@@ -179,6 +209,7 @@ export class Scheduler implements AsyncDisposable {
   #slots: WorkerSlot[] = [];
   #started = 0;
   #programErrors: { cpu: number; message: string }[] = [];
+  #invalidVerdicts: SchedulerInvalidVerdict[] = [];
   #closing: Promise<SchedulerReport> | undefined;
   #doneWaiters: (() => void)[] = [];
   #failure: BulktapError | undefined;
@@ -274,6 +305,23 @@ export class Scheduler implements AsyncDisposable {
     return this.#programErrors;
   }
 
+  /**
+   * The first invalid verdict of each reason on each Worker that met one
+   * (its frames, and every later one, were dropped and counted by reason
+   * in `counters()`: `badVerdict`, `missingTarget`, `noIngress`), in the
+   * order they were reported.
+   *
+   * @example
+   * ```ts ignore
+   * import { Scheduler } from "./scheduler.ts";
+   * declare const sched: Scheduler;
+   * for (const v of sched.invalidVerdicts) console.error(`Worker ${v.cpu}: ${v.message}`);
+   * ```
+   */
+  get invalidVerdicts(): readonly SchedulerInvalidVerdict[] {
+    return this.#invalidVerdicts;
+  }
+
   /** Start the Workers; resolves when each has built its loop (rejects if one fails). */
   async start(): Promise<void> {
     if (this.#slots.length) throw new BulktapError("EINVAL", "scheduler already started");
@@ -294,6 +342,8 @@ export class Scheduler implements AsyncDisposable {
               resolve();
             } else if (m.type === "programError") {
               this.#programErrors.push({ cpu: m.cpu, message: m.message });
+            } else if (m.type === "invalidVerdict") {
+              this.#invalidVerdicts.push({ cpu: m.cpu, reason: m.reason, message: m.message });
             } else if (m.type === "done") {
               slot.done = m;
               this.#doneWaiters.splice(0).forEach((f) => f());
@@ -354,6 +404,9 @@ export class Scheduler implements AsyncDisposable {
       txSent: sum(LoopCounter.TX_SENT),
       txDropped: sum(LoopCounter.TX_DROPPED),
       invalid: sum(LoopCounter.INVALID),
+      badVerdict: sum(LoopCounter.BAD_VERDICT),
+      missingTarget: sum(LoopCounter.MISSING_TARGET),
+      noIngress: sum(LoopCounter.NO_INGRESS),
       thrown: sum(LoopCounter.THROWN),
       programErrors: sum(LoopCounter.PROGRAM_ERRORS),
       read: sum(LoopCounter.READ),

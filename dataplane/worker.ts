@@ -26,7 +26,13 @@ import "./tap_source.ts"; // registers the "tap" source kind in this Worker
 import { waitShared, type WaitSource } from "./waiter.ts";
 import { library } from "../ffi/lib.ts";
 import { BulktapError } from "./errors.ts";
-import { counterBlock, LoopCounter, PollLoop, type ReaderSpec } from "./poll_loop.ts";
+import {
+  counterBlock,
+  INVALID_REASONS,
+  LoopCounter,
+  PollLoop,
+  type ReaderSpec,
+} from "./poll_loop.ts";
 import { programFromSpec } from "./programs.ts";
 import { type Source, sourceFromSpec } from "./source.ts";
 import type { LatencyShare } from "./latency.ts";
@@ -93,6 +99,7 @@ async function run(cfg: WorkerConfig): Promise<void> {
     onProgramError: cfg.onProgramError,
   });
   let errorReported = false;
+  let invalidSaid = 0; // bits of INVALID_REASONS already reported
   const readerWaits = loop.readerQueues.map((r) => new QueueWaiter(r.device, r.queue));
   const latency: LatencyShare[] = [...loop.latency].map(([label, rec]) => ({
     label,
@@ -100,6 +107,23 @@ async function run(cfg: WorkerConfig): Promise<void> {
   }));
   scope.postMessage({ type: "ready", cpu: cfg.cpu, pinned, latency } satisfies WorkerMessage);
 
+  // The first invalid verdict of each reason, once per Worker (the loop
+  // counts every frame).
+  const reportInvalid = () => {
+    for (const v of loop.invalidVerdicts) {
+      const bit = 1 << INVALID_REASONS.findIndex((r) => r.reason === v.reason);
+      if (invalidSaid & bit) continue;
+      invalidSaid |= bit;
+      scope.postMessage(
+        {
+          type: "invalidVerdict",
+          cpu: cfg.cpu,
+          reason: v.reason,
+          message: v.message,
+        } satisfies WorkerMessage,
+      );
+    }
+  };
   const now = () => lib.bt_now_ns_f64();
   let lastWork = now();
   let lastStatus = lastWork;
@@ -132,6 +156,7 @@ async function run(cfg: WorkerConfig): Promise<void> {
             } satisfies WorkerMessage,
           );
         }
+        if (loop.invalidSeen !== invalidSaid) reportInvalid();
       }
       const t = now();
       if (t - lastStatus >= statusNs) {

@@ -8,7 +8,7 @@
  */
 import type { StageMode } from "./devmap.ts";
 import type { LatencyShare } from "./latency.ts";
-import type { ReaderSpec } from "./poll_loop.ts";
+import type { InvalidReason, ReaderSpec } from "./poll_loop.ts";
 import type { ProgramSpec } from "./program.ts";
 import type { SourceSpec } from "./source.ts";
 
@@ -44,4 +44,5 @@ export type WorkerMessage =
   | { type: "ready"; cpu: number; pinned: boolean; latency: LatencyShare[] }
   | { type: "error"; cpu: number; code: string; message: string }
   | { type: "programError"; cpu: number; message: string }
+  | { type: "invalidVerdict"; cpu: number; reason: InvalidReason; message: string }
   | { type: "done"; cpu: number; targets: number[]; unstamped: number };

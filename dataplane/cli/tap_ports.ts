@@ -8,7 +8,7 @@
  */
 import { FramePool } from "../pool.ts";
 import type { ProgramSpec } from "../program.ts";
-import { Scheduler } from "../scheduler.ts";
+import { Scheduler, type SchedulerInvalidVerdict } from "../scheduler.ts";
 import {
   type TapDevice,
   tapFrameSize,
@@ -184,6 +184,51 @@ export async function startPortProgram(
   });
   await sched.start();
   return sched;
+}
+
+/** Invalid verdicts by reason, as `forward --program` and `switch` report them. */
+export interface InvalidCounts {
+  /** An action that is none of `Verdict`'s. */
+  badVerdict: number;
+  /** `REDIRECT` to a port the device map does not hold. */
+  missingTarget: number;
+  /** `TX` from a source without an ingress port. */
+  noIngress: number;
+}
+
+/** The per-reason counts of invalid verdicts as words, e.g. `bad verdict 0, missing target 3, no ingress 0`. */
+export function invalidWords(c: InvalidCounts): string {
+  return `bad verdict ${c.badVerdict}, missing target ${c.missingTarget}, no ingress ${c.noIngress}`;
+}
+
+/**
+ * Says each new program error and first invalid verdict of a reason (the
+ * first of each Worker, see `Scheduler.programErrors` and
+ * `Scheduler.invalidVerdicts`) once on stderr, each time it is called.
+ */
+export function programNotices(
+  cmd: string,
+  errors: () => readonly { cpu: number; message: string }[],
+  invalid: () => readonly SchedulerInvalidVerdict[],
+): () => void {
+  let toldErrors = 0, toldInvalid = 0;
+  return () => {
+    const errs = errors();
+    for (; toldErrors < errs.length; toldErrors++) {
+      console.error(
+        `bulktap ${cmd}: the program threw on Worker ${errs[toldErrors].cpu}: ` +
+          `${errs[toldErrors].message}; its batches are dropped and counted, the rest goes on`,
+      );
+    }
+    const bad = invalid();
+    for (; toldInvalid < bad.length; toldInvalid++) {
+      const v = bad[toldInvalid];
+      console.error(
+        `bulktap ${cmd}: invalid verdict (${v.reason}) on Worker ${v.cpu}: ${v.message}; ` +
+          "such frames are dropped and counted by reason, the rest goes on",
+      );
+    }
+  };
 }
 
 /** SIGINT/SIGTERM, listened for until `stop()`; `stopped` says which (or another reason). */
