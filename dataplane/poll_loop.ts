@@ -81,8 +81,15 @@ export interface PollLoopOptions {
   budget?: number;
   /** Longest a staged frame waits before a flush, ns (default 50,000). */
   deadlineNs?: number;
-  /** Record latency (default true). */
+  /** Record the readers' (and local PASS) latency (default true). */
   latency?: boolean;
+  /**
+   * Record each target's latency (default false): from a frame's
+   * timestamp (its receive time, for a TAP source) to the moment its stage
+   * is handed to the target, in {@linkcode PollLoop.targetLatency}. One
+   * FFI call per stage, none per frame; `"target"` stage mode only.
+   */
+  targetLatency?: boolean;
   /**
    * Counter array to write into, at least {@linkcode LoopCounter.COUNT}
    * long (e.g. a {@linkcode counterBlock} of shared memory); default new.
@@ -138,6 +145,11 @@ export class PollLoop {
   readonly queues: BulkQueues;
   /** Latency recorders by label: one per reader, plus `"pass"` (without a PASS device). */
   readonly latency: Map<string, LatencyRecorder> = new Map();
+  /**
+   * Per device-map target, its latency up to transmit (see
+   * `PollLoopOptions.targetLatency`); empty when not recorded.
+   */
+  readonly targetLatency: readonly LatencyRecorder[];
   /** The sources. */
   readonly sources: readonly Source[];
   readonly #program: Program;
@@ -220,9 +232,14 @@ export class PollLoop {
         `counters has ${slots} slots, the loop needs ${LoopCounter.COUNT}`,
       );
     }
+    if (o.targetLatency !== undefined && typeof o.targetLatency !== "boolean") {
+      throw new BulktapError("EINVAL", `targetLatency is ${show(o.targetLatency)}, not a boolean`);
+    }
+    this.targetLatency = o.targetLatency === true ? o.targets.map(() => new LatencyRecorder()) : [];
     this.queues = new BulkQueues(o.pass ? [...o.targets, o.pass] : o.targets, {
       bulk: o.bulk,
       mode: o.stageMode,
+      latency: this.targetLatency.map(wordsOf),
       cpu: o.cpu ?? 0,
       cycleCapacity: Math.min(Math.max(budget * Math.max(1, o.sources.length) * 2, 256), 1 << 20),
     });

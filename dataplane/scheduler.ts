@@ -68,8 +68,18 @@ export interface SchedulerOptions {
   deadlineUs?: number;
   /** Busy-poll this long without work before sleeping, in microseconds (default 200). */
   busyPollUs?: number;
-  /** Record latency histograms (default true). */
+  /** Record the readers' (and local PASS) latency histograms (default true). */
   latency?: boolean;
+  /**
+   * Record each target's latency: from a frame's timestamp (its receive
+   * time, stamped in C, for a TAP source) to the moment its stage is handed
+   * to the target, one histogram per target and Worker, merged in the
+   * report's `targets[i].latency` (live: {@linkcode Scheduler.targetHistogram}).
+   * One FFI call per stage, none per frame. Default: on when a source is a
+   * TAP (`kind: "tap"`) and the stage mode is `"target"`; `"cycle"` mode
+   * cannot record it (`EINVAL`).
+   */
+  targetLatency?: boolean;
   /** How often Workers yield to their event loop, ms (default 1000). */
   statusIntervalMs?: number;
   /** Extra modules every Worker imports first (e.g. one registering a TAP source kind). */
@@ -154,8 +164,12 @@ export interface SchedulerInvalidVerdict {
 export interface SchedulerReport {
   /** Counters at the end. */
   counters: SchedulerCounters;
-  /** Per target (device-map order): frames sent and refused. */
-  targets: { sent: number; dropped: number }[];
+  /**
+   * Per target (device-map order): frames sent and refused, and with
+   * target latency on, the latency of every frame handed to it (sent or
+   * refused), merged over Workers.
+   */
+  targets: { sent: number; dropped: number; latency?: LatencySummary }[];
   /** Merged latency of every reader and PASS. */
   latency: LatencySummary;
   /**
@@ -174,6 +188,7 @@ export interface SchedulerReport {
 interface WorkerSlot {
   worker: Worker;
   latency: LatencyShare[];
+  targetLatency: LatencyShare[];
   done?: Extract<WorkerMessage, { type: "done" }>;
 }
 
@@ -213,6 +228,7 @@ export class Scheduler implements AsyncDisposable {
   #closing: Promise<SchedulerReport> | undefined;
   #doneWaiters: (() => void)[] = [];
   #failure: BulktapError | undefined;
+  readonly #targetLatency: boolean;
 
   /** A scheduler; Workers start with {@linkcode Scheduler.start}. */
   constructor(options: SchedulerOptions) {
@@ -255,6 +271,21 @@ export class Scheduler implements AsyncDisposable {
     if (onErr !== "drop" && onErr !== "stop") {
       throw new BulktapError("EINVAL", `onProgramError ${show(onErr)} is not "drop" or "stop"`);
     }
+    const mode = options.stageMode ?? "target";
+    if (options.targetLatency !== undefined && typeof options.targetLatency !== "boolean") {
+      throw new BulktapError(
+        "EINVAL",
+        `targetLatency is ${show(options.targetLatency)}, not a boolean`,
+      );
+    }
+    if (options.targetLatency === true && mode === "cycle") {
+      throw new BulktapError(
+        "EINVAL",
+        'targetLatency is recorded per stage: not in stageMode "cycle" (its stages are made in C)',
+      );
+    }
+    this.#targetLatency = options.targetLatency ??
+      (mode === "target" && options.sources.some((x) => x.kind === "tap"));
     this.cpus = cpus;
     this.#o = options;
     // One 128-byte-aligned block per Worker: no two share a cache line.
@@ -280,6 +311,7 @@ export class Scheduler implements AsyncDisposable {
       deadlineNs: (o.deadlineUs ?? 50) * 1000,
       busyPollNs: (o.busyPollUs ?? 200) * 1000,
       latency: o.latency ?? true,
+      targetLatency: this.#targetLatency,
       statusIntervalMs: o.statusIntervalMs ?? 1000,
       modules: o.modules ?? [],
       control: this.#control,
@@ -329,7 +361,7 @@ export class Scheduler implements AsyncDisposable {
     const ready: Promise<void>[] = [];
     for (let cpu = 0; cpu < this.cpus; cpu++) {
       const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
-      const slot: WorkerSlot = { worker, latency: [] };
+      const slot: WorkerSlot = { worker, latency: [], targetLatency: [] };
       this.#slots.push(slot);
       ready.push(
         new Promise((resolve, reject) => {
@@ -339,6 +371,7 @@ export class Scheduler implements AsyncDisposable {
               worker.postMessage({ type: "start", config: this.#config(cpu) });
             } else if (m.type === "ready") {
               slot.latency = m.latency;
+              slot.targetLatency = m.targetLatency;
               resolve();
             } else if (m.type === "programError") {
               this.#programErrors.push({ cpu: m.cpu, message: m.message });
@@ -432,6 +465,24 @@ export class Scheduler implements AsyncDisposable {
   }
 
   /**
+   * Target `t`'s latency now (see `SchedulerOptions.targetLatency`),
+   * merged over Workers from their shared buckets: empty if not recorded.
+   */
+  targetHistogram(t: number): LatencyHistogram {
+    const label = `t${intIn(t, 0, Math.max(0, this.#o.targets.length - 1), "target")}`;
+    const h = newLatencyHistogram();
+    for (const s of this.#slots) {
+      for (const l of s.targetLatency) if (l.label === label) histogramFromBuckets(l.buffer, h);
+    }
+    return h;
+  }
+
+  /** Whether targets' latency is recorded (`SchedulerOptions.targetLatency`, or its default). */
+  get recordsTargetLatency(): boolean {
+    return this.#targetLatency;
+  }
+
+  /**
    * Stop: Workers stop taking frames, flush their stages, consume what is
    * queued for their readers, and report; then they are terminated. Every
    * frame is then consumed, in a device queue, or back in its pool.
@@ -461,13 +512,15 @@ export class Scheduler implements AsyncDisposable {
     for (const s of this.#slots) s.worker.terminate();
     const hung = this.#slots.filter((s) => !s.done).length;
     const ntargets = this.#o.targets.length;
+    // Every Worker has posted "done" (or is terminated): the buckets are final.
     const targets = Array.from({ length: ntargets }, (_, t) => {
       let sent = 0, dropped = 0;
       for (const s of this.#slots) {
         sent += s.done?.targets[t * 4] ?? 0;
         dropped += s.done?.targets[t * 4 + 1] ?? 0;
       }
-      return { sent, dropped };
+      if (!this.#targetLatency) return { sent, dropped };
+      return { sent, dropped, latency: summarize(this.targetHistogram(t)) };
     });
     // Every Worker has posted "done" (or is terminated): the buckets are final.
     const histogram = newLatencyHistogram();

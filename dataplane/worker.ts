@@ -17,7 +17,9 @@
  * posts a histogram. Histograms are per Worker and per target: a reader
  * without a label of its own is labelled `t<i>/q<n>`, queue n of
  * device-map target i (`dev<handle>/q<n>` if its device is not in the
- * map); PASS frames are labelled `pass`.
+ * map); PASS frames are labelled `pass`. With target latency on, each
+ * device-map target i has one more (`t<i>`): receive (or creation) time to
+ * the transmit of its stage, recorded the same way, one call per stage.
  *
  * @module
  */
@@ -94,6 +96,7 @@ async function run(cfg: WorkerConfig): Promise<void> {
     budget: cfg.budget,
     deadlineNs: cfg.deadlineNs,
     latency: cfg.latency,
+    targetLatency: cfg.targetLatency,
     counters,
     pass: cfg.pass === undefined ? undefined : { handle: cfg.pass },
     onProgramError: cfg.onProgramError,
@@ -105,7 +108,13 @@ async function run(cfg: WorkerConfig): Promise<void> {
     label,
     buffer: rec.shared,
   }));
-  scope.postMessage({ type: "ready", cpu: cfg.cpu, pinned, latency } satisfies WorkerMessage);
+  const targetLatency: LatencyShare[] = loop.targetLatency.map((rec, t) => ({
+    label: `t${t}`,
+    buffer: rec.shared,
+  }));
+  scope.postMessage(
+    { type: "ready", cpu: cfg.cpu, pinned, latency, targetLatency } satisfies WorkerMessage,
+  );
 
   // The first invalid verdict of each reason, once per Worker (the loop
   // counts every frame).
