@@ -91,6 +91,36 @@ Deno.test({
 
 Deno.test({
   name:
+    "forward --program forward: each TAP's latency histogram counts every frame sent into it, receive to transmit, values > 0",
+  ...tapTest,
+  async fn() {
+    const out = await withForward(["--program", "forward"], async ({ nsA, ipB }) => {
+      const ping = new Proc("ip", ["netns", "exec", nsA, "ping", "-c", "5", "-i", "0.2", ipB]);
+      assert.equal((await ping.finish()).code, 0, ping.lines.join("\n"));
+    });
+    const [a, b] = Object.keys(out.devices as object);
+    const p = out.program as {
+      toA: number;
+      toB: number;
+      txDropped: number;
+      latency: Record<string, { count: number; p50: number; p99: number; max: number }>;
+    };
+    assert.equal(p.txDropped, 0, "nothing refused: every frame handed over was sent");
+    assert.deepEqual(Object.keys(p.latency), [a, b]);
+    assert.equal(p.latency[a].count, p.toA, `into ${a}: one count per frame sent`);
+    assert.equal(p.latency[b].count, p.toB, `into ${b}: one count per frame sent`);
+    for (const name of [a, b]) {
+      const l = p.latency[name];
+      assert.ok(l.count >= 5, `${name}: the echo requests or replies, at least (${l.count})`);
+      assert.ok(l.p50 > 0 && l.p99 >= l.p50 && l.max >= l.p99, `${name}: ${JSON.stringify(l)}`);
+      // Receive to transmit inside one Worker: well under a second.
+      assert.ok(l.max < 1e9, `${name}: max ${l.max} ns`);
+    }
+  },
+});
+
+Deno.test({
+  name:
     "forward --program ./firewall.ts: datagrams to the blocked port are dropped and counted, the rest pass",
   ...tapTest,
   async fn() {

@@ -17,6 +17,7 @@ import {
   deviceCounts as counts,
   type ForwardCounts,
   invalidWords,
+  latencyWords,
   portPool,
   programNotices,
   stopSignal,
@@ -353,6 +354,9 @@ async function run(o: RunOptions): Promise<number> {
           `dropped because the program threw ${pc.thrown}` +
           (pc.programErrors.length ? ` (first: ${pc.programErrors[0].message})` : ""),
       );
+      for (const [name, l] of Object.entries(pc.latency)) {
+        console.log(`latency into ${name}, receive to transmit: ${latencyWords(l)}`);
+      }
     }
   }
   if (failed) {

@@ -13,7 +13,12 @@ import { UsageError } from "./flags.ts";
 import type { ProgramSpec } from "../program.ts";
 import type { SchedulerInvalidVerdict, SchedulerReport } from "../scheduler.ts";
 import type { TapDevice } from "../tap.ts";
-import { type InvalidCounts, startPortProgram } from "./tap_ports.ts";
+import {
+  type InvalidCounts,
+  startPortProgram,
+  targetLatencies,
+  type TargetLatency,
+} from "./tap_ports.ts";
 
 /** The ready programs `--program` takes by name, for two ports. */
 export const FORWARD_PROGRAMS = ["forward", "drop", "reflect", "l2switch"] as const;
@@ -75,6 +80,11 @@ export interface ProgramCounts {
   thrown: number;
   /** The first error the program threw on each Worker that saw one. */
   programErrors: { cpu: number; message: string }[];
+  /**
+   * Per TAP (by name), the latency of the frames sent into it: receive
+   * time to the write of their bulk.
+   */
+  latency: Record<string, TargetLatency>;
   /** Frames sent into A and into B. */
   toA: number;
   /** Frames sent into B. */
@@ -134,6 +144,7 @@ export async function startProgram(
         passed: c.passed,
         thrown: c.thrown,
         programErrors: [...sched.programErrors],
+        latency: targetLatencies(report, [a.name, b.name]),
         toA: report.targets[0]?.sent ?? 0,
         toB: report.targets[1]?.sent ?? 0,
       };

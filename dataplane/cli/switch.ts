@@ -19,10 +19,13 @@ import {
   deviceCounts,
   type ForwardCounts,
   invalidWords,
+  latencyWords,
   portPool,
   programNotices,
   startPortProgram,
   stopSignal,
+  targetLatencies,
+  type TargetLatency,
   type VnetSize,
   vnetSizes,
 } from "./tap_ports.ts";
@@ -82,6 +85,8 @@ interface PortReport {
   /** Super-frames read and written. */
   rxSuper: number;
   txSuper: number;
+  /** Latency of the frames sent into this port: receive time to the write of their bulk. */
+  latency?: TargetLatency;
 }
 
 interface SwitchOptions {
@@ -121,7 +126,8 @@ function portLine(name: string, r: PortReport): string {
     (why.length ? ` (${why.join(", ")})` : "") +
     `; unicast ${r.unicast} flooded ${r.flooded} (unknown ${r.floodedUnknown}, group ${r.floodedGroup})` +
     `; learned ${r.learned}` +
-    (r.rxSuper || r.txSuper ? `; super-frames rx ${r.rxSuper} tx ${r.txSuper}` : "");
+    (r.rxSuper || r.txSuper ? `; super-frames rx ${r.rxSuper} tx ${r.txSuper}` : "") +
+    (r.latency ? `; latency into it ${latencyWords(r.latency)}` : "");
 }
 
 /**
@@ -303,9 +309,11 @@ async function runOn(o: SwitchOptions, taps: TapDevice[]): Promise<number> {
     age: Number(((now - e.seenNs) / 1e9).toFixed(3)),
   }));
   const ports: Record<string, PortReport> = {};
+  const latency = targetLatencies(report, taps.map((t) => t.name));
   for (const [i, t] of taps.entries()) {
     const learned = fdb.filter((e) => e.port === t.name).length;
     ports[t.name] = portReport(deviceCounts(t), shared.port(i), learned);
+    if (latency[t.name]) ports[t.name].latency = latency[t.name];
   }
   const c = report.counters;
   const program = {
