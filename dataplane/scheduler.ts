@@ -167,7 +167,8 @@ export interface SchedulerReport {
   /**
    * Per target (device-map order): frames sent and refused, and with
    * target latency on, the latency of every frame handed to it (sent or
-   * refused), merged over Workers.
+   * refused; a frame without a timestamp is not counted), merged over
+   * Workers.
    */
   targets: { sent: number; dropped: number; latency?: LatencySummary }[];
   /** Merged latency of every reader and PASS. */
