@@ -26,7 +26,7 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
-import { BT_DEVMAP_MAX_TARGETS, BT_XMIT_DIRECT } from "../ffi/abi.ts";
+import { BT_DEVMAP_MAX_TARGETS, BT_LAT_WORDS, BT_XMIT_DIRECT } from "../ffi/abi.ts";
 import { intIn, show, u32Arg } from "./boundary.ts";
 import { BulktapError, codeForErrno } from "./errors.ts";
 import { XMIT_FLUSH } from "./device.ts";
@@ -68,6 +68,16 @@ export interface BulkQueuesOptions {
   cpu?: number;
   /** Most frames collected per cycle in `"cycle"` mode before an early flush (default 4096). */
   cycleCapacity?: number;
+  /**
+   * Per target (device-map order), a latency bucket array to add each
+   * transmitted frame's latency to, from its timestamp (its receive time,
+   * for a TAP source) to the moment its stage is handed to the target:
+   * `LatencyRecorder.words` (`./latency`); `undefined` or `null` records
+   * nothing for that target. One FFI call per stage, before the transmit
+   * (after it, the frames are the target's). `"target"` mode only: in
+   * `"cycle"` mode stages are made in C, and this is refused (`EINVAL`).
+   */
+  latency?: readonly (BigUint64Array | null | undefined)[];
 }
 
 /**
@@ -124,6 +134,8 @@ export class BulkQueues {
   #tgts: Uint32Array;
   #counts: Uint32Array;
   #cap: number;
+  // Per target: latency bucket words, or null.
+  #lat: (BigUint64Array | null)[];
   #lib = library();
 
   /** Bulk queues for `targets` (device-map order). */
@@ -156,6 +168,43 @@ export class BulkQueues {
     this.#refs = new Uint32Array(cap);
     this.#tgts = new Uint32Array(cap);
     this.#counts = new Uint32Array(targets.length * 3);
+    this.#lat = this.#latencyWords(options.latency, targets.length);
+  }
+
+  #latencyWords(
+    lat: readonly (BigUint64Array | null | undefined)[] | undefined,
+    n: number,
+  ): (BigUint64Array | null)[] {
+    const out: (BigUint64Array | null)[] = Array.from({ length: n }, () => null);
+    if (lat === undefined) return out;
+    if (!Array.isArray(lat) || lat.length > n) {
+      throw new BulktapError(
+        "EINVAL",
+        `latency is ${show(lat)}, not an array of at most ${n} bucket arrays`,
+      );
+    }
+    for (let t = 0; t < lat.length; t++) {
+      const h = lat[t];
+      if (h === undefined || h === null) continue;
+      if (this.mode === "cycle") {
+        throw new BulktapError(
+          "EINVAL",
+          'per-target latency is recorded per stage: not in "cycle" mode (its stages are made in C)',
+        );
+      }
+      // A zero-frame record checks the array (size and layout magic) now.
+      const r = h instanceof BigUint64Array && h.length >= BT_LAT_WORDS
+        ? this.#lib.bt_frames_latency(this.#stages[t], this.bulk, 0, h, BT_LAT_WORDS)
+        : -1;
+      if (r < 0) {
+        throw new BulktapError(
+          "EINVAL",
+          `latency[${t}] is ${show(h)}, not a latency bucket array (LatencyRecorder.words)`,
+        );
+      }
+      out[t] = h;
+    }
+    return out;
   }
 
   /** Per target: sent, dropped, failed calls, xmit calls (see {@linkcode TargetCounter}). */
@@ -218,6 +267,9 @@ export class BulkQueues {
   }
 
   #send(t: number, stage: Uint32Array, n: number, flags: number): void {
+    // Latency before the transmit: after it the frames are the target's.
+    const h = this.#lat[t];
+    if (h !== null) this.#lib.bt_frames_latency(stage, this.bulk, n, h, BT_LAT_WORDS);
     const r = this.#lib.bt_xmit(this.#handles[t], stage, this.bulk, n, flags | DIRECT, this.cpu);
     const c = this.#counters;
     c[t * 4 + 3]++;

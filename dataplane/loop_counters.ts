@@ -29,7 +29,11 @@ export const LoopCounter = {
   REDIRECT: 4,
   /** Extra frames made by BROADCAST (copies). */
   BROADCAST_COPIES: 5,
-  /** Frames dropped for a bad verdict (unknown action, target out of the map, TX without ingress). */
+  /**
+   * Frames dropped for an invalid verdict, all reasons: the sum of
+   * {@linkcode LoopCounter.BAD_VERDICT}, {@linkcode LoopCounter.MISSING_TARGET}
+   * and {@linkcode LoopCounter.NO_INGRESS}.
+   */
   INVALID: 6,
   /** Frames consumed by local readers (latency recorded). */
   READ: 7,
@@ -66,9 +70,39 @@ export const LoopCounter = {
   THROWN: 17,
   /** Times the program threw. */
   PROGRAM_ERRORS: 18,
+  /** Invalid: a verdict whose action is none of `Verdict`'s (dropped). */
+  BAD_VERDICT: 19,
+  /** Invalid: `REDIRECT` to a device-map index the map does not hold (dropped). */
+  MISSING_TARGET: 20,
+  /** Invalid: `TX` from a source without an ingress device in the map (dropped). */
+  NO_INGRESS: 21,
   /** Number of counters. */
-  COUNT: 19,
+  COUNT: 22,
 } as const;
+
+/**
+ * Why a verdict was invalid, in the order of their bits in
+ * `PollLoop.invalidSeen`: an action that is none of `Verdict`'s, a
+ * `REDIRECT` to an index the device map does not hold, a `TX` from a
+ * source without an ingress device.
+ */
+export type InvalidReason = "badVerdict" | "missingTarget" | "noIngress";
+
+/**
+ * The invalid-verdict reasons, each with its counter; reason `i` is bit
+ * `1 << i` of `PollLoop.invalidSeen`.
+ *
+ * @example
+ * ```ts
+ * import { INVALID_REASONS, LoopCounter } from "./loop_counters.ts";
+ * console.log(INVALID_REASONS[1].reason, INVALID_REASONS[1].counter === LoopCounter.MISSING_TARGET); // missingTarget true
+ * ```
+ */
+export const INVALID_REASONS: readonly { reason: InvalidReason; counter: number }[] = [
+  { reason: "badVerdict", counter: LoopCounter.BAD_VERDICT },
+  { reason: "missingTarget", counter: LoopCounter.MISSING_TARGET },
+  { reason: "noIngress", counter: LoopCounter.NO_INGRESS },
+];
 
 // Hardware prefetchers fetch cache lines in pairs (Intel's adjacent-line
 // prefetcher), so two Workers writing counters within one 128-byte block
@@ -96,7 +130,7 @@ export const COUNTER_BLOCK = Math.ceil(LoopCounter.COUNT * 8 / LINE_PAIR) * LINE
  * ```ts
  * import { counterBlock, counterBuffer } from "./poll_loop.ts";
  * const buf = counterBuffer(2);
- * console.log(counterBlock(buf, 1).length); // 19 (LoopCounter.COUNT)
+ * console.log(counterBlock(buf, 1).length); // 22 (LoopCounter.COUNT)
  * ```
  */
 export function counterBuffer(loops: number): SharedArrayBuffer {

@@ -39,8 +39,27 @@ export interface ReaderSpec {
   label?: string;
 }
 
-export { COUNTER_BLOCK, counterBlock, counterBuffer, LoopCounter } from "./loop_counters.ts";
-import { LoopCounter } from "./loop_counters.ts";
+export {
+  COUNTER_BLOCK,
+  counterBlock,
+  counterBuffer,
+  INVALID_REASONS,
+  type InvalidReason,
+  LoopCounter,
+} from "./loop_counters.ts";
+import { INVALID_REASONS, type InvalidReason, LoopCounter } from "./loop_counters.ts";
+
+/** The first invalid verdict of one reason a loop met (see {@linkcode PollLoop.invalidVerdicts}). */
+export interface InvalidVerdict {
+  /** Why it was invalid. */
+  reason: InvalidReason;
+  /** The verdict word. */
+  verdict: number;
+  /** The source whose batch it was (its `name`). */
+  source: string;
+  /** What was wrong, in words. */
+  message: string;
+}
 
 /** Options of {@linkcode PollLoop}. */
 export interface PollLoopOptions {
@@ -62,8 +81,15 @@ export interface PollLoopOptions {
   budget?: number;
   /** Longest a staged frame waits before a flush, ns (default 50,000). */
   deadlineNs?: number;
-  /** Record latency (default true). */
+  /** Record the readers' (and local PASS) latency (default true). */
   latency?: boolean;
+  /**
+   * Record each target's latency (default false): from a frame's
+   * timestamp (its receive time, for a TAP source) to the moment its stage
+   * is handed to the target, in {@linkcode PollLoop.targetLatency}. One
+   * FFI call per stage, none per frame; `"target"` stage mode only.
+   */
+  targetLatency?: boolean;
   /**
    * Counter array to write into, at least {@linkcode LoopCounter.COUNT}
    * long (e.g. a {@linkcode counterBlock} of shared memory); default new.
@@ -119,6 +145,11 @@ export class PollLoop {
   readonly queues: BulkQueues;
   /** Latency recorders by label: one per reader, plus `"pass"` (without a PASS device). */
   readonly latency: Map<string, LatencyRecorder> = new Map();
+  /**
+   * Per device-map target, its latency up to transmit (see
+   * `PollLoopOptions.targetLatency`); empty when not recorded.
+   */
+  readonly targetLatency: readonly LatencyRecorder[];
   /** The sources. */
   readonly sources: readonly Source[];
   readonly #program: Program;
@@ -143,6 +174,9 @@ export class PollLoop {
   readonly #readRefs: Uint32Array;
   readonly #stopOnThrow: boolean;
   #programError: unknown = undefined;
+  // Bit i: INVALID_REASONS[i] met; #invalidFirst[i]: its first occurrence.
+  #invalidSeen = 0;
+  readonly #invalidFirst: InvalidVerdict[] = [];
   #maxStageAge = 0;
   #maxSourceRun = 0;
   #next = 0;
@@ -198,9 +232,14 @@ export class PollLoop {
         `counters has ${slots} slots, the loop needs ${LoopCounter.COUNT}`,
       );
     }
+    if (o.targetLatency !== undefined && typeof o.targetLatency !== "boolean") {
+      throw new BulktapError("EINVAL", `targetLatency is ${show(o.targetLatency)}, not a boolean`);
+    }
+    this.targetLatency = o.targetLatency === true ? o.targets.map(() => new LatencyRecorder()) : [];
     this.queues = new BulkQueues(o.pass ? [...o.targets, o.pass] : o.targets, {
       bulk: o.bulk,
       mode: o.stageMode,
+      latency: this.targetLatency.map(wordsOf),
       cpu: o.cpu ?? 0,
       cycleCapacity: Math.min(Math.max(budget * Math.max(1, o.sources.length) * 2, 256), 1 << 20),
     });
@@ -314,6 +353,33 @@ export class PollLoop {
     return this.#programError;
   }
 
+  /**
+   * Which invalid-verdict reasons this loop has met: bit `i` for
+   * `INVALID_REASONS[i]` (a number, cheap to compare every cycle to what
+   * was already said).
+   */
+  get invalidSeen(): number {
+    return this.#invalidSeen;
+  }
+
+  /**
+   * The first invalid verdict of each reason the loop met, in
+   * `INVALID_REASONS` order (empty if none); the counts are
+   * `counters[LoopCounter.BAD_VERDICT]`, `MISSING_TARGET` and `NO_INGRESS`
+   * (their sum `INVALID`). Each frame with an invalid verdict was dropped.
+   *
+   * @example
+   * ```ts
+   * import { PollLoop } from "./poll_loop.ts";
+   * const loop = new PollLoop({ sources: [], program: () => {}, targets: [] });
+   * console.log(loop.invalidVerdicts.length); // 0
+   * loop.close();
+   * ```
+   */
+  get invalidVerdicts(): readonly InvalidVerdict[] {
+    return this.#invalidFirst.filter((x) => x !== undefined);
+  }
+
   #flush(now: number): void {
     const bq = this.queues;
     if (bq.pending === 0) return;
@@ -362,7 +428,9 @@ export class PollLoop {
     }
     // Counted in locals, written to the (shared) counters once per batch.
     let nd = 0, np = 0;
-    let drop = 0, pass = 0, tx = 0, redirected = 0, invalid = 0, copies = 0;
+    let drop = 0, pass = 0, tx = 0, redirected = 0, copies = 0;
+    // Invalid verdicts by reason, and the first word of each in the batch.
+    let bad = 0, missing = 0, noIngress = 0, badWord = 0, missingWord = 0;
     let flood = -1; // copies per flooded frame; -1 until the first BROADCAST
     const drops = this.#drops, passed = this.#passed;
     const passIndex = this.#passIndex;
@@ -378,7 +446,7 @@ export class PollLoop {
             redirected++;
           } else {
             drops[nd++] = ref;
-            invalid++;
+            if (missing++ === 0) missingWord = v;
           }
           break;
         }
@@ -397,7 +465,7 @@ export class PollLoop {
             tx++;
           } else {
             drops[nd++] = ref;
-            invalid++;
+            noIngress++;
           }
           break;
         case Verdict.BROADCAST: {
@@ -436,7 +504,7 @@ export class PollLoop {
         }
         default:
           drops[nd++] = ref;
-          invalid++;
+          if (bad++ === 0) badWord = v;
       }
     }
     if (nd > 0) this.#lib.bt_frames_put(drops, drops.length, nd, null, 0);
@@ -450,8 +518,46 @@ export class PollLoop {
     c[LoopCounter.PASS] += pass;
     c[LoopCounter.TX] += tx;
     c[LoopCounter.REDIRECT] += redirected;
-    c[LoopCounter.INVALID] += invalid;
     if (copies > 0) c[LoopCounter.BROADCAST_COPIES] += copies;
+    if (bad + missing + noIngress > 0) {
+      this.#countInvalid(src, bad, badWord, missing, missingWord, noIngress);
+    }
+  }
+
+  // Off the hot path: only batches with invalid verdicts get here, and
+  // allocate only for the first of each reason.
+  #countInvalid(
+    src: Source,
+    bad: number,
+    badWord: number,
+    missing: number,
+    missingWord: number,
+    noIngress: number,
+  ): void {
+    this.counters[LoopCounter.INVALID] += bad + missing + noIngress;
+    if (bad > 0) this.#invalid(0, bad, badWord, src);
+    if (missing > 0) this.#invalid(1, missing, missingWord, src);
+    if (noIngress > 0) this.#invalid(2, noIngress, Verdict.TX, src);
+  }
+
+  #invalid(i: number, n: number, word: number, src: Source): void {
+    this.counters[INVALID_REASONS[i].counter] += n;
+    if (this.#invalidSeen & (1 << i)) return;
+    // The first of its reason: kept to be said once, not per frame.
+    this.#invalidSeen |= 1 << i;
+    const v = word >>> 0;
+    const source = String(src.name);
+    const reason = INVALID_REASONS[i].reason;
+    const message = reason === "badVerdict"
+      ? `verdict 0x${v.toString(16)} from ${source}: action ${
+        v & 0xff
+      } is none of DROP, PASS, TX, REDIRECT, BROADCAST`
+      : reason === "missingTarget"
+      ? `REDIRECT to device-map index ${v >>> 8} from ${source}: the map holds ${
+        this.#ntargets === 0 ? "no targets" : `0..${this.#ntargets - 1}`
+      }`
+      : `TX from ${source}, which has no ingress device in the map`;
+    this.#invalidFirst[i] = { reason, verdict: v, source, message };
   }
 
   // A reader's step is one FFI call: read, add each frame's latency to the

@@ -20,12 +20,26 @@ import {
   newLatencyHistogram,
   summarize,
 } from "./latency.ts";
-import { counterBlock, counterBuffer, LoopCounter, type ReaderSpec } from "./poll_loop.ts";
+import {
+  counterBlock,
+  counterBuffer,
+  type InvalidReason,
+  LoopCounter,
+  type ReaderSpec,
+} from "./poll_loop.ts";
 import type { ProgramSpec } from "./program.ts";
 import type { SourceSpec } from "./source.ts";
 import { Ctrl, type WorkerConfig, type WorkerMessage } from "./worker_protocol.ts";
 
-export { LoopCounter, PollLoop, type PollLoopOptions, type ReaderSpec } from "./poll_loop.ts";
+export {
+  INVALID_REASONS,
+  type InvalidReason,
+  type InvalidVerdict,
+  LoopCounter,
+  PollLoop,
+  type PollLoopOptions,
+  type ReaderSpec,
+} from "./poll_loop.ts";
 
 /** Options of a {@linkcode Scheduler}. */
 export interface SchedulerOptions {
@@ -54,8 +68,18 @@ export interface SchedulerOptions {
   deadlineUs?: number;
   /** Busy-poll this long without work before sleeping, in microseconds (default 200). */
   busyPollUs?: number;
-  /** Record latency histograms (default true). */
+  /** Record the readers' (and local PASS) latency histograms (default true). */
   latency?: boolean;
+  /**
+   * Record each target's latency: from a frame's timestamp (its receive
+   * time, stamped in C, for a TAP source) to the moment its stage is handed
+   * to the target, one histogram per target and Worker, merged in the
+   * report's `targets[i].latency` (live: {@linkcode Scheduler.targetHistogram}).
+   * One FFI call per stage, none per frame. Default: on when a source is a
+   * TAP (`kind: "tap"`) and the stage mode is `"target"`; `"cycle"` mode
+   * cannot record it (`EINVAL`).
+   */
+  targetLatency?: boolean;
   /** How often Workers yield to their event loop, ms (default 1000). */
   statusIntervalMs?: number;
   /** Extra modules every Worker imports first (e.g. one registering a TAP source kind). */
@@ -88,8 +112,14 @@ export interface SchedulerCounters {
   txSent: number;
   /** Frames the targets refused (back in their pool). */
   txDropped: number;
-  /** Frames dropped for bad verdicts. */
+  /** Frames dropped for invalid verdicts: `badVerdict + missingTarget + noIngress`. */
   invalid: number;
+  /** Invalid: an action that is none of `Verdict`'s. */
+  badVerdict: number;
+  /** Invalid: `REDIRECT` to an index the device map does not hold. */
+  missingTarget: number;
+  /** Invalid: `TX` from a source without an ingress device. */
+  noIngress: number;
   /** Frames dropped because the program threw on their batch. */
   thrown: number;
   /** Times the program threw (its first error: {@linkcode Scheduler.programErrors}). */
@@ -120,12 +150,27 @@ export interface SchedulerCounters {
   maxSourceRunNs: number;
 }
 
+/** The first invalid verdict of one reason on one Worker (see {@linkcode Scheduler.invalidVerdicts}). */
+export interface SchedulerInvalidVerdict {
+  /** The Worker. */
+  cpu: number;
+  /** Why the verdict was invalid. */
+  reason: InvalidReason;
+  /** What was wrong, in words. */
+  message: string;
+}
+
 /** What {@linkcode Scheduler.close} returns. */
 export interface SchedulerReport {
   /** Counters at the end. */
   counters: SchedulerCounters;
-  /** Per target (device-map order): frames sent and refused. */
-  targets: { sent: number; dropped: number }[];
+  /**
+   * Per target (device-map order): frames sent and refused, and with
+   * target latency on, the latency of every frame handed to it (sent or
+   * refused; a frame without a timestamp is not counted), merged over
+   * Workers.
+   */
+  targets: { sent: number; dropped: number; latency?: LatencySummary }[];
   /** Merged latency of every reader and PASS. */
   latency: LatencySummary;
   /**
@@ -144,6 +189,7 @@ export interface SchedulerReport {
 interface WorkerSlot {
   worker: Worker;
   latency: LatencyShare[];
+  targetLatency: LatencyShare[];
   done?: Extract<WorkerMessage, { type: "done" }>;
 }
 
@@ -179,9 +225,11 @@ export class Scheduler implements AsyncDisposable {
   #slots: WorkerSlot[] = [];
   #started = 0;
   #programErrors: { cpu: number; message: string }[] = [];
+  #invalidVerdicts: SchedulerInvalidVerdict[] = [];
   #closing: Promise<SchedulerReport> | undefined;
   #doneWaiters: (() => void)[] = [];
   #failure: BulktapError | undefined;
+  readonly #targetLatency: boolean;
 
   /** A scheduler; Workers start with {@linkcode Scheduler.start}. */
   constructor(options: SchedulerOptions) {
@@ -224,6 +272,21 @@ export class Scheduler implements AsyncDisposable {
     if (onErr !== "drop" && onErr !== "stop") {
       throw new BulktapError("EINVAL", `onProgramError ${show(onErr)} is not "drop" or "stop"`);
     }
+    const mode = options.stageMode ?? "target";
+    if (options.targetLatency !== undefined && typeof options.targetLatency !== "boolean") {
+      throw new BulktapError(
+        "EINVAL",
+        `targetLatency is ${show(options.targetLatency)}, not a boolean`,
+      );
+    }
+    if (options.targetLatency === true && mode === "cycle") {
+      throw new BulktapError(
+        "EINVAL",
+        'targetLatency is recorded per stage: not in stageMode "cycle" (its stages are made in C)',
+      );
+    }
+    this.#targetLatency = options.targetLatency ??
+      (mode === "target" && options.sources.some((x) => x.kind === "tap"));
     this.cpus = cpus;
     this.#o = options;
     // One 128-byte-aligned block per Worker: no two share a cache line.
@@ -249,6 +312,7 @@ export class Scheduler implements AsyncDisposable {
       deadlineNs: (o.deadlineUs ?? 50) * 1000,
       busyPollNs: (o.busyPollUs ?? 200) * 1000,
       latency: o.latency ?? true,
+      targetLatency: this.#targetLatency,
       statusIntervalMs: o.statusIntervalMs ?? 1000,
       modules: o.modules ?? [],
       control: this.#control,
@@ -274,6 +338,23 @@ export class Scheduler implements AsyncDisposable {
     return this.#programErrors;
   }
 
+  /**
+   * The first invalid verdict of each reason on each Worker that met one
+   * (its frames, and every later one, were dropped and counted by reason
+   * in `counters()`: `badVerdict`, `missingTarget`, `noIngress`), in the
+   * order they were reported.
+   *
+   * @example
+   * ```ts ignore
+   * import { Scheduler } from "./scheduler.ts";
+   * declare const sched: Scheduler;
+   * for (const v of sched.invalidVerdicts) console.error(`Worker ${v.cpu}: ${v.message}`);
+   * ```
+   */
+  get invalidVerdicts(): readonly SchedulerInvalidVerdict[] {
+    return this.#invalidVerdicts;
+  }
+
   /** Start the Workers; resolves when each has built its loop (rejects if one fails). */
   async start(): Promise<void> {
     if (this.#slots.length) throw new BulktapError("EINVAL", "scheduler already started");
@@ -281,7 +362,7 @@ export class Scheduler implements AsyncDisposable {
     const ready: Promise<void>[] = [];
     for (let cpu = 0; cpu < this.cpus; cpu++) {
       const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
-      const slot: WorkerSlot = { worker, latency: [] };
+      const slot: WorkerSlot = { worker, latency: [], targetLatency: [] };
       this.#slots.push(slot);
       ready.push(
         new Promise((resolve, reject) => {
@@ -291,9 +372,12 @@ export class Scheduler implements AsyncDisposable {
               worker.postMessage({ type: "start", config: this.#config(cpu) });
             } else if (m.type === "ready") {
               slot.latency = m.latency;
+              slot.targetLatency = m.targetLatency;
               resolve();
             } else if (m.type === "programError") {
               this.#programErrors.push({ cpu: m.cpu, message: m.message });
+            } else if (m.type === "invalidVerdict") {
+              this.#invalidVerdicts.push({ cpu: m.cpu, reason: m.reason, message: m.message });
             } else if (m.type === "done") {
               slot.done = m;
               this.#doneWaiters.splice(0).forEach((f) => f());
@@ -354,6 +438,9 @@ export class Scheduler implements AsyncDisposable {
       txSent: sum(LoopCounter.TX_SENT),
       txDropped: sum(LoopCounter.TX_DROPPED),
       invalid: sum(LoopCounter.INVALID),
+      badVerdict: sum(LoopCounter.BAD_VERDICT),
+      missingTarget: sum(LoopCounter.MISSING_TARGET),
+      noIngress: sum(LoopCounter.NO_INGRESS),
       thrown: sum(LoopCounter.THROWN),
       programErrors: sum(LoopCounter.PROGRAM_ERRORS),
       read: sum(LoopCounter.READ),
@@ -376,6 +463,24 @@ export class Scheduler implements AsyncDisposable {
     const h = newLatencyHistogram();
     for (const s of this.#slots) for (const l of s.latency) histogramFromBuckets(l.buffer, h);
     return h;
+  }
+
+  /**
+   * Target `t`'s latency now (see `SchedulerOptions.targetLatency`),
+   * merged over Workers from their shared buckets: empty if not recorded.
+   */
+  targetHistogram(t: number): LatencyHistogram {
+    const label = `t${intIn(t, 0, Math.max(0, this.#o.targets.length - 1), "target")}`;
+    const h = newLatencyHistogram();
+    for (const s of this.#slots) {
+      for (const l of s.targetLatency) if (l.label === label) histogramFromBuckets(l.buffer, h);
+    }
+    return h;
+  }
+
+  /** Whether targets' latency is recorded (`SchedulerOptions.targetLatency`, or its default). */
+  get recordsTargetLatency(): boolean {
+    return this.#targetLatency;
   }
 
   /**
@@ -408,13 +513,15 @@ export class Scheduler implements AsyncDisposable {
     for (const s of this.#slots) s.worker.terminate();
     const hung = this.#slots.filter((s) => !s.done).length;
     const ntargets = this.#o.targets.length;
+    // Every Worker has posted "done" (or is terminated): the buckets are final.
     const targets = Array.from({ length: ntargets }, (_, t) => {
       let sent = 0, dropped = 0;
       for (const s of this.#slots) {
         sent += s.done?.targets[t * 4] ?? 0;
         dropped += s.done?.targets[t * 4 + 1] ?? 0;
       }
-      return { sent, dropped };
+      if (!this.#targetLatency) return { sent, dropped };
+      return { sent, dropped, latency: summarize(this.targetHistogram(t)) };
     });
     // Every Worker has posted "done" (or is terminated): the buckets are final.
     const histogram = newLatencyHistogram();

@@ -17,7 +17,9 @@
  * posts a histogram. Histograms are per Worker and per target: a reader
  * without a label of its own is labelled `t<i>/q<n>`, queue n of
  * device-map target i (`dev<handle>/q<n>` if its device is not in the
- * map); PASS frames are labelled `pass`.
+ * map); PASS frames are labelled `pass`. With target latency on, each
+ * device-map target i has one more (`t<i>`): receive (or creation) time to
+ * the transmit of its stage, recorded the same way, one call per stage.
  *
  * @module
  */
@@ -26,7 +28,13 @@ import "./tap_source.ts"; // registers the "tap" source kind in this Worker
 import { waitShared, type WaitSource } from "./waiter.ts";
 import { library } from "../ffi/lib.ts";
 import { BulktapError } from "./errors.ts";
-import { counterBlock, LoopCounter, PollLoop, type ReaderSpec } from "./poll_loop.ts";
+import {
+  counterBlock,
+  INVALID_REASONS,
+  LoopCounter,
+  PollLoop,
+  type ReaderSpec,
+} from "./poll_loop.ts";
 import { programFromSpec } from "./programs.ts";
 import { type Source, sourceFromSpec } from "./source.ts";
 import type { LatencyShare } from "./latency.ts";
@@ -88,18 +96,43 @@ async function run(cfg: WorkerConfig): Promise<void> {
     budget: cfg.budget,
     deadlineNs: cfg.deadlineNs,
     latency: cfg.latency,
+    targetLatency: cfg.targetLatency,
     counters,
     pass: cfg.pass === undefined ? undefined : { handle: cfg.pass },
     onProgramError: cfg.onProgramError,
   });
   let errorReported = false;
+  let invalidSaid = 0; // bits of INVALID_REASONS already reported
   const readerWaits = loop.readerQueues.map((r) => new QueueWaiter(r.device, r.queue));
   const latency: LatencyShare[] = [...loop.latency].map(([label, rec]) => ({
     label,
     buffer: rec.shared,
   }));
-  scope.postMessage({ type: "ready", cpu: cfg.cpu, pinned, latency } satisfies WorkerMessage);
+  const targetLatency: LatencyShare[] = loop.targetLatency.map((rec, t) => ({
+    label: `t${t}`,
+    buffer: rec.shared,
+  }));
+  scope.postMessage(
+    { type: "ready", cpu: cfg.cpu, pinned, latency, targetLatency } satisfies WorkerMessage,
+  );
 
+  // The first invalid verdict of each reason, once per Worker (the loop
+  // counts every frame).
+  const reportInvalid = () => {
+    for (const v of loop.invalidVerdicts) {
+      const bit = 1 << INVALID_REASONS.findIndex((r) => r.reason === v.reason);
+      if (invalidSaid & bit) continue;
+      invalidSaid |= bit;
+      scope.postMessage(
+        {
+          type: "invalidVerdict",
+          cpu: cfg.cpu,
+          reason: v.reason,
+          message: v.message,
+        } satisfies WorkerMessage,
+      );
+    }
+  };
   const now = () => lib.bt_now_ns_f64();
   let lastWork = now();
   let lastStatus = lastWork;
@@ -132,6 +165,7 @@ async function run(cfg: WorkerConfig): Promise<void> {
             } satisfies WorkerMessage,
           );
         }
+        if (loop.invalidSeen !== invalidSaid) reportInvalid();
       }
       const t = now();
       if (t - lastStatus >= statusNs) {

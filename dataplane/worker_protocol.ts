@@ -8,7 +8,7 @@
  */
 import type { StageMode } from "./devmap.ts";
 import type { LatencyShare } from "./latency.ts";
-import type { ReaderSpec } from "./poll_loop.ts";
+import type { InvalidReason, ReaderSpec } from "./poll_loop.ts";
 import type { ProgramSpec } from "./program.ts";
 import type { SourceSpec } from "./source.ts";
 
@@ -30,6 +30,7 @@ export interface WorkerConfig {
   deadlineNs: number;
   busyPollNs: number;
   latency: boolean;
+  targetLatency: boolean;
   statusIntervalMs: number;
   modules: string[];
   control: SharedArrayBuffer;
@@ -41,7 +42,15 @@ export interface WorkerConfig {
 /** Messages a Worker posts. */
 export type WorkerMessage =
   | { type: "loaded" }
-  | { type: "ready"; cpu: number; pinned: boolean; latency: LatencyShare[] }
+  | {
+    type: "ready";
+    cpu: number;
+    pinned: boolean;
+    latency: LatencyShare[];
+    /** Per device-map target (label `t<i>`), empty when not recorded. */
+    targetLatency: LatencyShare[];
+  }
   | { type: "error"; cpu: number; code: string; message: string }
   | { type: "programError"; cpu: number; message: string }
+  | { type: "invalidVerdict"; cpu: number; reason: InvalidReason; message: string }
   | { type: "done"; cpu: number; targets: number[]; unstamped: number };

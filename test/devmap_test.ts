@@ -1,5 +1,6 @@
 import assert from "assert";
 import { BulkQueues, Device, FramePool, LoopCounter, PollLoop, redirect } from "../mod.ts";
+import { LatencyLayout, LatencyRecorder } from "../dataplane/latency.ts";
 import { ArraySource, fixedVerdicts } from "./sched_helpers.ts";
 import { assertAccounted } from "./helpers.ts";
 
@@ -78,6 +79,18 @@ Deno.test("devmap: bulk outside 1..256 is refused with EINVAL", () => {
   const { devs, done } = setup(1);
   assert.throws(() => new BulkQueues(devs, { bulk: 0 }), /EINVAL/);
   assert.throws(() => new BulkQueues(devs, { bulk: 257 }), /EINVAL/);
+  done();
+});
+
+Deno.test("devmap: per-target latency takes only bucket arrays, and only in target mode (EINVAL otherwise)", () => {
+  const { devs, done } = setup(2);
+  const ok = new LatencyRecorder().words;
+  assert.ok(new BulkQueues(devs, { latency: [null, ok] }));
+  const zeroed = new BigUint64Array(LatencyLayout.WORDS); // no layout magic
+  assert.throws(() => new BulkQueues(devs, { latency: [zeroed] }), /EINVAL.*latency\[0\]/);
+  assert.throws(() => new BulkQueues(devs, { latency: [ok.subarray(0, 8)] }), /EINVAL/);
+  assert.throws(() => new BulkQueues(devs, { latency: [ok, ok, ok] }), /EINVAL/);
+  assert.throws(() => new BulkQueues(devs, { mode: "cycle", latency: [ok] }), /EINVAL.*cycle/);
   done();
 });
 

@@ -91,6 +91,36 @@ Deno.test({
 
 Deno.test({
   name:
+    "forward --program forward: each TAP's latency histogram counts every frame sent into it, receive to transmit, values > 0",
+  ...tapTest,
+  async fn() {
+    const out = await withForward(["--program", "forward"], async ({ nsA, ipB }) => {
+      const ping = new Proc("ip", ["netns", "exec", nsA, "ping", "-c", "5", "-i", "0.2", ipB]);
+      assert.equal((await ping.finish()).code, 0, ping.lines.join("\n"));
+    });
+    const [a, b] = Object.keys(out.devices as object);
+    const p = out.program as {
+      toA: number;
+      toB: number;
+      txDropped: number;
+      latency: Record<string, { count: number; p50: number; p99: number; max: number }>;
+    };
+    assert.equal(p.txDropped, 0, "nothing refused: every frame handed over was sent");
+    assert.deepEqual(Object.keys(p.latency), [a, b]);
+    assert.equal(p.latency[a].count, p.toA, `into ${a}: one count per frame sent`);
+    assert.equal(p.latency[b].count, p.toB, `into ${b}: one count per frame sent`);
+    for (const name of [a, b]) {
+      const l = p.latency[name];
+      assert.ok(l.count >= 5, `${name}: the echo requests or replies, at least (${l.count})`);
+      assert.ok(l.p50 > 0 && l.p99 >= l.p50 && l.max >= l.p99, `${name}: ${JSON.stringify(l)}`);
+      // Receive to transmit inside one Worker: well under a second.
+      assert.ok(l.max < 1e9, `${name}: max ${l.max} ns`);
+    }
+  },
+});
+
+Deno.test({
+  name:
     "forward --program ./firewall.ts: datagrams to the blocked port are dropped and counted, the rest pass",
   ...tapTest,
   async fn() {
@@ -130,6 +160,52 @@ Deno.test({
     assert.equal(said.length, 1, `said once: ${errs.join("\n")}`);
   },
 });
+
+for (
+  const [exported, reason] of [
+    ["badVerdict", "a bad verdict"],
+    ["missingTarget", "a redirect to a missing target"],
+  ] as const
+) {
+  Deno.test({
+    name:
+      `forward --program: ${reason} drops those frames, counted as ${exported} and said once, ` +
+      "and the forwarder keeps forwarding the rest",
+    ...tapTest,
+    async fn() {
+      const mod = new URL("./fixtures/invalid_verdicts.ts", import.meta.url).pathname;
+      let errs: string[] = [];
+      const out = await withForward(
+        ["--program", `${mod}#${exported}`],
+        async ({ nsA, nsB, ipB }) => {
+          assert.equal(await udp(nsA, nsB, ipB, 9996, 200, 1), 0, "its port gets nothing");
+          // After the invalid verdicts, traffic still flows.
+          assert.equal(await udp(nsA, nsB, ipB, 9995, 300), 300, "another port gets everything");
+          const ping = new Proc("ip", ["netns", "exec", nsA, "ping", "-c", "2", "-i", "0.2", ipB]);
+          assert.equal((await ping.finish()).code, 0, ping.lines.join("\n"));
+        },
+        (p) => errs = p.errLines,
+      );
+      const p = out.program as {
+        rx: number;
+        sent: number;
+        txDropped: number;
+        programDrops: number;
+        invalid: number;
+        invalidByReason: Record<string, number>;
+        invalidVerdicts: { cpu: number; reason: string; message: string }[];
+      };
+      assert.equal(p.invalid, 200, "every datagram to the port, and nothing else");
+      const want = { badVerdict: 0, missingTarget: 0, noIngress: 0, [exported]: 200 };
+      assert.deepEqual(p.invalidByReason, want);
+      assert.equal(p.sent + p.txDropped + p.invalid, p.rx, "every frame sent or counted");
+      assert.deepEqual(p.invalidVerdicts.map((v) => [v.cpu, v.reason]), [[0, exported]]);
+      const said = errs.filter((l) => l.includes("invalid verdict"));
+      assert.equal(said.length, 1, `said once: ${errs.join("\n")}`);
+      assert.match(said[0], exported === "badVerdict" ? /0x77/ : /index 9 .*0\.\.1/);
+    },
+  });
+}
 
 Deno.test({
   name: "forward --program: an unknown program name or --cpus without a program exits 2",

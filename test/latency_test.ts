@@ -1,5 +1,6 @@
 import assert from "assert";
 import {
+  Batch,
   Device,
   FramePool,
   histogramFromBuckets,
@@ -10,11 +11,13 @@ import {
   newLatencyHistogram,
   nowNs,
   PollLoop,
+  redirect,
   Scheduler,
 } from "../mod.ts";
 import { library } from "../ffi/lib.ts";
 import { latencyBucket } from "../dataplane/latency.ts";
 import { assertAccounted } from "./helpers.ts";
+import { ArraySource, fixedVerdicts } from "./sched_helpers.ts";
 
 /** A deterministic PRNG (mulberry32): the same latencies on every run. */
 function prng(seed: number): () => number {
@@ -285,4 +288,89 @@ Deno.test("scheduler: latency is read live from shared buckets, exact at close, 
   const sum = Object.values(report.latencyByWorker).reduce((a, s) => a + s.count, 0);
   assert.equal(sum, read);
   assert.equal(newLatencyHistogram().totalCount, 0);
+});
+
+Deno.test("latency: with targetLatency a poll loop records each frame once in its target's histogram, stamp to transmit", () => {
+  using pool = new FramePool({ frames: 64 });
+  using a = new Device({ pool, ringSize: 64 });
+  using b = new Device({ pool, ringSize: 64 });
+  const src = new ArraySource();
+  const refs = new Uint32Array(10);
+  pool.alloc(refs);
+  const t = nowNs();
+  // Frames 0..5 for target 0, stamped 100 ms ago; 6..9 for target 1, 200 ms ago.
+  refs.forEach((r, i) => {
+    pool.setLength(r, 60);
+    pool.setTimestamp(r, t - (i < 6 ? 100e6 : 200e6));
+  });
+  src.push(refs);
+  const loop = new PollLoop({
+    sources: [src],
+    program: fixedVerdicts([0, 0, 0, 0, 0, 0, 1, 1, 1, 1].map((x) => redirect(x))),
+    targets: [a, b],
+    bulk: 4, // target 0 needs a full stage and a flushed one: both record
+    targetLatency: true,
+  });
+  loop.cycle();
+  const elapsed = nowNs() - t;
+  const [sa, sb] = loop.targetLatency.map((r) => r.summary());
+  assert.equal(sa.count, 6);
+  assert.equal(sb.count, 4);
+  assert.ok(sa.p50 >= 100e6 * LOW && sa.max <= (100e6 + elapsed) * HIGH, `target 0: ${sa.max}`);
+  assert.ok(sb.p50 >= 200e6 * LOW && sb.max <= (200e6 + elapsed) * HIGH, `target 1: ${sb.max}`);
+  assert.equal(a.stats().txPackets + b.stats().txPackets, 10);
+  loop.close();
+  for (const d of [a, b]) {
+    const got = new Batch(64);
+    d.queue(0).poll(got);
+    got.release();
+  }
+  assertAccounted(pool, 0);
+});
+
+Deno.test("scheduler: targetLatency reports each target's latency, merged over Workers, one count per frame handed to it", async () => {
+  using pool = new FramePool({ frames: 8192 });
+  using other = new Device({ pool, queues: 1 });
+  using dev = new Device({ pool, queues: 2, ringSize: 256 });
+  const sched = new Scheduler({
+    cpus: 2,
+    sources: [0, 1].map(() => ({ kind: "generator", pool: pool.handle, rate: 20_000 })),
+    program: { name: "forward", options: { target: 1 } },
+    targets: [other, dev],
+    readers: [0, 1].map((q) => ({ device: dev.handle, queue: q })),
+    targetLatency: true,
+  });
+  await sched.start();
+  await new Promise((r) => setTimeout(r, 300));
+  const live = sched.targetHistogram(1).totalCount;
+  const report = await sched.close();
+  const [t0, t1] = report.targets;
+  assert.ok(live > 0 && live <= t1.sent + t1.dropped, `live ${live}`);
+  assert.equal(t1.latency!.count, t1.sent + t1.dropped, "every frame handed to it, once");
+  assert.ok(t1.sent > 0 && t1.latency!.p50 > 0 && t1.latency!.max >= t1.latency!.p99);
+  // Stamp to transmit comes before the reader: never longer than stamp to read.
+  assert.ok(t1.latency!.p50 <= report.latency.p50 * HIGH / LOW, "transmit before read");
+  assert.equal(t0.latency!.count, 0, "nothing went to target 0");
+});
+
+Deno.test("scheduler: target latency is off by default without a TAP source, and refused in cycle mode", async () => {
+  using pool = new FramePool({ frames: 1024 });
+  using dev = new Device({ pool, queues: 1 });
+  const o = {
+    sources: [{ kind: "generator", pool: pool.handle, limit: 64 }],
+    program: { name: "forward", options: { target: 0 } },
+    targets: [dev],
+  };
+  const sched = new Scheduler(o);
+  assert.equal(sched.recordsTargetLatency, false);
+  await sched.start();
+  const report = await sched.close();
+  assert.equal(report.targets[0].latency, undefined);
+  assert.throws(
+    () => new Scheduler({ ...o, stageMode: "cycle", targetLatency: true }),
+    /EINVAL.*cycle/,
+  );
+  const got = new Batch(64);
+  dev.queue(0).poll(got);
+  got.release();
 });

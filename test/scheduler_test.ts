@@ -240,6 +240,49 @@ Deno.test("scheduler: a program that throws keeps running: its batches are dropp
   pool.close();
 });
 
+for (
+  const [reason, verdict, words] of [
+    ["badVerdict", 0x77, /verdict 0x77 .*action 119 is none of/],
+    ["missingTarget", (5 << 8 | Verdict.REDIRECT) >>> 0, /device-map index 5 .*holds 0\.\.0/],
+  ] as const
+) {
+  Deno.test(`scheduler: a program giving verdict ${reason} keeps running: its frames dropped, counted by reason, said once per Worker`, async () => {
+    const pool = new FramePool({ frames: 1024 });
+    const dev = new Device({ pool, queues: 2, ringSize: 64 });
+    const sched = new Scheduler({
+      cpus: 2,
+      sources: [0, 1].map(() => ({ kind: "generator", pool: pool.handle, rate: 5000 })),
+      program: {
+        name: "fixed",
+        module: new URL("./slow_program.ts", import.meta.url).href,
+        options: { verdict },
+      },
+      targets: [dev],
+    });
+    await sched.start();
+    await eventually(() => sched.counters()[reason] > 0, 5000);
+    const early = sched.counters().rx;
+    // Still taking frames after the first invalid ones.
+    await eventually(() => sched.counters().rx > early + 100, 5000);
+    const report = await sched.close();
+    const c = report.counters;
+    assert.equal(c.invalid, c.rx, "every frame read was dropped as invalid");
+    const byReason = {
+      badVerdict: c.badVerdict,
+      missingTarget: c.missingTarget,
+      noIngress: c.noIngress,
+    };
+    assert.deepEqual(byReason, { badVerdict: 0, missingTarget: 0, noIngress: 0, [reason]: c.rx });
+    assert.equal(c.txSent + c.programDrops + c.thrown, 0);
+    const said = sched.invalidVerdicts.map((v) => [v.cpu, v.reason]).sort();
+    assert.deepEqual(said, [[0, reason], [1, reason]], "once per Worker, not per frame");
+    for (const v of sched.invalidVerdicts) assert.match(v.message, words);
+    dev.close();
+    assertAccounted(pool, 0);
+    pool.close();
+  });
+}
+
 Deno.test("scheduler: with onProgramError stop, a program that throws stops with its error and loses no frame", async () => {
   const pool = new FramePool({ frames: 1024 });
   const dev = new Device({ pool, queues: 1, ringSize: 64 });

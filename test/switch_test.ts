@@ -20,6 +20,7 @@ interface PortOut {
   learned: number;
   rxSuper: number;
   txSuper: number;
+  latency?: { count: number; p50: number; p99: number; max: number };
 }
 
 interface SwitchOut {
@@ -208,6 +209,27 @@ Deno.test({
     const read = taps.reduce((s, t) => s + out.ports[t].rx, 0);
     assert.equal(out.program.rx, read, "the program saw every frame read");
     assert.equal(out.program.invalid + out.program.txDropped, 0);
+  },
+});
+
+Deno.test({
+  name:
+    "switch: each port's latency, receive to transmit, counts every frame written into it, values > 0",
+  ...tapTest,
+  async fn() {
+    let taps: string[] = [];
+    const out = await withSwitch([], async (net) => {
+      taps = net.taps;
+      for (const [a, b] of [[0, 1], [0, 2], [1, 2]]) await ping(net.ns[a], net.ips[b], 3);
+    });
+    for (const t of taps) {
+      const p = out.ports[t];
+      assert.equal(p.dropped, 0, `${t}: nothing dropped: ${JSON.stringify(p)}`);
+      assert.ok(p.latency, `${t} has a latency: ${JSON.stringify(p)}`);
+      assert.equal(p.latency.count, p.tx, `${t}: one count per frame written into it`);
+      assert.ok(p.tx >= 3, `${t}: its pings, at least (${p.tx})`);
+      assert.ok(p.latency.p50 > 0 && p.latency.max >= p.latency.p99, JSON.stringify(p.latency));
+    }
   },
 });
 

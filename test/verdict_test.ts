@@ -190,6 +190,39 @@ Deno.test("verdict REDIRECT past the device map and unknown actions drop as inva
   done();
 });
 
+Deno.test("verdict: invalid verdicts are counted by reason, the first of each reason kept once", () => {
+  const { devs, frames, done } = setup(2);
+  const src = new ArraySource(-1);
+  const loop = new PollLoop({
+    sources: [src],
+    program: fixedVerdicts([redirect(7), 0x77, Verdict.TX, 0x1ff, redirect(0)]),
+    targets: devs,
+  });
+  for (let k = 0; k < 2; k++) {
+    src.push(frames(5));
+    loop.cycle();
+    read(devs[0]); // the valid ones, released
+  }
+  const c = loop.counters;
+  assert.deepEqual(
+    [c[LoopCounter.BAD_VERDICT], c[LoopCounter.MISSING_TARGET], c[LoopCounter.NO_INGRESS]],
+    [4, 2, 2],
+  );
+  assert.equal(c[LoopCounter.INVALID], 8, "the total is the sum of the reasons");
+  assert.deepEqual(
+    loop.invalidVerdicts.map((v) => [v.reason, v.verdict, v.source]),
+    [["badVerdict", 0x77, "array"], ["missingTarget", redirect(7), "array"], [
+      "noIngress",
+      Verdict.TX,
+      "array",
+    ]],
+    "one each, the first of its reason",
+  );
+  assert.equal(loop.invalidSeen, 0b111);
+  loop.close();
+  done();
+});
+
 Deno.test("verdict BROADCAST sends the frame and copies to every target but the ingress", () => {
   const { pool, devs, frames, done } = setup(3);
   const src = new ArraySource(1);

@@ -16,7 +16,10 @@ import {
   countsLine as line,
   deviceCounts as counts,
   type ForwardCounts,
+  invalidWords,
+  latencyWords,
   portPool,
+  programNotices,
   stopSignal,
   type VnetSize,
   vnetSizes,
@@ -266,6 +269,13 @@ async function run(o: RunOptions): Promise<number> {
   let t0: number;
   let program: Awaited<ReturnType<typeof startProgram>> | undefined;
   let pc: ProgramCounts | undefined;
+  // A program that throws or gives invalid verdicts keeps running (those
+  // frames dropped and counted): each Worker's first of each is said once.
+  const notices = programNotices(
+    "forward",
+    () => program?.errors() ?? [],
+    () => program?.invalidVerdicts() ?? [],
+  );
   try {
     if (o.program) {
       // Single mode: a stage of one frame, one transmit per frame.
@@ -289,19 +299,10 @@ async function run(o: RunOptions): Promise<number> {
         "); ready, SIGINT/SIGTERM to stop",
     );
     // A deleted device ends the run with its error.
-    let told = 0;
     const watch = setInterval(() => {
       failed = a.error ?? b.error;
       if (failed) signal.stop("error");
-      // A program that throws keeps running (its batches dropped and
-      // counted): each Worker's first error is said once.
-      const errs = program?.errors() ?? [];
-      for (; told < errs.length; told++) {
-        console.error(
-          `bulktap forward: the program threw on Worker ${errs[told].cpu}: ` +
-            `${errs[told].message}; its batches are dropped and counted, the rest goes on`,
-        );
-      }
+      notices();
     }, 200);
     const tick = o.statsInterval > 0
       ? setInterval(() => {
@@ -315,6 +316,7 @@ async function run(o: RunOptions): Promise<number> {
   } finally {
     signal.remove();
     if (program) pc = await program.stop();
+    notices();
   }
   await a.stopForwarding();
   await b.stopForwarding();
@@ -347,10 +349,14 @@ async function run(o: RunOptions): Promise<number> {
       console.log(
         `program ${pc.program} (${pc.cpus} Worker(s)): read ${pc.rx}, sent ${pc.sent}, ` +
           `refused by a full ring ${pc.txDropped}, dropped by the program ${pc.programDrops}, ` +
-          `invalid verdicts ${pc.invalid}, passed (no local stack: dropped) ${pc.passed}, ` +
+          `invalid verdicts ${pc.invalid} (${invalidWords(pc.invalidByReason)}), ` +
+          `passed (no local stack: dropped) ${pc.passed}, ` +
           `dropped because the program threw ${pc.thrown}` +
           (pc.programErrors.length ? ` (first: ${pc.programErrors[0].message})` : ""),
       );
+      for (const [name, l] of Object.entries(pc.latency)) {
+        console.log(`latency into ${name}, receive to transmit: ${latencyWords(l)}`);
+      }
     }
   }
   if (failed) {

@@ -11,9 +11,14 @@
  */
 import { UsageError } from "./flags.ts";
 import type { ProgramSpec } from "../program.ts";
-import type { SchedulerReport } from "../scheduler.ts";
+import type { SchedulerInvalidVerdict, SchedulerReport } from "../scheduler.ts";
 import type { TapDevice } from "../tap.ts";
-import { startPortProgram } from "./tap_ports.ts";
+import {
+  type InvalidCounts,
+  startPortProgram,
+  targetLatencies,
+  type TargetLatency,
+} from "./tap_ports.ts";
 
 /** The ready programs `--program` takes by name, for two ports. */
 export const FORWARD_PROGRAMS = ["forward", "drop", "reflect", "l2switch"] as const;
@@ -63,14 +68,23 @@ export interface ProgramCounts {
   txDropped: number;
   /** Frames the program dropped. */
   programDrops: number;
-  /** Frames with an invalid verdict or target (dropped, counted). */
+  /** Frames with an invalid verdict or target (dropped, counted): the sum of `invalidByReason`. */
   invalid: number;
+  /** The invalid verdicts by reason. */
+  invalidByReason: InvalidCounts;
+  /** The first invalid verdict of each reason on each Worker that met one. */
+  invalidVerdicts: SchedulerInvalidVerdict[];
   /** Frames the program passed to the local stack (none here: dropped, counted). */
   passed: number;
   /** Frames dropped because the program threw on their batch. */
   thrown: number;
   /** The first error the program threw on each Worker that saw one. */
   programErrors: { cpu: number; message: string }[];
+  /**
+   * Per TAP (by name), the latency of the frames sent into it: receive
+   * time to the write of their bulk.
+   */
+  latency: Record<string, TargetLatency>;
   /** Frames sent into A and into B. */
   toA: number;
   /** Frames sent into B. */
@@ -83,6 +97,8 @@ export interface RunningProgram {
   stop(): Promise<ProgramCounts>;
   /** The program's errors so far: the first of each Worker (it keeps running). */
   errors(): readonly { cpu: number; message: string }[];
+  /** Its invalid verdicts so far: the first of each reason on each Worker. */
+  invalidVerdicts(): readonly SchedulerInvalidVerdict[];
 }
 
 /**
@@ -107,6 +123,7 @@ export async function startProgram(
   const sched = await startPortProgram([a, b], spec, cpus, bulk);
   return {
     errors: () => sched.programErrors,
+    invalidVerdicts: () => sched.invalidVerdicts,
     async stop(): Promise<ProgramCounts> {
       const report: SchedulerReport = await sched.close();
       const c = report.counters;
@@ -118,9 +135,16 @@ export async function startProgram(
         txDropped: c.txDropped,
         programDrops: c.programDrops,
         invalid: c.invalid,
+        invalidByReason: {
+          badVerdict: c.badVerdict,
+          missingTarget: c.missingTarget,
+          noIngress: c.noIngress,
+        },
+        invalidVerdicts: [...sched.invalidVerdicts],
         passed: c.passed,
         thrown: c.thrown,
         programErrors: [...sched.programErrors],
+        latency: targetLatencies(report, [a.name, b.name]),
         toA: report.targets[0]?.sent ?? 0,
         toB: report.targets[1]?.sent ?? 0,
       };

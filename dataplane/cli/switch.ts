@@ -12,14 +12,20 @@
  */
 import { BulktapError } from "../errors.ts";
 import { nowNs } from "../clock.ts";
+import type { SchedulerInvalidVerdict } from "../scheduler.ts";
 import { TAP_OFFLOADS, TapDevice, tapNameProblem } from "../tap.ts";
 import { intFlag, numFlag, parseFlags, reportUsage, UsageError } from "./flags.ts";
 import {
   deviceCounts,
   type ForwardCounts,
+  invalidWords,
+  latencyWords,
   portPool,
+  programNotices,
   startPortProgram,
   stopSignal,
+  targetLatencies,
+  type TargetLatency,
   type VnetSize,
   vnetSizes,
 } from "./tap_ports.ts";
@@ -79,6 +85,8 @@ interface PortReport {
   /** Super-frames read and written. */
   rxSuper: number;
   txSuper: number;
+  /** Latency of the frames sent into this port: receive time to the write of their bulk. */
+  latency?: TargetLatency;
 }
 
 interface SwitchOptions {
@@ -118,7 +126,8 @@ function portLine(name: string, r: PortReport): string {
     (why.length ? ` (${why.join(", ")})` : "") +
     `; unicast ${r.unicast} flooded ${r.flooded} (unknown ${r.floodedUnknown}, group ${r.floodedGroup})` +
     `; learned ${r.learned}` +
-    (r.rxSuper || r.txSuper ? `; super-frames rx ${r.rxSuper} tx ${r.txSuper}` : "");
+    (r.rxSuper || r.txSuper ? `; super-frames rx ${r.rxSuper} tx ${r.txSuper}` : "") +
+    (r.latency ? `; latency into it ${latencyWords(r.latency)}` : "");
 }
 
 /**
@@ -250,6 +259,9 @@ async function runOn(o: SwitchOptions, taps: TapDevice[]): Promise<number> {
   let why: string;
   const t0 = performance.now();
   let report;
+  let notices = () => {};
+  let programErrors: { cpu: number; message: string }[] = [];
+  let invalidVerdicts: SchedulerInvalidVerdict[] = [];
   try {
     const sched = await startPortProgram(taps, spec, o.cpus, o.mode === "single" ? 1 : o.bulk);
     try {
@@ -258,10 +270,13 @@ async function runOn(o: SwitchOptions, taps: TapDevice[]): Promise<number> {
           `mode ${o.mode}, bulk ${o.bulk}, age ${o.ageS} s, vnet ${o.vnet.join("/")}); ` +
           "ready, SIGINT/SIGTERM to stop",
       );
-      // A deleted device ends the run with its error.
+      // A deleted device ends the run with its error; a program error or
+      // an invalid verdict is said once (the frames dropped and counted).
+      notices = programNotices("switch", () => sched.programErrors, () => sched.invalidVerdicts);
       const watch = setInterval(() => {
         failed = taps.find((t) => t.error)?.error;
         if (failed) signal.stop("error");
+        notices();
       }, 200);
       const tick = o.statsInterval > 0
         ? setInterval(() => {
@@ -279,6 +294,9 @@ async function runOn(o: SwitchOptions, taps: TapDevice[]): Promise<number> {
       if (tick !== undefined) clearInterval(tick);
     } finally {
       report = await sched.close();
+      notices();
+      programErrors = [...sched.programErrors];
+      invalidVerdicts = [...sched.invalidVerdicts];
     }
   } finally {
     signal.remove();
@@ -291,9 +309,11 @@ async function runOn(o: SwitchOptions, taps: TapDevice[]): Promise<number> {
     age: Number(((now - e.seenNs) / 1e9).toFixed(3)),
   }));
   const ports: Record<string, PortReport> = {};
+  const latency = targetLatencies(report, taps.map((t) => t.name));
   for (const [i, t] of taps.entries()) {
     const learned = fdb.filter((e) => e.port === t.name).length;
     ports[t.name] = portReport(deviceCounts(t), shared.port(i), learned);
+    if (latency[t.name]) ports[t.name].latency = latency[t.name];
   }
   const c = report.counters;
   const program = {
@@ -302,6 +322,14 @@ async function runOn(o: SwitchOptions, taps: TapDevice[]): Promise<number> {
     txDropped: c.txDropped,
     programDrops: c.programDrops,
     invalid: c.invalid,
+    invalidByReason: {
+      badVerdict: c.badVerdict,
+      missingTarget: c.missingTarget,
+      noIngress: c.noIngress,
+    },
+    thrown: c.thrown,
+    programErrors,
+    invalidVerdicts,
     floodCopies: c.broadcastCopies,
     floodMissed: c.broadcastMissed,
   };
@@ -327,7 +355,8 @@ async function runOn(o: SwitchOptions, taps: TapDevice[]): Promise<number> {
       `switch (${o.cpus} Worker(s)): read ${program.rx}, sent ${program.sent} ` +
         `(flood copies ${program.floodCopies}, missed for want of frames ${program.floodMissed}), ` +
         `refused by a full ring ${program.txDropped}, dropped ${program.programDrops}, ` +
-        `invalid ${program.invalid}; ${fdb.length} MAC(s) learned`,
+        `invalid ${program.invalid} (${invalidWords(program.invalidByReason)}), ` +
+        `dropped because the program threw ${program.thrown}; ${fdb.length} MAC(s) learned`,
     );
     if (o.fdb) {
       for (const e of fdb) console.log(`${e.mac} dev ${e.port} age ${e.age.toFixed(1)} s`);

@@ -8,7 +8,7 @@
  */
 import { FramePool } from "../pool.ts";
 import type { ProgramSpec } from "../program.ts";
-import { Scheduler } from "../scheduler.ts";
+import { Scheduler, type SchedulerInvalidVerdict, type SchedulerReport } from "../scheduler.ts";
 import {
   type TapDevice,
   tapFrameSize,
@@ -184,6 +184,96 @@ export async function startPortProgram(
   });
   await sched.start();
   return sched;
+}
+
+/** Invalid verdicts by reason, as `forward --program` and `switch` report them. */
+export interface InvalidCounts {
+  /** An action that is none of `Verdict`'s. */
+  badVerdict: number;
+  /** `REDIRECT` to a port the device map does not hold. */
+  missingTarget: number;
+  /** `TX` from a source without an ingress port. */
+  noIngress: number;
+}
+
+/** The per-reason counts of invalid verdicts as words, e.g. `bad verdict 0, missing target 3, no ingress 0`. */
+export function invalidWords(c: InvalidCounts): string {
+  return `bad verdict ${c.badVerdict}, missing target ${c.missingTarget}, no ingress ${c.noIngress}`;
+}
+
+/**
+ * Says each new program error and first invalid verdict of a reason (the
+ * first of each Worker, see `Scheduler.programErrors` and
+ * `Scheduler.invalidVerdicts`) once on stderr, each time it is called.
+ */
+export function programNotices(
+  cmd: string,
+  errors: () => readonly { cpu: number; message: string }[],
+  invalid: () => readonly SchedulerInvalidVerdict[],
+): () => void {
+  let toldErrors = 0, toldInvalid = 0;
+  return () => {
+    const errs = errors();
+    for (; toldErrors < errs.length; toldErrors++) {
+      console.error(
+        `bulktap ${cmd}: the program threw on Worker ${errs[toldErrors].cpu}: ` +
+          `${errs[toldErrors].message}; its batches are dropped and counted, the rest goes on`,
+      );
+    }
+    const bad = invalid();
+    for (; toldInvalid < bad.length; toldInvalid++) {
+      const v = bad[toldInvalid];
+      console.error(
+        `bulktap ${cmd}: invalid verdict (${v.reason}) on Worker ${v.cpu}: ${v.message}; ` +
+          "such frames are dropped and counted by reason, the rest goes on",
+      );
+    }
+  };
+}
+
+/**
+ * Latency of the frames a program sent into one TAP, ns: from their
+ * receive time (stamped in C when read from a TAP) to the moment their
+ * bulk was written into this one. `count` is every frame handed to it
+ * (written or refused).
+ */
+export interface TargetLatency {
+  /** Frames. */
+  count: number;
+  /** Median, ns. */
+  p50: number;
+  /** 99th percentile, ns. */
+  p99: number;
+  /** Largest, ns. */
+  max: number;
+}
+
+/** Each target's latency from a scheduler report, by port name (none if not recorded). */
+export function targetLatencies(
+  report: SchedulerReport,
+  names: readonly string[],
+): Record<string, TargetLatency> {
+  const out: Record<string, TargetLatency> = {};
+  report.targets.forEach((t, i) => {
+    if (t.latency === undefined) return;
+    const { count, p50, p99, max } = t.latency;
+    // A percentile is its HDR bucket's highest value, the maximum the value
+    // folded in (both within 0.5%): never print a p99 above the max.
+    out[names[i] ?? `#${i}`] = { count, p50: Math.min(p50, max), p99: Math.min(p99, max), max };
+  });
+  return out;
+}
+
+function ns(v: number): string {
+  if (v >= 1e6) return `${(v / 1e6).toFixed(2)} ms`;
+  if (v >= 1e3) return `${(v / 1e3).toFixed(1)} us`;
+  return `${v} ns`;
+}
+
+/** A target's latency in words: `p50 12.0 us, p99 40.1 us, max 1.20 ms (300 frames)`. */
+export function latencyWords(l: TargetLatency): string {
+  if (l.count === 0) return "no frames";
+  return `p50 ${ns(l.p50)}, p99 ${ns(l.p99)}, max ${ns(l.max)} (${l.count} frames)`;
 }
 
 /** SIGINT/SIGTERM, listened for until `stop()`; `stopped` says which (or another reason). */

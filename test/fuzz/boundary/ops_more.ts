@@ -421,7 +421,7 @@ export const miscOps: Group = {
       ["META.size", M.META.size, 64],
       ["FrameState.HELD", M.FrameState.HELD, 1],
       ["Verdict.REDIRECT", M.Verdict.REDIRECT, 3],
-      ["LoopCounter.COUNT", M.LoopCounter.COUNT, 19],
+      ["LoopCounter.COUNT", M.LoopCounter.COUNT, 22],
       ["TargetCounter.DROPPED", M.TargetCounter.DROPPED, 1],
       ["LatencyLayout.BYTES", M.LatencyLayout.BYTES, 36928],
       ["HeaderError.TRUNCATED", M.HeaderError.TRUNCATED, -10001],
