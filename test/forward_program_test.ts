@@ -91,6 +91,29 @@ Deno.test({
 
 Deno.test({
   name:
+    "forward --program forward --mode single: one frame per read and per transmit, every frame counted",
+  ...tapTest,
+  async fn() {
+    const N = 2000;
+    const out = await withForward(
+      ["--program", "forward", "--mode", "single"],
+      async ({ nsA, nsB, ipB }) => {
+        assert.equal(await udp(nsA, nsB, ipB, 9994, N), N, "every datagram arrived");
+      },
+    );
+    const p = out.program as Record<string, number>;
+    assert.ok(p.rx >= N, `read ${p.rx}`);
+    assert.equal(p.sent + p.txDropped, p.rx, "every frame read was sent or counted as refused");
+    for (
+      const d of Object.values(out.devices as Record<string, { rx: number; rxBatches: number }>)
+    ) {
+      assert.equal(d.rxBatches, d.rx, `one frame per read: ${d.rx} frames in ${d.rxBatches} reads`);
+    }
+  },
+});
+
+Deno.test({
+  name:
     "forward --program forward: each TAP's latency histogram counts every frame sent into it, receive to transmit, values > 0",
   ...tapTest,
   async fn() {

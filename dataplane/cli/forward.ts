@@ -47,6 +47,7 @@ flags:
   --bulk N             frames per read batch and xmit call, 1..256 (default 64)
   --mode bulk|single   bulk (default): one write submit per batch, TCP segments
                        coalesced into super-frames (GRO); single: one write per frame
+                       (with --program: one frame per read, program call and write)
   --offloads O         what the kernel may hand over: none, csum (partial checksums),
                        tso (csum + TCP super-frames), all (tso + UDP super-frames;
                        default). Super-frames cross unchanged; a TAP that cannot take
@@ -278,9 +279,7 @@ async function run(o: RunOptions): Promise<number> {
   );
   try {
     if (o.program) {
-      // Single mode: a stage of one frame, one transmit per frame.
-      const bulk = o.mode === "single" ? 1 : o.bulk;
-      program = await startProgram(a, b, o.program, o.programName!, o.cpus, bulk);
+      program = await startProgram(a, b, o.program, o.programName!, o.cpus, o.bulk, o.mode);
     } else {
       const fo = { bulk: o.bulk, mode: o.mode, gro: o.gro, viaRing: o.viaRing };
       a.forwardBoth(b, fo);

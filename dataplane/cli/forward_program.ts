@@ -102,8 +102,9 @@ export interface RunningProgram {
 }
 
 /**
- * Start `spec` between `a` and `b` on `cpus` Workers, staging `bulk`
- * frames per target (1: one transmit per frame, single mode).
+ * Start `spec` between `a` and `b` on `cpus` Workers, reading and
+ * staging `bulk` frames at a time, or one frame per read, program call
+ * and transmit in single mode.
  *
  * @example
  * ```ts ignore
@@ -119,8 +120,9 @@ export async function startProgram(
   label: string,
   cpus: number,
   bulk: number,
+  mode: "bulk" | "single" = "bulk",
 ): Promise<RunningProgram> {
-  const sched = await startPortProgram([a, b], spec, cpus, bulk);
+  const sched = await startPortProgram([a, b], spec, cpus, bulk, mode);
   return {
     errors: () => sched.programErrors,
     invalidVerdicts: () => sched.invalidVerdicts,

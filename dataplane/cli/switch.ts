@@ -51,8 +51,8 @@ flags:
                        TAP is read on Worker q % N; each Worker learns on its own)
   --queues N           queues per TAP, 1..64 (default 1)
   --bulk N             frames per transmit stage, 1..256 (default 64)
-  --mode bulk|single   bulk (default): transmit in stages of --bulk frames;
-                       single: one transmit per frame
+  --mode bulk|single   bulk (default): read and transmit in batches of --bulk;
+                       single: one frame per read, program call and transmit
   --age S              forget a MAC not seen for S seconds (default 300, as bridges do)
   --no-vnet-hdr        no virtio-net header: plain frames, no offloads (default: a
                        header and every offload, so TCP crosses as super-frames; a TAP
@@ -263,7 +263,7 @@ async function runOn(o: SwitchOptions, taps: TapDevice[]): Promise<number> {
   let programErrors: { cpu: number; message: string }[] = [];
   let invalidVerdicts: SchedulerInvalidVerdict[] = [];
   try {
-    const sched = await startPortProgram(taps, spec, o.cpus, o.mode === "single" ? 1 : o.bulk);
+    const sched = await startPortProgram(taps, spec, o.cpus, o.bulk, o.mode);
     try {
       console.error(
         `bulktap switch: ${o.ports.join(", ")} (${o.queues} queue(s) each, ${o.cpus} Worker(s), ` +

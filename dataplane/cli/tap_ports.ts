@@ -29,6 +29,8 @@ export interface ForwardCounts {
   name: string;
   /** Frames read from the kernel (the kernel's TX packets on this TAP). */
   rx: number;
+  /** Reads that returned frames: `rx / rxBatches` frames per read. */
+  rxBatches: number;
   /** Frames written into the kernel (the kernel's RX packets on this TAP). */
   tx: number;
   /** Frames meant for this device that were not written: full ring or failed write. */
@@ -125,6 +127,7 @@ export function deviceCounts(dev: TapDevice): ForwardCounts {
   return {
     name: dev.name,
     rx: s.received,
+    rxBatches: s.receiveBatches,
     tx: s.written,
     dropped: Object.values(drops).reduce((x, y) => x + y, 0),
     forwarded: s.forwarded,
@@ -157,14 +160,17 @@ export function countsLine(c: ForwardCounts): string {
 /**
  * Start `spec` over `taps` (the device map, in order) on `cpus` Workers:
  * queue q of every TAP is read on Worker `q % cpus`, its frames tagged
- * with the TAP's index as ingress; stages hold `bulk` frames per target
- * (1: one transmit per frame).
+ * with the TAP's index as ingress; stages hold `bulk` frames per target.
+ * Single mode is single-packet processing throughout: one frame per read,
+ * per program call and per transmit, so every per-frame cost that bulk
+ * mode amortises (FFI crossings, locks, system calls) is paid per frame.
  */
 export async function startPortProgram(
   taps: readonly TapDevice[],
   spec: ProgramSpec,
   cpus: number,
   bulk: number,
+  mode: "bulk" | "single" = "bulk",
 ): Promise<Scheduler> {
   const sched = new Scheduler({
     cpus,
@@ -179,7 +185,9 @@ export async function startPortProgram(
     ),
     program: spec,
     targets: taps,
-    bulk: Math.min(bulk, 256),
+    bulk: mode === "single" ? 1 : Math.min(bulk, 256),
+    // Frames per source per cycle: one at a time in single mode.
+    budget: mode === "single" ? 1 : undefined,
     latency: false,
   });
   await sched.start();
