@@ -390,13 +390,18 @@ export function tapFrameSize(
 ): number {
   const headroom = o.headroom ?? 256;
   const packet = o.superFrames ? abi.BT_MAX_SUPER_FRAME : (o.mtu ?? 1500) + L2_OVERHEAD;
-  const need = Math.ceil((Math.max(packet, (o.mtu ?? 0) + L2_OVERHEAD) + headroom) / 64) * 64;
+  const need = alignFrame(Math.max(packet, (o.mtu ?? 0) + L2_OVERHEAD) + headroom);
   return Math.max(2048, need);
+}
+
+/** `bytes` rounded up to a pool's frame size granule. */
+function alignFrame(bytes: number): number {
+  return Math.ceil(bytes / abi.BT_FRAME_ALIGN) * abi.BT_FRAME_ALIGN;
 }
 
 /** How to get frames that hold `mtu`: the pool's frameSize it takes. */
 function biggerFrames(mtu: number, headroom: number): string {
-  const need = Math.ceil((mtu + L2_OVERHEAD + headroom) / 64) * 64;
+  const need = alignFrame(mtu + L2_OVERHEAD + headroom);
   if (need <= MAX_FRAME_SIZE) return `give the TAP a pool with frameSize >= ${need}`;
   return `even the largest frames (frameSize ${MAX_FRAME_SIZE}) hold an MTU up to ` +
     `${MAX_FRAME_SIZE - headroom - L2_OVERHEAD} with ${headroom} bytes of headroom`;
@@ -483,11 +488,13 @@ function openError(
 ): BulktapError {
   const code = codeForErrno(r);
   const n = JSON.stringify(o.name);
-  const [reason, flags, size] = why;
+  const reason = why[abi.BT_TAP_WHY_W_REASON];
+  const flags = why[abi.BT_TAP_WHY_W_FLAGS];
+  const size = why[abi.BT_TAP_WHY_W_SIZE];
   const vnet = o.vnetHdr ?? 0;
   if (code === "EEXIST" && reason === WHY_NOT_TAP) {
     // Not ours to delete: say what it is, and what would work instead.
-    const driver = new TextDecoder().decode(new Uint8Array(why.buffer, 12, 32)).replace(
+    const driver = new TextDecoder().decode(why.subarray(abi.BT_TAP_WHY_W_DRIVER)).replace(
       /\0.*$/s,
       "",
     );
@@ -670,8 +677,8 @@ export class TapDevice extends Device {
     const why = tapNameProblem(o.name);
     if (why) throw new BulktapError("EINVAL", `TAP name ${show(o.name)} ${why}`);
     const queues = intIn(o.queues ?? 1, 1, TAP_MAX_QUEUES, "queues");
-    const ringSize = intIn(o.ringSize ?? 1024, 2, 65536, "ringSize");
-    const batch = intIn(o.ioBatch ?? 64, 1, 256, "ioBatch");
+    const ringSize = intIn(o.ringSize ?? 1024, abi.BT_MIN_RING, abi.BT_MAX_RING, "ringSize");
+    const batch = intIn(o.ioBatch ?? 64, 1, abi.BT_MAX_BULK, "ioBatch");
     const mtu = o.mtu === undefined ? 0 : intIn(o.mtu, 68, 65535, "mtu");
     if (mtu > TAP_MAX_MTU) {
       throw new BulktapError(
@@ -930,7 +937,7 @@ export class TapDevice extends Device {
   #startForwarding(target: Device, options: ForwardOptions, both: boolean): void {
     this.assertOpen();
     target.assertOpen();
-    const bulk = intIn(options.bulk ?? 64, 1, 256, "bulk");
+    const bulk = intIn(options.bulk ?? 64, 1, abi.BT_MAX_BULK, "bulk");
     const mode = options.mode ?? "bulk";
     if (mode !== "bulk" && mode !== "single") {
       throw new BulktapError("EINVAL", `mode=${JSON.stringify(mode)} is not "bulk" or "single"`);
