@@ -368,6 +368,10 @@ enum bt_tap_why_word {
 			      * NUL-padded (empty if it reports none) */
 	BT_TAP_WHY_WORDS = BT_TAP_WHY_W_DRIVER + 8, /* words it can fill */
 };
+/* The kernel's flags these words carry, for readers without its headers
+ * (tap.c checks them against linux/if.h and linux/if_tun.h). */
+#define BT_IFF_VNET_HDR 0x4000u /* TUN flag: frames carry a virtio-net header */
+#define BT_IFF_LOOPBACK 0x8u /* link flag: the loopback interface */
 enum bt_tap_why {
 	BT_TAP_WHY_NONE,
 	BT_TAP_WHY_KIND, /* -EEXIST: not a multi-queue TAP */

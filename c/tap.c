@@ -127,6 +127,9 @@ static __thread uint32_t open_why[BT_TAP_WHY_WORDS];
 _Static_assert((BT_TAP_WHY_WORDS - BT_TAP_WHY_W_DRIVER) * sizeof(uint32_t) ==
 		       sizeof(((struct ethtool_drvinfo *)0)->driver),
 	       "the driver's name fills the words from BT_TAP_WHY_W_DRIVER");
+_Static_assert(BT_IFF_VNET_HDR == IFF_VNET_HDR &&
+		       BT_IFF_LOOPBACK == IFF_LOOPBACK,
+	       "BT_IFF_* are the kernel's");
 
 static int32_t why(int32_t err, uint32_t reason, uint32_t flags,
 		   uint32_t vnet)

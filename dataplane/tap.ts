@@ -219,11 +219,11 @@ const WHY_MTU = abi.BT_TAP_WHY_MTU;
 const WHY_UP = abi.BT_TAP_WHY_UP;
 const WHY_NOT_TAP = abi.BT_TAP_WHY_NOT_TAP;
 const WHY_WORDS = abi.BT_TAP_WHY_WORDS;
-const IFF_LOOPBACK = 0x8;
+const IFF_LOOPBACK = abi.BT_IFF_LOOPBACK;
 /** Bytes of a frame beyond the MTU: an Ethernet header (14) and one VLAN tag (4). */
 const L2_OVERHEAD = 18;
 const MAX_FRAME_SIZE = abi.BT_MAX_FRAME_SIZE; // FramePool's largest frameSize
-const IFF_VNET_HDR = 0x4000;
+const IFF_VNET_HDR = abi.BT_IFF_VNET_HDR;
 
 /** Options for {@linkcode TapDevice.forwardTo}. */
 export interface ForwardOptions {

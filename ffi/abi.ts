@@ -438,6 +438,12 @@ export const BT_TAP_WHY_W_DRIVER = 3;
 /** `BT_TAP_WHY_WORDS`: words it can fill */
 export const BT_TAP_WHY_WORDS = 11;
 
+/** `BT_IFF_VNET_HDR`: TUN flag: frames carry a virtio-net header */
+export const BT_IFF_VNET_HDR = 16384;
+
+/** `BT_IFF_LOOPBACK`: link flag: the loopback interface */
+export const BT_IFF_LOOPBACK = 8;
+
 /** `BT_TAP_WHY_NONE` */
 export const BT_TAP_WHY_NONE = 0;
 
