@@ -348,3 +348,37 @@ Deno.test("cli: SIGTERM stops a --json run early: one JSON object, frames accoun
   );
   assert.ok(j.seconds < 30, `stopped after ${j.seconds} s, not at --duration`);
 });
+
+Deno.test("cli: benchmark scripts run on their own word bad flags and --help as the commands do", async () => {
+  for (const script of ["bench/sched_bench.ts", "bench/tap_bench.ts", "bench/soak.ts"]) {
+    const path = new URL(`../${script}`, import.meta.url).pathname;
+    const sh = async (...args: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", path, ...args],
+        stdout: "piped",
+        stderr: "piped",
+        stdin: "null",
+      }).output();
+      const dec = new TextDecoder();
+      return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+    };
+    const flag = script.endsWith("soak.ts") ? "--producers" : "--repeats";
+    const spaced = await sh(flag, "-5");
+    const joined = await sh(`${flag}=-5`);
+    assert.equal(spaced.code, 2, `${script}: ${spaced.stderr}`);
+    assert.equal(spaced.stderr, joined.stderr);
+    assert.equal(
+      spaced.stderr,
+      `bulktap ${script}: ${flag}=-5 is not an integer in 1..${
+        flag === "--repeats" ? 1000 : 64
+      }\n` +
+        `run \`deno run -A ${script} --help\` for usage\n`,
+    );
+    const unknown = await sh("--frobnicate");
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /^bulktap \S+: unknown flag: --frobnicate\n/);
+    const help = await sh("--help");
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.stdout, new RegExp(`^usage: deno run -A ${script}`));
+  }
+});
