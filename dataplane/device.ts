@@ -16,7 +16,15 @@ import { DeviceQueue } from "./queue.ts";
 
 /** The library's flag for "wake the reader" (`BT_XMIT_FLUSH`). */
 export const XMIT_FLUSH: number = BT_XMIT_FLUSH;
-/** Largest bulk one `xmit` call accepts. */
+/**
+ * Largest bulk one `xmit` call accepts.
+ *
+ * @example
+ * ```ts
+ * import { MAX_BULK } from "./mod.ts";
+ * console.log(MAX_BULK); // 256
+ * ```
+ */
 export const MAX_BULK: number = BT_MAX_BULK;
 
 /** Options for a new in-memory {@linkcode Device}. */

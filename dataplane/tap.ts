@@ -28,10 +28,26 @@ import { FrameStream } from "./frame_stream.ts";
 import { tapWaitSource } from "./tap_source.ts";
 import { sleepBound, waitShared, type WaitSource, waitTimeout } from "./waiter.ts";
 
-/** Largest number of queues of a TAP device. */
+/**
+ * Largest number of queues of a TAP device.
+ *
+ * @example
+ * ```ts
+ * import { TAP_MAX_QUEUES } from "./tap.ts";
+ * console.log(TAP_MAX_QUEUES); // 64
+ * ```
+ */
 export const TAP_MAX_QUEUES: number = abi.BT_TAP_MAX_QUEUES;
 
-/** The largest MTU the kernel gives a TAP device: 65535 minus the Ethernet header. */
+/**
+ * The largest MTU the kernel gives a TAP device: 65535 minus the Ethernet header.
+ *
+ * @example
+ * ```ts
+ * import { TAP_MAX_MTU } from "./tap.ts";
+ * console.log(TAP_MAX_MTU); // 65521
+ * ```
+ */
 export const TAP_MAX_MTU = 65521;
 
 const CREATE = abi.BT_TAP_CREATE;
@@ -87,7 +103,15 @@ export interface TapDeviceOptions {
 /** One TAP offload (`TUN_F_*`), see {@linkcode TapDeviceOptions.offloads}. */
 export type TapOffload = "csum" | "tso4" | "tso6" | "tso_ecn" | "uso4" | "uso6";
 
-/** Every offload, in the order they are reported. */
+/**
+ * Every offload, in the order they are reported.
+ *
+ * @example
+ * ```ts
+ * import { TAP_OFFLOADS } from "./tap.ts";
+ * console.log(TAP_OFFLOADS.join(",")); // csum,tso4,tso6,tso_ecn,uso4,uso6
+ * ```
+ */
 export const TAP_OFFLOADS: readonly TapOffload[] = [
   "csum",
   "tso4",
