@@ -16,9 +16,13 @@ import {
 } from "./points.ts";
 import { PROVIDERS } from "./scenarios.ts";
 import type { BenchOptions, BenchResult } from "./result.ts";
+import type * as Report from "./report/build.ts";
 
 export type { BenchOptions, BenchResult };
 import { headlineText, pointsTable } from "./table.ts";
+
+/** The report builder (esbuild, uPlot), loaded only for `--html`. */
+const REPORT = "./report/build.ts";
 
 /** Help text for `mod.ts bench`. */
 export const BENCH_HELP = `bulktap bench: bulk vs single-packet, peers in the same run
@@ -297,7 +301,8 @@ export async function benchMain(args: string[]): Promise<number> {
     console.error(`wrote ${o.json}`);
   }
   if (o.html) {
-    const { buildReport } = await import("./report/build.ts");
+    // Not a literal: a bench run without --html does not download esbuild.
+    const { buildReport }: typeof Report = await import(REPORT);
     Deno.writeTextFileSync(o.html, await buildReport(result));
     console.error(`wrote ${o.html}`);
   }

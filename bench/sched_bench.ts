@@ -25,7 +25,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { intFlag, numFlag, scriptFlags } from "../dataplane/cli/flags.ts";
 import process from "node:process";
 import { Device, FramePool, type StageMode } from "../dataplane/mod.ts";
 import { LatencyRecorder, percentileDistribution } from "../dataplane/latency.ts";
@@ -569,25 +569,38 @@ function printCost(r: SchedBenchReport): void {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      repeats: { type: "string" },
-      seconds: { type: "string" },
-      "frame-size": { type: "string" },
-      "cost-only": { type: "boolean" },
-      json: { type: "boolean" },
+  const o = scriptFlags(
+    "bench/sched_bench.ts",
+    "usage: deno run -A bench/sched_bench.ts [--repeats N] [--seconds S] [--frame-size B] " +
+      "[--cost-only] [--json]\n" +
+      "  --repeats N      runs per case, 1..1000 (default 5)\n" +
+      "  --seconds S      length of one run (default 1)\n" +
+      "  --frame-size B   bytes per frame, 60..1792 (default 64)\n" +
+      "  --cost-only      only the latency histogram's cost\n" +
+      "  --json           one JSON object on stdout",
+    {
+      repeats: "string",
+      seconds: "string",
+      "frame-size": "string",
+      "cost-only": "boolean",
+      json: "boolean",
     },
-    strict: true,
-  });
+    (v) => ({
+      repeats: intFlag("repeats", v.repeats, 5, 1, 1000),
+      seconds: numFlag("seconds", v.seconds, 1, 0.001, 1e6),
+      frameSize: intFlag("frame-size", v["frame-size"], 64, 60, 1792),
+      costOnly: v["cost-only"] === true,
+      json: v.json === true,
+    }),
+  );
   const report = await schedBench({
-    repeats: values.repeats ? Number(values.repeats) : 5,
-    seconds: values.seconds ? Number(values.seconds) : 1,
-    frameSize: values["frame-size"] ? Number(values["frame-size"]) : 64,
-    cases: values["cost-only"] ? [] : undefined,
+    repeats: o.repeats,
+    seconds: o.seconds,
+    frameSize: o.frameSize,
+    cases: o.costOnly ? [] : undefined,
     histogramCost: true,
-    log: values.json ? undefined : (s) => console.error(s),
+    log: o.json ? undefined : (s) => console.error(s),
   });
-  if (values.json) console.log(JSON.stringify(report));
+  if (o.json) console.log(JSON.stringify(report));
   else print(report);
 }

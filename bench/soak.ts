@@ -6,19 +6,22 @@
  *
  *   deno run -A bench/soak.ts --soak 60 [--producers 2] [--every 5]
  */
-import { parseArgs } from "node:util";
 import { Device, FramePool } from "../dataplane/mod.ts";
+import { intFlag, numFlag, scriptFlags } from "../dataplane/cli/flags.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    soak: { type: "string", default: "60" },
-    producers: { type: "string", default: "2" },
-    every: { type: "string", default: "5" },
-  },
-});
-const seconds = Number(values.soak), producers = Number(values.producers);
-const every = Number(values.every);
+const { seconds, producers, every } = scriptFlags(
+  "bench/soak.ts",
+  "usage: deno run -A bench/soak.ts [--soak S] [--producers N] [--every S]\n" +
+    "  --soak S        seconds to run (default 60)\n" +
+    "  --producers N   producer Workers, 1..64 (default 2)\n" +
+    "  --every S       seconds between samples (default 5)",
+  { soak: "string", producers: "string", every: "string" },
+  (v) => ({
+    seconds: numFlag("soak", v.soak, 60, 0.001, 1e6),
+    producers: intFlag("producers", v.producers, 2, 1, 64),
+    every: numFlag("every", v.every, 5, 0.001, 1e6),
+  }),
+);
 const RING = 1024, BULK = 16;
 const STOP = 0, SENT = 1, DROP = 2;
 

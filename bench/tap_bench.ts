@@ -27,6 +27,7 @@
 import process from "node:process";
 import { FramePool, TapDevice } from "../dataplane/mod.ts";
 import { repeatOrder } from "./stats.ts";
+import { intFlag, scriptFlags } from "../dataplane/cli/flags.ts";
 
 /** What one run measured (counter deltas over the run). */
 export interface TapRun {
@@ -465,13 +466,22 @@ function show(f: Figure, base: Figure): string {
 }
 
 if (import.meta.main) {
-  const arg = (n: string) => {
-    const i = Deno.args.indexOf(`--${n}`);
-    return i >= 0 ? Deno.args[i + 1] : undefined;
-  };
-  const repeats = Number(arg("repeats") ?? 5);
-  const frameSizes = (arg("frame-size") ?? "64").split(",").map(Number);
-  const r = await tapBench({ repeats, ms: Number(arg("ms") ?? 500), frameSizes });
+  const { repeats, ms, frameSizes } = scriptFlags(
+    "bench/tap_bench.ts",
+    "usage: deno run -A bench/tap_bench.ts [--repeats N] [--ms M] [--frame-size 64,1500]\n" +
+      "  --repeats N        runs of each case, 1..1000 (default 5)\n" +
+      "  --ms M             length of one run in ms (default 500)\n" +
+      "  --frame-size LIST  bytes per frame, each 60..1792 (default 64)",
+    { repeats: "string", ms: "string", "frame-size": "string" },
+    (v) => ({
+      repeats: intFlag("repeats", v.repeats, 5, 1, 1000),
+      ms: intFlag("ms", v.ms, 500, 1, 3_600_000),
+      frameSizes: (v["frame-size"] ?? "64").split(",").map((s) =>
+        intFlag("frame-size", s, 64, 60, 1792)
+      ),
+    }),
+  );
+  const r = await tapBench({ repeats, ms, frameSizes });
   console.log(`bulktap TAP benchmarks: ${r.machine}`);
   console.log(`${repeats} runs each, interleaved, median (min-max)`);
   for (const fs of frameSizes) {

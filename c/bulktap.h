@@ -24,11 +24,12 @@
 
 #define BT_API __attribute__((visibility("default")))
 
-#define BT_VERSION 2
+#define BT_VERSION 3
 
 #define BT_MAX_POOLS 255 /* pool slots 1..255; slot 0 is never used */
 #define BT_MAX_DEVS 4096
 #define BT_MAX_QUEUES 256
+#define BT_MIN_RING 2 /* slots of a queue ring */
 #define BT_MAX_RING 65536
 #define BT_MAX_BULK 256 /* largest bulk accepted by one xmit call */
 #define BT_REF_INDEX_BITS 24
@@ -134,6 +135,14 @@ enum bt_gso_type {
 /* Largest frame a pool can have (bytes, headroom included): a 64 KiB
  * super-frame, its headroom and metadata fit. */
 #define BT_MAX_FRAME_SIZE 131072
+/* Smallest frame a pool can have; frame sizes are multiples of a cache
+ * line, so no two frames share one. */
+#define BT_MIN_FRAME_SIZE 128
+#define BT_FRAME_ALIGN 64
+/* Headroom: at least the metadata, at most this, and BT_MIN_DATA_ROOM
+ * bytes of the frame left past it for data. */
+#define BT_MAX_HEADROOM 65535
+#define BT_MIN_DATA_ROOM 64
 /* Largest packet a super-frame may be: 64 KiB (the kernel's GSO limit
  * for a TAP), an Ethernet header and a VLAN tag. */
 #define BT_MAX_SUPER_FRAME 65554
@@ -348,10 +357,21 @@ enum bt_tap_stat {
 };
 
 /* Why the calling thread's last bt_tap_open failed, beyond its errno
- * (bt_tap_open_why: out[0] reason, out[1] the existing device's TUN flags,
- * out[2] its vnet header size, or the MTU it had; for BT_TAP_WHY_NOT_TAP,
- * out[1] is the device's IFF_* link flags and out[3..10] its driver's name
- * as reported by ethtool, NUL-padded, empty if it reports none). */
+ * (bt_tap_open_why fills these words). */
+enum bt_tap_why_word {
+	BT_TAP_WHY_W_REASON, /* enum bt_tap_why */
+	BT_TAP_WHY_W_FLAGS, /* the existing device's TUN flags; for
+			     * BT_TAP_WHY_NOT_TAP its IFF_* link flags */
+	BT_TAP_WHY_W_SIZE, /* its vnet header size, or the MTU it had */
+	BT_TAP_WHY_W_DRIVER, /* BT_TAP_WHY_NOT_TAP: from here to the end, its
+			      * driver's name as ethtool reports it,
+			      * NUL-padded (empty if it reports none) */
+	BT_TAP_WHY_WORDS = BT_TAP_WHY_W_DRIVER + 8, /* words it can fill */
+};
+/* The kernel's flags these words carry, for readers without its headers
+ * (tap.c checks them against linux/if.h and linux/if_tun.h). */
+#define BT_IFF_VNET_HDR 0x4000u /* TUN flag: frames carry a virtio-net header */
+#define BT_IFF_LOOPBACK 0x8u /* link flag: the loopback interface */
 enum bt_tap_why {
 	BT_TAP_WHY_NONE,
 	BT_TAP_WHY_KIND, /* -EEXIST: not a multi-queue TAP */
@@ -362,9 +382,6 @@ enum bt_tap_why {
 	BT_TAP_WHY_UP, /* bringing the link up failed */
 	BT_TAP_WHY_NOT_TAP, /* -EEXIST: an interface that is no TUN/TAP */
 };
-
-/* Words bt_tap_open_why can fill. */
-#define BT_TAP_WHY_WORDS 11
 
 BT_API int32_t bt_tap_open(uint32_t pool, const char *name, uint32_t nqueues,
 			   uint32_t ring_size, uint32_t mtu, uint32_t vnet_len,
@@ -404,11 +421,18 @@ BT_API int32_t bt_forward_stop(uint32_t src);
  * Frame refs[i] goes to target targets[i], i.e. device devs[targets[i]].
  * Frames are staged per target in stages of `bulk` (1..BT_MAX_BULK); a full
  * stage is sent without flush, and each target's last stage with `flags`.
- * counts holds 3 words per target, added to: sent, dropped (not accepted,
- * back in the pool), failed xmit calls. Frames naming a target >= ntargets
- * are returned to their pool. Returns the number of frames sent.
+ * counts holds BT_DEVMAP_COUNTS words per target (target t's at
+ * t * BT_DEVMAP_COUNTS), added to. Frames naming a target >= ntargets are
+ * returned to their pool. Returns the number of frames sent.
  */
 #define BT_DEVMAP_MAX_TARGETS 64
+enum bt_devmap_count {
+	BT_DEVMAP_SENT,		/* frames the target accepted */
+	BT_DEVMAP_DROPPED,	/* frames it did not: back in their pool */
+	BT_DEVMAP_FAILED_CALLS,	/* xmit calls that failed as a whole */
+	BT_DEVMAP_XMIT_CALLS,	/* xmit calls, one per stage sent */
+	BT_DEVMAP_COUNTS,	/* words per target */
+};
 BT_API int32_t bt_devmap_xmit(const uint32_t *devs, uint32_t ntargets,
 			      const uint32_t *refs, const uint32_t *targets,
 			      uint32_t n, uint32_t bulk, uint32_t flags,
@@ -430,6 +454,7 @@ BT_API int32_t bt_devmap_xmit(const uint32_t *devs, uint32_t ntargets,
 #define BT_LAT_HEADER 8
 #define BT_LAT_WORDS (BT_LAT_HEADER + BT_LAT_BUCKETS)
 #define BT_LAT_MAX_NS 3600000000000ull /* 1 hour */
+#define BT_LAT_MAGIC_TAG 0x42544c48u /* "BTLH", the magic's high 32 bits */
 enum {
 	BT_LAT_H_MAGIC = 0, /* layout check, written by bt_lat_init */
 	BT_LAT_H_FRAMES = 1, /* frames recorded (bucketed + clamped) */

@@ -152,7 +152,7 @@ int32_t bt_dev_create(uint32_t pool_handle, uint32_t nqueues,
 
 	if (nqueues < 1 || nqueues > BT_MAX_QUEUES)
 		return -EINVAL;
-	if (ring_size < 2 || ring_size > BT_MAX_RING)
+	if (ring_size < BT_MIN_RING || ring_size > BT_MAX_RING)
 		return -EINVAL;
 
 	pthread_mutex_lock(&bt_table_lock);

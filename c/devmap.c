@@ -40,14 +40,15 @@ static int32_t stage_send(uint32_t dev, struct devmap_stage *s,
 {
 	int32_t r = bt_xmit(dev, s->refs, s->n, flags, cpu);
 
+	counts[BT_DEVMAP_XMIT_CALLS] += 1;
 	if (r >= 0) {
-		counts[0] += (uint32_t)r;
-		counts[1] += s->n - (uint32_t)r;
+		counts[BT_DEVMAP_SENT] += (uint32_t)r;
+		counts[BT_DEVMAP_DROPPED] += s->n - (uint32_t)r;
 	} else {
 		if (!bt_xmit_returned_frames(r))
 			bt_frames_put(s->refs, s->n, NULL, 0);
-		counts[1] += s->n;
-		counts[2] += 1;
+		counts[BT_DEVMAP_DROPPED] += s->n;
+		counts[BT_DEVMAP_FAILED_CALLS] += 1;
 	}
 	s->n = 0;
 	return r < 0 ? 0 : r;
@@ -84,13 +85,14 @@ int32_t bt_devmap_xmit(const uint32_t *devs, uint32_t ntargets,
 		else if (s->n == bulk)
 			/* Full: send without the doorbell; the cycle's last
 			 * stage for this target rings it. */
-			sent += stage_send(devs[t], s, 0, cpu, &counts[3 * t]);
+			sent += stage_send(devs[t], s, 0, cpu,
+					   &counts[BT_DEVMAP_COUNTS * t]);
 		s->refs[s->n++] = refs[i];
 	}
 	for (uint32_t k = 0; k < ntouched; k++) {
 		uint32_t t = touched[k];
 		sent += stage_send(devs[t], &stages[t], flags, cpu,
-				   &counts[3 * t]);
+				   &counts[BT_DEVMAP_COUNTS * t]);
 	}
 	return sent;
 }

@@ -152,7 +152,7 @@ int32_t bt_ffi_devmap_xmit(const uint32_t *devs, uint32_t devs_len,
 {
 	if (!fits(devs, devs_len, ntargets) || !fits(refs, refs_len, n) ||
 	    !fits(targets, targets_len, n) ||
-	    !fits(counts, counts_len, 3ull * ntargets))
+	    !fits(counts, counts_len, (uint64_t)BT_DEVMAP_COUNTS * ntargets))
 		return -EFAULT;
 	return bt_devmap_xmit(devs, ntargets, refs, targets, n, bulk, flags,
 			      cpu, counts);

@@ -37,8 +37,8 @@
 #include "bt_internal.h"
 
 #define LAT_MAGIC                                                             \
-	(((uint64_t)0x42544c48u << 32) | ((uint64_t)BT_LAT_SUB_BITS << 16) | \
-	 (uint64_t)BT_LAT_BUCKETS)
+	(((uint64_t)BT_LAT_MAGIC_TAG << 32) |                                 \
+	 ((uint64_t)BT_LAT_SUB_BITS << 16) | (uint64_t)BT_LAT_BUCKETS)
 
 _Static_assert(BT_LAT_BUCKETS ==
 		       (1u << BT_LAT_SUB_BITS) * (42 - BT_LAT_SUB_BITS + 1),

@@ -15,6 +15,9 @@
 
 #include "bt_internal.h"
 
+_Static_assert(BT_FRAME_ALIGN % BT_CACHE_LINE == 0,
+	       "no two frames share a cache line");
+
 struct bt_pool *_Atomic bt_pools[BT_MAX_POOLS + 1];
 pthread_mutex_t bt_table_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -129,10 +132,11 @@ int32_t bt_pool_create(uint32_t nframes, uint32_t frame_size, uint32_t headroom)
 		return -ENOSPC;
 	if (nframes == 0 || nframes > BT_REF_INDEX_MASK + 1u)
 		return -EINVAL;
-	if (frame_size < 128 || frame_size > BT_MAX_FRAME_SIZE ||
-	    frame_size % BT_CACHE_LINE)
+	if (frame_size < BT_MIN_FRAME_SIZE || frame_size > BT_MAX_FRAME_SIZE ||
+	    frame_size % BT_FRAME_ALIGN)
 		return -EINVAL;
-	if (headroom > 65535 || headroom + 64 > frame_size)
+	if (headroom > BT_MAX_HEADROOM ||
+	    headroom + BT_MIN_DATA_ROOM > frame_size)
 		return -EINVAL;
 
 	pthread_mutex_lock(&bt_table_lock);

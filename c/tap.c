@@ -124,14 +124,20 @@ struct tap *tap_of(struct bt_dev *d)
 
 /* Why this thread's last bt_tap_open failed, beyond its errno. */
 static __thread uint32_t open_why[BT_TAP_WHY_WORDS];
+_Static_assert((BT_TAP_WHY_WORDS - BT_TAP_WHY_W_DRIVER) * sizeof(uint32_t) ==
+		       sizeof(((struct ethtool_drvinfo *)0)->driver),
+	       "the driver's name fills the words from BT_TAP_WHY_W_DRIVER");
+_Static_assert(BT_IFF_VNET_HDR == IFF_VNET_HDR &&
+		       BT_IFF_LOOPBACK == IFF_LOOPBACK,
+	       "BT_IFF_* are the kernel's");
 
 static int32_t why(int32_t err, uint32_t reason, uint32_t flags,
 		   uint32_t vnet)
 {
 	memset(open_why, 0, sizeof(open_why));
-	open_why[0] = reason;
-	open_why[1] = flags;
-	open_why[2] = vnet;
+	open_why[BT_TAP_WHY_W_REASON] = reason;
+	open_why[BT_TAP_WHY_W_FLAGS] = flags;
+	open_why[BT_TAP_WHY_W_SIZE] = vnet;
 	return err;
 }
 
@@ -205,8 +211,9 @@ static int not_tuntap(const char *name)
 	if (r == 1) {
 		why(0, BT_TAP_WHY_NOT_TAP, lflags, 0);
 		if (!e)
-			memcpy(&open_why[3], info.driver,
-			       (BT_TAP_WHY_WORDS - 3) * sizeof(uint32_t));
+			memcpy(&open_why[BT_TAP_WHY_W_DRIVER], info.driver,
+			       (BT_TAP_WHY_WORDS - BT_TAP_WHY_W_DRIVER) *
+				       sizeof(uint32_t));
 	}
 	return r;
 }

@@ -16,7 +16,15 @@ import { DeviceQueue } from "./queue.ts";
 
 /** The library's flag for "wake the reader" (`BT_XMIT_FLUSH`). */
 export const XMIT_FLUSH: number = BT_XMIT_FLUSH;
-/** Largest bulk one `xmit` call accepts. */
+/**
+ * Largest bulk one `xmit` call accepts.
+ *
+ * @example
+ * ```ts
+ * import { MAX_BULK } from "./mod.ts";
+ * console.log(MAX_BULK); // 256
+ * ```
+ */
 export const MAX_BULK: number = BT_MAX_BULK;
 
 /** Options for a new in-memory {@linkcode Device}. */
@@ -171,11 +179,16 @@ export class Device implements Disposable {
       const cpu = Device.#checkCpu(options.cpu ?? -1);
       const queues = options.queues ?? 1;
       const ringSize = options.ringSize ?? 1024;
-      if (!Number.isInteger(queues) || queues < 1 || queues > 256) {
-        throw new BulktapError("EINVAL", `queues=${queues} is not in 1..256`);
+      if (!Number.isInteger(queues) || queues < 1 || queues > abi.BT_MAX_QUEUES) {
+        throw new BulktapError("EINVAL", `queues=${queues} is not in 1..${abi.BT_MAX_QUEUES}`);
       }
-      if (!Number.isInteger(ringSize) || ringSize < 2 || ringSize > 65536) {
-        throw new BulktapError("EINVAL", `ringSize=${ringSize} is not in 2..65536`);
+      if (
+        !Number.isInteger(ringSize) || ringSize < abi.BT_MIN_RING || ringSize > abi.BT_MAX_RING
+      ) {
+        throw new BulktapError(
+          "EINVAL",
+          `ringSize=${ringSize} is not in ${abi.BT_MIN_RING}..${abi.BT_MAX_RING}`,
+        );
       }
       this.#ownsPool = options.pool === undefined;
       const pool = options.pool ?? new FramePool();

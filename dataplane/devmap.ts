@@ -26,7 +26,17 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
-import { BT_DEVMAP_MAX_TARGETS, BT_LAT_WORDS, BT_XMIT_DIRECT } from "../ffi/abi.ts";
+import {
+  BT_DEVMAP_COUNTS,
+  BT_DEVMAP_DROPPED,
+  BT_DEVMAP_FAILED_CALLS,
+  BT_DEVMAP_MAX_TARGETS,
+  BT_DEVMAP_SENT,
+  BT_DEVMAP_XMIT_CALLS,
+  BT_LAT_WORDS,
+  BT_MAX_BULK,
+  BT_XMIT_DIRECT,
+} from "../ffi/abi.ts";
 import { intIn, show, u32Arg } from "./boundary.ts";
 import { BulktapError, codeForErrno } from "./errors.ts";
 import { XMIT_FLUSH } from "./device.ts";
@@ -81,15 +91,30 @@ export interface BulkQueuesOptions {
 }
 
 /**
- * Per-target counters, 4 numbers per target in {@linkcode BulkQueues.counters}.
+ * Per-target counters: target `t`'s are at `t * TargetCounter.COUNT` in
+ * {@linkcode BulkQueues.counters}, in the layout `bt_devmap_xmit` fills
+ * (`enum bt_devmap_count` of `c/bulktap.h`).
  *
  * @example
  * ```ts
  * import { TargetCounter } from "./mod.ts";
- * console.log(TargetCounter.DROPPED); // 1
+ * console.log(TargetCounter.DROPPED, TargetCounter.COUNT); // 1 4
  * ```
  */
-export const TargetCounter = { SENT: 0, DROPPED: 1, FAILED_CALLS: 2, XMIT_CALLS: 3 } as const;
+export const TargetCounter = {
+  /** Frames the target accepted. */
+  SENT: BT_DEVMAP_SENT,
+  /** Frames it did not accept (returned to their pool). */
+  DROPPED: BT_DEVMAP_DROPPED,
+  /** Transmit calls that failed as a whole. */
+  FAILED_CALLS: BT_DEVMAP_FAILED_CALLS,
+  /** Transmit calls, one per stage. */
+  XMIT_CALLS: BT_DEVMAP_XMIT_CALLS,
+  /** Counters per target. */
+  COUNT: BT_DEVMAP_COUNTS,
+} as const;
+
+const { SENT, DROPPED, FAILED_CALLS, XMIT_CALLS, COUNT } = TargetCounter;
 
 /**
  * One CPU's bulk queues over a device map.
@@ -143,7 +168,7 @@ export class BulkQueues {
     if (!Array.isArray(targets)) {
       throw new BulktapError("EINVAL", `targets is ${show(targets)}, not an array of devices`);
     }
-    const bulk = intIn(options.bulk ?? 16, 1, 256, "bulk");
+    const bulk = intIn(options.bulk ?? 16, 1, BT_MAX_BULK, "bulk");
     if (targets.length > MAX_TARGETS) {
       throw new BulktapError(
         "E2BIG",
@@ -160,14 +185,14 @@ export class BulkQueues {
     this.cpu = intIn(options.cpu ?? 0, -1, 0x7fffffff, "cpu");
     this.targets = targets.length;
     this.#handles = Uint32Array.from(targets, (t, i) => u32Arg(t?.handle, `targets[${i}].handle`));
-    this.#counters = new Float64Array(targets.length * 4);
+    this.#counters = new Float64Array(targets.length * COUNT);
     this.#stages = targets.map(() => new Uint32Array(bulk));
     this.#fill = new Uint32Array(targets.length);
     this.#touched = new Uint32Array(targets.length);
     this.#cap = cap;
     this.#refs = new Uint32Array(cap);
     this.#tgts = new Uint32Array(cap);
-    this.#counts = new Uint32Array(targets.length * 3);
+    this.#counts = new Uint32Array(targets.length * COUNT);
     this.#lat = this.#latencyWords(options.latency, targets.length);
   }
 
@@ -272,10 +297,11 @@ export class BulkQueues {
     if (h !== null) this.#lib.bt_frames_latency(stage, this.bulk, n, h, BT_LAT_WORDS);
     const r = this.#lib.bt_xmit(this.#handles[t], stage, this.bulk, n, flags | DIRECT, this.cpu);
     const c = this.#counters;
-    c[t * 4 + 3]++;
+    const at = t * COUNT;
+    c[at + XMIT_CALLS]++;
     if (r >= 0) {
-      c[t * 4] += r;
-      c[t * 4 + 1] += n - r;
+      c[at + SENT] += r;
+      c[at + DROPPED] += n - r;
     } else {
       // ENXIO (closed), ENODEV (a deleted TAP): the library returned the
       // frames. EINVAL: a program corrupted a frame's metadata; return what
@@ -284,8 +310,8 @@ export class BulkQueues {
       if (code !== "ENXIO" && code !== "ENODEV") {
         this.#lib.bt_frames_put(stage, this.bulk, n, null, 0);
       }
-      c[t * 4 + 1] += n;
-      c[t * 4 + 2]++;
+      c[at + DROPPED] += n;
+      c[at + FAILED_CALLS]++;
     }
   }
 
@@ -311,17 +337,11 @@ export class BulkQueues {
         XMIT_FLUSH | DIRECT,
         this.cpu,
         counts,
-        this.targets * 3,
+        counts.length,
       );
+      // The same layout on both sides: C's counts add up into ours.
       const c = this.#counters;
-      for (let t = 0; t < this.targets; t++) {
-        const sent = counts[t * 3], dropped = counts[t * 3 + 1];
-        if (sent + dropped === 0) continue;
-        c[t * 4] += sent;
-        c[t * 4 + 1] += dropped;
-        c[t * 4 + 2] += counts[t * 3 + 2];
-        c[t * 4 + 3] += Math.ceil((sent + dropped) / this.bulk);
-      }
+      for (let i = 0; i < counts.length; i++) c[i] += counts[i];
       this.#pending = 0;
       return;
     }
@@ -336,11 +356,11 @@ export class BulkQueues {
 
   /** Frames sent to target `t` so far. */
   sent(t: number): number {
-    return this.#counters[intIn(t, 0, this.targets - 1, "target") * 4];
+    return this.#counters[intIn(t, 0, this.targets - 1, "target") * COUNT + SENT];
   }
 
   /** Frames target `t` did not accept (returned to their pool). */
   dropped(t: number): number {
-    return this.#counters[intIn(t, 0, this.targets - 1, "target") * 4 + 1];
+    return this.#counters[intIn(t, 0, this.targets - 1, "target") * COUNT + DROPPED];
   }
 }

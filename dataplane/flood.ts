@@ -8,6 +8,7 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
+import { BT_MAX_POOLS, BT_REF_INDEX_BITS } from "../ffi/abi.ts";
 import { FramePool, META } from "./pool.ts";
 import { Verdict } from "./verdict.ts";
 
@@ -30,11 +31,12 @@ import { Verdict } from "./verdict.ts";
  */
 export class FloodCopies {
   #copies = new Uint32Array(0);
-  readonly #need = new Uint32Array(256);
-  readonly #at = new Uint32Array(256);
-  readonly #end = new Uint32Array(256);
-  readonly #ref = new Uint32Array(256);
-  readonly #slots = new Uint8Array(256);
+  // Per pool slot (slot 0 is never used).
+  readonly #need = new Uint32Array(BT_MAX_POOLS + 1);
+  readonly #at = new Uint32Array(BT_MAX_POOLS + 1);
+  readonly #end = new Uint32Array(BT_MAX_POOLS + 1);
+  readonly #ref = new Uint32Array(BT_MAX_POOLS + 1);
+  readonly #slots = new Uint8Array(BT_MAX_POOLS + 1);
   #nslots = 0;
   readonly #minCapacity: number;
   readonly #lib = library();
@@ -55,7 +57,7 @@ export class FloodCopies {
     let nslots = 0, total = 0;
     for (let i = from; i < n; i++) {
       if ((verdicts[i] & 0xff) !== Verdict.BROADCAST) continue;
-      const slot = refs[i] >>> 24;
+      const slot = refs[i] >>> BT_REF_INDEX_BITS;
       if (need[slot] === 0) {
         slots[nslots++] = slot;
         this.#ref[slot] = refs[i];

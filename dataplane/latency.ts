@@ -113,12 +113,15 @@ export const LatencyLayout = {
  * console.log(LATENCY_BUCKET_ERROR); // 0.00390625
  * ```
  */
-export const LATENCY_BUCKET_ERROR = 1 / 256;
+export const LATENCY_BUCKET_ERROR: number = 2 ** -(abi.BT_LAT_SUB_BITS + 1);
 
 const L = LatencyLayout;
+/** Buckets per power-of-two range (and the first value that shares one). */
+const SUB = 2 ** L.SUB_BITS;
 // The magic bt_lat_init writes: "BTLH", SUB_BITS, BUCKETS. Checked against
 // the library once, so TypeScript and C can never disagree on the layout.
-const MAGIC = (0x42544c48n << 32n) | (BigInt(L.SUB_BITS) << 16n) | BigInt(L.BUCKETS);
+const MAGIC = (BigInt(abi.BT_LAT_MAGIC_TAG) << 32n) | (BigInt(L.SUB_BITS) << 16n) |
+  BigInt(L.BUCKETS);
 
 /**
  * The bucket a latency of `ns` falls into (as the C library computes it):
@@ -134,9 +137,9 @@ const MAGIC = (0x42544c48n << 32n) | (BigInt(L.SUB_BITS) << 16n) | BigInt(L.BUCK
 export function latencyBucket(ns: number): number {
   const v = Math.max(1, Math.floor(ns));
   const hi = Math.floor(v / 4294967296);
-  const e = hi > 0 ? 63 - Math.clz32(hi) : 31 - Math.clz32((v >>> 0) | 128);
+  const e = hi > 0 ? 63 - Math.clz32(hi) : 31 - Math.clz32((v >>> 0) | SUB);
   const s = e - L.SUB_BITS;
-  return s * 128 + Math.floor(v / 2 ** s);
+  return s * SUB + Math.floor(v / 2 ** s);
 }
 
 /**
@@ -151,10 +154,10 @@ export function latencyBucket(ns: number): number {
  * ```
  */
 export function latencyBucketValue(bucket: number): number {
-  const s = Math.max(0, (bucket >>> 7) - 1);
+  const s = Math.max(0, (bucket >>> L.SUB_BITS) - 1);
   if (s === 0) return bucket;
   const w = 2 ** s;
-  return (bucket - s * 128) * w + w / 2;
+  return (bucket - s * SUB) * w + w / 2;
 }
 
 /** A histogram of latencies in ns. */

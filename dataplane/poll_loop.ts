@@ -19,9 +19,16 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
+import { BT_MAX_QUEUES, BT_REF_INDEX_BITS } from "../ffi/abi.ts";
 import { intIn, show, u32Arg } from "./boundary.ts";
 import { BulktapError } from "./errors.ts";
-import { BulkQueues, MAX_TARGETS, type StageMode, type XmitTarget } from "./devmap.ts";
+import {
+  BulkQueues,
+  MAX_TARGETS,
+  type StageMode,
+  TargetCounter,
+  type XmitTarget,
+} from "./devmap.ts";
 import { LatencyLayout, LatencyRecorder, wordsOf } from "./latency.ts";
 import { FramePool } from "./pool.ts";
 import { copyFrame, FloodCopies } from "./flood.ts";
@@ -259,7 +266,7 @@ export class PollLoop {
       }
       return {
         device: u32Arg(r.device, `readers: device`),
-        queue: intIn(r.queue, 0, 255, `readers: queue`),
+        queue: intIn(r.queue, 0, BT_MAX_QUEUES - 1, `readers: queue`),
         rec,
       };
     });
@@ -389,8 +396,8 @@ export class PollLoop {
     let sent = 0, dropped = 0;
     const tc = bq.counters;
     for (let t = 0; t < bq.targets; t++) {
-      sent += tc[t * 4];
-      dropped += tc[t * 4 + 1];
+      sent += tc[t * TargetCounter.COUNT + TargetCounter.SENT];
+      dropped += tc[t * TargetCounter.COUNT + TargetCounter.DROPPED];
     }
     this.counters[LoopCounter.TX_SENT] = sent;
     this.counters[LoopCounter.TX_DROPPED] = dropped;
@@ -483,7 +490,7 @@ export class PollLoop {
             const missed = this.#flood.alloc(refs, verdicts, i, n, flood);
             if (missed > 0) c[LoopCounter.BROADCAST_MISSED] += missed;
           }
-          const slot = ref >>> 24;
+          const slot = ref >>> BT_REF_INDEX_BITS;
           let pool: FramePool | undefined;
           let first = true;
           for (let t = 0; t < ntargets; t++) {

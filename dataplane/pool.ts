@@ -91,7 +91,7 @@ const PROBLEMS: Record<number, { text: string; code: BulktapErrorCode }> = {
     code: "EINVAL",
   },
   [abi.BT_FRAME_BAD_OFFSET]: {
-    text: "has a data offset inside the 32-byte metadata",
+    text: `has a data offset inside the ${abi.BT_META_SIZE}-byte metadata`,
     code: "EINVAL",
   },
 };
@@ -140,7 +140,7 @@ class AttachToken {
 }
 
 /** Pools seen by this Worker, by slot, so any ref can find its views. */
-const bySlot: (FramePool | undefined)[] = new Array(256);
+const bySlot: (FramePool | undefined)[] = new Array(abi.BT_MAX_POOLS + 1);
 
 /** Every pool object of this Worker not yet closed (see {@linkcode openPools}). */
 const live = new Set<FramePool>();
@@ -174,7 +174,9 @@ let handleTable: Uint32Array | undefined;
 function handles(): Uint32Array {
   if (handleTable) return handleTable;
   const p = library().bt_pool_handles();
-  return handleTable = new Uint32Array(Deno.UnsafePointerView.getArrayBuffer(p!, 256 * 4));
+  // bt_pool_handles: one uint32_t per slot, 0..BT_MAX_POOLS.
+  const bytes = (abi.BT_MAX_POOLS + 1) * Uint32Array.BYTES_PER_ELEMENT;
+  return handleTable = new Uint32Array(Deno.UnsafePointerView.getArrayBuffer(p!, bytes));
 }
 
 /**
@@ -262,7 +264,9 @@ export class FramePool implements Disposable {
       ? `headroom=${headroom} cannot hold the ${META.size}-byte frame metadata`
       : code === "EINVAL"
       ? `frames=${frames}, frameSize=${frameSize}, headroom=${headroom}: frames must ` +
-        `be 1..16777216, frameSize a multiple of 64 in 128..${abi.BT_MAX_FRAME_SIZE}, and headroom + 64 <= frameSize`
+        `be 1..${abi.BT_REF_INDEX_MASK + 1}, frameSize a multiple of ${abi.BT_FRAME_ALIGN} in ` +
+        `${abi.BT_MIN_FRAME_SIZE}..${abi.BT_MAX_FRAME_SIZE}, headroom at most ` +
+        `${abi.BT_MAX_HEADROOM} and headroom + ${abi.BT_MIN_DATA_ROOM} <= frameSize`
       : `cannot create a pool of ${frames} x ${frameSize} bytes`;
     throw new BulktapError(code, why, h);
   }
@@ -777,8 +781,9 @@ export class FramePool implements Disposable {
     if (!known) {
       throw new BulktapError(
         "EINVAL",
-        `${name}: type=${t} is not a GSO type this library segments (NONE 0, TCPV4 1, ` +
-          `TCPV6 4, either | ECN 128, UDP_L4 5; UFO 3 is refused)`,
+        `${name}: type=${t} is not a GSO type this library segments (NONE ` +
+          `${abi.BT_GSO_NONE}, TCPV4 ${abi.BT_GSO_TCPV4}, TCPV6 ${abi.BT_GSO_TCPV6}, either | ` +
+          `ECN ${abi.BT_GSO_ECN}, UDP_L4 ${abi.BT_GSO_UDP_L4}; UFO ${abi.BT_GSO_UDP} is refused)`,
       );
     }
     const none = t === abi.BT_GSO_NONE;

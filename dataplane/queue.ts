@@ -7,6 +7,7 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
+import { BT_MAX_QUEUES } from "../ffi/abi.ts";
 import { Batch, batchRefs, setBatchCount } from "./batch.ts";
 import { FrameStream } from "./frame_stream.ts";
 import { checkCount, intIn, show, u32Arg, u32Length } from "./boundary.ts";
@@ -108,7 +109,7 @@ export class DeviceQueue {
       throw new BulktapError("EINVAL", `device is ${show(device)}, not a device`);
     }
     this.#handle = u32Arg(device.handle, "device handle");
-    this.#index = intIn(index, 0, 255, "queue index");
+    this.#index = intIn(index, 0, BT_MAX_QUEUES - 1, "queue index");
     this.#device = device;
   }
 

@@ -10,8 +10,9 @@
  */
 import { intIn, show, u32Arg } from "./boundary.ts";
 import { library } from "../ffi/lib.ts";
+import { BT_MAX_BULK } from "../ffi/abi.ts";
 import { BulktapError } from "./errors.ts";
-import type { StageMode, XmitTarget } from "./devmap.ts";
+import { type StageMode, TargetCounter, type XmitTarget } from "./devmap.ts";
 import {
   histogramFromBuckets,
   type LatencyHistogram,
@@ -247,7 +248,7 @@ export class Scheduler implements AsyncDisposable {
     us(options.deadlineUs, 50, "deadlineUs");
     us(options.busyPollUs, 200, "busyPollUs");
     // Everything a Worker would otherwise refuse later, and less clearly.
-    intIn(options.bulk ?? 16, 1, 256, "bulk");
+    intIn(options.bulk ?? 16, 1, BT_MAX_BULK, "bulk");
     intIn(options.budget ?? 64, 1, 65536, "budget");
     intIn(options.statusIntervalMs ?? 1000, 1, 0x7fffffff, "statusIntervalMs");
     if (!Array.isArray(options.sources)) {
@@ -517,8 +518,8 @@ export class Scheduler implements AsyncDisposable {
     const targets = Array.from({ length: ntargets }, (_, t) => {
       let sent = 0, dropped = 0;
       for (const s of this.#slots) {
-        sent += s.done?.targets[t * 4] ?? 0;
-        dropped += s.done?.targets[t * 4 + 1] ?? 0;
+        sent += s.done?.targets[t * TargetCounter.COUNT + TargetCounter.SENT] ?? 0;
+        dropped += s.done?.targets[t * TargetCounter.COUNT + TargetCounter.DROPPED] ?? 0;
       }
       if (!this.#targetLatency) return { sent, dropped };
       return { sent, dropped, latency: summarize(this.targetHistogram(t)) };

@@ -28,10 +28,26 @@ import { FrameStream } from "./frame_stream.ts";
 import { tapWaitSource } from "./tap_source.ts";
 import { sleepBound, waitShared, type WaitSource, waitTimeout } from "./waiter.ts";
 
-/** Largest number of queues of a TAP device. */
+/**
+ * Largest number of queues of a TAP device.
+ *
+ * @example
+ * ```ts
+ * import { TAP_MAX_QUEUES } from "./tap.ts";
+ * console.log(TAP_MAX_QUEUES); // 64
+ * ```
+ */
 export const TAP_MAX_QUEUES: number = abi.BT_TAP_MAX_QUEUES;
 
-/** The largest MTU the kernel gives a TAP device: 65535 minus the Ethernet header. */
+/**
+ * The largest MTU the kernel gives a TAP device: 65535 minus the Ethernet header.
+ *
+ * @example
+ * ```ts
+ * import { TAP_MAX_MTU } from "./tap.ts";
+ * console.log(TAP_MAX_MTU); // 65521
+ * ```
+ */
 export const TAP_MAX_MTU = 65521;
 
 const CREATE = abi.BT_TAP_CREATE;
@@ -87,7 +103,15 @@ export interface TapDeviceOptions {
 /** One TAP offload (`TUN_F_*`), see {@linkcode TapDeviceOptions.offloads}. */
 export type TapOffload = "csum" | "tso4" | "tso6" | "tso_ecn" | "uso4" | "uso6";
 
-/** Every offload, in the order they are reported. */
+/**
+ * Every offload, in the order they are reported.
+ *
+ * @example
+ * ```ts
+ * import { TAP_OFFLOADS } from "./tap.ts";
+ * console.log(TAP_OFFLOADS.join(",")); // csum,tso4,tso6,tso_ecn,uso4,uso6
+ * ```
+ */
 export const TAP_OFFLOADS: readonly TapOffload[] = [
   "csum",
   "tso4",
@@ -219,11 +243,11 @@ const WHY_MTU = abi.BT_TAP_WHY_MTU;
 const WHY_UP = abi.BT_TAP_WHY_UP;
 const WHY_NOT_TAP = abi.BT_TAP_WHY_NOT_TAP;
 const WHY_WORDS = abi.BT_TAP_WHY_WORDS;
-const IFF_LOOPBACK = 0x8;
+const IFF_LOOPBACK = abi.BT_IFF_LOOPBACK;
 /** Bytes of a frame beyond the MTU: an Ethernet header (14) and one VLAN tag (4). */
 const L2_OVERHEAD = 18;
 const MAX_FRAME_SIZE = abi.BT_MAX_FRAME_SIZE; // FramePool's largest frameSize
-const IFF_VNET_HDR = 0x4000;
+const IFF_VNET_HDR = abi.BT_IFF_VNET_HDR;
 
 /** Options for {@linkcode TapDevice.forwardTo}. */
 export interface ForwardOptions {
@@ -390,13 +414,18 @@ export function tapFrameSize(
 ): number {
   const headroom = o.headroom ?? 256;
   const packet = o.superFrames ? abi.BT_MAX_SUPER_FRAME : (o.mtu ?? 1500) + L2_OVERHEAD;
-  const need = Math.ceil((Math.max(packet, (o.mtu ?? 0) + L2_OVERHEAD) + headroom) / 64) * 64;
+  const need = alignFrame(Math.max(packet, (o.mtu ?? 0) + L2_OVERHEAD) + headroom);
   return Math.max(2048, need);
+}
+
+/** `bytes` rounded up to a pool's frame size granule. */
+function alignFrame(bytes: number): number {
+  return Math.ceil(bytes / abi.BT_FRAME_ALIGN) * abi.BT_FRAME_ALIGN;
 }
 
 /** How to get frames that hold `mtu`: the pool's frameSize it takes. */
 function biggerFrames(mtu: number, headroom: number): string {
-  const need = Math.ceil((mtu + L2_OVERHEAD + headroom) / 64) * 64;
+  const need = alignFrame(mtu + L2_OVERHEAD + headroom);
   if (need <= MAX_FRAME_SIZE) return `give the TAP a pool with frameSize >= ${need}`;
   return `even the largest frames (frameSize ${MAX_FRAME_SIZE}) hold an MTU up to ` +
     `${MAX_FRAME_SIZE - headroom - L2_OVERHEAD} with ${headroom} bytes of headroom`;
@@ -483,11 +512,13 @@ function openError(
 ): BulktapError {
   const code = codeForErrno(r);
   const n = JSON.stringify(o.name);
-  const [reason, flags, size] = why;
+  const reason = why[abi.BT_TAP_WHY_W_REASON];
+  const flags = why[abi.BT_TAP_WHY_W_FLAGS];
+  const size = why[abi.BT_TAP_WHY_W_SIZE];
   const vnet = o.vnetHdr ?? 0;
   if (code === "EEXIST" && reason === WHY_NOT_TAP) {
     // Not ours to delete: say what it is, and what would work instead.
-    const driver = new TextDecoder().decode(new Uint8Array(why.buffer, 12, 32)).replace(
+    const driver = new TextDecoder().decode(why.subarray(abi.BT_TAP_WHY_W_DRIVER)).replace(
       /\0.*$/s,
       "",
     );
@@ -670,8 +701,8 @@ export class TapDevice extends Device {
     const why = tapNameProblem(o.name);
     if (why) throw new BulktapError("EINVAL", `TAP name ${show(o.name)} ${why}`);
     const queues = intIn(o.queues ?? 1, 1, TAP_MAX_QUEUES, "queues");
-    const ringSize = intIn(o.ringSize ?? 1024, 2, 65536, "ringSize");
-    const batch = intIn(o.ioBatch ?? 64, 1, 256, "ioBatch");
+    const ringSize = intIn(o.ringSize ?? 1024, abi.BT_MIN_RING, abi.BT_MAX_RING, "ringSize");
+    const batch = intIn(o.ioBatch ?? 64, 1, abi.BT_MAX_BULK, "ioBatch");
     const mtu = o.mtu === undefined ? 0 : intIn(o.mtu, 68, 65535, "mtu");
     if (mtu > TAP_MAX_MTU) {
       throw new BulktapError(
@@ -930,7 +961,7 @@ export class TapDevice extends Device {
   #startForwarding(target: Device, options: ForwardOptions, both: boolean): void {
     this.assertOpen();
     target.assertOpen();
-    const bulk = intIn(options.bulk ?? 64, 1, 256, "bulk");
+    const bulk = intIn(options.bulk ?? 64, 1, abi.BT_MAX_BULK, "bulk");
     const mode = options.mode ?? "bulk";
     if (mode !== "bulk" && mode !== "single") {
       throw new BulktapError("EINVAL", `mode=${JSON.stringify(mode)} is not "bulk" or "single"`);

@@ -9,6 +9,7 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
+import { BT_MAX_QUEUES } from "../ffi/abi.ts";
 import { checkCount, intIn, u32Arg, u32Length } from "./boundary.ts";
 import { BulktapError, checkErrno, codeForErrno } from "./errors.ts";
 import { registerSourceKind, type Source } from "./source.ts";
@@ -85,7 +86,7 @@ export class TapSource implements Source {
       throw new BulktapError("EINVAL", "a TAP source spec must be an object");
     }
     this.#dev = u32Arg(spec.device, "TAP source device");
-    this.#queue = intIn(spec.queue, 0, 255, "TAP source queue");
+    this.#queue = intIn(spec.queue, 0, BT_MAX_QUEUES - 1, "TAP source queue");
     this.ingress = intIn(spec.ingress ?? -1, -1, 0x7fffffff, "TAP source ingress");
     this.name = `tap(${this.#dev}:${this.#queue})`;
     // Fails now (ENXIO, EINVAL for a queue it lacks, ENODEV) rather than

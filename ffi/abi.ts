@@ -7,7 +7,7 @@
  */
 
 /** `BT_VERSION` */
-export const BT_VERSION = 2;
+export const BT_VERSION = 3;
 
 /** `BT_MAX_POOLS`: pool slots 1..255; slot 0 is never used */
 export const BT_MAX_POOLS = 255;
@@ -17,6 +17,9 @@ export const BT_MAX_DEVS = 4096;
 
 /** `BT_MAX_QUEUES` */
 export const BT_MAX_QUEUES = 256;
+
+/** `BT_MIN_RING`: slots of a queue ring */
+export const BT_MIN_RING = 2;
 
 /** `BT_MAX_RING` */
 export const BT_MAX_RING = 65536;
@@ -122,6 +125,18 @@ export const BT_GSO_ECN = 128;
 
 /** `BT_MAX_FRAME_SIZE` */
 export const BT_MAX_FRAME_SIZE = 131072;
+
+/** `BT_MIN_FRAME_SIZE` */
+export const BT_MIN_FRAME_SIZE = 128;
+
+/** `BT_FRAME_ALIGN` */
+export const BT_FRAME_ALIGN = 64;
+
+/** `BT_MAX_HEADROOM` */
+export const BT_MAX_HEADROOM = 65535;
+
+/** `BT_MIN_DATA_ROOM` */
+export const BT_MIN_DATA_ROOM = 64;
 
 /** `BT_MAX_SUPER_FRAME` */
 export const BT_MAX_SUPER_FRAME = 65554;
@@ -408,6 +423,27 @@ export const BT_TS_TX_LAST_ERRNO = 29;
 /** `BT_TS_COUNT` */
 export const BT_TS_COUNT = 30;
 
+/** `BT_TAP_WHY_W_REASON`: enum bt_tap_why */
+export const BT_TAP_WHY_W_REASON = 0;
+
+/** `BT_TAP_WHY_W_FLAGS`: the existing device's TUN flags; for */
+export const BT_TAP_WHY_W_FLAGS = 1;
+
+/** `BT_TAP_WHY_W_SIZE`: its vnet header size, or the MTU it had */
+export const BT_TAP_WHY_W_SIZE = 2;
+
+/** `BT_TAP_WHY_W_DRIVER`: BT_TAP_WHY_NOT_TAP: from here to the end, its */
+export const BT_TAP_WHY_W_DRIVER = 3;
+
+/** `BT_TAP_WHY_WORDS`: words it can fill */
+export const BT_TAP_WHY_WORDS = 11;
+
+/** `BT_IFF_VNET_HDR`: TUN flag: frames carry a virtio-net header */
+export const BT_IFF_VNET_HDR = 16384;
+
+/** `BT_IFF_LOOPBACK`: link flag: the loopback interface */
+export const BT_IFF_LOOPBACK = 8;
+
 /** `BT_TAP_WHY_NONE` */
 export const BT_TAP_WHY_NONE = 0;
 
@@ -432,11 +468,23 @@ export const BT_TAP_WHY_UP = 6;
 /** `BT_TAP_WHY_NOT_TAP`: -EEXIST: an interface that is no TUN/TAP */
 export const BT_TAP_WHY_NOT_TAP = 7;
 
-/** `BT_TAP_WHY_WORDS` */
-export const BT_TAP_WHY_WORDS = 11;
-
 /** `BT_DEVMAP_MAX_TARGETS` */
 export const BT_DEVMAP_MAX_TARGETS = 64;
+
+/** `BT_DEVMAP_SENT`: frames the target accepted */
+export const BT_DEVMAP_SENT = 0;
+
+/** `BT_DEVMAP_DROPPED`: frames it did not: back in their pool */
+export const BT_DEVMAP_DROPPED = 1;
+
+/** `BT_DEVMAP_FAILED_CALLS`: xmit calls that failed as a whole */
+export const BT_DEVMAP_FAILED_CALLS = 2;
+
+/** `BT_DEVMAP_XMIT_CALLS`: xmit calls, one per stage sent */
+export const BT_DEVMAP_XMIT_CALLS = 3;
+
+/** `BT_DEVMAP_COUNTS`: words per target */
+export const BT_DEVMAP_COUNTS = 4;
 
 /** `BT_LAT_SUB_BITS` */
 export const BT_LAT_SUB_BITS = 7;
@@ -452,6 +500,9 @@ export const BT_LAT_WORDS = 4616;
 
 /** `BT_LAT_MAX_NS`: 1 hour */
 export const BT_LAT_MAX_NS = 3600000000000;
+
+/** `BT_LAT_MAGIC_TAG`: "BTLH", the magic's high 32 bits */
+export const BT_LAT_MAGIC_TAG = 1112820808;
 
 /** `BT_LAT_H_MAGIC`: layout check, written by bt_lat_init */
 export const BT_LAT_H_MAGIC = 0;

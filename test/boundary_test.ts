@@ -16,6 +16,7 @@ import assert from "assert";
 import { BulktapError, FrameState, META } from "../mod.ts";
 import { checkErrno } from "../dataplane/errors.ts";
 import { library } from "../ffi/lib.ts";
+import { BT_DEVMAP_COUNTS } from "../ffi/abi.ts";
 import { accounted, assertCode, withDevice } from "./helpers.ts";
 
 const lib = library();
@@ -286,8 +287,8 @@ Deno.test(
             16,
             1,
             0,
-            new Uint32Array(3),
-            3,
+            new Uint32Array(BT_DEVMAP_COUNTS),
+            BT_DEVMAP_COUNTS,
           ),
         ],
         [
@@ -304,8 +305,8 @@ Deno.test(
             16,
             1,
             0,
-            new Uint32Array(2),
-            2,
+            new Uint32Array(BT_DEVMAP_COUNTS - 1),
+            BT_DEVMAP_COUNTS - 1,
           ),
         ],
       ];

@@ -149,25 +149,108 @@ const noTap = needs(
   "It needs root (CAP_NET_ADMIN) and /dev/net/tun.",
 );
 
+/** A TAP name no other test or run uses (IFNAMSIZ: at most 15 bytes). */
+let tapSeq = 0;
+const tapName = () => `btcli${Deno.pid % 10000}x${tapSeq++}`;
+
+async function ip(...args: string[]): Promise<boolean> {
+  return (await new Deno.Command("ip", { args, stdout: "null", stderr: "null" }).output()).success;
+}
+
+function kernelReceived(name: string): number {
+  return Number(Deno.readTextFileSync(`/sys/class/net/${name}/statistics/rx_packets`));
+}
+
 Deno.test({
-  name: "cli: --tap transmits into a real TAP, reports written frames, and removes the device",
+  name:
+    "cli: --tap NAME that does not exist is refused, says how to create it, and creates nothing",
   ignore: noTap,
   async fn() {
-    const name = `btcli${Deno.pid % 10000}`;
+    const name = tapName();
     try {
-      const r = await run("--tap", name, "--duration", "0.5", "--rate", "200000", "--json");
-      assert.equal(r.code, 0, r.stderr);
-      const j = JSON.parse(r.stdout.trim());
-      assert.equal(j.target, `tap:${name}`);
-      assert.ok(j.frames > 0, "frames were written into the kernel");
-      assert.equal(j.latencyNs.p99, null, "no reader latency is claimed for a TAP");
-      const gone = await new Deno.Command("ip", { args: ["link", "show", name], stderr: "null" })
-        .output();
-      assert.ok(!gone.success, `${name} still exists after the run`);
+      const r = await run("--tap", name, "--duration", "0.5");
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`--tap ${name}: no such device`));
+      assert.match(r.stderr, /ip tuntap add dev \S+ mode tap multi_queue/);
+      assert.match(r.stderr, /--tap-create/);
+      assert.ok(!(await ip("link", "show", name)), `${name} was created`);
     } finally {
-      await new Deno.Command("ip", { args: ["link", "del", name], stderr: "null" }).output();
+      await ip("link", "del", name);
     }
   },
+});
+
+Deno.test({
+  name: "cli: --tap-create makes the TAP for the run, says nobody read it, and removes it",
+  ignore: noTap,
+  async fn() {
+    const name = tapName();
+    try {
+      const j = await run(
+        "--tap",
+        name,
+        "--tap-create",
+        "--duration",
+        "0.5",
+        "--rate",
+        "200000",
+        "--json",
+      );
+      assert.equal(j.code, 0, j.stderr);
+      const r = JSON.parse(j.stdout.trim());
+      assert.equal(r.target, `tap:${name}`);
+      assert.equal(r.tap.created, true);
+      assert.ok(r.frames > 0 && r.frames === r.tap.written, "frames were written into the kernel");
+      assert.equal(r.latencyNs.p99, null, "no reader latency is claimed for a TAP");
+      assert.ok(!(await ip("link", "show", name)), `${name} still exists after the run`);
+      const t = await run("--tap", name, "--tap-create", "--duration", "0.3", "--rate", "100000");
+      assert.equal(t.code, 0, t.stderr);
+      assert.match(t.stdout, /created for this run if missing/, "said before the run");
+      assert.match(t.stdout, /created for this run, now deleted/, "said after it");
+      assert.match(t.stdout, /nobody read them/);
+    } finally {
+      await ip("link", "del", name);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "cli: --tap on an existing TAP is left in place; writes that fail when its link goes down are drops with their errno",
+  ignore: noTap,
+  async fn() {
+    const name = tapName();
+    assert.ok(await ip("tuntap", "add", "dev", name, "mode", "tap", "multi_queue"));
+    try {
+      const job = spawn("--tap", name, "--duration", "3", "--rate", "200000", "--json");
+      // Down once the kernel has taken frames (a TAP counts what it is written as received).
+      const deadline = Date.now() + 20_000;
+      while (kernelReceived(name) === 0) {
+        assert.ok(Date.now() < deadline, `nothing reached ${name}: ${job.stderr()}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(await ip("link", "set", name, "down"));
+      const out = await job.done();
+      assert.equal(out.code, 0, out.stderr);
+      const r = JSON.parse(out.stdout.trim());
+      assert.equal(r.tap.created, false);
+      assert.ok(r.tap.written > 0, "frames went in while the link was up");
+      assert.ok(r.tap.writeErrors > 0, "writes failed once it was down");
+      assert.equal(r.tap.lastWriteError, "EIO");
+      assert.ok(r.dropped >= r.tap.writeErrors, "failed writes are drops");
+      assert.equal(r.generated, r.frames + r.dropped + r.leftInQueues, "every frame accounted for");
+      assert.ok(await ip("link", "show", name), "an existing device is not deleted");
+    } finally {
+      await ip("link", "del", name);
+    }
+  },
+});
+
+Deno.test("cli: --tap-create without --tap exits 2 naming both", async () => {
+  const r = await run("--tap-create", "--duration", "0.1");
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--tap-create needs --tap NAME/);
+  assert.match(r.stderr, /--help/);
 });
 
 Deno.test("cli: --tap with an invalid interface name exits 2 naming it", async () => {
@@ -264,4 +347,38 @@ Deno.test("cli: SIGTERM stops a --json run early: one JSON object, frames accoun
     "generated == read + dropped + left",
   );
   assert.ok(j.seconds < 30, `stopped after ${j.seconds} s, not at --duration`);
+});
+
+Deno.test("cli: benchmark scripts run on their own word bad flags and --help as the commands do", async () => {
+  for (const script of ["bench/sched_bench.ts", "bench/tap_bench.ts", "bench/soak.ts"]) {
+    const path = new URL(`../${script}`, import.meta.url).pathname;
+    const sh = async (...args: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", path, ...args],
+        stdout: "piped",
+        stderr: "piped",
+        stdin: "null",
+      }).output();
+      const dec = new TextDecoder();
+      return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+    };
+    const flag = script.endsWith("soak.ts") ? "--producers" : "--repeats";
+    const spaced = await sh(flag, "-5");
+    const joined = await sh(`${flag}=-5`);
+    assert.equal(spaced.code, 2, `${script}: ${spaced.stderr}`);
+    assert.equal(spaced.stderr, joined.stderr);
+    assert.equal(
+      spaced.stderr,
+      `bulktap ${script}: ${flag}=-5 is not an integer in 1..${
+        flag === "--repeats" ? 1000 : 64
+      }\n` +
+        `run \`deno run -A ${script} --help\` for usage\n`,
+    );
+    const unknown = await sh("--frobnicate");
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /^bulktap \S+: unknown flag: --frobnicate\n/);
+    const help = await sh("--help");
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.stdout, new RegExp(`^usage: deno run -A ${script}`));
+  }
 });

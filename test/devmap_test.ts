@@ -1,5 +1,13 @@
 import assert from "assert";
-import { BulkQueues, Device, FramePool, LoopCounter, PollLoop, redirect } from "../mod.ts";
+import {
+  BulkQueues,
+  Device,
+  FramePool,
+  LoopCounter,
+  PollLoop,
+  redirect,
+  TargetCounter,
+} from "../mod.ts";
 import { LatencyLayout, LatencyRecorder } from "../dataplane/latency.ts";
 import { ArraySource, fixedVerdicts } from "./sched_helpers.ts";
 import { assertAccounted } from "./helpers.ts";
@@ -50,6 +58,33 @@ for (const mode of ["cycle", "target"] as const) {
     // 4 + 4 without flush, 2 with: 3 locks, 1 doorbell.
     assert.deepEqual([s.txPackets, s.xmitCalls, s.flushes], [10, 3, 1]);
     assert.equal(bq.pending, 0);
+    done();
+  });
+
+  Deno.test(`devmap (${mode}): each target's counters, at t * TargetCounter.COUNT, are its own`, () => {
+    const { devs, frames, done } = setup(3, 8);
+    const bq = new BulkQueues(devs, { bulk: 4, mode });
+    // Target 0: 6 frames (stages 4 + 2); target 2: 12 (4 + 4 + 4) into a ring of 8.
+    for (const r of frames(6)) bq.enqueue(r, 0, 0);
+    for (const r of frames(12)) bq.enqueue(r, 2, 0);
+    bq.flush();
+    devs[1].close(); // a closed target: its stage fails as a whole
+    bq.enqueue(frames(1)[0], 1, 0);
+    bq.flush();
+    const at = (t: number) => {
+      const c = bq.counters.subarray(t * TargetCounter.COUNT, (t + 1) * TargetCounter.COUNT);
+      return {
+        sent: c[TargetCounter.SENT],
+        dropped: c[TargetCounter.DROPPED],
+        failedCalls: c[TargetCounter.FAILED_CALLS],
+        xmitCalls: c[TargetCounter.XMIT_CALLS],
+      };
+    };
+    assert.equal(bq.counters.length, 3 * TargetCounter.COUNT);
+    assert.deepEqual(at(0), { sent: 6, dropped: 0, failedCalls: 0, xmitCalls: 2 });
+    assert.deepEqual(at(1), { sent: 0, dropped: 1, failedCalls: 1, xmitCalls: 1 });
+    assert.deepEqual(at(2), { sent: 8, dropped: 4, failedCalls: 0, xmitCalls: 3 });
+    assert.equal(devs[2].stats().txPackets, 8);
     done();
   });
 

@@ -9,6 +9,9 @@
  * @module
  */
 import * as esbuild from "npm:esbuild@^0.28";
+// esbuild resolves page.ts's `uplot` imports in node_modules/, where Deno
+// puts a package only once a module it loads names it (npm-lazy-caching).
+import "uplot/package.json" with { type: "json" };
 import type { BenchResult } from "../result.ts";
 
 const PAGE = new URL("./page.ts", import.meta.url);

@@ -147,7 +147,8 @@ export function numFlag(
 
 /**
  * Report a usage error the one way every command does: the command, the
- * problem, and where the help is. Returns the exit status, 2.
+ * problem, and where the help is (`help`: the command line that prints it,
+ * for a script run on its own). Returns the exit status, 2.
  *
  * @example
  * ```ts
@@ -156,10 +157,46 @@ export function numFlag(
  * console.log(status); // 2
  * ```
  */
-export function reportUsage(command: string, e: UsageError): number {
+export function reportUsage(
+  command: string,
+  e: UsageError,
+  help = `deno run -A mod.ts${command ? ` ${command}` : ""} --help`,
+): number {
   const cmd = command ? ` ${command}` : "";
-  console.error(
-    `bulktap${cmd}: ${e.message}\nrun \`deno run -A mod.ts${cmd} --help\` for usage`,
-  );
+  console.error(`bulktap${cmd}: ${e.message}\nrun \`${help}\` for usage`);
   return 2;
+}
+
+/**
+ * The flags of a benchmark script run on its own (`deno run -A bench/x.ts`),
+ * parsed and checked as the commands' are: `read` turns the parsed values
+ * into options (with {@linkcode intFlag} and {@linkcode numFlag}). A bad
+ * flag is reported as every command reports one and exits 2; `--help`
+ * prints `usage` and exits 0.
+ *
+ * @example
+ * ```ts ignore
+ * import { intFlag, scriptFlags } from "./flags.ts";
+ * const o = scriptFlags("bench/soak.ts", "usage: ...", { soak: "string" }, (v) => ({
+ *   seconds: intFlag("soak", v.soak, 60, 1, 86400),
+ * }));
+ * ```
+ */
+export function scriptFlags<const S extends FlagSpec, T>(
+  script: string,
+  usage: string,
+  spec: S,
+  read: (values: ParsedFlags<S>["values"]) => T,
+): T {
+  try {
+    const { values } = parseFlags(Deno.args, { ...spec, help: "boolean" });
+    if (values.help) {
+      console.log(usage);
+      Deno.exit(0);
+    }
+    return read(values as ParsedFlags<S>["values"]);
+  } catch (e) {
+    if (e instanceof UsageError) Deno.exit(reportUsage(script, e, `deno run -A ${script} --help`));
+    throw e;
+  }
 }

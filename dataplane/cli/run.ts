@@ -41,7 +41,12 @@ flags:
   --frame-size N       bytes per frame, 60..1792 (default 64)
   --rate PPS           frames per second in total, 0 = as fast as possible (default 0)
   --duration S         seconds to run, > 0 (default 5)
-  --tap NAME           transmit into the TAP device NAME instead of an in-memory device
+  --tap NAME           transmit into the existing TAP device NAME instead of an in-memory
+                       device (a multi-queue TAP: ip tuntap add dev NAME mode tap multi_queue);
+                       the kernel is then the reader: frames written, write errors by errno,
+                       no latency. A missing NAME is refused, not created
+  --tap-create         with --tap: create NAME if it does not exist, for this run only
+                       (deleted at exit; nothing but the kernel's own stack reads it)
   --pin                pin Worker i to CPU i
   --json               print one JSON object on stdout instead of the status and table
   --help               this text
@@ -68,6 +73,8 @@ export interface RunOptions {
   duration: number;
   /** TAP device name, if any. */
   tap?: string;
+  /** Create the TAP device if it does not exist (for this run only). */
+  tapCreate?: boolean;
   /** Pin Workers. */
   pin: boolean;
   /** JSON output. */
@@ -135,12 +142,26 @@ export interface RunResult {
   };
   /** Where frames went: "memory" or "tap:NAME". */
   target: string;
+  /** With `--tap`: what the kernel took, and whether this run created the device. */
+  tap?: TapOutcome;
   /** Per reader queue. */
   latencyByQueue: Record<string, LatencySummary>;
   /** xmit calls (one lock each) and doorbells. */
   device: { xmitCalls: number; flushes: number; wakeupsSent: number; wakeupsAvoided: number };
   /** Full percentile distribution, [percentile, ns]. */
   distribution: [number, number][];
+}
+
+/** What a run with `--tap` did with the TAP device. */
+export interface TapOutcome {
+  /** True if the run created the device (`--tap-create`); it is gone after the run. */
+  created: boolean;
+  /** Frames written into the kernel. */
+  written: number;
+  /** Frames whose write failed (counted in `dropped`), and the errno of the last one. */
+  writeErrors: number;
+  /** Error code of the last failed write, "" if none failed. */
+  lastWriteError: string;
 }
 
 export { UsageError };
@@ -165,6 +186,7 @@ export function parseRunArgs(args: string[]): RunOptions | undefined {
     rate: "string",
     duration: "string",
     tap: "string",
+    "tap-create": "boolean",
     pin: "boolean",
     json: "boolean",
     help: "boolean",
@@ -181,6 +203,10 @@ export function parseRunArgs(args: string[]): RunOptions | undefined {
   }
   const tapWhy = tap === undefined ? undefined : tapNameProblem(tap);
   if (tapWhy) throw new UsageError(`--tap=${tap} is not an interface name: it ${tapWhy}`);
+  const tapCreate = values["tap-create"] === true;
+  if (tapCreate && tap === undefined) {
+    throw new UsageError("--tap-create needs --tap NAME (the device to create)");
+  }
   return {
     mode,
     bulk: mode === "single" ? 1 : bulk,
@@ -190,6 +216,7 @@ export function parseRunArgs(args: string[]): RunOptions | undefined {
     rate: numFlag("rate", values.rate, 0, ...LIMITS.rate),
     duration: numFlag("duration", values.duration, 5, ...LIMITS.duration),
     tap,
+    tapCreate,
     pin: values.pin === true,
     json: values.json === true,
   };
@@ -219,6 +246,35 @@ function checkRunOptions(o: RunOptions): void {
   if (o.tap !== undefined) {
     const why = tapNameProblem(o.tap);
     if (why) throw new BulktapError("EINVAL", `tap=${show(o.tap)} ${why}`);
+  }
+  if (o.tapCreate !== undefined && typeof o.tapCreate !== "boolean") {
+    throw new BulktapError("EINVAL", `tapCreate=${show(o.tapCreate)} is not a boolean`);
+  }
+}
+
+/**
+ * The TAP the main job writes into: an existing one, or with `create` one
+ * made for this run. A missing device is refused with what to do, because
+ * one made silently has no reader but the kernel's own stack.
+ */
+function openTap(
+  name: string,
+  create: boolean,
+  options: { queues: number; pool: FramePool; ringSize: number },
+): { dev: TapDevice; created: boolean } {
+  try {
+    return { dev: new TapDevice({ name, ...options, create: false }), created: false };
+  } catch (e) {
+    if (!(e instanceof BulktapError && e.code === "ENOENT")) throw e;
+    if (create) return { dev: new TapDevice({ name, ...options, create: true }), created: true };
+    throw new BulktapError(
+      "ENOENT",
+      `--tap ${name}: no such device, and bulktap does not create one unasked (it would have ` +
+        "no reader but the kernel's own stack). Create it and attach what should read it " +
+        `(\`sudo ip tuntap add dev ${name} mode tap multi_queue user $USER\`), or add ` +
+        "--tap-create to have this run create it and delete it at exit",
+      e.errno,
+    );
   }
 }
 
@@ -250,10 +306,11 @@ export async function runJob(
   // With --tap the kernel is the reader: the TAP's writer threads drain the
   // queues into it, so throughput is what they wrote and no latency is
   // measured at a reader.
-  using dev = o.tap === undefined
-    ? new Device({ pool, queues: o.queues, ringSize })
-    : new TapDevice({ name: o.tap, queues: o.queues, pool, ringSize, create: true });
-  const tap = dev instanceof TapDevice ? dev : undefined;
+  const opened = o.tap === undefined
+    ? undefined
+    : openTap(o.tap, o.tapCreate === true, { queues: o.queues, pool, ringSize });
+  using dev = opened?.dev ?? new Device({ pool, queues: o.queues, ringSize });
+  const tap = opened?.dev;
   const delivered = () => tap ? tap.stats().written : sched.counters().read;
   const sched = new Scheduler({
     cpus: o.cpus,
@@ -291,7 +348,7 @@ export async function runJob(
     const p99 = tap ? "n/a (kernel reads)" : fmtNs(sched.histogram().getValueAtPercentile(99));
     onStatus?.(
       `${((t - t0) / 1000).toFixed(1)} s  ${mpps.toFixed(2)} Mpps  ` +
-        `dropped ${c.txDropped + c.programDrops}  p99 ${p99}`,
+        `dropped ${c.txDropped + c.programDrops + (tap?.stats().writeErrors ?? 0)}  p99 ${p99}`,
     );
   };
   const timer = onStatus ? setInterval(status, 1000) : undefined;
@@ -314,7 +371,11 @@ export async function runJob(
   const genInWindow = sched.counters().rx - gen0;
   const report: SchedulerReport = await sched.close();
   const ds = dev.stats();
-  const written = tap ? tap.stats().written : 0;
+  const ts = tap?.stats();
+  const written = ts?.written ?? 0;
+  // A TAP target is written from the Workers' own threads: a write that
+  // fails is counted by the TAP (its errno kept), not as a full ring.
+  const writeErrors = ts?.writeErrors ?? 0;
   const leftInQueues = dev.close();
   const c = report.counters;
   const l = report.latency;
@@ -332,9 +393,17 @@ export async function runJob(
     maxStageAgeNs: c.maxStageAgeNs,
     maxSourceRunNs: c.maxSourceRunNs,
     target: tap ? `tap:${tap.name}` : "memory",
+    tap: ts
+      ? {
+        created: opened!.created,
+        written,
+        writeErrors,
+        lastWriteError: ts.lastWriteError,
+      }
+      : undefined,
     frames: tap ? written : c.read,
     mpps: readInWindow / measured / 1e6,
-    dropped: c.txDropped + c.programDrops + c.invalid,
+    dropped: c.txDropped + c.programDrops + c.invalid + writeErrors,
     leftInQueues,
     latencyNs: tap
       ? { p50: null, p90: null, p99: null, p999: null, max: null, mean: null }
@@ -363,17 +432,39 @@ const DEADLINE_NS = 50_000;
 /** What the main job is about to run, in one line. */
 function describeJob(o: RunOptions): string {
   return `bulktap: running generator -> forward -> ${
-    o.tap === undefined ? "in-memory device" : `TAP ${o.tap}`
+    o.tap === undefined
+      ? "in-memory device"
+      : `TAP ${o.tap}${o.tapCreate ? " (created for this run if missing)" : ""}`
   }, ${o.mode} mode` + (o.mode === "bulk" ? ` (bulk ${o.bulk})` : "") +
     `, ${o.cpus} CPU(s), ${o.queues} queue(s), ${o.frameSize} B frames, ` +
     `${o.rate ? o.rate + " pps" : "max rate"}, for ${o.duration} s (Ctrl-C stops early)`;
+}
+
+/** Why frames were dropped, from the counts that say it. */
+function dropReason(r: RunResult): string {
+  const why: string[] = [];
+  const t = r.tap;
+  if (t && t.writeErrors > 0) {
+    const hint = t.lastWriteError === "EIO"
+      ? ` (the TAP's link is down: \`ip link set ${r.target.slice(4)} up\`)`
+      : "";
+    why.push(
+      `${t.writeErrors} writes into the kernel failed, the last with ` +
+        `${t.lastWriteError || "an error"}${hint}`,
+    );
+  }
+  const other = r.dropped - (t?.writeErrors ?? 0);
+  if (other > 0) {
+    why.push(t ? `${other} were not taken by the TAP device` : "a full ring: readers fell behind");
+  }
+  return why.join("; ");
 }
 
 function printSummary(r: RunResult): void {
   console.log(
     `\nbulktap: generator -> forward -> ${
       r.target === "memory" ? "in-memory device" : r.target.replace("tap:", "TAP ")
-    }, ${r.mode} mode` +
+    }${r.tap?.created ? " (created for this run, now deleted)" : ""}, ${r.mode} mode` +
       (r.mode === "bulk" ? ` (bulk ${r.bulk})` : "") +
       `, ${r.cpus} CPU(s), ${r.queues} queue(s), ${r.frameSize} B frames, ` +
       `${r.rate ? r.rate + " pps" : "max rate"}, ${r.seconds.toFixed(2)} s`,
@@ -401,6 +492,12 @@ function printSummary(r: RunResult): void {
       measure: kernel ? "frames written to the kernel" : "frames read",
       value: String(r.frames),
       unit: "frames",
+      verdict: !r.tap
+        ? ""
+        : r.tap.created
+        ? "nobody read them: the TAP was made for this run, so only the kernel's own stack " +
+          "saw them (it drops frames not addressed to this host)"
+        : `the kernel took them; what reads ${r.target.slice(4)} decides what becomes of them`,
     },
     { measure: "Mpps", value: r.mpps.toFixed(3), unit: "Mframes/s" },
     {
@@ -408,13 +505,7 @@ function printSummary(r: RunResult): void {
       value: String(r.dropped),
       unit: "frames",
       limit: "0",
-      verdict: r.dropped === 0
-        ? "none"
-        : `${pct(r.dropped)} of generated: ${
-          kernel
-            ? "the kernel's queue was full (nobody reads the TAP, or its link is down)"
-            : "a full ring: readers fell behind"
-        }`,
+      verdict: r.dropped === 0 ? "none" : `${pct(r.dropped)} of generated: ${dropReason(r)}`,
     },
     { measure: "left in queues at close", value: String(r.leftInQueues), unit: "frames" },
     { measure: "xmit calls (locks)", value: String(r.device.xmitCalls), unit: "calls" },

@@ -345,6 +345,7 @@ export const miscOps: Group = {
           "--rate",
           "--duration",
           "--tap",
+          "--tap-create",
           "--queues",
           "--frame-size",
           "single",
