@@ -8,8 +8,8 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
-import { BT_MAX_POOLS, BT_REF_INDEX_BITS } from "../ffi/abi.ts";
-import { FramePool, META } from "./pool.ts";
+import { BT_MAX_POOLS, BT_REF_INDEX_BITS, BT_REF_INDEX_MASK } from "../ffi/abi.ts";
+import { FramePool, FrameState, META } from "./pool.ts";
 import { Verdict } from "./verdict.ts";
 
 /**
@@ -17,14 +17,14 @@ import { Verdict } from "./verdict.ts";
  *
  * @example
  * ```ts
- * import { FloodCopies } from "./flood.ts";
+ * import { FloodCopies, heldPool } from "./flood.ts";
  * import { FramePool, Verdict } from "./mod.ts";
  * using pool = new FramePool({ frames: 8 });
  * const refs = new Uint32Array(1);
  * pool.alloc(refs);
  * const flood = new FloodCopies(8);
- * console.log(flood.alloc(refs, Uint32Array.of(Verdict.BROADCAST), 0, 1, 2)); // 0 missed
- * const copy = flood.next(pool.slot); // a fresh frame of the same pool
+ * console.log(flood.alloc(refs, Uint32Array.of(Verdict.BROADCAST), 0, 1, 2)); // 2 copies
+ * const copy = flood.copyOf(heldPool(refs[0])!, refs[0]); // a copy in a fresh frame
  * flood.returnUnused(); // the second copy goes back
  * pool.free(Uint32Array.of(refs[0], copy));
  * ```
@@ -48,8 +48,10 @@ export class FloodCopies {
 
   /**
    * Allocate `per` copies for every `BROADCAST` frame of `refs[from..n)`,
-   * one allocation per pool. Returns how many copies the pools could not
-   * supply (those floods reach fewer targets; the caller counts them).
+   * one allocation per pool. Returns how many copies it got: a pool may
+   * supply fewer (those floods reach fewer targets; the caller counts them
+   * as {@linkcode FloodCopies.copyOf} fails), and a ref of no open pool
+   * gets none (a source that hands out refs it does not hold).
    */
   alloc(refs: Uint32Array, verdicts: Uint32Array, from: number, n: number, per: number): number {
     if (per === 0) return 0;
@@ -68,30 +70,44 @@ export class FloodCopies {
     if (this.#copies.length < total) {
       this.#copies = new Uint32Array(Math.max(total, this.#minCapacity * per));
     }
-    let at = 0, missed = 0;
+    let at = 0, copies = 0;
     for (let k = 0; k < nslots; k++) {
       const slot = slots[k];
       const want = need[slot];
       need[slot] = 0;
-      const handle = FramePool.of(this.#ref[slot]).handle;
+      const pool = poolOf(this.#ref[slot]);
       // A view per pool and flooded batch, not per frame.
       const into = at === 0 ? this.#copies : this.#copies.subarray(at);
-      const got = Math.max(0, this.#lib.bt_pool_alloc(handle, into, into.length, want));
+      const got = pool === undefined
+        ? 0
+        : Math.max(0, this.#lib.bt_pool_alloc(pool.handle, into, into.length, want));
       this.#at[slot] = at;
       this.#end[slot] = at + got;
-      missed += want - got;
+      copies += got;
       at += want;
     }
     this.#nslots = nslots;
-    return missed;
+    return copies;
   }
 
-  /** The next copy for a frame of pool slot `slot`, or -1 when none is left. */
-  next(slot: number): number {
+  /**
+   * The next copy for frame `ref` of `pool` (see {@linkcode heldPool}),
+   * filled with a copy of it; or -1 when none is left, or when the frame's
+   * metadata cannot be copied (a program overwrote it: the copy stays
+   * unused, and goes home with the others).
+   */
+  copyOf(pool: FramePool, ref: number): number {
+    const slot = ref >>> BT_REF_INDEX_BITS;
     const at = this.#at[slot];
     if (at >= this.#end[slot]) return -1;
+    const cref = this.#copies[at];
+    try {
+      copyFrame(pool, ref, cref);
+    } catch {
+      return -1;
+    }
     this.#at[slot] = at + 1;
-    return this.#copies[at];
+    return cref;
   }
 
   /**
@@ -111,6 +127,41 @@ export class FloodCopies {
     }
     this.#nslots = 0;
   }
+}
+
+/** The open pool of `ref`, or undefined (no pool has its slot). */
+function poolOf(ref: number): FramePool | undefined {
+  try {
+    return FramePool.of(ref);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The pool of frame `ref` if the frame is held (a source's frame, the
+ * loop's to copy); otherwise undefined: a ref of no open pool, past the end
+ * of its pool, or of a frame free or queued elsewhere (a source that hands
+ * out refs it does not hold) is never read.
+ *
+ * @example
+ * ```ts
+ * import { heldPool } from "./flood.ts";
+ * import { FramePool } from "./mod.ts";
+ * using pool = new FramePool({ frames: 2 });
+ * const refs = new Uint32Array(1);
+ * pool.alloc(refs);
+ * console.log(heldPool(refs[0]) === pool); // true
+ * pool.free(refs);
+ * console.log(heldPool(refs[0])); // undefined
+ * ```
+ */
+export function heldPool(ref: number): FramePool | undefined {
+  const pool = poolOf(ref);
+  if (pool === undefined) return undefined;
+  const idx = ref & BT_REF_INDEX_MASK;
+  if (idx >= pool.frames) return undefined;
+  return pool.bytes[idx * pool.frameSize + META.state] === FrameState.HELD ? pool : undefined;
 }
 
 /**
@@ -140,8 +191,10 @@ export function copyFrame(pool: FramePool, ref: number, cref: number): void {
     pool.setLength(cref, delta > 0 ? delta : 0);
     pool.adjustHead(cref, delta);
   }
-  pool.bytes.copyWithin(pool.dataOffset(cref), src, src + len);
+  // The length first: it checks that `len` fits the copy (a program may
+  // have overwritten the original's), so the bytes copied stay inside both.
   pool.setLength(cref, len);
+  pool.bytes.copyWithin(pool.dataOffset(cref), src, src + len);
   pool.setTimestamp(cref, pool.timestamp(ref));
   pool.setMark(cref, pool.mark(ref));
   // A copy of a super-frame or of a frame with a partial checksum is one

@@ -64,7 +64,11 @@ export const LoopCounter = {
    * late, not skipped.
    */
   POOL_EMPTY: 15,
-  /** `BROADCAST` copies not made because the pool was empty (those targets missed the frame). */
+  /**
+   * `BROADCAST` copies not made (those targets missed the frame): the pool
+   * was empty, or the ref names no frame the loop holds, or its metadata
+   * was overwritten so that it cannot be copied.
+   */
   BROADCAST_MISSED: 16,
   /** Frames dropped because the program threw on their batch (back in their pool). */
   THROWN: 17,

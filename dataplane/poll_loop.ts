@@ -30,8 +30,7 @@ import {
   type XmitTarget,
 } from "./devmap.ts";
 import { LatencyLayout, LatencyRecorder, wordsOf } from "./latency.ts";
-import { FramePool } from "./pool.ts";
-import { copyFrame, FloodCopies } from "./flood.ts";
+import { FloodCopies, heldPool } from "./flood.ts";
 import type { PacketBatch, Program } from "./program.ts";
 import type { Source } from "./source.ts";
 import { Verdict } from "./verdict.ts";
@@ -439,6 +438,7 @@ export class PollLoop {
     // Invalid verdicts by reason, and the first word of each in the batch.
     let bad = 0, missing = 0, noIngress = 0, badWord = 0, missingWord = 0;
     let flood = -1; // copies per flooded frame; -1 until the first BROADCAST
+    let missed = 0;
     const drops = this.#drops, passed = this.#passed;
     const passIndex = this.#passIndex;
     const hasIngress = ingress >= 0 && ingress < ntargets;
@@ -487,11 +487,12 @@ export class PollLoop {
           }
           if (flood < 0) {
             flood = others - 1;
-            const missed = this.#flood.alloc(refs, verdicts, i, n, flood);
-            if (missed > 0) c[LoopCounter.BROADCAST_MISSED] += missed;
+            this.#flood.alloc(refs, verdicts, i, n, flood);
           }
-          const slot = ref >>> BT_REF_INDEX_BITS;
-          let pool: FramePool | undefined;
+          // Copies only of a frame held: a source may hand out a ref of no
+          // pool, or of a frame it does not hold. Nothing here throws, so
+          // the batch's frames and copies all reach a stage or go home.
+          const pool = flood > 0 ? heldPool(ref) : undefined;
           let first = true;
           for (let t = 0; t < ntargets; t++) {
             if (t === ingress) continue;
@@ -500,9 +501,11 @@ export class PollLoop {
               first = false;
               continue;
             }
-            const cref = this.#flood.next(slot);
-            if (cref < 0) continue; // its pool ran out: counted as missed
-            copyFrame(pool ??= FramePool.of(ref), ref, cref);
+            const cref = pool === undefined ? -1 : this.#flood.copyOf(pool, ref);
+            if (cref < 0) {
+              missed++; // no copy (pool empty, or not a frame to copy): counted
+              continue;
+            }
             bq.enqueue(cref, t, now);
             copies++;
           }
@@ -526,6 +529,7 @@ export class PollLoop {
     c[LoopCounter.TX] += tx;
     c[LoopCounter.REDIRECT] += redirected;
     if (copies > 0) c[LoopCounter.BROADCAST_COPIES] += copies;
+    if (missed > 0) c[LoopCounter.BROADCAST_MISSED] += missed;
     if (bad + missing + noIngress > 0) {
       this.#countInvalid(src, bad, badWord, missing, missingWord, noIngress);
     }

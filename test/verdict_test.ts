@@ -4,6 +4,7 @@ import {
   Device,
   FramePool,
   LoopCounter,
+  META,
   nowNs,
   PollLoop,
   redirect,
@@ -291,6 +292,77 @@ Deno.test("verdict BROADCAST: copies an empty pool cannot supply are counted as 
   for (const d of devs) d.close();
   pool.free(hold);
   assertAccounted(pool, 0);
+  pool.close();
+});
+
+// Found by the boundary fuzzer (pollloop/loop, a lying source): a flood's
+// copies were allocated, then reading a ref of no pool threw out of the
+// cycle, and the copies stayed held by nobody.
+Deno.test("verdict BROADCAST of refs a source does not hold: no copy of them, and none lost", () => {
+  const { pool, devs, frames, done } = setup(3);
+  const gone = new FramePool({ frames: 4 });
+  const noPool = ((gone.slot << 24) | 1) >>> 0;
+  gone.close();
+  const past = ((pool.slot << 24) | pool.frames) >>> 0;
+  using elsewhere = new Device({ pool, ringSize: 8 });
+  const [a, queued, b] = frames(3);
+  elsewhere.xmit(Uint32Array.of(queued), { cpu: 0 }); // queued on another device: not the source's
+  pool.bytes[pool.dataOffset(a)] = 7;
+  pool.bytes[pool.dataOffset(b)] = 8;
+  const src = new ArraySource(1);
+  src.push([a, noPool, past, queued, b]);
+  const loop = new PollLoop({
+    sources: [src],
+    program: fixedVerdicts([Verdict.BROADCAST]),
+    targets: devs,
+  });
+  loop.cycle();
+  const c = loop.counters;
+  assert.equal(c[LoopCounter.BROADCAST_COPIES], 2, "a copy of each held frame");
+  assert.equal(c[LoopCounter.BROADCAST_MISSED], 3, "no copy of the three refs it does not hold");
+  assert.deepEqual(read(devs[2]).map((r) => pool.bytes[pool.dataOffset(r)]), [7, 8]);
+  loop.close();
+  elsewhere.close();
+  done(); // every frame home: none held by nobody
+});
+
+Deno.test("verdict BROADCAST of a frame whose length a program overwrote: no copy, nothing written past it", () => {
+  const pool = new FramePool({ frames: 8, frameSize: 256, headroom: 64 });
+  const devs = [0, 1, 2].map(() => new Device({ pool, ringSize: 16 }));
+  const all = new Uint32Array(8);
+  pool.alloc(all);
+  all.sort();
+  // Frames 0 and 1 free for the copies; 2..5 held here, and must not change.
+  pool.free(all.subarray(0, 2));
+  const held = all.subarray(2, 6), [a, b] = all.subarray(6);
+  for (const r of [...held, a, b]) pool.write(r, new Uint8Array(60).fill(r & 0xff));
+  const before = [...held].map((r) =>
+    pool.bytes.slice(pool.frameOffset(r), pool.frameOffset(r) + 256)
+  );
+  const src = new ArraySource(1);
+  src.push([a, b]);
+  const loop = new PollLoop({
+    sources: [src],
+    program: (batch) => {
+      batch.verdicts.fill(Verdict.BROADCAST, 0, batch.count);
+      // Past the frame: a copy of that many bytes would run over the next ones.
+      const m = new DataView(pool.bytes.buffer, pool.bytes.byteOffset + pool.frameOffset(a));
+      m.setUint32(META.len, 4 * 256, true);
+    },
+    targets: devs,
+  });
+  loop.cycle();
+  held.forEach((r, i) => {
+    const o = pool.frameOffset(r);
+    assert.deepEqual(pool.bytes.slice(o, o + 256), before[i], `frame ${r & 0xff} unchanged`);
+  });
+  const c = loop.counters;
+  assert.equal(c[LoopCounter.BROADCAST_COPIES], 1, "b is copied");
+  assert.equal(c[LoopCounter.BROADCAST_MISSED], 1, "a is not");
+  loop.close();
+  for (const d of devs) d.close();
+  assertAccounted(pool, 4);
+  pool.free(held);
   pool.close();
 });
 
