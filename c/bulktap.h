@@ -262,6 +262,18 @@ BT_API int32_t bt_flush(uint32_t dev, int32_t queue);
 /* Readers */
 BT_API int32_t bt_queue_read(uint32_t dev, uint32_t queue, uint32_t *refs,
 			     uint32_t max);
+/* bt_queue_read that, finding the queue empty, watches it for up to
+ * spin_ns (yielding the CPU between looks, so a producer sharing it runs)
+ * and reads again once something arrives. Busy polling's trade: a reader
+ * that would otherwise go to sleep and be woken stays on its CPU a little
+ * longer. spin_ns is capped at BT_MAX_SPIN_NS. */
+#define BT_MAX_SPIN_NS 1000000u /* longest spin of bt_queue_read_spin */
+BT_API int32_t bt_queue_read_spin(uint32_t dev, uint32_t queue,
+				  uint32_t *refs, uint32_t max,
+				  uint32_t spin_ns);
+/* 1 if queue has an entry to read, 0 if not: looks at one slot, where
+ * bt_queue_count walks the ring. */
+BT_API int32_t bt_queue_ready(uint32_t dev, uint32_t queue);
 BT_API int32_t bt_queue_wait(uint32_t dev, uint32_t queue, int32_t timeout_ms);
 /* bt_queue_wait that also returns 0 once *cancel is nonzero: set it, then
  * call bt_queue_kick to wake the sleeper (a wait that has not started yet
@@ -510,6 +522,9 @@ BT_API int32_t bt_ffi_xmit_copy(uint32_t dev, const uint8_t *data,
 				int32_t cpu);
 BT_API int32_t bt_ffi_queue_read(uint32_t dev, uint32_t queue, uint32_t *refs,
 				 uint32_t refs_len, uint32_t max);
+BT_API int32_t bt_ffi_queue_read_spin(uint32_t dev, uint32_t queue,
+				      uint32_t *refs, uint32_t refs_len,
+				      uint32_t max, uint32_t spin_ns);
 BT_API int32_t bt_ffi_queue_unread(uint32_t dev, uint32_t queue,
 				   const uint32_t *refs, uint32_t refs_len,
 				   uint32_t n);

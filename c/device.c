@@ -658,6 +658,70 @@ static int queue_nonempty(struct bt_queue *q)
 	return r;
 }
 
+/*
+ * The spin of bt_queue_read_spin. Looks take the consumer lock (ours in
+ * practice: one reader per queue) and read one slot, the one the producer
+ * writes next to us, so a look costs a cache miss only when something
+ * changed. Between rounds of looks the CPU is offered to whoever else is
+ * runnable on it: with the producer on the same CPU, spinning without
+ * yielding would only delay the frames we wait for. The device stays
+ * entered (a close waits for us) for at most spin_ns.
+ */
+#define SPIN_LOOKS 32
+
+static int queue_spin(struct bt_queue *q, uint64_t spin_ns)
+{
+	uint64_t deadline = bt_now_ns() + spin_ns;
+
+	for (;;) {
+		for (int i = 0; i < SPIN_LOOKS; i++) {
+			if (queue_nonempty(q))
+				return 1;
+			bt_cpu_relax();
+		}
+		if (bt_now_ns() >= deadline)
+			return 0;
+		sched_yield();
+	}
+}
+
+int32_t bt_queue_read_spin(uint32_t h, uint32_t qi, uint32_t *refs,
+			   uint32_t max, uint32_t spin_ns)
+{
+	int32_t n = bt_queue_read(h, qi, refs, max);
+	struct bt_dev *d;
+	int ts, ready;
+
+	if (n != 0 || max == 0 || spin_ns == 0)
+		return n;
+	ts = bt_thread_slot();
+	d = dev_enter(h, ts);
+	if (!d)
+		return -ENXIO;
+	/* qi was checked by the read above, against the same device. */
+	ready = queue_spin(&d->queues[qi],
+			   spin_ns < BT_MAX_SPIN_NS ? spin_ns : BT_MAX_SPIN_NS);
+	bt_leave(&d->life, ts);
+	return ready ? bt_queue_read(h, qi, refs, max) : 0;
+}
+
+int32_t bt_queue_ready(uint32_t h, uint32_t qi)
+{
+	int ts = bt_thread_slot();
+	struct bt_dev *d = dev_enter(h, ts);
+	int32_t r;
+
+	if (!d)
+		return -ENXIO;
+	if (qi >= d->nqueues) {
+		bt_leave(&d->life, ts);
+		return -EINVAL;
+	}
+	r = queue_nonempty(&d->queues[qi]);
+	bt_leave(&d->life, ts);
+	return r;
+}
+
 /* One futex sleep on wake_seq while it still reads seen, at most until
  * deadline (ns, 0: none). Returns when woken, interrupted, timed out or
  * the value differs; the caller looks again either way. */

@@ -82,6 +82,14 @@ int32_t bt_ffi_queue_read(uint32_t dev, uint32_t queue, uint32_t *refs,
 	return bt_queue_read(dev, queue, refs, max);
 }
 
+int32_t bt_ffi_queue_read_spin(uint32_t dev, uint32_t queue, uint32_t *refs,
+			       uint32_t refs_len, uint32_t max, uint32_t spin_ns)
+{
+	if (!fits(refs, refs_len, max))
+		return -EFAULT;
+	return bt_queue_read_spin(dev, queue, refs, max, spin_ns);
+}
+
 int32_t bt_ffi_queue_unread(uint32_t dev, uint32_t queue, const uint32_t *refs,
 			    uint32_t refs_len, uint32_t n)
 {

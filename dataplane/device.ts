@@ -154,6 +154,10 @@ export class Device implements Disposable {
   #closed = false;
   #queues: DeviceQueue[] = [];
   #one = new Uint32Array(1);
+  // What xmit names in its messages, built once.
+  #xmitWhat = "";
+  #xmitFrames = "";
+  #xmitOneRef = "";
 
   /** Create an in-memory device. */
   constructor(options?: DeviceOptions);
@@ -205,6 +209,9 @@ export class Device implements Disposable {
     const info = new BigUint64Array(3);
     checkErrno(library().bt_dev_info(h, info, 3), `info of device ${h}`);
     this.#handle = h;
+    this.#xmitWhat = `xmit on device ${h}`;
+    this.#xmitFrames = `xmit on device ${h}: frames`;
+    this.#xmitOneRef = `xmitOne on device ${h}: ref`;
     this.#nqueues = Number(info[0]);
     this.#ringSize = Number(info[1]);
     this.#pool = attach ? (attach.pool ?? FramePool.attach(Number(info[2]))) : created!;
@@ -307,8 +314,8 @@ export class Device implements Disposable {
    * frames went back to their pool first, so the caller must not touch them.
    */
   xmit(frames: Uint32Array, options?: XmitOptions): number {
-    const len = u32Length(frames, `xmit on device ${this.#handle}: frames`);
-    const n = checkCount(options?.count ?? len, len, `xmit on device ${this.#handle}`);
+    const len = u32Length(frames, this.#xmitFrames);
+    const n = checkCount(options?.count ?? len, len, this.#xmitWhat);
     const flags = options?.flush ? XMIT_FLUSH : 0;
     const cpu = options?.cpu === undefined ? this.#cpu : Device.#checkCpu(options.cpu);
     if (this.#closed) this.#closedError(frames, n);
@@ -324,7 +331,7 @@ export class Device implements Disposable {
    */
   xmitOne(ref: number, options?: XmitOptions): boolean {
     const one = this.#one;
-    one[0] = u32Arg(ref, `xmitOne on device ${this.#handle}: ref`);
+    one[0] = u32Arg(ref, this.#xmitOneRef);
     const flags = options?.flush ? XMIT_FLUSH : 0;
     const cpu = options?.cpu === undefined ? this.#cpu : Device.#checkCpu(options.cpu);
     if (this.#closed) this.#closedError(one, 1);

@@ -209,6 +209,10 @@ export class FramePool implements Disposable {
   #owner: boolean;
   #closed = false;
   #bad = new Uint32Array(8);
+  // What bulk calls name in their messages, built once.
+  #allocWhat: string;
+  #freeWhat: string;
+  #setLengthsWhat: string;
 
   /** Create a pool. Throws `ENOSPC` if the headroom cannot hold the metadata. */
   constructor(options?: FramePoolOptions);
@@ -227,6 +231,9 @@ export class FramePool implements Disposable {
     if (!base) throw new BulktapError("ENXIO", `pool handle ${h} names no open pool`);
     const info = FramePool.#info(h);
     this.#handle = h;
+    this.#allocWhat = `alloc from pool ${h}`;
+    this.#freeWhat = `free to pool ${h}`;
+    this.#setLengthsWhat = `setLengths in pool ${h}`;
     this.#slot = info.slot;
     this.#frames = info.frames;
     this.#frameSize = info.frameSize;
@@ -322,11 +329,17 @@ export class FramePool implements Disposable {
     return FramePool.attach(h);
   }
 
-  #check(op = "use of"): void {
+  // `op` names the call in messages; a bulk call passes its count apart,
+  // so no message is built unless one is thrown.
+  #check(op = "use of", count?: number | null): void {
+    if (!this.#closed && handleTable![this.#slot] === this.#handle) return;
+    if (count !== undefined) {
+      op = `${op} of ${count ?? "all"} frames ${op === "alloc" ? "from" : "to"}`;
+    }
     if (this.#closed) {
       throw new BulktapError("ECLOSED", `${op} pool ${this.#handle}: this object was closed`);
     }
-    if (handleTable![this.#slot] !== this.#handle) this.#staleError(op);
+    this.#staleError(op);
   }
 
   #staleError(op: string): never {
@@ -433,14 +446,12 @@ export class FramePool implements Disposable {
    * its data at the headroom and length 0.
    */
   alloc(refs: Uint32Array, count?: number): number {
-    this.#check(`alloc of ${count ?? "all"} frames from`);
+    this.#check("alloc", count ?? null);
     const len = u32Length(refs, "alloc: refs");
     let n = count ?? len;
-    n = checkCount(n, len, `alloc from pool ${this.#handle}`);
-    return checkErrno(
-      library().bt_pool_alloc(this.#handle, refs, len, n),
-      `alloc of ${n} frames from pool ${this.#handle}`,
-    );
+    n = checkCount(n, len, this.#allocWhat);
+    const r = library().bt_pool_alloc(this.#handle, refs, len, n);
+    return r >= 0 ? r : checkErrno(r, `alloc of ${n} frames from pool ${this.#handle}`);
   }
 
   /**
@@ -449,10 +460,10 @@ export class FramePool implements Disposable {
    * a `BulktapError` (`EALREADY`, `EXDEV` or `EINVAL`) names the first bad one.
    */
   free(refs: Uint32Array, count?: number): void {
-    this.#check(`free of ${count ?? "all"} frames to`);
+    this.#check("free", count ?? null);
     const len = u32Length(refs, "free: refs");
     let n = count ?? len;
-    n = checkCount(n, len, `free to pool ${this.#handle}`);
+    n = checkCount(n, len, this.#freeWhat);
     const done = checkErrno(
       library().bt_pool_put(this.#handle, refs, len, n, this.#bad, this.#bad.length),
       `free of ${n} frames to pool ${this.#handle}`,
@@ -576,7 +587,7 @@ export class FramePool implements Disposable {
   setLengths(refs: Uint32Array, count: number | undefined, len: number): void {
     this.#check("setLengths in");
     const n = u32Length(refs, "setLengths: refs");
-    const k = checkCount(count ?? n, n, `setLengths in pool ${this.#handle}`);
+    const k = checkCount(count ?? n, n, this.#setLengthsWhat);
     if (!(typeof len === "number" && Number.isInteger(len) && len >= 0)) {
       throw new BulktapError("EINVAL", `length ${show(len)} is not a whole number of bytes`);
     }
@@ -980,11 +991,9 @@ export function freeFrames(refs: Uint32Array, count?: number): void {
   const len = u32Length(refs, "freeFrames: refs");
   let n = count ?? len;
   n = checkCount(n, len, "freeFrames");
-  const done = checkErrno(
-    library().bt_frames_put(refs, len, n, FIRST_BAD, 1),
-    `freeFrames of ${n} frames`,
-  );
-  if (done === n) return;
+  const r = library().bt_frames_put(refs, len, n, FIRST_BAD, 1);
+  if (r === n) return;
+  const done = checkErrno(r, `freeFrames of ${n} frames`);
   const pos = FIRST_BAD[0];
   const problem = refProblem(refs[pos]);
   throw new BulktapError(

@@ -7,7 +7,7 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
-import { BT_MAX_QUEUES } from "../ffi/abi.ts";
+import { BT_MAX_QUEUES, BT_MAX_SPIN_NS } from "../ffi/abi.ts";
 import { Batch, batchRefs, setBatchCount } from "./batch.ts";
 import { FrameStream } from "./frame_stream.ts";
 import { checkCount, intIn, show, u32Arg, u32Length } from "./boundary.ts";
@@ -35,7 +35,22 @@ export interface FramesOptions {
    * producer flushes, and at once when `signal` aborts.
    */
   sleepMs?: number;
+  /**
+   * When a read finds the queue empty, keep watching it for this many
+   * microseconds before going to sleep: an integer in 0..1000 (default
+   * {@linkcode DEFAULT_SPIN_US}; 0: sleep at once). Going to sleep and
+   * being woken costs far more than a short watch, so a busy reader keeps
+   * up with bursts; between looks the CPU is offered to any thread waiting
+   * for it, and an idle queue still ends up asleep.
+   */
+  spinUs?: number;
 }
+
+/**
+ * How long `frames()` watches an empty queue before it sleeps, in µs:
+ * about what one sleep and wake-up costs here.
+ */
+export const DEFAULT_SPIN_US = 50;
 
 /** Options for {@linkcode DeviceQueue.wait}. */
 export interface WaitOptions {
@@ -63,10 +78,7 @@ export function queueWaitSource(handle: number, queue: number): WaitSource {
   return {
     key: `queue:${handle}:${queue}`,
     sleep: (ms, cancel) => library().bt_queue_wait_cancellable_async(handle, queue, ms, cancel),
-    look: () => {
-      const n = library().bt_queue_count(handle, queue);
-      return n > 0 ? 1 : n;
-    },
+    look: () => library().bt_queue_ready(handle, queue),
     kick: () => void library().bt_queue_kick(handle, queue),
   };
 }
@@ -135,17 +147,22 @@ export class DeviceQueue {
    * the number read (0 if the queue is empty).
    */
   poll(batch: Batch): number {
+    return this.#read(batch, 0);
+  }
+
+  // A read that watches an empty queue for up to spinNs first (0: none).
+  #read(batch: Batch, spinNs: number): number {
     this.#device.assertOpen();
     const refs = batchRefs(batch);
     batch.release();
     // Lengths from the engine, not from `refs.length`: the array is handed
     // out by `batch.refs`, and an own `length` property could lie.
     const len = u32Length(refs, "batch refs");
-    const n = library().bt_queue_read(this.#handle, this.#index, refs, len, len);
-    return setBatchCount(
-      batch,
-      checkErrno(n, `read of queue ${this.#index} of device ${this.#handle}`),
-    );
+    const n = spinNs === 0
+      ? library().bt_queue_read(this.#handle, this.#index, refs, len, len)
+      : library().bt_queue_read_spin(this.#handle, this.#index, refs, len, len, spinNs);
+    if (n < 0) checkErrno(n, `read of queue ${this.#index} of device ${this.#handle}`);
+    return setBatchCount(batch, n);
   }
 
   /**
@@ -175,8 +192,10 @@ export class DeviceQueue {
   frames(options: FramesOptions = {}): AsyncGenerator<Batch, void, undefined> {
     // Checked here, not at the first next(): a bad value fails the call.
     const sleepMs = sleepBound("sleepMs", options.sleepMs ?? 250);
+    const spinNs = intIn(options.spinUs ?? DEFAULT_SPIN_US, 0, BT_MAX_SPIN_NS / 1000, "spinUs") *
+      1000;
     return new FrameStream(
-      (batch) => this.poll(batch),
+      (batch) => this.#read(batch, spinNs),
       new Batch(options.batchSize ?? 64),
       sleepMs,
       options.signal,

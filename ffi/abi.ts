@@ -282,6 +282,9 @@ export const BT_FRAME_BAD_LENGTH = 5;
 /** `BT_FRAME_BAD_OFFSET`: data_off inside the metadata */
 export const BT_FRAME_BAD_OFFSET = 6;
 
+/** `BT_MAX_SPIN_NS`: longest spin of bt_queue_read_spin */
+export const BT_MAX_SPIN_NS = 1000000;
+
 /** `BT_TAP_CREATE`: create the device if it does not exist */
 export const BT_TAP_CREATE = 1;
 

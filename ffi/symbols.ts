@@ -68,7 +68,13 @@ export const symbols = {
     parameters: ["u32", "u32", "buffer", "u32", "u32"],
     result: "i32",
   },
+  bt_queue_read_spin: {
+    name: "bt_ffi_queue_read_spin",
+    parameters: ["u32", "u32", "buffer", "u32", "u32", "u32"],
+    result: "i32",
+  },
   bt_queue_count: { parameters: ["u32", "u32"], result: "i32" },
+  bt_queue_ready: { parameters: ["u32", "u32"], result: "i32" },
   bt_queue_wait: { parameters: ["u32", "u32", "i32"], result: "i32" },
   bt_queue_wait_async: {
     name: "bt_queue_wait",

@@ -180,6 +180,39 @@ Deno.test(
 );
 
 Deno.test(
+  "bad spinUs is refused with EINVAL naming the value",
+  accounted(() => {
+    using pool = new FramePool({ frames: 64 });
+    using dev = new Device({ pool, queues: 1 });
+    const q = dev.queue(0);
+    for (const v of [NaN, 1.5, -1, 1001, Infinity]) {
+      assertCode(() => q.frames({ spinUs: v }), "EINVAL", `spinUs=${v}`);
+    }
+  }),
+);
+
+Deno.test(
+  "a reader that spins on an empty queue still goes to sleep",
+  accounted(async () => {
+    using pool = new FramePool({ frames: 64 });
+    using dev = new Device({ pool, queues: 1 });
+    const ac = new AbortController();
+    const reader = (async () => {
+      let got = 0;
+      for await (const b of dev.queue(0).frames({ spinUs: 1000, signal: ac.signal })) {
+        got += b.count;
+      }
+      return got;
+    })();
+    await eventually(() => dev.stats().rxSleeps >= 1, 5_000, "the spinning reader asleep in C");
+    dev.xmit(oneFrame(pool), { flush: true });
+    await eventually(() => dev.stats().rxPackets === 1, 5_000, "the frame read after the sleep");
+    ac.abort();
+    assert.equal(await before(reader, 2_000, "frames() ending on abort"), 1);
+  }),
+);
+
+Deno.test(
   "waiters of more queues than MAX_PARKED still wake on a flush",
   accounted(async () => {
     using pool = new FramePool({ frames: 64 });

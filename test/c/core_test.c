@@ -845,6 +845,55 @@ static void xmit_lands_frames_on_cpu_modulo_queues(void)
 /* ================================================================== */
 /* Reading                                                             */
 
+static void queue_ready_looks_at_one_slot_and_names_bad_queues(void)
+{
+	int32_t p = fx_pool(8, 256, 64);
+	int32_t d = fx_dev(p, 2, 8);
+	uint32_t refs[2];
+
+	EXPECT(p > 0 && d > 0);
+	EXPECT_EQ(bt_queue_ready((uint32_t)d, 0), 0);
+	EXPECT_EQ(alloc_filled(p, refs, 2, 10, 1), 0);
+	EXPECT_EQ(bt_xmit((uint32_t)d, refs, 2, 0, 0), 2);
+	EXPECT_EQ(bt_queue_ready((uint32_t)d, 0), 1);
+	EXPECT_EQ(bt_queue_ready((uint32_t)d, 1), 0);
+	EXPECT_EQ(bt_queue_ready((uint32_t)d, 2), -EINVAL);
+	EXPECT_EQ(bt_queue_read((uint32_t)d, 0, refs, 2), 2);
+	EXPECT_EQ(bt_queue_ready((uint32_t)d, 0), 0);
+	EXPECT_EQ(bt_pool_put((uint32_t)p, refs, 2, NULL, 0), 2);
+	EXPECT_EQ(bt_queue_ready(0, 0), -ENXIO);
+}
+
+static void queue_read_spin_reads_at_once_or_gives_up_after_its_spin(void)
+{
+	int32_t p = fx_pool(8, 256, 64);
+	int32_t d = fx_dev(p, 1, 8);
+	uint32_t refs[4], got[4];
+	uint64_t t0, waited;
+
+	EXPECT(p > 0 && d > 0);
+	/* Something queued: read at once, as bt_queue_read. */
+	EXPECT_EQ(alloc_filled(p, refs, 3, 10, 1), 0);
+	EXPECT_EQ(bt_xmit((uint32_t)d, refs, 3, 0, 0), 3);
+	EXPECT_EQ(bt_queue_read_spin((uint32_t)d, 0, got, 4, 500000), 3);
+	EXPECT_EQ(got[2], refs[2]);
+	EXPECT_EQ(bt_pool_put((uint32_t)p, got, 3, NULL, 0), 3);
+	/* Nothing queued: 0 after watching for (at least) the spin. */
+	t0 = bt_now_ns();
+	EXPECT_EQ(bt_queue_read_spin((uint32_t)d, 0, got, 4, 200000), 0);
+	waited = bt_now_ns() - t0;
+	EXPECT(waited >= 200000);
+	/* A spin beyond the cap is cut to it, not refused. */
+	t0 = bt_now_ns();
+	EXPECT_EQ(bt_queue_read_spin((uint32_t)d, 0, got, 4, UINT32_MAX), 0);
+	waited = bt_now_ns() - t0;
+	EXPECT(waited >= BT_MAX_SPIN_NS);
+	EXPECT_EQ(bt_queue_read_spin((uint32_t)d, 1, got, 4, 1000), -EINVAL);
+	EXPECT_EQ(bt_queue_read_spin(0, 0, got, 4, 1000), -ENXIO);
+	/* max 0 reads nothing and does not spin. */
+	EXPECT_EQ(bt_queue_read_spin((uint32_t)d, 0, got, 0, BT_MAX_SPIN_NS), 0);
+}
+
 static void queue_read_returns_frames_in_order_with_lengths(void)
 {
 	int32_t p = fx_pool(16, 256, 64);
@@ -1621,6 +1670,8 @@ static const struct {
 	T(queue_for_cpu_is_cpu_modulo_queues),
 	T(xmit_lands_frames_on_cpu_modulo_queues),
 	T(queue_read_returns_frames_in_order_with_lengths),
+	T(queue_ready_looks_at_one_slot_and_names_bad_queues),
+	T(queue_read_spin_reads_at_once_or_gives_up_after_its_spin),
 	T(queue_read_rejects_queue_out_of_range),
 	T(ring_consume_does_not_guarantee_next_produce),
 	T(queue_unread_puts_frames_back_at_head_in_order),
