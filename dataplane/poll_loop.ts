@@ -19,7 +19,7 @@
  * @module
  */
 import { library } from "../ffi/lib.ts";
-import { BT_MAX_QUEUES, BT_REF_INDEX_BITS } from "../ffi/abi.ts";
+import { BT_MAX_QUEUES } from "../ffi/abi.ts";
 import { intIn, show, u32Arg } from "./boundary.ts";
 import { BulktapError } from "./errors.ts";
 import {
