@@ -185,6 +185,21 @@ export interface SchedulerReport {
   histogram: LatencyHistogram;
   /** Seconds from start to close. */
   seconds: number;
+  /**
+   * The first Worker's failure (a TAP deleted under its reader, say), when
+   * `close({ rethrow: false })` was asked to report it instead of
+   * rejecting with it; the counters still hold what every Worker did.
+   */
+  failure?: BulktapError;
+}
+
+/** Options for {@linkcode Scheduler.close}. */
+export interface SchedulerCloseOptions {
+  /**
+   * Reject with the first Worker's failure (default true); false: resolve
+   * with the report, the failure in its `failure`.
+   */
+  rethrow?: boolean;
 }
 
 interface WorkerSlot {
@@ -490,9 +505,13 @@ export class Scheduler implements AsyncDisposable {
    * frame is then consumed, in a device queue, or back in its pool.
    * Calling it again returns the same report.
    */
-  close(): Promise<SchedulerReport> {
+  close(options: SchedulerCloseOptions = {}): Promise<SchedulerReport> {
     this.#closing ??= this.#close();
-    return this.#closing;
+    if (options.rethrow === false) return this.#closing;
+    return this.#closing.then((r) => {
+      if (r.failure) throw r.failure;
+      return r;
+    });
   }
 
   async #close(): Promise<SchedulerReport> {
@@ -540,7 +559,6 @@ export class Scheduler implements AsyncDisposable {
     }
     const latencyByLabel: Record<string, LatencySummary> = {};
     for (const [label, h] of byLabel) latencyByLabel[label] = summarize(h);
-    if (this.#failure && !hung) throw this.#failure;
     if (hung) {
       throw new BulktapError(
         "EBUSY",
@@ -555,6 +573,7 @@ export class Scheduler implements AsyncDisposable {
       latencyByWorker,
       histogram,
       seconds: (performance.now() - this.#started) / 1000,
+      ...(this.#failure ? { failure: this.#failure } : {}),
     };
   }
 

@@ -10,7 +10,7 @@
  */
 import { library } from "../ffi/lib.ts";
 import { BT_MAX_QUEUES } from "../ffi/abi.ts";
-import { checkCount, intIn, u32Arg, u32Length } from "./boundary.ts";
+import { checkCount, intIn, show, u32Arg, u32Length } from "./boundary.ts";
 import { BulktapError, checkErrno, codeForErrno } from "./errors.ts";
 import { registerSourceKind, type Source } from "./source.ts";
 import { waitShared, type WaitSource, waitTimeout } from "./waiter.ts";
@@ -25,6 +25,8 @@ export interface TapSourceSpec {
   queue: number;
   /** Device-map index of this TAP, for `TX` and for a switch's learning (default -1). */
   ingress?: number;
+  /** What messages call this source (default `tap(<handle>:<queue>)`), e.g. the interface name. */
+  name?: string;
 }
 
 /**
@@ -88,7 +90,11 @@ export class TapSource implements Source {
     this.#dev = u32Arg(spec.device, "TAP source device");
     this.#queue = intIn(spec.queue, 0, BT_MAX_QUEUES - 1, "TAP source queue");
     this.ingress = intIn(spec.ingress ?? -1, -1, 0x7fffffff, "TAP source ingress");
-    this.name = `tap(${this.#dev}:${this.#queue})`;
+    const name = spec.name ?? `tap(${this.#dev}:${this.#queue})`;
+    if (typeof name !== "string" || name.length === 0 || name.length > 64) {
+      throw new BulktapError("EINVAL", `TAP source name ${show(name)} is not a string of 1..64`);
+    }
+    this.name = name;
     // Fails now (ENXIO, EINVAL for a queue it lacks, ENODEV) rather than
     // on the first poll: a zero-timeout look at the queue.
     const r = this.#lib.bt_tap_rx_wait(this.#dev, this.#queue, 0);

@@ -304,6 +304,32 @@ Deno.test("scheduler: with onProgramError stop, a program that throws stops with
   pool.close();
 });
 
+Deno.test("scheduler: close({ rethrow: false }) resolves with the counts and the failure in the report", async () => {
+  const pool = new FramePool({ frames: 1024 });
+  const dev = new Device({ pool, queues: 1, ringSize: 64 });
+  const sched = new Scheduler({
+    sources: [{ kind: "generator", pool: pool.handle, rate: 1000 }],
+    program: {
+      name: "throwing",
+      module: new URL("./throwing_program.ts", import.meta.url).href,
+      options: { message: "program bug 43" },
+    },
+    targets: [dev],
+    onProgramError: "stop",
+  });
+  await sched.start();
+  await sleep(100);
+  const report = await sched.close({ rethrow: false });
+  assert.match(String(report.failure?.message), /program bug 43/);
+  assert.ok(report.counters.rx > 0, `the counts are there: read ${report.counters.rx}`);
+  // The same report, and the default close still rejects with the failure.
+  assert.equal(await sched.close({ rethrow: false }), report);
+  await assert.rejects(() => sched.close(), /program bug 43/);
+  dev.close();
+  assertAccounted(pool, 0);
+  pool.close();
+});
+
 Deno.test("scheduler: each Worker's counters sit in their own 128-byte-aligned block", () => {
   const buf = counterBuffer(4);
   const base = Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(new Uint8Array(buf))));

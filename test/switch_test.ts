@@ -24,6 +24,7 @@ interface PortOut {
 }
 
 interface SwitchOut {
+  stoppedBy: string;
   ports: Record<string, PortOut>;
   fdb: { mac: string; port: string; age: number }[];
   learned: number;
@@ -51,7 +52,14 @@ async function withSwitch(
 async function withSwitch(
   flags: string[],
   body: (n: Net) => Promise<void>,
+  json: true,
+  end: { signal?: "SIGINT" | "SIGTERM" | null; code?: number },
+): Promise<SwitchOut>;
+async function withSwitch(
+  flags: string[],
+  body: (n: Net) => Promise<void>,
   json = true,
+  end: { signal?: "SIGINT" | "SIGTERM" | null; code?: number } = {},
 ): Promise<SwitchOut | string[]> {
   const id = uid();
   const taps = [0, 1, 2].map((i) => `bts${i}${id}`);
@@ -92,9 +100,10 @@ async function withSwitch(
       macs.push(JSON.parse(must(`ip -n ${ns[i]} -j link show dev ${t}`))[0].address);
     }
     await body({ taps, ns, ips, macs, sw });
-    sw.child.kill("SIGINT");
+    // null: the switch is to stop by itself (the body made it).
+    if (end.signal !== null) sw.child.kill(end.signal ?? "SIGINT");
     const st = await sw.finish();
-    assert.equal(st.code, 0, sw.errLines.join("\n"));
+    assert.equal(st.code, end.code ?? 0, sw.errLines.join("\n"));
     return json ? JSON.parse(sw.lines.at(-1)!) : sw.lines;
   } finally {
     sw?.kill();
@@ -330,4 +339,81 @@ Deno.test("switch: each Worker's table in shared memory; the merged table keeps 
     { mac: 0x020000000002, port: 1, seenNs: 150 },
   ]);
   assert.throws(() => new L2Switch({ capacity: 16, memory: new ArrayBuffer(100) }), /tableBytes/);
+});
+
+Deno.test({
+  name: "switch: SIGTERM stops it with exit 0 and its final per-port counts",
+  ...tapTest,
+  async fn() {
+    let taps: string[] = [];
+    const out = await withSwitch(
+      [],
+      async (net) => {
+        taps = net.taps;
+        await ping(net.ns[0], net.ips[1], 3);
+      },
+      true,
+      { signal: "SIGTERM" },
+    );
+    assert.equal(out.stoppedBy, "SIGTERM");
+    assert.deepEqual(Object.keys(out.ports), taps);
+    assert.ok(out.ports[taps[1]].tx >= 3, `the pings reached port 1: ${out.ports[taps[1]].tx}`);
+    assert.equal(out.program.rx, taps.reduce((s, t) => s + out.ports[t].rx, 0));
+  },
+});
+
+Deno.test({
+  name:
+    "switch: a port deleted under load stops it cleanly: the error said, every port's final counts printed, exit 1",
+  ...tapTest,
+  async fn() {
+    let taps: string[] = [];
+    let errs: string[] = [];
+    const out = await withSwitch(
+      [],
+      async (net) => {
+        taps = net.taps;
+        errs = net.sw.errLines;
+        // Load: a ping flood between ports 0 and 1 while port 2 goes away.
+        const flood = new Proc("ip", [
+          "netns",
+          "exec",
+          net.ns[0],
+          "ping",
+          "-f",
+          "-c",
+          "20000",
+          "-W",
+          "1",
+          net.ips[1],
+        ]);
+        await new Promise((r) => setTimeout(r, 300));
+        must(`ip -n ${net.ns[2]} link del ${net.taps[2]}`);
+        const t0 = performance.now();
+        while (!net.sw.errLines.some((l) => l.includes(net.taps[2]) && !l.includes("ready"))) {
+          assert.ok(performance.now() - t0 < 10_000, "the switch said nothing of the deleted port");
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        flood.kill();
+        await flood.finish();
+      },
+      true,
+      { signal: null, code: 1 },
+    );
+    assert.equal(out.stoppedBy, "error");
+    assert.ok(
+      errs.some((l) => l.startsWith("bulktap switch:") && l.includes(taps[2])),
+      `the error names the deleted port: ${errs.join("\n")}`,
+    );
+    assert.deepEqual(Object.keys(out.ports), taps, "every port's counts, the deleted one too");
+    assert.ok(out.ports[taps[1]].tx > 0 && out.ports[taps[0]].rx > 0, JSON.stringify(out.ports));
+    // Every frame read (and every flood copy made of one) was sent, refused
+    // (counted) or dropped by the program (counted).
+    const p = out.program;
+    assert.equal(
+      p.sent + p.txDropped + p.programDrops + p.invalid + p.thrown,
+      p.rx + p.floodCopies,
+      JSON.stringify(p),
+    );
+  },
 });

@@ -314,7 +314,10 @@ async function run(o: RunOptions): Promise<number> {
     if (tick !== undefined) clearInterval(tick);
   } finally {
     signal.remove();
-    if (program) pc = await program.stop();
+    if (program) {
+      pc = await program.stop();
+      failed ??= program.failure();
+    }
     notices();
   }
   await a.stopForwarding();

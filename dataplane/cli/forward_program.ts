@@ -9,6 +9,7 @@
  *
  * @module
  */
+import type { BulktapError } from "../errors.ts";
 import { UsageError } from "./flags.ts";
 import type { ProgramSpec } from "../program.ts";
 import type { SchedulerInvalidVerdict, SchedulerReport } from "../scheduler.ts";
@@ -99,6 +100,8 @@ export interface RunningProgram {
   errors(): readonly { cpu: number; message: string }[];
   /** Its invalid verdicts so far: the first of each reason on each Worker. */
   invalidVerdicts(): readonly SchedulerInvalidVerdict[];
+  /** After `stop()`: the first Worker's failure (a TAP deleted under it), if any. */
+  failure(): BulktapError | undefined;
 }
 
 /**
@@ -123,11 +126,15 @@ export async function startProgram(
   mode: "bulk" | "single" = "bulk",
 ): Promise<RunningProgram> {
   const sched = await startPortProgram([a, b], spec, cpus, bulk, mode);
+  let failure: BulktapError | undefined;
   return {
     errors: () => sched.programErrors,
     invalidVerdicts: () => sched.invalidVerdicts,
+    failure: () => failure,
     async stop(): Promise<ProgramCounts> {
-      const report: SchedulerReport = await sched.close();
+      // A failed Worker ends the run; its counts are still reported.
+      const report: SchedulerReport = await sched.close({ rethrow: false });
+      failure = report.failure;
       const c = report.counters;
       return {
         program: label,

@@ -293,7 +293,10 @@ async function runOn(o: SwitchOptions, taps: TapDevice[]): Promise<number> {
       clearInterval(watch);
       if (tick !== undefined) clearInterval(tick);
     } finally {
-      report = await sched.close();
+      // A Worker that failed (its TAP deleted under it) ends the run, but
+      // what every Worker did is still counted and printed.
+      report = await sched.close({ rethrow: false });
+      failed ??= report.failure;
       notices();
       programErrors = [...sched.programErrors];
       invalidVerdicts = [...sched.invalidVerdicts];

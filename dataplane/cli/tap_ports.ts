@@ -180,6 +180,7 @@ export async function startPortProgram(
         device: tap.handle,
         queue: q,
         ingress: port,
+        name: tap.queues > 1 ? `${tap.name} queue ${q}` : tap.name,
         cpu: q % cpus,
       }))
     ),
