@@ -302,7 +302,12 @@ export async function runJob(
   // batches in flight.
   const ringSize = 1024;
   const frames = Math.min(1 << 20, o.queues * ringSize + o.cpus * 4096 + 4096);
-  using pool = new FramePool({ frames, frameSize: 2048, headroom: 256 });
+  // One pool per Worker, as the kernel keeps page pools per CPU: Worker w
+  // allocates from its own pool and (with as many queues as Workers) reads
+  // and returns its own frames, so no pool lock and no frame's metadata
+  // line is shared between CPUs. Pool 0 is the device's home pool.
+  using pools = new PoolSet(o.cpus, Math.ceil(frames / o.cpus) + ringSize);
+  const pool = pools.at(0);
   // With --tap the kernel is the reader: the TAP's writer threads drain the
   // queues into it, so throughput is what they wrote and no latency is
   // measured at a reader.
@@ -318,7 +323,7 @@ export async function runJob(
     sources: Array.from({ length: o.cpus }, (_, cpu) => ({
       kind: "generator",
       cpu,
-      pool: pool.handle,
+      pool: pools.at(cpu).handle,
       frameSize: o.frameSize,
       flows: 64,
       rate: o.rate / o.cpus,
@@ -587,5 +592,29 @@ export async function runMain(args: string[]): Promise<number> {
     throw e;
   } finally {
     for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  }
+}
+
+/** Pools that close together (after the devices that use them). */
+class PoolSet implements Disposable {
+  #pools: FramePool[] = [];
+
+  constructor(n: number, frames: number) {
+    try {
+      for (let i = 0; i < n; i++) {
+        this.#pools.push(new FramePool({ frames, frameSize: 2048, headroom: 256 }));
+      }
+    } catch (e) {
+      this[Symbol.dispose]();
+      throw e;
+    }
+  }
+
+  at(i: number): FramePool {
+    return this.#pools[i];
+  }
+
+  [Symbol.dispose](): void {
+    for (const p of this.#pools) p.close();
   }
 }
