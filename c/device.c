@@ -597,6 +597,13 @@ int32_t bt_queue_read(uint32_t h, uint32_t qi, uint32_t *refs, uint32_t max)
 	while (got < max) {
 		uint32_t want = max - got < 64 ? max - got : 64;
 		k = bt_ring_consume_batch(&q->ring, e, want);
+		/* Every frame's metadata line was last written by its producer,
+		 * on another CPU as often as not: ask for all of them before
+		 * touching the first, so the misses overlap instead of
+		 * following one another. */
+		for (uint32_t i = 0; i < k; i++)
+			if (!(e[i] & BT_TAG_COPY))
+				__builtin_prefetch((const void *)e[i], 1);
 		for (uint32_t i = 0; i < k; i++) {
 			struct bt_frame_meta *m;
 			struct bt_pool *p;

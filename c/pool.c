@@ -312,6 +312,11 @@ static int32_t pool_take(struct bt_pool *p, uint32_t *refs,
 	p->nfree -= k;
 	bt_lock_release(&p->lock);
 
+	/* The frames' metadata lines were last written by whoever returned
+	 * them (a reader on another CPU, often): request them all before the
+	 * first state check, so the misses overlap. */
+	for (uint32_t i = 0; i < k; i++)
+		__builtin_prefetch(bt_frame_at(p, refs[i]), 1);
 	for (uint32_t i = 0; i < k; i++) {
 		uint32_t idx = refs[i];
 		if (BT_UNLIKELY(!bt_state_take(bt_frame_at(p, idx), BT_FREE,
@@ -421,6 +426,15 @@ int32_t bt_pool_put(uint32_t handle, const uint32_t *refs, uint32_t n,
 	for (uint32_t i = 0; i < n;) {
 		uint32_t end = n - i > PUT_CHUNK ? i + PUT_CHUNK : n;
 
+		/* Take the state lines' misses before the lock, not while
+		 * holding it: the lock is held for stores only. */
+		for (uint32_t j = i; j < end; j++) {
+			uint32_t ix = refs[j] & BT_REF_INDEX_MASK;
+
+			if (refs[j] >> BT_REF_INDEX_BITS == p->slot &&
+			    ix < p->nframes)
+				__builtin_prefetch(bt_frame_at(p, ix), 1);
+		}
 		bt_lock_acquire(&p->lock);
 		for (; i < end; i++) {
 			uint32_t ref = refs[i];
