@@ -16,6 +16,7 @@ import type { SchedulerInvalidVerdict, SchedulerReport } from "../scheduler.ts";
 import type { TapDevice } from "../tap.ts";
 import {
   type InvalidCounts,
+  programTotals,
   startPortProgram,
   targetLatencies,
   type TargetLatency,
@@ -139,19 +140,9 @@ export async function startProgram(
       return {
         program: label,
         cpus,
-        rx: c.rx,
-        sent: c.txSent,
-        txDropped: c.txDropped,
-        programDrops: c.programDrops,
-        invalid: c.invalid,
-        invalidByReason: {
-          badVerdict: c.badVerdict,
-          missingTarget: c.missingTarget,
-          noIngress: c.noIngress,
-        },
+        ...programTotals(c),
         invalidVerdicts: [...sched.invalidVerdicts],
         passed: c.passed,
-        thrown: c.thrown,
         programErrors: [...sched.programErrors],
         latency: targetLatencies(report, [a.name, b.name]),
         toA: report.targets[0]?.sent ?? 0,

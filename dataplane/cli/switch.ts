@@ -22,6 +22,7 @@ import {
   latencyWords,
   portPool,
   programNotices,
+  programTotals,
   startPortProgram,
   stopSignal,
   targetLatencies,
@@ -320,17 +321,7 @@ async function runOn(o: SwitchOptions, taps: TapDevice[]): Promise<number> {
   }
   const c = report.counters;
   const program = {
-    rx: c.rx,
-    sent: c.txSent,
-    txDropped: c.txDropped,
-    programDrops: c.programDrops,
-    invalid: c.invalid,
-    invalidByReason: {
-      badVerdict: c.badVerdict,
-      missingTarget: c.missingTarget,
-      noIngress: c.noIngress,
-    },
-    thrown: c.thrown,
+    ...programTotals(c),
     programErrors,
     invalidVerdicts,
     floodCopies: c.broadcastCopies,

@@ -8,7 +8,12 @@
  */
 import { FramePool } from "../pool.ts";
 import type { ProgramSpec } from "../program.ts";
-import { Scheduler, type SchedulerInvalidVerdict, type SchedulerReport } from "../scheduler.ts";
+import {
+  Scheduler,
+  type SchedulerCounters,
+  type SchedulerInvalidVerdict,
+  type SchedulerReport,
+} from "../scheduler.ts";
 import {
   type TapDevice,
   tapFrameSize,
@@ -203,6 +208,41 @@ export interface InvalidCounts {
   missingTarget: number;
   /** `TX` from a source without an ingress port. */
   noIngress: number;
+}
+
+/** What a program did with the frames it read, as `forward --program` and `switch` report it. */
+export interface ProgramTotals {
+  /** Frames read from the TAPs. */
+  rx: number;
+  /** Frames transmitted into a TAP (flood copies included). */
+  sent: number;
+  /** Frames a target refused (full ring), back in their pool. */
+  txDropped: number;
+  /** DROP verdicts. */
+  programDrops: number;
+  /** Invalid verdicts, all reasons. */
+  invalid: number;
+  /** Invalid verdicts by reason. */
+  invalidByReason: InvalidCounts;
+  /** Frames dropped because the program threw on their batch. */
+  thrown: number;
+}
+
+/** The {@linkcode ProgramTotals} of a scheduler's counters. */
+export function programTotals(c: SchedulerCounters): ProgramTotals {
+  return {
+    rx: c.rx,
+    sent: c.txSent,
+    txDropped: c.txDropped,
+    programDrops: c.programDrops,
+    invalid: c.invalid,
+    invalidByReason: {
+      badVerdict: c.badVerdict,
+      missingTarget: c.missingTarget,
+      noIngress: c.noIngress,
+    },
+    thrown: c.thrown,
+  };
 }
 
 /** The per-reason counts of invalid verdicts as words, e.g. `bad verdict 0, missing target 3, no ingress 0`. */
