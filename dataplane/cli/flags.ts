@@ -3,10 +3,12 @@
  * `bench`): one parser, one {@linkcode UsageError}, one wording for a bad
  * flag, and one pointer to `--help`. A string flag takes the next argument
  * as its value even when it starts with `-`, so `--rate -5` and
- * `--rate=-5` are the same (and both refused by the range check).
+ * `--rate=-5` are the same (and both refused by the range check). A run
+ * that fails is said one way too ({@linkcode reportFailure}).
  *
  * @module
  */
+import { BulktapError } from "../errors.ts";
 
 /**
  * A bad flag or value: the command exits with status 2.
@@ -165,6 +167,25 @@ export function reportUsage(
   const cmd = command ? ` ${command}` : "";
   console.error(`bulktap${cmd}: ${e.message}\nrun \`${help}\` for usage`);
   return 2;
+}
+
+/**
+ * Say a run's failure the one way every command says it: a library error
+ * as `bulktap <command>: <message>` on stderr, exit status 1. Anything
+ * else is a bug, not a failure of the run, and is thrown again.
+ *
+ * @example
+ * ```ts
+ * import { reportFailure } from "./flags.ts";
+ * import { BulktapError } from "../errors.ts";
+ * const status = reportFailure("forward", new BulktapError("ENODEV", "tapA is gone"));
+ * console.log(status); // 1
+ * ```
+ */
+export function reportFailure(command: string, e: unknown): number {
+  if (!(e instanceof BulktapError)) throw e;
+  console.error(`bulktap${command ? ` ${command}` : ""}: ${e.message}`);
+  return 1;
 }
 
 /**

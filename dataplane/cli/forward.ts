@@ -7,8 +7,8 @@
  *
  * @module
  */
-import { intFlag, parseFlags, reportUsage, UsageError } from "./flags.ts";
-import { BulktapError } from "../errors.ts";
+import { intFlag, parseFlags, reportFailure, reportUsage, UsageError } from "./flags.ts";
+import type { BulktapError } from "../errors.ts";
 import { TAP_MAX_MTU, TAP_OFFLOADS, TapDevice, tapNameProblem, type TapOffload } from "../tap.ts";
 import type { ProgramSpec } from "../program.ts";
 import { type ProgramCounts, programSpec, startProgram } from "./forward_program.ts";
@@ -219,11 +219,7 @@ export async function forwardMain(args: string[]): Promise<number> {
   try {
     return await run(opts);
   } catch (e) {
-    if (e instanceof BulktapError) {
-      console.error(`bulktap forward: ${e.message}`);
-      return 1;
-    }
-    throw e;
+    return reportFailure("forward", e);
   }
 }
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { intFlag, numFlag, parseFlags, reportUsage, UsageError } from "./flags.ts";
+import { intFlag, numFlag, parseFlags, reportFailure, reportUsage, UsageError } from "./flags.ts";
 import { nsParts, type Row, table } from "./table.ts";
 import { Device } from "../device.ts";
 import { intIn, show } from "../boundary.ts";
@@ -585,11 +585,7 @@ export async function runMain(args: string[]): Promise<number> {
     else printSummary(r);
     return signalled || 0;
   } catch (e) {
-    if (e instanceof BulktapError) {
-      console.error(`bulktap: ${e.message}`);
-      return 1;
-    }
-    throw e;
+    return reportFailure("", e);
   } finally {
     for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
   }

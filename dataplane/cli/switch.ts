@@ -10,11 +10,11 @@
  *
  * @module
  */
-import { BulktapError } from "../errors.ts";
+import type { BulktapError } from "../errors.ts";
 import { nowNs } from "../clock.ts";
 import type { SchedulerInvalidVerdict } from "../scheduler.ts";
 import { TAP_OFFLOADS, TapDevice, tapNameProblem } from "../tap.ts";
-import { intFlag, numFlag, parseFlags, reportUsage, UsageError } from "./flags.ts";
+import { intFlag, numFlag, parseFlags, reportFailure, reportUsage, UsageError } from "./flags.ts";
 import {
   deviceCounts,
   type ForwardCounts,
@@ -214,11 +214,7 @@ export async function switchMain(args: string[]): Promise<number> {
   try {
     return await run(opts);
   } catch (e) {
-    if (e instanceof BulktapError) {
-      console.error(`bulktap switch: ${e.message}`);
-      return 1;
-    }
-    throw e;
+    return reportFailure("switch", e);
   }
 }
 
